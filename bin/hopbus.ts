@@ -1,0 +1,241 @@
+#!/usr/bin/env node
+/**
+ * The hopbus command line: broker | pub | sub | req. Each has --help.
+ * Bad arguments print a usage error and exit 2, never a stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { startBroker, type BrokerOptions } from '../broker/index.js';
+import { connect, type Bus, type Msg } from '../client/index.js';
+
+const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus
+
+Usage: hopbus <command> [options]
+
+Commands:
+  broker              run a broker (default 127.0.0.1:7400)
+  pub SUBJECT DATA    publish a message
+  sub PATTERN         subscribe and print messages
+  req SUBJECT DATA    send a request and print the reply
+
+Run "hopbus <command> --help" for a command's options.`;
+
+const BROKER_HELP = `Usage: hopbus broker [options]
+
+Runs a broker until SIGINT or SIGTERM, then shuts down gracefully (flushes pending
+messages, closes every connection, exits 0).
+
+Options:
+  --host H            interface to listen on (default 127.0.0.1)
+  --port P            TCP port (default 7400; 0 picks a free port)
+  --unix PATH         also listen on a Unix-domain socket
+  --config FILE       JSON file of broker options (see README); flags override it
+  --log-level L       fatal|error|warn|info|debug|trace|silent (default info)
+  --name NAME         server name reported to clients
+  --max-payload N     largest payload in bytes (default 1048576)
+  --max-pending N     bytes queued towards one client before it is a slow consumer
+  --ping-interval MS  keepalive PING interval in ms (default 30000; 0 = off)
+  -h, --help          show this help`;
+
+const PUB_HELP = `Usage: hopbus pub SUBJECT DATA [options]
+
+Publishes DATA (sent as a UTF-8 string) to SUBJECT.
+
+Options:
+  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
+  -n, --count N       publish N times (default 1)
+  --json              parse DATA as JSON and send it as msgpack
+  -h, --help          show this help`;
+
+const SUB_HELP = `Usage: hopbus sub PATTERN [options]
+
+Subscribes to PATTERN ("*" matches one token, ">" the rest) and prints each message
+as "[n] subject: payload" until interrupted or --count messages arrived.
+
+Options:
+  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
+  -q, --queue Q       join queue group Q
+  -n, --count N       exit after N messages
+  -h, --help          show this help`;
+
+const REQ_HELP = `Usage: hopbus req SUBJECT DATA [options]
+
+Sends DATA as a request to SUBJECT and prints the reply.
+
+Options:
+  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
+  -t, --timeout MS    give up after MS milliseconds (default 2000)
+  --json              parse DATA as JSON and send it as msgpack
+  -h, --help          show this help`;
+
+class UsageError extends Error {}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Values = Record<string, any>;
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, help: string): { values: Values; positionals: string[] } {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${help}`);
+  }
+}
+
+function int(name: string, v: string | undefined, min = 0): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function render(msg: Msg): string {
+  const v = msg.value;
+  if (typeof v === 'string') return v;
+  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+  return JSON.stringify(v);
+}
+
+async function cmdBroker(args: string[]): Promise<void> {
+  const { values, positionals } = parse(
+    args,
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      unix: { type: 'string' },
+      config: { type: 'string' },
+      'log-level': { type: 'string' },
+      name: { type: 'string' },
+      'max-payload': { type: 'string' },
+      'max-pending': { type: 'string' },
+      'ping-interval': { type: 'string' },
+    },
+    BROKER_HELP,
+  );
+  if (values.help) return void console.log(BROKER_HELP);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${BROKER_HELP}`);
+  let fileOpts: BrokerOptions = {};
+  if (values.config) {
+    try {
+      fileOpts = JSON.parse(readFileSync(values.config, 'utf8')) as BrokerOptions;
+    } catch (err) {
+      throw new UsageError(`cannot read config file ${values.config}: ${(err as Error).message}`);
+    }
+  }
+  const opts: BrokerOptions = { logLevel: 'info', ...fileOpts };
+  if (values.host) opts.host = values.host;
+  if (values.port !== undefined) opts.port = int('port', values.port)!;
+  if (values.unix) opts.unix = values.unix;
+  if (values['log-level']) opts.logLevel = values['log-level'];
+  if (values.name) opts.name = values.name;
+  if (values['max-payload'] !== undefined) opts.maxPayload = int('max-payload', values['max-payload'], 1);
+  if (values['max-pending'] !== undefined) opts.maxPending = int('max-pending', values['max-pending'], 1);
+  if (values['ping-interval'] !== undefined) opts.pingIntervalMs = int('ping-interval', values['ping-interval']);
+  const b = await startBroker(opts);
+  console.log(`hopbus broker ready: ${b.urls.join('  ')}`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    b.broker.log.info({ signal }, 'shutting down');
+    b.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function open(server: string | undefined, name: string): Promise<Bus> {
+  const bus = await connect(server ?? 'tcp://127.0.0.1:7400', { name, reconnect: false });
+  bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
+  return bus;
+}
+
+function payload(data: string, json: boolean | undefined): unknown {
+  if (!json) return data;
+  try {
+    return JSON.parse(data);
+  } catch (err) {
+    throw new UsageError(`--json: DATA is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+async function cmdPub(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, count: { type: 'string', short: 'n' }, json: { type: 'boolean' } }, PUB_HELP);
+  if (values.help) return void console.log(PUB_HELP);
+  if (positionals.length !== 2) throw new UsageError(`pub needs SUBJECT and DATA\n\n${PUB_HELP}`);
+  const [subject, data] = positionals as [string, string];
+  const count = int('count', values.count, 1) ?? 1;
+  const value = payload(data, values.json);
+  const bus = await open(values.server, 'hopbus-pub');
+  for (let i = 0; i < count; i++) {
+    bus.publish(subject, value);
+    if (bus.pendingBytes > 1 << 20) await bus.flush();
+  }
+  await bus.flush();
+  await bus.close();
+  console.log(`published ${count} message${count === 1 ? '' : 's'} to "${subject}"`);
+}
+
+async function cmdSub(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, queue: { type: 'string', short: 'q' }, count: { type: 'string', short: 'n' } }, SUB_HELP);
+  if (values.help) return void console.log(SUB_HELP);
+  if (positionals.length !== 1) throw new UsageError(`sub needs one PATTERN\n\n${SUB_HELP}`);
+  const count = int('count', values.count, 1);
+  const bus = await open(values.server, 'hopbus-sub');
+  const sub = bus.subscribe(positionals[0]!, { queue: values.queue, max: count });
+  await bus.flush();
+  console.error(`listening on "${positionals[0]}"${values.queue ? ` in queue group "${values.queue}"` : ''}`);
+  process.on('SIGINT', () => void bus.drain().then(() => process.exit(0)));
+  let n = 0;
+  for await (const msg of sub) {
+    n++;
+    console.log(`[${n}] ${msg.subject}: ${render(msg)}`);
+  }
+  await bus.close();
+}
+
+async function cmdReq(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, timeout: { type: 'string', short: 't' }, json: { type: 'boolean' } }, REQ_HELP);
+  if (values.help) return void console.log(REQ_HELP);
+  if (positionals.length !== 2) throw new UsageError(`req needs SUBJECT and DATA\n\n${REQ_HELP}`);
+  const bus = await open(values.server, 'hopbus-req');
+  try {
+    const reply = await bus.request(positionals[0]!, payload(positionals[1]!, values.json), { timeoutMs: int('timeout', values.timeout, 1) ?? 2000 });
+    console.log(render(reply));
+  } finally {
+    await bus.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'broker':
+      return cmdBroker(rest);
+    case 'pub':
+      return cmdPub(rest);
+    case 'sub':
+      return cmdSub(rest);
+    case 'req':
+      return cmdReq(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      console.log(MAIN_HELP);
+      return;
+    default:
+      throw new UsageError(`unknown command "${cmd}"\n\n${MAIN_HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  if (err instanceof UsageError) {
+    console.error(`hopbus: ${err.message}`);
+    process.exit(2);
+  }
+  console.error(`hopbus: ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,267 @@
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { SubjectTree, isValidSubject } from '../topics/index.js';
+import {
+  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind,
+  msgSize, monoNs, writeMsgHeader,
+} from '../transports/frame.js';
+import type { Link, Listener } from '../transports/link.js';
+import { listenStream } from '../transports/stream.js';
+import { parseUrl } from '../transports/url.js';
+import { maxFrameFor, resolveOptions, type BrokerOptions, type ResolvedOptions } from './config.js';
+import { Route, buildRoute, type Subscription } from './route.js';
+import { Session } from './session.js';
+
+export const VERSION = '0.1.0';
+
+export interface BrokerCounters {
+  msgsIn: number;
+  bytesIn: number;
+  msgsOut: number;
+  bytesOut: number;
+  /** Published messages no subscription matched. */
+  unrouted: number;
+  slowConsumers: number;
+  connectionsTotal: number;
+  /** Connections refused or closed for a protocol violation. */
+  protocolErrors: number;
+}
+
+/**
+ * The broker: accepts links from every listener, keeps one Session per link, and
+ * routes each PUB to the sessions whose subscriptions match. Single-threaded: all of
+ * it runs on the thread that started it.
+ */
+export class Broker {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  readonly tree: SubjectTree<Subscription, Route>;
+  readonly serverId = randomBytes(8).toString('hex');
+  readonly startedAt = Date.now();
+  readonly counters: BrokerCounters = {
+    msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, unrouted: 0, slowConsumers: 0, connectionsTotal: 0, protocolErrors: 0,
+  };
+  readonly sessions = new Set<Session>();
+  readonly listeners: Listener[] = [];
+  private nextId = 1;
+  private pingTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+  private readonly view = new MsgView();
+  private readonly maxFrame: number;
+
+  constructor(options: BrokerOptions = {}, logger?: Logger) {
+    this.options = resolveOptions(options);
+    this.maxFrame = maxFrameFor(this.options);
+    this.log =
+      logger ??
+      pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
+    this.tree = new SubjectTree<Subscription, Route>({ cacheSize: this.options.matchCacheSize, build: buildRoute });
+  }
+
+  /** The URL clients dial for the first listener (TCP if any). */
+  get url(): string {
+    return this.listeners[0]?.url ?? '';
+  }
+
+  get urls(): string[] {
+    return this.listeners.map((l) => l.url);
+  }
+
+  async listen(): Promise<void> {
+    const o = this.options;
+    try {
+      if (o.port !== null) {
+        this.listeners.push(await listenStream(parseUrl(`tcp://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`), this.maxFrame, this.accept));
+      }
+      if (o.unix) this.listeners.push(await listenStream(parseUrl(`unix://${o.unix}`), this.maxFrame, this.accept));
+    } catch (err) {
+      await Promise.all(this.listeners.map((l) => l.close()));
+      this.listeners.length = 0;
+      throw err;
+    }
+    if (o.pingIntervalMs > 0) {
+      this.pingTimer = setInterval(this.keepalive, o.pingIntervalMs);
+      this.pingTimer.unref();
+    }
+    const { logDestination: _d, ...shown } = o;
+    this.log.info({ config: shown, urls: this.urls, serverId: this.serverId, version: VERSION }, 'broker started');
+  }
+
+  /** Adopts a link from any transport: the one way in for every client. */
+  readonly accept = (link: Link): void => {
+    if (this.closing) {
+      link.destroy();
+      return;
+    }
+    this.counters.connectionsTotal++;
+    const session = new Session(this.nextId++, link, this);
+    if (this.sessions.size >= this.options.maxConnections) {
+      link.start(session);
+      session.fatal(ErrCode.PROTOCOL, `maximum connections reached (${this.options.maxConnections}); try again later or another server`);
+      return;
+    }
+    this.sessions.add(session);
+    link.start(session);
+  };
+
+  /** Called by a session once its link is closed for good. */
+  detach(session: Session): void {
+    this.sessions.delete(session);
+  }
+
+  info(clientId: number): Record<string, unknown> {
+    const o = this.options;
+    return {
+      serverId: this.serverId,
+      serverName: o.name,
+      version: VERSION,
+      proto: 1,
+      clientId,
+      maxPayload: o.maxPayload,
+      maxHeaders: o.maxHeaders,
+      maxSubscriptions: o.maxSubscriptions,
+      maxPending: o.maxPending,
+      pingIntervalMs: o.pingIntervalMs,
+    };
+  }
+
+  /**
+   * The hot path: one PUB frame in, the same bytes out to every interested session.
+   * The frame is turned into a MSG in place (op byte, broker timestamp) and copied
+   * into each receiving link's write buffer; nothing is re-encoded per subscriber.
+   */
+  publish(from: Session, buf: Buffer, off: number, len: number): void {
+    const v = this.view.parse(buf, off, len);
+    const c = this.counters;
+    c.msgsIn++;
+    c.bytesIn += len;
+    if (v.payloadLen > this.options.maxPayload) {
+      from.fatal(ErrCode.MAX_PAYLOAD, `maximum payload exceeded: ${v.payloadLen} bytes, the limit is ${this.options.maxPayload}`);
+      return;
+    }
+    if (v.headersLen > this.options.maxHeaders) {
+      from.fatal(ErrCode.MAX_PAYLOAD, `maximum headers size exceeded: ${v.headersLen} bytes, the limit is ${this.options.maxHeaders}`);
+      return;
+    }
+    const subject = v.subject();
+    if (!isValidSubject(subject)) {
+      from.error(ErrCode.BAD_SUBJECT, `invalid publish subject "${subject}"; the message was dropped`);
+      return;
+    }
+    if (v.replyLen > 0 && !isValidSubject(v.reply())) {
+      from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);
+      return;
+    }
+    const route = this.tree.match(subject);
+    if (route.total === 0) {
+      c.unrouted++;
+      if (v.flags & FLAG_REQUEST && v.replyLen > 0) this.noResponders(v.reply());
+      return;
+    }
+    buf[off + 4] = Op.MSG;
+    if (v.tsOff >= 0) buf.writeBigUInt64LE(monoNs(), v.tsOff + 8);
+    this.fanout(route, buf, off, len);
+  }
+
+  private fanout(route: Route, buf: Buffer, off: number, len: number): void {
+    const c = this.counters;
+    const sessions = route.sessions;
+    for (let i = 0; i < sessions.length; i++) {
+      const s = sessions[i]!;
+      if (s.open) s.deliver(buf, off, len, 0);
+    }
+    c.msgsOut += sessions.length;
+    c.bytesOut += sessions.length * len;
+    const groups = route.groups;
+    for (let g = 0; g < groups.length; g++) {
+      const members = groups[g]!;
+      // Round robin, skipping members whose session is closing.
+      for (let tries = 0; tries < members.length; tries++) {
+        const k = route.cursor[g]! % members.length;
+        route.cursor[g] = k + 1;
+        const sub = members[k]!;
+        if (!sub.session.open) continue;
+        sub.session.deliver(buf, off, len, sub.sid);
+        c.msgsOut++;
+        c.bytesOut += len;
+        if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
+        break;
+      }
+    }
+    const limited = route.limited;
+    for (let i = 0; i < limited.length; i++) {
+      const sub = limited[i]!;
+      if (++sub.delivered >= sub.max) sub.session.removeSub(sub);
+    }
+  }
+
+  /** Tells a requester at once that nobody subscribes to its subject. */
+  private noResponders(reply: string): void {
+    const route = this.tree.match(reply);
+    if (route.total === 0) return;
+    const s = Buffer.byteLength(reply);
+    const total = msgSize(s, 0, 0, 0, false);
+    const frame = Buffer.allocUnsafe(total);
+    const at = writeMsgHeader(frame, 0, total, Op.MSG, FLAG_NO_RESPONDERS, PayloadKind.RAW, 0, s, 0, 0);
+    frame.write(reply, at, s, 'utf8');
+    this.fanout(route, frame, 0, total);
+  }
+
+  private readonly keepalive = (): void => {
+    const max = this.options.maxPingsOut;
+    for (const s of this.sessions) {
+      if (!s.open) continue;
+      if (s.pingsOut >= max) {
+        s.fatal(ErrCode.STALE_CONNECTION, `stale connection: ${s.pingsOut} PINGs unanswered`);
+        continue;
+      }
+      s.pingsOut++;
+      s.sendBare(Op.PING);
+    }
+  };
+
+  /**
+   * Graceful shutdown: stop accepting, flush what is pending to every client, close.
+   * Resolves when every connection has closed (forced after `graceMs`).
+   */
+  close(graceMs = 2000): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = (async () => {
+      if (this.pingTimer) clearInterval(this.pingTimer);
+      // server.close() stops accepting at once but settles only when its
+      // connections are gone, so it is awaited after the sessions are closed.
+      const stopped = Promise.all(this.listeners.map((l) => l.close()));
+      const sessions = [...this.sessions];
+      for (const s of sessions) s.shutdown();
+      const force = setTimeout(() => {
+        for (const s of sessions) s.link.destroy();
+      }, graceMs);
+      await Promise.all(sessions.map((s) => s.done));
+      clearTimeout(force);
+      await stopped;
+      this.log.info({ counters: this.counters }, 'broker stopped');
+      this.log.flush?.();
+    })();
+    return this.closing;
+  }
+}
+
+export interface StartedBroker {
+  /** URL of the first listener, e.g. tcp://127.0.0.1:7400 */
+  readonly url: string;
+  readonly urls: string[];
+  readonly broker: Broker;
+  close(): Promise<void>;
+}
+
+/** Starts an embedded broker; `port: 0` picks a free port (read it back from `url`). */
+export async function startBroker(options: BrokerOptions = {}, logger?: Logger): Promise<StartedBroker> {
+  const broker = new Broker(options, logger);
+  await broker.listen();
+  return {
+    url: broker.url,
+    urls: broker.urls,
+    broker,
+    close: () => broker.close(),
+  };
+}

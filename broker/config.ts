@@ -1,0 +1,127 @@
+/**
+ * Broker settings: every default a user may tune, in one place, each with why.
+ * The daemon's --config file (JSON) and startBroker() take the same keys; an unknown
+ * key or a value of the wrong kind is refused with an error that names it.
+ */
+
+export interface BrokerOptions {
+  /** Interface to listen on for TCP. */
+  host?: string;
+  /** TCP port; 0 picks a free one. Set to null to serve no TCP at all (unix only). */
+  port?: number | null;
+  /** Also listen on this Unix-domain socket path. */
+  unix?: string;
+  /** Server name reported to clients and in logs. */
+  name?: string;
+  /** Largest payload a client may publish, in bytes. Sent to clients in INFO. */
+  maxPayload?: number;
+  /** Largest headers block of a message, in bytes. */
+  maxHeaders?: number;
+  /** Subscriptions one connection may hold. */
+  maxSubscriptions?: number;
+  /** Bytes queued towards one connection before it is a slow consumer. */
+  maxPending?: number;
+  /** Connections the broker accepts at once. */
+  maxConnections?: number;
+  /** Interval of the broker's keepalive PINGs; 0 turns keepalive off. */
+  pingIntervalMs?: number;
+  /** Unanswered PINGs after which a connection is stale and closed. */
+  maxPingsOut?: number;
+  /** Time a new connection has to send CONNECT. */
+  handshakeTimeoutMs?: number;
+  /** Entries in the subject match cache. */
+  matchCacheSize?: number;
+  /** pino level: fatal, error, warn, info, debug, trace or silent. */
+  logLevel?: string;
+  /** Where pino writes: a file descriptor (1 = stdout, the default). */
+  logDestination?: number;
+}
+
+export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port'>> & { unix?: string; port: number | null };
+
+export const DEFAULTS: ResolvedOptions = {
+  host: '127.0.0.1',
+  port: 7400,
+  name: 'hopbus',
+  // 1 MiB: large enough for any market-data or order message; bigger payloads
+  // belong in a store, with their key on the bus. nats-server has the same default.
+  maxPayload: 1024 * 1024,
+  maxHeaders: 64 * 1024,
+  maxSubscriptions: 65_536,
+  // 64 MiB: several seconds of a busy feed for a subscriber that hiccups; beyond
+  // that it is not catching up, and keeping more only hurts everyone's memory.
+  maxPending: 64 * 1024 * 1024,
+  maxConnections: 65_536,
+  // 30 s PINGs and 2 misses: a dead peer behind a silent network is found within
+  // about 90 s, at the cost of one tiny frame per connection per interval.
+  pingIntervalMs: 30_000,
+  maxPingsOut: 2,
+  handshakeTimeoutMs: 5_000,
+  matchCacheSize: 4096,
+  logLevel: 'warn',
+  logDestination: 1,
+};
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'string' | 'int' | 'port';
+const KINDS: Record<keyof BrokerOptions, Kind> = {
+  host: 'string',
+  port: 'port',
+  unix: 'string',
+  name: 'string',
+  maxPayload: 'int',
+  maxHeaders: 'int',
+  maxSubscriptions: 'int',
+  maxPending: 'int',
+  maxConnections: 'int',
+  pingIntervalMs: 'int',
+  maxPingsOut: 'int',
+  handshakeTimeoutMs: 'int',
+  matchCacheSize: 'int',
+  logLevel: 'string',
+  logDestination: 'int',
+};
+
+/** Validates options against the known keys and fills in defaults. */
+export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
+  if (opts === null || typeof opts !== 'object') throw new ConfigError('broker options must be an object');
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  for (const [key, value] of Object.entries(opts)) {
+    const kind = KINDS[key as keyof BrokerOptions];
+    if (kind === undefined) {
+      throw new ConfigError(`unknown broker option "${key}"; known options: ${Object.keys(KINDS).join(', ')}`);
+    }
+    if (value === undefined) continue;
+    if (kind === 'string' && (typeof value !== 'string' || value.length === 0)) {
+      throw new ConfigError(`broker option "${key}" must be a non-empty string, got ${JSON.stringify(value)}`);
+    }
+    if (kind === 'int' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
+      throw new ConfigError(`broker option "${key}" must be a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+    if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
+      throw new ConfigError(`broker option "port" must be an integer from 0 to 65535 (or null for no TCP), got ${JSON.stringify(value)}`);
+    }
+    out[key] = value;
+  }
+  const r = out as ResolvedOptions;
+  if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
+  if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');
+  if (r.maxPayload > 64 * 1024 * 1024) throw new ConfigError('broker option "maxPayload" is capped at 64 MiB');
+  if (r.port === null && !r.unix) throw new ConfigError('the broker needs a TCP port or a unix socket path to listen on');
+  if (r.maxPingsOut < 1) throw new ConfigError('broker option "maxPingsOut" must be at least 1');
+  return r;
+}
+
+/** Largest frame the broker accepts: a maximal payload plus subject, reply, headers and fixed fields. */
+export function maxFrameFor(o: { maxPayload: number; maxHeaders: number }): number {
+  return o.maxPayload + o.maxHeaders + 2 * 65_535 + 64;
+}

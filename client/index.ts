@@ -1,0 +1,30 @@
+/**
+ * hopbus: the client SDK.
+ *
+ *   import { connect } from 'hopbus'
+ *   const bus = await connect('tcp://127.0.0.1:7400', { name: 'pricer' })
+ *   bus.subscribe('md.*.bid', (msg) => console.log(msg.subject, msg.value))
+ *   bus.publish('md.EURUSD.bid', { px: 1.0712 })
+ */
+import { Bus } from './bus.js';
+import type { ConnectOptions } from './options.js';
+
+/**
+ * Connects to a broker (or the first reachable of a list) and completes the handshake.
+ * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path.
+ */
+export async function connect(servers: string | string[], options?: ConnectOptions): Promise<Bus> {
+  const bus = new Bus(servers, options);
+  await bus.open();
+  return bus;
+}
+
+export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats } from './bus.js';
+export { Msg } from './msg.js';
+export { Subscription, type MsgHandler, type SubscribeOptions } from './subscription.js';
+export { CLIENT_DEFAULTS, type ConnectOptions } from './options.js';
+export {
+  HopbusError, SubjectError, MaxPayloadError, NoRespondersError, TimeoutError, SlowConsumerError,
+  ConnectionError, PendingLimitError, OptionsError, ServerError,
+} from './errors.js';
+export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';

@@ -1,0 +1,86 @@
+import { FLAG_NO_RESPONDERS, FLAG_TS, type MsgView } from '../transports/frame.js';
+import { decodePayload, unpackr } from './codec.js';
+
+/** What Msg needs from its connection to answer a request. */
+export interface Responder {
+  publish(subject: string, data?: unknown, options?: { headers?: Record<string, string> }): void;
+}
+
+/**
+ * A received message. Built once per frame and shared by every local subscription it
+ * matches; payload views and decoding are lazy so a subscriber that only reads
+ * `subject` pays for nothing else. The bytes are not copied: `data` views the
+ * receive buffer, which nothing reuses.
+ */
+export class Msg {
+  readonly subject: string;
+  /** Reply subject, or '' when the publisher expects no reply. */
+  readonly reply: string;
+  /** 0 raw, 1 utf8, 2 msgpack: how `value` is decoded. */
+  readonly kind: number;
+  readonly flags: number;
+  private readonly buf: Buffer;
+  private readonly payloadOff: number;
+  private readonly payloadLen: number;
+  private readonly headersOff: number;
+  private readonly headersLen: number;
+  private readonly tsOff: number;
+  private decoded: unknown = NOT_DECODED;
+
+  constructor(v: MsgView, subject: string, private readonly bus: Responder) {
+    this.subject = subject;
+    this.reply = v.reply();
+    this.kind = v.kind;
+    this.flags = v.flags;
+    this.buf = v.buf;
+    this.payloadOff = v.payloadOff;
+    this.payloadLen = v.payloadLen;
+    this.headersOff = v.headersOff;
+    this.headersLen = v.headersLen;
+    this.tsOff = v.tsOff;
+  }
+
+  /** The payload bytes as sent. */
+  get data(): Uint8Array {
+    return this.buf.subarray(this.payloadOff, this.payloadOff + this.payloadLen);
+  }
+
+  /** The payload decoded by its kind: Uint8Array, string, or the msgpack value. */
+  get value(): unknown {
+    if (this.decoded === NOT_DECODED) this.decoded = decodePayload(this.kind, this.buf.subarray(this.payloadOff, this.payloadOff + this.payloadLen));
+    return this.decoded;
+  }
+
+  /** The payload as UTF-8 text, whatever its kind. */
+  string(): string {
+    return this.buf.toString('utf8', this.payloadOff, this.payloadOff + this.payloadLen);
+  }
+
+  get headers(): Record<string, string> | undefined {
+    if (this.headersLen === 0) return undefined;
+    return unpackr.unpack(this.buf.subarray(this.headersOff, this.headersOff + this.headersLen)) as Record<string, string>;
+  }
+
+  /** Publisher's send time (monotonic ns), when the publisher stamps timestamps. */
+  get sentAt(): bigint | undefined {
+    return this.flags & FLAG_TS ? this.buf.readBigUInt64LE(this.tsOff) : undefined;
+  }
+
+  /** When the broker received it (monotonic ns), when timestamps are on. */
+  get brokerAt(): bigint | undefined {
+    return this.flags & FLAG_TS ? this.buf.readBigUInt64LE(this.tsOff + 8) : undefined;
+  }
+
+  /** True for the broker's "no responders" answer to a request. */
+  get noResponders(): boolean {
+    return (this.flags & FLAG_NO_RESPONDERS) !== 0;
+  }
+
+  /** Answers a request: publishes to this message's reply subject. */
+  respond(data?: unknown, options?: { headers?: Record<string, string> }): void {
+    if (this.reply === '') throw new Error(`message on "${this.subject}" has no reply subject to respond to`);
+    this.bus.publish(this.reply, data, options);
+  }
+}
+
+const NOT_DECODED = Symbol('not decoded');

@@ -1,0 +1,67 @@
+import { OptionsError } from './errors.js';
+
+export interface ConnectOptions {
+  /** Client name, shown in the broker's logs and monitoring. */
+  name?: string;
+  /** Reconnect after a lost connection (default true). */
+  reconnect?: boolean;
+  /** Reconnect attempts before giving up; -1 = forever (default). */
+  maxReconnectAttempts?: number;
+  /** First reconnect delay; doubles per failed round over the server list (default 100 ms). */
+  reconnectDelayMs?: number;
+  /** Cap of the reconnect delay (default 5,000 ms). */
+  maxReconnectDelayMs?: number;
+  /** Random extra delay up to this, so many clients do not reconnect in lockstep (default 100 ms). */
+  reconnectJitterMs?: number;
+  /** Bytes of publishes kept while disconnected, sent on reconnect; beyond it publish throws (default 8 MiB). */
+  reconnectBufferBytes?: number;
+  /** Bytes queued towards the broker before publish throws PendingLimitError (default 64 MiB). */
+  maxPendingBytes?: number;
+  /** Time allowed for connecting and the handshake, per attempt (default 5,000 ms). */
+  timeoutMs?: number;
+  /** Keepalive PING interval; 0 = off (default 30,000 ms). */
+  pingIntervalMs?: number;
+  /** Unanswered PINGs after which the connection is considered dead (default 2). */
+  maxPingsOut?: number;
+  /** Ask the broker to acknowledge every SUB, UNSUB and PUB with OK (default false). */
+  verbose?: boolean;
+  /** Stamp every published message with its monotonic send time (default false). */
+  timestamps?: boolean;
+  /** Default timeout of request() (default 5,000 ms). */
+  requestTimeoutMs?: number;
+}
+
+export type ResolvedConnectOptions = Required<ConnectOptions>;
+
+export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
+  name: '',
+  reconnect: true,
+  maxReconnectAttempts: -1,
+  reconnectDelayMs: 100,
+  maxReconnectDelayMs: 5_000,
+  reconnectJitterMs: 100,
+  reconnectBufferBytes: 8 * 1024 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
+  timeoutMs: 5_000,
+  pingIntervalMs: 30_000,
+  maxPingsOut: 2,
+  verbose: false,
+  timestamps: false,
+  requestTimeoutMs: 5_000,
+};
+
+export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnectOptions {
+  if (opts === null || typeof opts !== 'object') throw new OptionsError('connect options must be an object');
+  const out: Record<string, unknown> = { ...CLIENT_DEFAULTS };
+  for (const [k, v] of Object.entries(opts)) {
+    const def = (CLIENT_DEFAULTS as unknown as Record<string, unknown>)[k];
+    if (def === undefined) throw new OptionsError(`unknown connect option "${k}"; known options: ${Object.keys(CLIENT_DEFAULTS).join(', ')}`);
+    if (v === undefined) continue;
+    if (typeof v !== typeof def) throw new OptionsError(`connect option "${k}" must be a ${typeof def}, got ${JSON.stringify(v)}`);
+    if (typeof v === 'number' && !(Number.isFinite(v) && (v >= 0 || (k === 'maxReconnectAttempts' && v === -1)))) {
+      throw new OptionsError(`connect option "${k}" must be a non-negative number, got ${v}`);
+    }
+    out[k] = v;
+  }
+  return out as ResolvedConnectOptions;
+}

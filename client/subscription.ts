@@ -1,0 +1,159 @@
+import { SlowConsumerError } from './errors.js';
+import type { Msg } from './msg.js';
+
+export type MsgHandler = (msg: Msg) => void;
+
+export interface SubscribeOptions {
+  /** Queue group: each message goes to one member of the group. */
+  queue?: string;
+  /** Unsubscribe automatically after this many messages. */
+  max?: number;
+  /** For iterator subscriptions: messages buffered before new ones are dropped (default 65,536). */
+  maxPending?: number;
+}
+
+/** What a Subscription needs from its connection. */
+export interface SubscriptionOwner {
+  unsubscribeSid(sub: Subscription, max: number): void;
+  reportError(err: Error): void;
+}
+
+/**
+ * A subscription: delivers to a callback, or, without one, is an async iterable.
+ * Used on the connection's thread only.
+ */
+export class Subscription implements AsyncIterable<Msg> {
+  /** Messages delivered so far. */
+  received = 0;
+  /** Messages dropped because the iterator's buffer was full. */
+  dropped = 0;
+  /** Auto-unsubscribe after this many messages; 0 = never. */
+  max: number;
+  readonly queue: string;
+  private isClosed = false;
+  // Iterator buffer: a ring of Msg, grown on demand up to maxPending.
+  private buf: (Msg | undefined)[] = [];
+  private head = 0;
+  private count = 0;
+  private readonly maxPending: number;
+  private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
+  private failure: Error | null = null;
+  private overflowing = false;
+  private resolveClosed!: () => void;
+  /** Resolves when the subscription ends (unsubscribed, drained, auto-expired or connection closed). */
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly owner: SubscriptionOwner,
+    readonly sid: number,
+    readonly subject: string,
+    private readonly callback: MsgHandler | null,
+    options: SubscribeOptions,
+  ) {
+    this.queue = options.queue ?? '';
+    this.max = options.max ?? 0;
+    this.maxPending = options.maxPending ?? 65_536;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  get isClosedNow(): boolean {
+    return this.isClosed;
+  }
+
+  /** Called by the connection for each message. Returns false once it is done (max reached). */
+  deliver(msg: Msg): boolean {
+    if (this.isClosed) return false;
+    this.received++;
+    if (this.callback !== null) {
+      try {
+        this.callback(msg);
+      } catch (err) {
+        this.owner.reportError(err as Error);
+      }
+    } else {
+      this.push(msg);
+    }
+    return this.max === 0 || this.received < this.max;
+  }
+
+  private push(msg: Msg): void {
+    if (this.waiter !== null) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: msg, done: false });
+      return;
+    }
+    if (this.count >= this.maxPending) {
+      this.dropped++;
+      if (!this.overflowing) {
+        this.overflowing = true;
+        this.owner.reportError(new SlowConsumerError(`subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`));
+      }
+      return;
+    }
+    if (this.count === this.buf.length) this.grow();
+    this.buf[(this.head + this.count) % this.buf.length] = msg;
+    this.count++;
+  }
+
+  private grow(): void {
+    const n = Math.max(16, this.buf.length * 2);
+    const next: (Msg | undefined)[] = new Array(n);
+    for (let i = 0; i < this.count; i++) next[i] = this.buf[(this.head + i) % this.buf.length];
+    this.buf = next;
+    this.head = 0;
+  }
+
+  /** Stops the subscription; with `max`, after that many messages in total. */
+  unsubscribe(max?: number): void {
+    if (this.isClosed) return;
+    if (max !== undefined && max > 0 && this.received < max) {
+      this.max = max;
+      this.owner.unsubscribeSid(this, max);
+      return;
+    }
+    this.owner.unsubscribeSid(this, 0);
+  }
+
+  /** Ends the subscription locally. Iterators finish after the buffered messages (or throw `err`). */
+  close(err?: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    if (err) this.failure = err;
+    if (this.waiter !== null && this.count === 0) {
+      const w = this.waiter;
+      this.waiter = null;
+      w({ value: undefined, done: true });
+    }
+    this.resolveClosed();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Msg> {
+    if (this.callback !== null) throw new Error(`subscription "${this.subject}" has a callback; iterate only subscriptions made without one`);
+    return {
+      next: (): Promise<IteratorResult<Msg>> => {
+        if (this.count > 0) {
+          const msg = this.buf[this.head]!;
+          this.buf[this.head] = undefined;
+          this.head = (this.head + 1) % this.buf.length;
+          this.count--;
+          if (this.count === 0) this.overflowing = false;
+          return Promise.resolve({ value: msg, done: false });
+        }
+        if (this.isClosed) {
+          if (this.failure) {
+            const f = this.failure;
+            this.failure = null;
+            return Promise.reject(f);
+          }
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        return new Promise((resolve) => (this.waiter = resolve));
+      },
+      return: (): Promise<IteratorResult<Msg>> => {
+        this.unsubscribe();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

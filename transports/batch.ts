@@ -1,0 +1,50 @@
+/**
+ * Smart batching without timers.
+ *
+ * While a thread processes one inbound chunk (which may hold hundreds of frames), the
+ * frames it writes to each link are gathered and leave in one write per link when the
+ * chunk is done: `runBatched(fn)` marks that window. Outside a window, a write to an
+ * idle link goes out at once, and writes queued behind a busy link leave together when
+ * the link's current write completes. Either way no message waits on a timer.
+ */
+
+export interface Flushable {
+  /** Set while the link is in the pending list, so it is added once per window. */
+  batched: boolean;
+  flush(): void;
+}
+
+let depth = 0;
+const dirty: Flushable[] = [];
+
+/** True inside runBatched: links defer their flush to the end of the window. */
+export function batching(): boolean {
+  return depth > 0;
+}
+
+export function deferFlush(link: Flushable): void {
+  if (!link.batched) {
+    link.batched = true;
+    dirty.push(link);
+  }
+}
+
+/** Runs fn, then flushes every link written during it. Re-entrant. */
+export function runBatched<A>(fn: (arg: A) => void, arg: A): void {
+  depth++;
+  try {
+    fn(arg);
+  } finally {
+    if (--depth === 0) flushDirty();
+  }
+}
+
+function flushDirty(): void {
+  // A flush may write to other links (a drain handler), so the list can grow while we walk it.
+  for (let i = 0; i < dirty.length; i++) {
+    const link = dirty[i]!;
+    link.batched = false;
+    link.flush();
+  }
+  dirty.length = 0;
+}

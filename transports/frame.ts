@@ -1,0 +1,331 @@
+/**
+ * The hopbus wire format: one binary frame layout shared by every transport.
+ * docs/PROTOCOL.md describes it byte by byte; keep the two in step.
+ *
+ * Every frame starts with the same 6-byte prefix:
+ *
+ *   0      4     5      6
+ *   +------+-----+------+---------------------------
+ *   | len  | op  | flags| op-specific body ...
+ *   +------+-----+------+---------------------------
+ *   len: u32 little-endian, the whole frame including these 4 bytes.
+ *
+ * PUB (client -> broker) and MSG (broker -> client) share one layout, so the broker
+ * turns a PUB into a MSG by patching the op byte (and the broker timestamp), never
+ * re-encoding it: the same bytes fan out to every subscriber.
+ *
+ *   6  u8   payload kind (0 raw, 1 utf8, 2 msgpack)
+ *   7  u8   reserved, 0
+ *   8  u32  sid: in MSG, 0 = for every matching non-queue subscription of the
+ *           connection; otherwise the one queue subscription it was chosen for
+ *  12  u16  subject length S
+ *  14  u16  reply length R (0 = no reply subject)
+ *  16  u32  headers length H (0 = no headers)
+ *  20  [flags & TS] u64 publisher send time, u64 broker receive time
+ *      (monotonic ns, CLOCK_MONOTONIC: comparable between processes of one host)
+ *  ..  subject (S bytes UTF-8), reply (R), headers (H bytes, msgpack map), payload
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+/** Size of the fixed part of a PUB/MSG frame (before the optional timestamps). */
+export const MSG_HEADER = 20;
+/** Size of the timestamp block present when FLAG_TS is set. */
+export const TS_BLOCK = 16;
+/** Smallest possible frame: len + op + flags. */
+export const FRAME_PREFIX = 6;
+
+export const enum Op {
+  CONNECT = 0x01,
+  INFO = 0x02,
+  PUB = 0x10,
+  MSG = 0x11,
+  SUB = 0x20,
+  UNSUB = 0x21,
+  PING = 0x30,
+  PONG = 0x31,
+  OK = 0x40,
+  ERR = 0x41,
+}
+
+export const OP_NAMES: Record<number, string> = {
+  0x01: 'CONNECT', 0x02: 'INFO', 0x10: 'PUB', 0x11: 'MSG', 0x20: 'SUB', 0x21: 'UNSUB',
+  0x30: 'PING', 0x31: 'PONG', 0x40: 'OK', 0x41: 'ERR',
+};
+
+/** PUB/MSG flag: a 16-byte timestamp block follows the fixed header. */
+export const FLAG_TS = 0x01;
+/** PUB flag: this is a request; tell the publisher at once if nobody subscribes. */
+export const FLAG_REQUEST = 0x02;
+/** MSG flag: status message "no responders" for a request (empty payload). */
+export const FLAG_NO_RESPONDERS = 0x04;
+/** ERR flag: the sender closes the connection after this frame. */
+export const FLAG_FATAL = 0x01;
+
+export const enum PayloadKind {
+  RAW = 0,
+  UTF8 = 1,
+  MSGPACK = 2,
+}
+
+/** Error codes carried by ERR frames; clients branch on them. */
+export const ErrCode = {
+  PROTOCOL: 1, // malformed or truncated frame, bad field
+  UNKNOWN_OP: 2,
+  FRAME_TOO_LARGE: 3,
+  MAX_PAYLOAD: 4,
+  BAD_SUBJECT: 5,
+  MAX_SUBSCRIPTIONS: 6,
+  SLOW_CONSUMER: 7,
+  VERSION: 8, // protocol version not supported
+  NOT_CONNECTED: 9, // frame before CONNECT
+  STALE_CONNECTION: 10, // missed too many PONGs
+  BAD_SID: 11,
+  SHUTDOWN: 12,
+  AUTH: 13,
+} as const;
+export type ErrCodeName = keyof typeof ErrCode;
+export const ERR_NAMES: Record<number, ErrCodeName> = Object.fromEntries(
+  Object.entries(ErrCode).map(([k, v]) => [v, k as ErrCodeName]),
+) as Record<number, ErrCodeName>;
+
+/** Raised by the decoder for bytes that are not a valid frame. The connection cannot recover. */
+export class ProtocolError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Encoders. Each writes into a caller-provided buffer at an offset and returns the
+// number of bytes written, so a link can encode straight into its write buffer.
+// `xxxSize` gives the exact size first.
+// ---------------------------------------------------------------------------
+
+/** Exact byte size of a PUB/MSG frame. Lengths are UTF-8 byte lengths. */
+export function msgSize(subjectBytes: number, replyBytes: number, headerBytes: number, payloadBytes: number, ts: boolean): number {
+  return MSG_HEADER + (ts ? TS_BLOCK : 0) + subjectBytes + replyBytes + headerBytes + payloadBytes;
+}
+
+/**
+ * Writes the fixed header of a PUB/MSG frame; the caller then writes subject, reply,
+ * headers and payload at the returned offset. Returns the offset of the subject.
+ */
+export function writeMsgHeader(
+  buf: Buffer, off: number, total: number, op: number, flags: number, kind: number, sid: number,
+  subjectBytes: number, replyBytes: number, headerBytes: number,
+): number {
+  buf.writeUInt32LE(total, off);
+  buf[off + 4] = op;
+  buf[off + 5] = flags;
+  buf[off + 6] = kind;
+  buf[off + 7] = 0;
+  buf.writeUInt32LE(sid, off + 8);
+  buf.writeUInt16LE(subjectBytes, off + 12);
+  buf.writeUInt16LE(replyBytes, off + 14);
+  buf.writeUInt32LE(headerBytes, off + 16);
+  return off + MSG_HEADER;
+}
+
+/** Monotonic clock in ns as a bigint (CLOCK_MONOTONIC: shared by processes of one host). */
+export const monoNs: () => bigint = process.hrtime.bigint;
+
+export function subSize(patternBytes: number, queueBytes: number): number {
+  return FRAME_PREFIX + 2 + 4 + 2 + 2 + patternBytes + queueBytes;
+}
+
+/**
+ * SUB: 6 u16 reserved | 8 u32 sid | 12 u16 pattern length P | 14 u16 queue length Q | 16 pattern | queue
+ */
+export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined): number {
+  const p = Buffer.byteLength(pattern);
+  const q = queue ? Buffer.byteLength(queue) : 0;
+  const total = subSize(p, q);
+  buf.writeUInt32LE(total, off);
+  buf[off + 4] = Op.SUB;
+  buf[off + 5] = 0;
+  buf.writeUInt16LE(0, off + 6);
+  buf.writeUInt32LE(sid, off + 8);
+  buf.writeUInt16LE(p, off + 12);
+  buf.writeUInt16LE(q, off + 14);
+  buf.write(pattern, off + 16, p, 'utf8');
+  if (q) buf.write(queue!, off + 16 + p, q, 'utf8');
+  return total;
+}
+
+/** UNSUB: 6 u16 reserved | 8 u32 sid | 12 u32 max (0 = now; N = after N more messages). 16 bytes. */
+export const UNSUB_SIZE = 16;
+export function writeUnsub(buf: Buffer, off: number, sid: number, max: number): number {
+  buf.writeUInt32LE(UNSUB_SIZE, off);
+  buf[off + 4] = Op.UNSUB;
+  buf[off + 5] = 0;
+  buf.writeUInt16LE(0, off + 6);
+  buf.writeUInt32LE(sid, off + 8);
+  buf.writeUInt32LE(max, off + 12);
+  return UNSUB_SIZE;
+}
+
+/** PING / PONG: the 6-byte prefix only. */
+export const PING_SIZE = FRAME_PREFIX;
+export function writeBare(buf: Buffer, off: number, op: number): number {
+  buf.writeUInt32LE(FRAME_PREFIX, off);
+  buf[off + 4] = op;
+  buf[off + 5] = 0;
+  return FRAME_PREFIX;
+}
+
+/** OK: 6 u16 reserved | 8 u32 ref (the sid it acknowledges, or 0). 12 bytes. */
+export const OK_SIZE = 12;
+export function writeOk(buf: Buffer, off: number, ref: number): number {
+  buf.writeUInt32LE(OK_SIZE, off);
+  buf[off + 4] = Op.OK;
+  buf[off + 5] = 0;
+  buf.writeUInt16LE(0, off + 6);
+  buf.writeUInt32LE(ref, off + 8);
+  return OK_SIZE;
+}
+
+/**
+ * ERR: 5 flags (FLAG_FATAL) | 6 u16 code | 8 u32 ref (sid concerned, or 0) | 12 text (UTF-8, rest of frame)
+ */
+export function encodeErr(code: number, text: string, ref = 0, fatal = false): Buffer {
+  const t = Buffer.from(text, 'utf8');
+  const total = 12 + t.length;
+  const buf = Buffer.allocUnsafe(total);
+  buf.writeUInt32LE(total, 0);
+  buf[4] = Op.ERR;
+  buf[5] = fatal ? FLAG_FATAL : 0;
+  buf.writeUInt16LE(code, 6);
+  buf.writeUInt32LE(ref, 8);
+  t.copy(buf, 12);
+  return buf;
+}
+
+/**
+ * CONNECT and INFO: 6 u16 protocol version | 8 msgpack map (rest of frame).
+ * Both are rare (once per connection), so they are allocated, not written in place.
+ */
+export function encodeHandshake(op: Op.CONNECT | Op.INFO, body: Uint8Array): Buffer {
+  const total = 8 + body.length;
+  const buf = Buffer.allocUnsafe(total);
+  buf.writeUInt32LE(total, 0);
+  buf[4] = op;
+  buf[5] = 0;
+  buf.writeUInt16LE(PROTOCOL_VERSION, 6);
+  buf.set(body, 8);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------
+// Validation of one complete frame's internal lengths, shared by every decoder.
+// Returns null when the frame is well formed, else the reason.
+// ---------------------------------------------------------------------------
+
+export function checkFrame(buf: Buffer, off: number, len: number): string | null {
+  const op = buf[off + 4]!;
+  switch (op) {
+    case Op.PUB:
+    case Op.MSG: {
+      if (len < MSG_HEADER) return `${OP_NAMES[op]} frame of ${len} bytes is shorter than its ${MSG_HEADER}-byte header`;
+      const flags = buf[off + 5]!;
+      const kind = buf[off + 6]!;
+      if (kind > PayloadKind.MSGPACK) return `unknown payload kind ${kind}`;
+      const s = buf.readUInt16LE(off + 12);
+      const r = buf.readUInt16LE(off + 14);
+      const h = buf.readUInt32LE(off + 16);
+      if (s === 0) return 'empty subject';
+      const need = MSG_HEADER + (flags & FLAG_TS ? TS_BLOCK : 0) + s + r + h;
+      if (need > len) return `${OP_NAMES[op]} field lengths (${need} bytes) overrun the frame (${len} bytes)`;
+      return null;
+    }
+    case Op.SUB: {
+      if (len < 16) return `SUB frame of ${len} bytes is shorter than its 16-byte header`;
+      const p = buf.readUInt16LE(off + 12);
+      const q = buf.readUInt16LE(off + 14);
+      if (p === 0) return 'empty subscription pattern';
+      if (16 + p + q !== len) return `SUB field lengths (${16 + p + q} bytes) do not match the frame (${len} bytes)`;
+      return null;
+    }
+    case Op.UNSUB:
+      return len === UNSUB_SIZE ? null : `UNSUB frame must be ${UNSUB_SIZE} bytes, got ${len}`;
+    case Op.PING:
+    case Op.PONG:
+      return len === FRAME_PREFIX ? null : `${OP_NAMES[op]} frame must be ${FRAME_PREFIX} bytes, got ${len}`;
+    case Op.OK:
+      return len === OK_SIZE ? null : `OK frame must be ${OK_SIZE} bytes, got ${len}`;
+    case Op.ERR:
+      return len >= 12 ? null : `ERR frame of ${len} bytes is shorter than its 12-byte header`;
+    case Op.CONNECT:
+    case Op.INFO:
+      return len >= 8 ? null : `${OP_NAMES[op]} frame of ${len} bytes is shorter than its 8-byte header`;
+    default:
+      return null; // unknown ops are reported by the caller with their own code
+  }
+}
+
+export function isKnownOp(op: number): boolean {
+  return OP_NAMES[op] !== undefined;
+}
+
+/**
+ * A decoded view of a PUB/MSG frame: offsets into the frame's buffer, no copies.
+ * One instance is reused for every frame a decoder sees (never keep it past the callback).
+ */
+export class MsgView {
+  buf: Buffer = Buffer.alloc(0);
+  /** Offset of the frame in buf, and its length. */
+  off = 0;
+  len = 0;
+  op = 0;
+  flags = 0;
+  kind = 0;
+  sid = 0;
+  subjectOff = 0;
+  subjectLen = 0;
+  replyOff = 0;
+  replyLen = 0;
+  headersOff = 0;
+  headersLen = 0;
+  payloadOff = 0;
+  payloadLen = 0;
+  /** Offset of the timestamp block, or -1 when the frame has none. */
+  tsOff = -1;
+
+  /** Parses the frame at buf[off, off+len); the frame was already checked by checkFrame. */
+  parse(buf: Buffer, off: number, len: number): this {
+    this.buf = buf;
+    this.off = off;
+    this.len = len;
+    this.op = buf[off + 4]!;
+    const flags = (this.flags = buf[off + 5]!);
+    this.kind = buf[off + 6]!;
+    this.sid = buf.readUInt32LE(off + 8);
+    const s = (this.subjectLen = buf.readUInt16LE(off + 12));
+    const r = (this.replyLen = buf.readUInt16LE(off + 14));
+    const h = (this.headersLen = buf.readUInt32LE(off + 16));
+    let p = off + MSG_HEADER;
+    if (flags & FLAG_TS) {
+      this.tsOff = p;
+      p += TS_BLOCK;
+    } else {
+      this.tsOff = -1;
+    }
+    this.subjectOff = p;
+    this.replyOff = p + s;
+    this.headersOff = p + s + r;
+    this.payloadOff = p + s + r + h;
+    this.payloadLen = off + len - this.payloadOff;
+    return this;
+  }
+
+  subject(): string {
+    return this.buf.toString('utf8', this.subjectOff, this.subjectOff + this.subjectLen);
+  }
+
+  reply(): string {
+    return this.replyLen === 0 ? '' : this.buf.toString('utf8', this.replyOff, this.replyOff + this.replyLen);
+  }
+}

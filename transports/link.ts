@@ -1,0 +1,65 @@
+/**
+ * The contract every transport implements. A Link is one connected, ordered,
+ * reliable frame pipe between a client and the broker; a Listener accepts Links.
+ * transports/ knows frames, never subjects or sessions: the broker and the client
+ * give a Link a handler and write frames into it.
+ *
+ * Threading: a Link is used only from the thread that created it.
+ */
+
+export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
+
+export interface LinkHandler {
+  /** One whole frame; buf[off, off+len) is the handler's to keep (see FrameReader). */
+  onFrame(buf: Buffer, off: number, len: number): void;
+  /**
+   * The link is closed, once, for good. `err` is null after a clean close by either
+   * side, else why it broke (peer vanished, protocol error, ...).
+   */
+  onClose(err: Error | null): void;
+  /** Everything queued has been handed to the operating system (pending fell to 0). */
+  onDrain?(): void;
+}
+
+export interface Link {
+  readonly transport: TransportName;
+  /** Human-readable peer address, for logs. */
+  readonly remote: string;
+  readonly closed: boolean;
+  /** Bytes queued or in flight towards the peer: the slow-consumer measure. */
+  readonly pendingBytes: number;
+
+  /** Starts delivery of inbound frames to `handler` (frames are not read before). */
+  start(handler: LinkHandler): void;
+
+  /**
+   * Zero-copy encoding: reserve(n) makes room for n bytes and returns the buffer to
+   * write them into, at offset `writeOffset`; commit(n) queues them. Nothing else may
+   * touch the link between the two calls.
+   */
+  reserve(n: number): Buffer;
+  readonly writeOffset: number;
+  commit(n: number): void;
+
+  /** Copies bytes[off, off+len) into the outbound queue. */
+  send(bytes: Uint8Array, off: number, len: number): void;
+
+  /** Stops reading from the peer until resume() (back-pressure on a greedy publisher). */
+  pause(): void;
+  resume(): void;
+
+  /** Sends what is queued, then closes. onClose follows. */
+  close(): void;
+  /** Closes now, dropping what is queued. onClose follows with `err`. */
+  destroy(err?: Error): void;
+}
+
+export interface Listener {
+  /** The address clients dial, e.g. tcp://127.0.0.1:7400 or unix:///run/hopbus.sock */
+  readonly url: string;
+  readonly transport: TransportName;
+  /** Stops accepting; established links are left to their owner. */
+  close(): Promise<void>;
+}
+
+export type AcceptFn = (link: Link) => void;

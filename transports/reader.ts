@@ -1,0 +1,101 @@
+import { FRAME_PREFIX, ErrCode, ProtocolError, checkFrame, isKnownOp } from './frame.js';
+
+/** Receives whole frames. The bytes buf[off, off+len) are the receiver's to keep. */
+export interface FrameSink {
+  onFrame(buf: Buffer, off: number, len: number): void;
+}
+
+/**
+ * Incremental frame decoder for byte-stream transports (TCP, Unix sockets).
+ *
+ * Frames wholly inside a chunk are handed out in place (no copy); only a frame split
+ * across chunks is assembled, into a buffer allocated for that one frame. That buffer
+ * is never reused, so every byte range handed to the sink stays valid and unmodified
+ * by the reader afterwards: the client can give subscribers views instead of copies.
+ *
+ * The length prefix is checked as soon as its 4 bytes are in, so an oversized frame is
+ * refused before any of its body is buffered. Any error throws a ProtocolError and the
+ * reader must not be used again: the stream cannot be resynchronised.
+ */
+export class FrameReader {
+  /** Partial frame being assembled; null when the next byte starts a frame. */
+  private part: Buffer | null = null;
+  private partLen = 0;
+  /** Up to 3 bytes of a length prefix split across chunks. */
+  private head = Buffer.alloc(4);
+  private headLen = 0;
+  private failed = false;
+
+  constructor(public maxFrame: number) {}
+
+  /** Bytes received but not yet handed out as a frame. */
+  get buffered(): number {
+    return this.part ? this.partLen : this.headLen;
+  }
+
+  push(chunk: Buffer, sink: FrameSink): void {
+    if (this.failed) throw new ProtocolError(ErrCode.PROTOCOL, 'frame reader used after a protocol error');
+    let pos = 0;
+    const end = chunk.length;
+    try {
+      // Finish a frame left over from earlier chunks.
+      if (this.headLen > 0) {
+        while (this.headLen < 4 && pos < end) this.head[this.headLen++] = chunk[pos++]!;
+        if (this.headLen < 4) return;
+        const len = this.head.readUInt32LE(0);
+        this.checkLength(len);
+        this.part = Buffer.allocUnsafe(len);
+        this.head.copy(this.part, 0, 0, 4);
+        this.partLen = 4;
+        this.headLen = 0;
+      }
+      if (this.part !== null) {
+        const part = this.part;
+        const take = Math.min(part.length - this.partLen, end - pos);
+        chunk.copy(part, this.partLen, pos, pos + take);
+        this.partLen += take;
+        pos += take;
+        if (this.partLen < part.length) return;
+        this.part = null;
+        this.partLen = 0;
+        this.emit(part, 0, part.length, sink);
+      }
+      // Whole frames in place.
+      while (end - pos >= 4) {
+        const len = chunk.readUInt32LE(pos);
+        this.checkLength(len);
+        if (end - pos < len) break;
+        this.emit(chunk, pos, len, sink);
+        pos += len;
+      }
+      if (pos < end) {
+        if (end - pos < 4) {
+          chunk.copy(this.head, 0, pos, end);
+          this.headLen = end - pos;
+        } else {
+          const len = chunk.readUInt32LE(pos);
+          const part = Buffer.allocUnsafe(len);
+          chunk.copy(part, 0, pos, end);
+          this.part = part;
+          this.partLen = end - pos;
+        }
+      }
+    } catch (err) {
+      this.failed = true;
+      throw err;
+    }
+  }
+
+  private checkLength(len: number): void {
+    if (len < FRAME_PREFIX) throw new ProtocolError(ErrCode.PROTOCOL, `frame length ${len} is shorter than the ${FRAME_PREFIX}-byte frame prefix`);
+    if (len > this.maxFrame) throw new ProtocolError(ErrCode.FRAME_TOO_LARGE, `frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
+  }
+
+  private emit(buf: Buffer, off: number, len: number, sink: FrameSink): void {
+    const op = buf[off + 4]!;
+    if (!isKnownOp(op)) throw new ProtocolError(ErrCode.UNKNOWN_OP, `unknown op 0x${op.toString(16).padStart(2, '0')}`);
+    const bad = checkFrame(buf, off, len);
+    if (bad !== null) throw new ProtocolError(ErrCode.PROTOCOL, bad);
+    sink.onFrame(buf, off, len);
+  }
+}

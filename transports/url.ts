@@ -1,0 +1,63 @@
+import type { TransportName } from './link.js';
+
+/** A parsed transport address. */
+export interface Endpoint {
+  transport: TransportName;
+  url: string;
+  host?: string;
+  port?: number;
+  path?: string;
+  /** Query parameters (e.g. udp://239.1.2.3:7500?iface=127.0.0.1). */
+  params: Record<string, string>;
+}
+
+export const DEFAULT_PORT = 7400;
+
+export class UrlError extends Error {
+  readonly code = 'BAD_URL';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UrlError';
+  }
+}
+
+/**
+ * Parses `tcp://host:port`, `host:port`, `unix:///abs/path`, `ws://host:port/path`,
+ * `udp://group:port`. A missing scheme means tcp; a missing tcp port means 7400.
+ */
+export function parseUrl(input: string): Endpoint {
+  if (typeof input !== 'string' || input.length === 0) throw new UrlError(`server address must be a non-empty string, got ${JSON.stringify(input)}`);
+  const raw = input.includes('://') ? input : `tcp://${input}`;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new UrlError(`cannot parse server address "${input}": expected tcp://host:port or unix:///path`);
+  }
+  const params: Record<string, string> = {};
+  u.searchParams.forEach((v, k) => (params[k] = v));
+  const scheme = u.protocol.slice(0, -1);
+  switch (scheme) {
+    case 'tcp': {
+      const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+      if (!host) throw new UrlError(`address "${input}" has no host`);
+      const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
+      return { transport: 'tcp', url: `tcp://${u.host || host}${u.port === '' ? ':' + port : ''}`, host, port, params };
+    }
+    case 'unix': {
+      const path = decodeURIComponent(u.pathname);
+      if (u.host !== '' || !path.startsWith('/')) {
+        throw new UrlError(`unix address "${input}" must be unix:///absolute/path (three slashes)`);
+      }
+      return { transport: 'unix', url: `unix://${path}`, path, params };
+    }
+    case 'ws':
+    case 'udp': {
+      const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+      if (!host || u.port === '') throw new UrlError(`address "${input}" needs a host and a port`);
+      return { transport: scheme, url: input, host, port: Number(u.port), path: u.pathname, params };
+    }
+    default:
+      throw new UrlError(`unsupported transport "${scheme}" in "${input}": use tcp://, unix://, ws:// or udp://`);
+  }
+}
