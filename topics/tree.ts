@@ -99,7 +99,8 @@ export class SubjectTree<T, R = readonly T[]> {
 
   constructor(options?: SubjectTreeOptions<T, R>) {
     const cap = options?.cacheSize ?? DEFAULT_CACHE_SIZE;
-    if (typeof cap !== 'number' || !(cap >= 0) || (!Number.isInteger(cap) && cap !== Infinity)) {
+    // No Infinity: the bound is what keeps unvalidated or high-cardinality subjects from growing memory.
+    if (!Number.isSafeInteger(cap) || cap < 0) {
       throw new RangeError(`SubjectTree: cacheSize must be a non-negative integer, got ${String(cap)}`);
     }
     this.#capacity = cap;
@@ -116,6 +117,7 @@ export class SubjectTree<T, R = readonly T[]> {
     return this.#cache.size;
   }
 
+  /** Cache counters since construction or clear(); with cacheSize 0 every match is a miss. */
   stats(): SubjectTreeStats {
     return { hits: this.#hits, misses: this.#misses, cached: this.#cache.size };
   }
@@ -221,9 +223,13 @@ export class SubjectTree<T, R = readonly T[]> {
    * here because this runs per message. Any other string still gives a
    * well-defined answer (tokens are compared literally) without throwing.
    *
-   * The result is shared and cached: do not mutate it.
+   * The result is shared and cached: do not mutate it. The tree never
+   * mutates a result it has returned either (a change makes the next miss
+   * build a new one), so iterating a result while the loop body inserts or
+   * removes entries is safe and sees the state as of the match.
    */
   match(subject: string): R {
+    // Hit path: one Map lookup and a counter bump, no allocation.
     const cached = this.#cache.get(subject);
     if (cached !== undefined) {
       this.#hits++;

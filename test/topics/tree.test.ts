@@ -315,7 +315,7 @@ describe('result cache', () => {
   });
 
   it('refuses a cacheSize that is not a non-negative integer', () => {
-    for (const bad of [-1, 1.5, NaN]) {
+    for (const bad of [-1, 1.5, NaN, Infinity]) {
       expect(() => new SubjectTree({ cacheSize: bad })).toThrow(RangeError);
     }
   });
