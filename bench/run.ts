@@ -1,0 +1,187 @@
+/**
+ * npm run bench: the topics microbenchmarks, then the end-to-end cases against a
+ * broker process and the raw-Node floor (a TCP relay process) in the same run.
+ * Each case runs several times, interleaved across systems so that noise on the
+ * shared machine lands on all of them alike; the median of the runs is reported
+ * with its spread. Writes bench/results/latest.json and latest.md.
+ *
+ *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchTopics } from './topics.js';
+import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
+import { median, medianOf, type Percentiles } from './stats.js';
+import { distRoot, startNode, type Proc } from './procs.js';
+
+const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
+
+Options:
+  --runs N      runs per case, median reported (default 5)
+  --quick       fewer samples, for a smoke check (not for figures)
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput
+  -h, --help    show this help`;
+
+let args;
+try {
+  args = parseArgs({
+    options: { runs: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  }).values;
+} catch (err) {
+  console.error(`bench: ${(err as Error).message}\n\n${HELP}`);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const RUNS = Number(args.runs ?? 5);
+if (!Number.isInteger(RUNS) || RUNS < 1) {
+  console.error('bench: --runs must be a positive integer');
+  process.exit(2);
+}
+const QUICK = args.quick === true;
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput').split(','));
+for (const c of CASES) {
+  if (!['topics', 'hop', 'pingpong', 'throughput'].includes(c)) {
+    console.error(`bench: unknown case "${c}" in --only`);
+    process.exit(2);
+  }
+}
+const HOP_SAMPLES = QUICK ? 2_000 : 20_000;
+const WARMUP = QUICK ? 200 : 2_000;
+const TP_COUNT = QUICK ? 100_000 : 1_000_000;
+
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release() },
+  node: process.version,
+  runs: RUNS,
+  loadavgBefore: os.loadavg(),
+};
+const md: string[] = [];
+const log = (s: string) => {
+  console.log(s);
+  md.push(s);
+};
+
+async function main(): Promise<void> {
+  log(`# hopbus benchmark, ${results.date as string}`);
+  log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(`runs per case: ${RUNS}${QUICK ? ' (quick mode: smoke check only)' : ''}`);
+
+  if (CASES.has('topics')) {
+    const rows = await benchTopics({ quick: true });
+    results.topics = rows;
+    log('\n## Subject matching (tinybench)\n');
+    log('| case | subscriptions | ns/op | ops/s |');
+    log('|---|---:|---:|---:|');
+    for (const r of rows) log(`| ${r.name} | ${r.subscriptions} | ${r.nsPerOp.toFixed(1)} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} |`);
+  }
+
+  const sock = path.join(os.tmpdir(), `hopbus-bench-${process.pid}.sock`);
+  const broker = await startNode('bin/hopbus.js', ['broker', '--port', '0', '--unix', sock, '--log-level', 'warn'], /ready:/);
+  const relay = await startNode('bench/relay.js', [], /^READY \d+/);
+  const tcpUrl = /tcp:\/\/\S+/.exec(broker.ready)![0];
+  const unixUrl = `unix://${sock}`;
+  const relayPort = Number(relay.ready.split(' ')[1]);
+  const procs: Proc[] = [broker, relay];
+  try {
+    const open = async (): Promise<Target[]> => [
+      await new RelayTarget(relayPort).open(),
+      await new HopbusTarget('hopbus-tcp', tcpUrl).open(),
+      await new HopbusTarget('hopbus-unix', unixUrl).open(),
+    ];
+
+    if (CASES.has('hop')) {
+      const runs = new Map<string, Percentiles[]>();
+      for (let r = 0; r < RUNS; r++) {
+        for (const t of await open()) {
+          const p = await t.hop(HOP_SAMPLES, WARMUP);
+          runs.set(t.name, [...(runs.get(t.name) ?? []), p]);
+          await t.close();
+        }
+      }
+      results.hop = table('One hop, publisher and subscriber in one process, one message in flight (µs)', runs, HOP_SAMPLES);
+    }
+
+    if (CASES.has('pingpong')) {
+      const runs = new Map<string, Percentiles[]>();
+      for (let r = 0; r < RUNS; r++) {
+        for (const t of await open()) {
+          const p = await t.pingpong(HOP_SAMPLES / 2, WARMUP);
+          runs.set(t.name, [...(runs.get(t.name) ?? []), p]);
+          await t.close();
+        }
+      }
+      results.pingpong = table('Ping-pong across two processes, RTT/2 (µs)', runs, HOP_SAMPLES / 2);
+    }
+
+    if (CASES.has('throughput')) {
+      const out: Record<string, unknown> = {};
+      log('\n## Throughput, 1 publisher -> 1 subscriber in one process\n');
+      log('| system | payload | msg/s (median) | spread | lost | ratio to floor |');
+      log('|---|---:|---:|---|---:|---:|');
+      for (const size of [16, 256]) {
+        const runs = new Map<string, ThroughputResult[]>();
+        for (let r = 0; r < RUNS; r++) {
+          for (const t of await open()) {
+            if (t.name === 'hopbus-unix') {
+              await t.close();
+              continue;
+            }
+            runs.set(t.name, [...(runs.get(t.name) ?? []), await t.throughput(TP_COUNT, size)]);
+            await t.close();
+          }
+        }
+        const floor = median(runs.get('node-tcp-relay')!.map((x) => x.msgsPerSec));
+        for (const [name, rs] of runs) {
+          const rates = rs.map((x) => x.msgsPerSec);
+          const m = median(rates);
+          const lost = rs.reduce((a, x) => a + x.lost, 0);
+          out[`${name}/${size}`] = { median: m, runs: rs };
+          log(`| ${name} | ${size} B | ${Math.round(m).toLocaleString('en-US')} | ${Math.min(...rates).toLocaleString('en-US')}..${Math.max(...rates).toLocaleString('en-US')} | ${lost} | ${(m / floor).toFixed(2)} |`);
+        }
+      }
+      results.throughput = out;
+    }
+  } finally {
+    for (const p of procs) await p.stop();
+  }
+
+  results.loadavgAfter = os.loadavg();
+  log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  const dir = path.join(distRoot, '..', 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, 'latest.md'), md.join('\n') + '\n');
+  console.log(`\nwrote ${path.relative(process.cwd(), path.join(dir, 'latest.json'))} and latest.md`);
+}
+
+/** Prints one latency table with the ratio of each system to the floor, and returns it. */
+function table(title: string, runs: Map<string, Percentiles[]>, samples: number): Record<string, unknown> {
+  log(`\n## ${title}\n`);
+  log(`${samples.toLocaleString('en-US')} samples per run after warm-up; median of ${RUNS} runs; spread of p50 and p99 over the runs.\n`);
+  log('| system | p50 | p90 | p99 | p99.9 | max | p50 spread | p99 spread | p50 / floor | p99 / floor |');
+  log('|---|---:|---:|---:|---:|---:|---|---|---:|---:|');
+  const floor = medianOf(runs.get('node-tcp-relay')!);
+  const out: Record<string, unknown> = {};
+  for (const [name, rs] of runs) {
+    const m = medianOf(rs);
+    out[name] = { median: m, runs: rs };
+    const sp = (k: string) => `${m.spread[k]![0]}..${m.spread[k]![1]}`;
+    log(`| ${name} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${sp('p50')} | ${sp('p99')} | ${(m.p50 / floor.p50).toFixed(2)} | ${(m.p99 / floor.p99).toFixed(2)} |`);
+  }
+  return out;
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
