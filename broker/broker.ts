@@ -5,6 +5,7 @@ import {
   ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind,
   msgSize, monoNs, writeMsgHeader,
 } from '../transports/frame.js';
+import { SubjectCache } from '../transports/intern.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
 import { parseUrl } from '../transports/url.js';
@@ -47,6 +48,7 @@ export class Broker {
   private pingTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private readonly view = new MsgView();
+  private readonly subjects = new SubjectCache(4096);
   private readonly maxFrame: number;
 
   constructor(options: BrokerOptions = {}, logger?: Logger) {
@@ -143,10 +145,15 @@ export class Broker {
       from.fatal(ErrCode.MAX_PAYLOAD, `maximum headers size exceeded: ${v.headersLen} bytes, the limit is ${this.options.maxHeaders}`);
       return;
     }
-    const subject = v.subject();
-    if (!isValidSubject(subject)) {
-      from.error(ErrCode.BAD_SUBJECT, `invalid publish subject "${subject}"; the message was dropped`);
-      return;
+    // Only subjects that passed validation are cached, so a hit needs no check.
+    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
+    if (subject === null) {
+      subject = v.subject();
+      if (!isValidSubject(subject)) {
+        from.error(ErrCode.BAD_SUBJECT, `invalid publish subject "${subject}"; the message was dropped`);
+        return;
+      }
+      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
     }
     if (v.replyLen > 0 && !isValidSubject(v.reply())) {
       from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);

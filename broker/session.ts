@@ -3,6 +3,7 @@ import {
   ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION,
   encodeErr, encodeHandshake, writeBare, writeOk,
 } from '../transports/frame.js';
+import { copyBytes } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Broker } from './broker.js';
 import { Subscription } from './route.js';
@@ -209,7 +210,7 @@ export class Session implements LinkHandler {
     const link = this.link;
     const out = link.reserve(len);
     const at = link.writeOffset;
-    buf.copy(out, at, off, off + len);
+    copyBytes(buf, off, out, at, len);
     if (sid !== 0) out.writeUInt32LE(sid, at + 8);
     link.commit(len);
     this.stats.msgsOut++;
