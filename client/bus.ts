@@ -8,8 +8,8 @@ import {
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
-import { dialStream } from '../transports/stream.js';
-import { parseUrl, type Endpoint } from '../transports/url.js';
+import { canDial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
+import type { Endpoint } from '../transports/url.js';
 import { EncodedPayload, encodePayload, packr, unpackr } from './codec.js';
 import {
   ConnectionError, MaxPayloadError, NoRespondersError, OptionsError, PendingLimitError, ServerError, TimeoutError,
@@ -171,16 +171,14 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private sleeper: { timer: NodeJS.Timeout; resolve(): void } | null = null;
   private closedPromise: Promise<void> | null = null;
 
-  constructor(servers: string | string[], options: ConnectOptions = {}) {
+  constructor(servers: ServerAddress | ServerAddress[], options: ConnectOptions = {}) {
     super();
     this.options = resolveConnectOptions(options);
     const list = Array.isArray(servers) ? servers : [servers];
     if (list.length === 0) throw new OptionsError('connect needs at least one server address');
-    this.servers = list.map((s) => parseUrl(s));
+    this.servers = list.map((s) => toEndpoint(s));
     for (const ep of this.servers) {
-      if (ep.transport !== 'tcp' && ep.transport !== 'unix') {
-        throw new OptionsError(`transport "${ep.transport}" of "${ep.url}" is not available in this build; use tcp:// or unix://`);
-      }
+      if (!canDial(ep)) throw new OptionsError(`transport "${ep.transport}" of "${ep.url}" is not available`);
     }
     this.backlog = new Backlog(this.options.reconnectBufferBytes);
   }
@@ -610,7 +608,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
 
   /** Dials one server and runs the handshake; on success the link is live. */
   private async attach(ep: Endpoint): Promise<void> {
-    const link = await dialStream(ep, INITIAL_MAX_FRAME, this.options.timeoutMs);
+    const link = await dial(ep, { maxFrame: INITIAL_MAX_FRAME, timeoutMs: this.options.timeoutMs });
     if (this.state === State.CLOSED) {
       link.destroy();
       throw new ConnectionError('connection closed');

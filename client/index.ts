@@ -8,12 +8,13 @@
  */
 import { Bus } from './bus.js';
 import type { ConnectOptions } from './options.js';
+import type { ServerAddress } from '../transports/dial.js';
 
 /**
  * Connects to a broker (or the first reachable of a list) and completes the handshake.
  * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path.
  */
-export async function connect(servers: string | string[], options?: ConnectOptions): Promise<Bus> {
+export async function connect(servers: ServerAddress | ServerAddress[], options?: ConnectOptions): Promise<Bus> {
   const bus = new Bus(servers, options);
   await bus.open();
   return bus;
@@ -27,4 +28,5 @@ export {
   HopbusError, SubjectError, MaxPayloadError, NoRespondersError, TimeoutError, SlowConsumerError,
   ConnectionError, PendingLimitError, OptionsError, ServerError,
 } from './errors.js';
+export type { ServerAddress, EndpointDescriptor } from '../transports/dial.js';
 export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';

@@ -9,6 +9,8 @@ export interface Endpoint {
   path?: string;
   /** Query parameters (e.g. udp://239.1.2.3:7500?iface=127.0.0.1). */
   params: Record<string, string>;
+  /** For endpoints handed out as objects (shm, inproc): the object itself. */
+  descriptor?: { transport: TransportName; [key: string]: unknown };
 }
 
 export const DEFAULT_PORT = 7400;
