@@ -1,17 +1,38 @@
+import { POLICY_RANK, Policy } from '../transports/frame.js';
+import { SubjectTree } from '../topics/index.js';
+import type { Limiter } from './ratelimit.js';
 import type { Session } from './session.js';
 
 /** One subscription held by a session, as the subject tree stores it. */
 export class Subscription {
-  /** Messages delivered to it so far (counted only when `max` is set). */
+  /** Messages delivered so far (counted only when `max` is set). */
   delivered = 0;
   /** Auto-unsubscribe after this many messages; 0 = no limit. */
   max = 0;
+  /** Messages a slow-consumer policy dropped / conflated for it, in total. */
+  dropped = 0;
+  conflated = 0;
+  /** Not yet reported to the client in a LOSS frame. */
+  unreportedDropped = 0;
+  unreportedConflated = 0;
+  /** [this], for loss accounting of queue deliveries without an allocation per message. */
+  readonly self: readonly Subscription[];
   constructor(
     readonly session: Session,
     readonly sid: number,
     readonly pattern: string,
     readonly queue: string,
-  ) {}
+    /** The policy it asked for; DEFAULT means the broker's. */
+    readonly policy: Policy,
+  ) {
+    this.self = [this];
+  }
+}
+
+/** A subject-pattern rate limit from the config, shared by every subject it matches. */
+export interface SubjectLimit {
+  pattern: string;
+  limiter: Limiter;
 }
 
 /**
@@ -21,40 +42,51 @@ export class Subscription {
  * path to plain array walks:
  *  - `sessions`: each session with at least one matching non-queue subscription,
  *    once, however many of its subscriptions match: it gets the message once and
- *    dispatches locally;
+ *    dispatches locally; `sessionSubs[i]` are those subscriptions and
+ *    `sessionPolicy[i]` the policy that governs that session's copy;
  *  - `groups`: one array per queue name; each message goes to one member, in turn;
- *  - `limited`: subscriptions with an auto-unsubscribe count, which the broker counts.
+ *  - `limited`: subscriptions with an auto-unsubscribe count, which the broker counts;
+ *  - `limiters`: the subject-pattern rate limits that apply to this subject.
  */
 export class Route {
   readonly sessions: Session[] = [];
+  readonly sessionSubs: Subscription[][] = [];
+  readonly sessionPolicy: Policy[] = [];
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
+  readonly limiters: Limiter[] = [];
   /** Round-robin cursor per group. */
   readonly cursor: number[] = [];
   readonly total: number;
 
-  constructor(subs: readonly Subscription[]) {
+  constructor(subs: readonly Subscription[], subject: string, defaultPolicy: Policy, subjectLimits: readonly SubjectLimit[]) {
     this.total = subs.length;
     const byQueue = new Map<string, Subscription[]>();
-    const seen = new Set<Session>();
+    const index = new Map<Session, number>();
     for (const sub of subs) {
       if (sub.queue !== '') {
         let g = byQueue.get(sub.queue);
         if (g === undefined) byQueue.set(sub.queue, (g = []));
         g.push(sub);
-      } else {
-        if (!seen.has(sub.session)) {
-          seen.add(sub.session);
-          this.sessions.push(sub.session);
-        }
-        if (sub.max > 0) this.limited.push(sub);
+        continue;
       }
+      const policy = sub.policy === Policy.DEFAULT ? defaultPolicy : sub.policy;
+      const i = index.get(sub.session);
+      if (i === undefined) {
+        index.set(sub.session, this.sessions.length);
+        this.sessions.push(sub.session);
+        this.sessionSubs.push([sub]);
+        this.sessionPolicy.push(policy);
+      } else {
+        this.sessionSubs[i]!.push(sub);
+        if (POLICY_RANK[policy]! < POLICY_RANK[this.sessionPolicy[i]!]!) this.sessionPolicy[i] = policy;
+      }
+      if (sub.max > 0) this.limited.push(sub);
     }
     for (const g of byQueue.values()) {
       this.groups.push(g);
       this.cursor.push(0);
     }
+    for (const l of subjectLimits) if (SubjectTree.matches(l.pattern, subject)) this.limiters.push(l.limiter);
   }
 }
-
-export const buildRoute = (subs: Subscription[]): Route => new Route(subs);

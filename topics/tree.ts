@@ -57,7 +57,7 @@ export interface SubjectTreeOptions<T, R> {
    * array it may keep. Default: the array itself. Required in practice when
    * R is not `readonly T[]`. A result of `undefined` is never cached.
    */
-  build?: (values: T[]) => R;
+  build?: (values: T[], subject: string) => R;
 }
 
 export interface SubjectTreeStats {
@@ -89,7 +89,7 @@ export class SubjectTree<T, R = readonly T[]> {
   #root = new Node<T>();
   #size = 0;
   readonly #capacity: number;
-  readonly #build: (values: T[]) => R;
+  readonly #build: (values: T[], subject: string) => R;
   // Insertion-ordered, so the first key is the oldest entry to evict. A hit
   // deliberately does not re-insert (no LRU refresh): that would make hits
   // mutate the Map, and a hit must stay a pure lookup.
@@ -246,7 +246,7 @@ export class SubjectTree<T, R = readonly T[]> {
     const out: T[] = [];
     const tokens = subject.split('.');
     collect(this.#root, tokens, 0, out);
-    const result = this.#build(out);
+    const result = this.#build(out, subject);
     const cap = this.#capacity;
     if (cap > 0 && result !== undefined) {
       const cache = this.#cache;

@@ -46,11 +46,12 @@ export const enum Op {
   PONG = 0x31,
   OK = 0x40,
   ERR = 0x41,
+  LOSS = 0x42,
 }
 
 export const OP_NAMES: Record<number, string> = {
   0x01: 'CONNECT', 0x02: 'INFO', 0x10: 'PUB', 0x11: 'MSG', 0x20: 'SUB', 0x21: 'UNSUB',
-  0x30: 'PING', 0x31: 'PONG', 0x40: 'OK', 0x41: 'ERR',
+  0x30: 'PING', 0x31: 'PONG', 0x40: 'OK', 0x41: 'ERR', 0x42: 'LOSS',
 };
 
 /** PUB/MSG flag: a 16-byte timestamp block follows the fixed header. */
@@ -83,7 +84,28 @@ export const ErrCode = {
   BAD_SID: 11,
   SHUTDOWN: 12,
   AUTH: 13,
+  RATE_LIMITED: 14, // messages refused: over a publish rate limit
+  BAD_OPTION: 15, // unknown or invalid CONNECT/SUB option
 } as const;
+
+/**
+ * Slow-consumer policies, as carried in byte 6 of SUB. 0 = the broker's default.
+ * When several subscriptions of one connection match a message, the connection's
+ * copy follows the first of them in this order: block, disconnect, drop-oldest,
+ * drop-newest, conflate (the least lossy wins).
+ */
+export const enum Policy {
+  DEFAULT = 0,
+  DISCONNECT = 1,
+  DROP_OLDEST = 2,
+  DROP_NEWEST = 3,
+  CONFLATE = 4,
+  BLOCK = 5,
+}
+export const POLICY_NAMES = ['default', 'disconnect', 'drop-oldest', 'drop-newest', 'conflate', 'block'] as const;
+export type PolicyName = (typeof POLICY_NAMES)[number];
+/** Lower = wins when several policies apply to one connection's copy of a message. */
+export const POLICY_RANK = [9, 1, 2, 3, 4, 0];
 export type ErrCodeName = keyof typeof ErrCode;
 export const ERR_NAMES: Record<number, ErrCodeName> = Object.fromEntries(
   Object.entries(ErrCode).map(([k, v]) => [v, k as ErrCodeName]),
@@ -138,16 +160,17 @@ export function subSize(patternBytes: number, queueBytes: number): number {
 }
 
 /**
- * SUB: 6 u16 reserved | 8 u32 sid | 12 u16 pattern length P | 14 u16 queue length Q | 16 pattern | queue
+ * SUB: 6 u8 policy (Policy) | 7 u8 reserved | 8 u32 sid | 12 u16 pattern length P | 14 u16 queue length Q | 16 pattern | queue
  */
-export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined): number {
+export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined, policy = 0): number {
   const p = Buffer.byteLength(pattern);
   const q = queue ? Buffer.byteLength(queue) : 0;
   const total = subSize(p, q);
   buf.writeUInt32LE(total, off);
   buf[off + 4] = Op.SUB;
   buf[off + 5] = 0;
-  buf.writeUInt16LE(0, off + 6);
+  buf[off + 6] = policy;
+  buf[off + 7] = 0;
   buf.writeUInt32LE(sid, off + 8);
   buf.writeUInt16LE(p, off + 12);
   buf.writeUInt16LE(q, off + 14);
@@ -186,6 +209,24 @@ export function writeOk(buf: Buffer, off: number, ref: number): number {
   buf.writeUInt16LE(0, off + 6);
   buf.writeUInt32LE(ref, off + 8);
   return OK_SIZE;
+}
+
+/**
+ * LOSS (broker -> client): messages a slow-consumer policy dropped or conflated for
+ * one subscription since the last LOSS. 6 u8 policy | 7 u8 reserved | 8 u32 sid |
+ * 12 u32 dropped | 16 u32 conflated. 20 bytes.
+ */
+export const LOSS_SIZE = 20;
+export function writeLoss(buf: Buffer, off: number, sid: number, policy: number, dropped: number, conflated: number): number {
+  buf.writeUInt32LE(LOSS_SIZE, off);
+  buf[off + 4] = Op.LOSS;
+  buf[off + 5] = 0;
+  buf[off + 6] = policy;
+  buf[off + 7] = 0;
+  buf.writeUInt32LE(sid, off + 8);
+  buf.writeUInt32LE(Math.min(dropped, 0xffffffff), off + 12);
+  buf.writeUInt32LE(Math.min(conflated, 0xffffffff), off + 16);
+  return LOSS_SIZE;
 }
 
 /**
@@ -246,6 +287,7 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       const p = buf.readUInt16LE(off + 12);
       const q = buf.readUInt16LE(off + 14);
       if (p === 0) return 'empty subscription pattern';
+      if (buf[off + 6]! > Policy.BLOCK) return `unknown slow-consumer policy ${buf[off + 6]}`;
       if (16 + p + q !== len) return `SUB field lengths (${16 + p + q} bytes) do not match the frame (${len} bytes)`;
       return null;
     }
@@ -256,6 +298,8 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       return len === FRAME_PREFIX ? null : `${OP_NAMES[op]} frame must be ${FRAME_PREFIX} bytes, got ${len}`;
     case Op.OK:
       return len === OK_SIZE ? null : `OK frame must be ${OK_SIZE} bytes, got ${len}`;
+    case Op.LOSS:
+      return len === LOSS_SIZE ? null : `LOSS frame must be ${LOSS_SIZE} bytes, got ${len}`;
     case Op.ERR:
       return len >= 12 ? null : `ERR frame of ${len} bytes is shorter than its 12-byte header`;
     case Op.CONNECT:

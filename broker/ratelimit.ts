@@ -1,0 +1,120 @@
+/**
+ * Token buckets for rate control. A bucket holds up to `burst` tokens and refills at
+ * `rate` tokens per second; taking more than it holds drives it into debt, which
+ * the holder repays by waiting (`waitMs`). Time comes from the caller, so one clock
+ * read serves every bucket a message touches.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    readonly rate: number,
+    readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  private refill(now: number): void {
+    const dt = now - this.last;
+    if (dt > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (dt * this.rate) / 1000);
+      this.last = now;
+    }
+  }
+
+  /** Takes n tokens if available; returns false (taking nothing) if not. */
+  tryTake(n: number, now: number): boolean {
+    this.refill(now);
+    if (this.tokens < n) return false;
+    this.tokens -= n;
+    return true;
+  }
+
+  /** Takes n tokens even into debt; returns true if the bucket is now in debt. */
+  take(n: number, now: number): boolean {
+    this.refill(now);
+    this.tokens -= n;
+    return this.tokens < 0;
+  }
+
+  /** Milliseconds until the bucket is out of debt (0 if it is not in debt). */
+  waitMs(now: number): number {
+    this.refill(now);
+    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate;
+  }
+}
+
+/** A message-rate and byte-rate limit, as configured. */
+export interface RateLimit {
+  /** Messages per second; 0 = unlimited. */
+  msgsPerSec?: number;
+  /** Bytes per second (whole frames); 0 = unlimited. */
+  bytesPerSec?: number;
+  /** Messages allowed in a burst above the rate (default: one second's worth). */
+  burstMsgs?: number;
+  /** Bytes allowed in a burst (default: one second's worth). */
+  burstBytes?: number;
+  /** Over the limit: `slow` stops reading the publisher until it is back in budget (TCP back-pressure reaches it); `refuse` drops the message and counts it (default slow). */
+  action?: 'slow' | 'refuse';
+}
+
+/** A pair of buckets (messages, bytes) enforcing one RateLimit. */
+export class Limiter {
+  readonly msgs: TokenBucket | null;
+  readonly bytes: TokenBucket | null;
+  readonly refuse: boolean;
+
+  constructor(limit: RateLimit, now: number) {
+    const m = limit.msgsPerSec ?? 0;
+    const b = limit.bytesPerSec ?? 0;
+    this.msgs = m > 0 ? new TokenBucket(m, limit.burstMsgs ?? m, now) : null;
+    this.bytes = b > 0 ? new TokenBucket(b, limit.burstBytes ?? b, now) : null;
+    this.refuse = limit.action === 'refuse';
+  }
+
+  /**
+   * Accounts one message of `len` bytes. For `refuse`, returns false and takes nothing
+   * when over the limit. For `slow`, always takes (into debt) and returns whether the
+   * caller must now wait (see waitMs).
+   */
+  admit(len: number, now: number): boolean {
+    if (this.refuse) {
+      if (this.msgs !== null && !this.msgs.tryTake(1, now)) return false;
+      if (this.bytes !== null && !this.bytes.tryTake(len, now)) return false;
+      return true;
+    }
+    let debt = false;
+    if (this.msgs !== null && this.msgs.take(1, now)) debt = true;
+    if (this.bytes !== null && this.bytes.take(len, now)) debt = true;
+    return !debt;
+  }
+
+  waitMs(now: number): number {
+    return Math.max(this.msgs?.waitMs(now) ?? 0, this.bytes?.waitMs(now) ?? 0);
+  }
+}
+
+export function describeLimit(l: RateLimit): string {
+  const parts: string[] = [];
+  if (l.msgsPerSec) parts.push(`${l.msgsPerSec} msg/s`);
+  if (l.bytesPerSec) parts.push(`${l.bytesPerSec} B/s`);
+  return parts.join(', ') || 'unlimited';
+}
+
+/** Validates a RateLimit from config or a client; returns the problem or null. */
+export function rateLimitProblem(l: unknown, where: string): string | null {
+  if (l === null || typeof l !== 'object' || Array.isArray(l)) return `${where} must be an object`;
+  for (const [k, v] of Object.entries(l)) {
+    if (k === 'action') {
+      if (v !== 'slow' && v !== 'refuse') return `${where}.action must be "slow" or "refuse", got ${JSON.stringify(v)}`;
+    } else if (['msgsPerSec', 'bytesPerSec', 'burstMsgs', 'burstBytes'].includes(k)) {
+      if (!(typeof v === 'number' && Number.isFinite(v) && v >= 0)) return `${where}.${k} must be a non-negative number, got ${JSON.stringify(v)}`;
+    } else {
+      return `unknown key "${k}" in ${where}; known: msgsPerSec, bytesPerSec, burstMsgs, burstBytes, action`;
+    }
+  }
+  return null;
+}
