@@ -29,11 +29,16 @@ export class Route {
   readonly sessions: Session[] = [];
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
-  /** Round-robin cursor per group. */
-  readonly cursor: number[] = [];
+  /**
+   * Round-robin cursor per group. Cursors belong to the queue name, not to this
+   * route: a route is rebuilt whenever a subscription comes or goes, and a group
+   * spans every subject its members match, so a per-route cursor would restart at
+   * the first member and starve the others.
+   */
+  readonly cursor: QueueCursor[] = [];
   readonly total: number;
 
-  constructor(subs: readonly Subscription[]) {
+  constructor(subs: readonly Subscription[], cursorFor: (queue: string) => QueueCursor) {
     this.total = subs.length;
     const byQueue = new Map<string, Subscription[]>();
     const seen = new Set<Session>();
@@ -50,11 +55,14 @@ export class Route {
         if (sub.max > 0) this.limited.push(sub);
       }
     }
-    for (const g of byQueue.values()) {
+    for (const [queue, g] of byQueue) {
       this.groups.push(g);
-      this.cursor.push(0);
+      this.cursor.push(cursorFor(queue));
     }
   }
 }
 
-export const buildRoute = (subs: Subscription[]): Route => new Route(subs);
+/** The next member a queue group hands a message to; shared by every route of the group. */
+export interface QueueCursor {
+  next: number;
+}
