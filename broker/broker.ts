@@ -3,14 +3,14 @@ import { pino, type Logger } from 'pino';
 import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
   ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind,
-  msgSize, monoNs, writeMsgHeader,
+  maxFrameFor, msgSize, monoNs, writeMsgHeader,
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
 import { parseUrl } from '../transports/url.js';
-import { maxFrameFor, resolveOptions, type BrokerOptions, type ResolvedOptions } from './config.js';
-import { Route, buildRoute, type Subscription } from './route.js';
+import { resolveOptions, type BrokerOptions, type ResolvedOptions } from './config.js';
+import { Route, type QueueCursor, type Subscription } from './route.js';
 import { Session } from './session.js';
 
 export const VERSION = '0.1.0';
@@ -48,6 +48,13 @@ export class Broker {
   private pingTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private readonly view = new MsgView();
+  /** Round-robin position per queue group name (see Route.cursor). */
+  private readonly cursors = new Map<string, QueueCursor>();
+  private readonly cursorFor = (queue: string): QueueCursor => {
+    let c = this.cursors.get(queue);
+    if (c === undefined) this.cursors.set(queue, (c = { next: 0 }));
+    return c;
+  };
   private readonly subjects = new SubjectCache(4096);
   private readonly maxFrame: number;
 
@@ -57,7 +64,7 @@ export class Broker {
     this.log =
       logger ??
       pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
-    this.tree = new SubjectTree<Subscription, Route>({ cacheSize: this.options.matchCacheSize, build: buildRoute });
+    this.tree = new SubjectTree<Subscription, Route>({ cacheSize: this.options.matchCacheSize, build: (subs) => new Route(subs, this.cursorFor) });
   }
 
   /** The URL clients dial for the first listener (TCP if any). */
@@ -132,18 +139,18 @@ export class Broker {
    * The frame is turned into a MSG in place (op byte, broker timestamp) and copied
    * into each receiving link's write buffer; nothing is re-encoded per subscriber.
    */
-  publish(from: Session, buf: Buffer, off: number, len: number): void {
+  publish(from: Session, buf: Buffer, off: number, len: number): boolean {
     const v = this.view.parse(buf, off, len);
     const c = this.counters;
     c.msgsIn++;
     c.bytesIn += len;
     if (v.payloadLen > this.options.maxPayload) {
       from.fatal(ErrCode.MAX_PAYLOAD, `maximum payload exceeded: ${v.payloadLen} bytes, the limit is ${this.options.maxPayload}`);
-      return;
+      return false;
     }
     if (v.headersLen > this.options.maxHeaders) {
       from.fatal(ErrCode.MAX_PAYLOAD, `maximum headers size exceeded: ${v.headersLen} bytes, the limit is ${this.options.maxHeaders}`);
-      return;
+      return false;
     }
     // Only subjects that passed validation are cached, so a hit needs no check.
     let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
@@ -151,23 +158,24 @@ export class Broker {
       subject = v.subject();
       if (!isValidSubject(subject)) {
         from.error(ErrCode.BAD_SUBJECT, `invalid publish subject "${subject}"; the message was dropped`);
-        return;
+        return false;
       }
       this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
     }
     if (v.replyLen > 0 && !isValidSubject(v.reply())) {
       from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);
-      return;
+      return false;
     }
     const route = this.tree.match(subject);
     if (route.total === 0) {
       c.unrouted++;
       if (v.flags & FLAG_REQUEST && v.replyLen > 0) this.noResponders(v.reply());
-      return;
+      return true;
     }
     buf[off + 4] = Op.MSG;
     if (v.tsOff >= 0) buf.writeBigUInt64LE(monoNs(), v.tsOff + 8);
     this.fanout(route, buf, off, len);
+    return true;
   }
 
   private fanout(route: Route, buf: Buffer, off: number, len: number): void {
@@ -183,9 +191,10 @@ export class Broker {
     for (let g = 0; g < groups.length; g++) {
       const members = groups[g]!;
       // Round robin, skipping members whose session is closing.
+      const cursor = route.cursor[g]!;
       for (let tries = 0; tries < members.length; tries++) {
-        const k = route.cursor[g]! % members.length;
-        route.cursor[g] = k + 1;
+        const k = cursor.next++ % members.length;
+        if (cursor.next >= 0x40000000) cursor.next = 0;
         const sub = members[k]!;
         if (!sub.session.open) continue;
         sub.session.deliver(buf, off, len, sub.sid);

@@ -116,12 +116,8 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
   if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');
   if (r.maxPayload > 64 * 1024 * 1024) throw new ConfigError('broker option "maxPayload" is capped at 64 MiB');
+  if (r.maxHeaders > 1024 * 1024) throw new ConfigError('broker option "maxHeaders" is capped at 1 MiB');
   if (r.port === null && !r.unix) throw new ConfigError('the broker needs a TCP port or a unix socket path to listen on');
   if (r.maxPingsOut < 1) throw new ConfigError('broker option "maxPingsOut" must be at least 1');
   return r;
-}
-
-/** Largest frame the broker accepts: a maximal payload plus subject, reply, headers and fixed fields. */
-export function maxFrameFor(o: { maxPayload: number; maxHeaders: number }): number {
-  return o.maxPayload + o.maxHeaders + 2 * 65_535 + 64;
 }

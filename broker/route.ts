@@ -55,11 +55,22 @@ export class Route {
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
   readonly limiters: Limiter[] = [];
-  /** Round-robin cursor per group. */
-  readonly cursor: number[] = [];
+  /**
+   * Round-robin cursor per group. Cursors belong to the queue name, not to this
+   * route: a route is rebuilt whenever a subscription comes or goes, and a group
+   * spans every subject its members match, so a per-route cursor would restart at
+   * the first member and starve the others.
+   */
+  readonly cursor: QueueCursor[] = [];
   readonly total: number;
 
-  constructor(subs: readonly Subscription[], subject: string, defaultPolicy: Policy, subjectLimits: readonly SubjectLimit[]) {
+  constructor(
+    subs: readonly Subscription[],
+    subject: string,
+    defaultPolicy: Policy,
+    subjectLimits: readonly SubjectLimit[],
+    cursorFor: (queue: string) => QueueCursor,
+  ) {
     this.total = subs.length;
     const byQueue = new Map<string, Subscription[]>();
     const index = new Map<Session, number>();
@@ -83,10 +94,15 @@ export class Route {
       }
       if (sub.max > 0) this.limited.push(sub);
     }
-    for (const g of byQueue.values()) {
+    for (const [queue, g] of byQueue) {
       this.groups.push(g);
-      this.cursor.push(0);
+      this.cursor.push(cursorFor(queue));
     }
     for (const l of subjectLimits) if (SubjectTree.matches(l.pattern, subject)) this.limiters.push(l.limiter);
   }
+}
+
+/** The next member a queue group hands a message to; shared by every route of the group. */
+export interface QueueCursor {
+  next: number;
 }

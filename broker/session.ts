@@ -1,6 +1,6 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
-  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION,
+  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION, type ProtocolError,
   encodeErr, encodeHandshake, writeBare, writeOk,
 } from '../transports/frame.js';
 import { copyBytes } from '../transports/intern.js';
@@ -11,6 +11,11 @@ import { queueNameProblem } from '../topics/queue.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
+
+/** ERR codes that mean the peer broke the protocol (counted in protocolErrors). */
+const PROTOCOL_CODES = new Set<number>([
+  ErrCode.PROTOCOL, ErrCode.UNKNOWN_OP, ErrCode.FRAME_TOO_LARGE, ErrCode.MAX_PAYLOAD, ErrCode.VERSION, ErrCode.NOT_CONNECTED, ErrCode.BAD_SID,
+]);
 
 const enum State {
   HANDSHAKE,
@@ -86,8 +91,7 @@ export class Session implements LinkHandler {
       case Op.PUB:
         this.stats.msgsIn++;
         this.stats.bytesIn += len;
-        this.broker.publish(this, buf, off, len);
-        if (this.verbose) this.ok(0);
+        if (this.broker.publish(this, buf, off, len) && this.verbose && this.state === State.OPEN) this.ok(0);
         return;
       case Op.SUB:
         this.onSub(buf, off);
@@ -185,10 +189,10 @@ export class Session implements LinkHandler {
       if (this.verbose) this.ok(sid);
       return;
     }
-    if (max > 0 && sub.delivered < max) {
-      // Re-insert so the cached routes pick up the new limit.
+    if (max > 0) {
+      // "After N more messages": counted from now. Re-insert so cached routes see the limit.
       this.broker.tree.remove(sub.pattern, sub);
-      sub.max = max;
+      sub.max = sub.delivered + max;
       this.broker.tree.insert(sub.pattern, sub);
     } else {
       this.removeSub(sub);
@@ -241,9 +245,15 @@ export class Session implements LinkHandler {
     this.link.send(f, 0, f.length);
   }
 
+  /** The peer sent bytes that are not a frame: tell it why, then close. */
+  onProtocolError(err: ProtocolError): void {
+    this.fatal(err.code, err.message);
+  }
+
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */
   fatal(code: number, text: string): void {
     if (this.state === State.CLOSED) return;
+    if (PROTOCOL_CODES.has(code)) this.broker.counters.protocolErrors++;
     this.closeReason = text;
     this.broker.log.warn({ cid: this.id, client: this.name, remote: this.link.remote, code, reason: text }, 'closing connection');
     if (!this.link.closed) {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import {
-  ErrCode, FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MsgView, Op, OP_NAMES, PING_SIZE, PROTOCOL_VERSION, TS_BLOCK, UNSUB_SIZE,
+  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
   encodeHandshake, monoNs, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -359,7 +359,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   /** @internal Subscription.unsubscribe() lands here. */
   unsubscribeSid(sub: Subscription, max: number): void {
     if (max > 0) {
-      if (this.connected) this.sendUnsub(this.conn!.link, sub.sid, max);
+      // The wire counts "N more messages" from now; `max` is the subscription's total.
+      if (this.connected) this.sendUnsub(this.conn!.link, sub.sid, max - sub.received);
       return;
     }
     this.forget(sub);
@@ -387,13 +388,10 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
    * at once if nobody subscribes to the subject, TimeoutError after timeoutMs.
    */
   request(subject: string, data?: unknown, options: RequestOptions = {}): Promise<Msg> {
-    try {
-      this.assertUsable();
-      validateSubject(subject);
-      checkKeys(options, REQ_KEYS, 'request');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    // Bad input throws at once, as publish() and subscribe() do.
+    this.assertUsable();
+    validateSubject(subject);
+    checkKeys(options, REQ_KEYS, 'request');
     const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
     if (this.mux === null) this.mux = this.subscribe(`${this.inboxPrefix}*`, this.onReply);
     const token = (++this.reqSeq).toString(36);
@@ -579,6 +577,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       this.handshake.reject(new ConnectionError(`protocol error: INFO is not valid msgpack: ${(err as Error).message}`));
       return;
     }
+    conn.link.setMaxFrame?.(maxFrameFor(this.info));
     this.handshake.resolve();
   }
 

@@ -37,6 +37,7 @@ export class Subscription implements AsyncIterable<Msg> {
   private count = 0;
   private readonly maxPending: number;
   private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
+  private rejectWaiter: ((err: Error) => void) | null = null;
   private failure: Error | null = null;
   private overflowing = false;
   private resolveClosed!: () => void;
@@ -123,7 +124,12 @@ export class Subscription implements AsyncIterable<Msg> {
     if (this.waiter !== null && this.count === 0) {
       const w = this.waiter;
       this.waiter = null;
-      w({ value: undefined, done: true });
+      if (err) {
+        this.failure = null;
+        this.rejectWaiter!(err);
+      } else {
+        w({ value: undefined, done: true });
+      }
     }
     this.resolveClosed();
   }
@@ -148,7 +154,10 @@ export class Subscription implements AsyncIterable<Msg> {
           }
           return Promise.resolve({ value: undefined, done: true });
         }
-        return new Promise((resolve) => (this.waiter = resolve));
+        return new Promise((resolve, reject) => {
+          this.waiter = resolve;
+          this.rejectWaiter = reject;
+        });
       },
       return: (): Promise<IteratorResult<Msg>> => {
         this.unsubscribe();

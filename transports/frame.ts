@@ -127,6 +127,11 @@ export class ProtocolError extends Error {
 // `xxxSize` gives the exact size first.
 // ---------------------------------------------------------------------------
 
+/** Largest PUB/MSG frame for the given limits: payload, headers, subject and reply at their maxima, fixed fields. */
+export function maxFrameFor(limits: { maxPayload: number; maxHeaders: number }): number {
+  return limits.maxPayload + limits.maxHeaders + 2 * 65_535 + MSG_HEADER + TS_BLOCK + 64;
+}
+
 /** Exact byte size of a PUB/MSG frame. Lengths are UTF-8 byte lengths. */
 export function msgSize(subjectBytes: number, replyBytes: number, headerBytes: number, payloadBytes: number, ts: boolean): number {
   return MSG_HEADER + (ts ? TS_BLOCK : 0) + subjectBytes + replyBytes + headerBytes + payloadBytes;

@@ -7,6 +7,8 @@
  * Threading: a Link is used only from the thread that created it.
  */
 
+import type { ProtocolError } from './frame.js';
+
 export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
 
 export interface LinkHandler {
@@ -19,6 +21,11 @@ export interface LinkHandler {
   onClose(err: Error | null): void;
   /** Everything queued has been handed to the operating system (pending fell to 0). */
   onDrain?(): void;
+  /**
+   * The peer sent bytes that are not a valid frame. The handler should report it to
+   * the peer (an ERR) and close the link; without this method the link is destroyed.
+   */
+  onProtocolError?(err: ProtocolError): void;
 }
 
 export interface Link {
@@ -28,6 +35,9 @@ export interface Link {
   readonly closed: boolean;
   /** Bytes queued or in flight towards the peer: the slow-consumer measure. */
   readonly pendingBytes: number;
+
+  /** Raises or lowers the largest inbound frame accepted (e.g. after the handshake). */
+  setMaxFrame?(n: number): void;
 
   /** Starts delivery of inbound frames to `handler` (frames are not read before). */
   start(handler: LinkHandler): void;

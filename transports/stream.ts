@@ -1,5 +1,6 @@
 import net from 'node:net';
 import fs from 'node:fs';
+import { ProtocolError } from './frame.js';
 import { FrameReader } from './reader.js';
 import { batching, deferFlush, runBatched, type Flushable } from './batch.js';
 import type { AcceptFn, Link, LinkHandler, Listener, TransportName } from './link.js';
@@ -80,7 +81,11 @@ export class StreamLink implements Link, Flushable {
     try {
       this.reader.push(chunk, this.handler);
     } catch (err) {
-      this.destroy(err as Error);
+      // The stream cannot be resynchronised: stop reading; the handler says why and closes.
+      this.socket.off('data', this.onData);
+      const h = this.handler;
+      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
+      else this.destroy(err as Error);
     }
   };
 
