@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
-  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind,
+  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind, Policy,
   maxFrameFor, msgSize, monoNs, writeMsgHeader,
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -10,7 +10,9 @@ import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
 import { parseUrl } from '../transports/url.js';
 import { resolveOptions, type BrokerOptions, type ResolvedOptions } from './config.js';
-import { Route, type QueueCursor, type Subscription } from './route.js';
+import { parsePolicy } from './policy.js';
+import { Limiter } from './ratelimit.js';
+import { Route, type QueueCursor, type SubjectLimit, type Subscription } from './route.js';
 import { Session } from './session.js';
 
 export const VERSION = '0.1.0';
@@ -26,6 +28,15 @@ export interface BrokerCounters {
   connectionsTotal: number;
   /** Connections refused or closed for a protocol violation. */
   protocolErrors: number;
+  /** Messages dropped by slow-consumer policies, by reason. */
+  droppedOldest: number;
+  droppedNewest: number;
+  /** Messages replaced by a newer one on the same subject (conflate policy). */
+  conflated: number;
+  /** Messages refused by a rate limit with action "refuse". */
+  rateRefused: number;
+  /** Total time publishers spent paused (rate limits, block policy), ms. */
+  pausedMs: number;
 }
 
 /**
@@ -41,11 +52,16 @@ export class Broker {
   readonly startedAt = Date.now();
   readonly counters: BrokerCounters = {
     msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, unrouted: 0, slowConsumers: 0, connectionsTotal: 0, protocolErrors: 0,
+    droppedOldest: 0, droppedNewest: 0, conflated: 0, rateRefused: 0, pausedMs: 0,
   };
+  /** Policy of subscriptions that name none (config slowConsumerPolicy). */
+  readonly defaultPolicy: Policy;
+  private readonly subjectLimits: SubjectLimit[];
   readonly sessions = new Set<Session>();
   readonly listeners: Listener[] = [];
   private nextId = 1;
   private pingTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private readonly view = new MsgView();
   /** Round-robin position per queue group name (see Route.cursor). */
@@ -64,7 +80,13 @@ export class Broker {
     this.log =
       logger ??
       pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
-    this.tree = new SubjectTree<Subscription, Route>({ cacheSize: this.options.matchCacheSize, build: (subs) => new Route(subs, this.cursorFor) });
+    this.defaultPolicy = parsePolicy(this.options.slowConsumerPolicy)!;
+    const now = performance.now();
+    this.subjectLimits = this.options.subjectRates.map(({ pattern, ...limit }) => ({ pattern, limiter: new Limiter(limit, now) }));
+    this.tree = new SubjectTree<Subscription, Route>({
+      cacheSize: this.options.matchCacheSize,
+      build: (subs, subject) => new Route(subs, subject, this.defaultPolicy, this.subjectLimits, this.cursorFor),
+    });
   }
 
   /** The URL clients dial for the first listener (TCP if any). */
@@ -91,6 +113,10 @@ export class Broker {
     if (o.pingIntervalMs > 0) {
       this.pingTimer = setInterval(this.keepalive, o.pingIntervalMs);
       this.pingTimer.unref();
+    }
+    if (o.writeDeadlineMs > 0) {
+      this.deadlineTimer = setInterval(this.checkWriteDeadlines, Math.max(10, Math.min(1000, o.writeDeadlineMs / 4)));
+      this.deadlineTimer.unref();
     }
     const { logDestination: _d, ...shown } = o;
     this.log.info({ config: shown, urls: this.urls, serverId: this.serverId, version: VERSION }, 'broker started');
@@ -167,6 +193,7 @@ export class Broker {
       return false;
     }
     const route = this.tree.match(subject);
+    if ((from.pubLimiter !== null || route.limiters.length > 0) && !from.admitPublish(len, route.limiters)) return false;
     if (route.total === 0) {
       c.unrouted++;
       if (v.flags & FLAG_REQUEST && v.replyLen > 0) this.noResponders(v.reply());
@@ -174,16 +201,16 @@ export class Broker {
     }
     buf[off + 4] = Op.MSG;
     if (v.tsOff >= 0) buf.writeBigUInt64LE(monoNs(), v.tsOff + 8);
-    this.fanout(route, buf, off, len);
+    this.fanout(route, buf, off, len, subject, from);
     return true;
   }
 
-  private fanout(route: Route, buf: Buffer, off: number, len: number): void {
+  private fanout(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Session | null): void {
     const c = this.counters;
     const sessions = route.sessions;
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
-      if (s.open) s.deliver(buf, off, len, 0);
+      if (s.open) s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
     }
     c.msgsOut += sessions.length;
     c.bytesOut += sessions.length * len;
@@ -197,7 +224,7 @@ export class Broker {
         if (cursor.next >= 0x40000000) cursor.next = 0;
         const sub = members[k]!;
         if (!sub.session.open) continue;
-        sub.session.deliver(buf, off, len, sub.sid);
+        sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
         c.msgsOut++;
         c.bytesOut += len;
         if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
@@ -220,7 +247,27 @@ export class Broker {
     const frame = Buffer.allocUnsafe(total);
     const at = writeMsgHeader(frame, 0, total, Op.MSG, FLAG_NO_RESPONDERS, PayloadKind.RAW, 0, s, 0, 0);
     frame.write(reply, at, s, 'utf8');
-    this.fanout(route, frame, 0, total);
+    this.fanout(route, frame, 0, total, reply, null);
+  }
+
+  /**
+   * A consumer whose socket has accepted nothing for writeDeadlineMs is a slow
+   * consumer even below the byte bounds; the disconnect policy closes it. Sessions
+   * whose subscriptions all chose a dropping policy are left to that policy.
+   */
+  private readonly checkWriteDeadlines = (): void => {
+    const now = performance.now();
+    const limit = this.options.writeDeadlineMs;
+    for (const s of this.sessions) {
+      const since = s.link.writeBlockedSince;
+      if (since === 0 || now - since < limit || !s.open) continue;
+      if (s.hasPolicy(Policy.DISCONNECT)) s.slowConsumer(`a write blocked for more than ${limit} ms`);
+    }
+  };
+
+  /** Counters and per-connection flow state, for monitoring. */
+  metrics(): { counters: BrokerCounters; connections: ReturnType<Session['metrics']>[] } {
+    return { counters: { ...this.counters }, connections: [...this.sessions].map((s) => s.metrics()) };
   }
 
   private readonly keepalive = (): void => {
@@ -244,6 +291,7 @@ export class Broker {
     if (this.closing) return this.closing;
     this.closing = (async () => {
       if (this.pingTimer) clearInterval(this.pingTimer);
+      if (this.deadlineTimer) clearInterval(this.deadlineTimer);
       // server.close() stops accepting at once but settles only when its
       // connections are gone, so it is awaited after the sessions are closed.
       const stopped = Promise.all(this.listeners.map((l) => l.close()));

@@ -4,6 +4,10 @@
  * key or a value of the wrong kind is refused with an error that names it.
  */
 
+import { POLICY_NAMES, type PolicyName } from '../transports/frame.js';
+import { isValidPattern } from '../topics/index.js';
+import { rateLimitProblem, type RateLimit } from './ratelimit.js';
+
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
   host?: string;
@@ -31,13 +35,32 @@ export interface BrokerOptions {
   handshakeTimeoutMs?: number;
   /** Entries in the subject match cache. */
   matchCacheSize?: number;
+  /** Policy for subscriptions that do not choose one: disconnect, drop-oldest, drop-newest, conflate or block. */
+  slowConsumerPolicy?: PolicyName;
+  /** Bytes queued in a connection's link before messages are held for its policy to act on (default 1 MiB, at most half of maxPending). */
+  highWaterBytes?: number;
+  /** Messages held for one connection at most (0 = bounded by maxPending bytes only). */
+  maxPendingMsgs?: number;
+  /** A write to a connection blocked this long makes it a slow consumer (0 = off). */
+  writeDeadlineMs?: number;
+  /** Rate limit per publishing connection. */
+  publishRate?: RateLimit;
+  /** Rate limit per subscribing connection: messages beyond it are held, and its policy applies. */
+  deliverRate?: RateLimit;
+  /** Rate limits per subject pattern, shared by every publisher of a matching subject. */
+  subjectRates?: Array<RateLimit & { pattern: string }>;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel?: string;
   /** Where pino writes: a file descriptor (1 = stdout, the default). */
   logDestination?: number;
 }
 
-export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port'>> & { unix?: string; port: number | null };
+export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'publishRate' | 'deliverRate'>> & {
+  unix?: string;
+  port: number | null;
+  publishRate?: RateLimit;
+  deliverRate?: RateLimit;
+};
 
 export const DEFAULTS: ResolvedOptions = {
   host: '127.0.0.1',
@@ -58,6 +81,15 @@ export const DEFAULTS: ResolvedOptions = {
   maxPingsOut: 2,
   handshakeTimeoutMs: 5_000,
   matchCacheSize: 4096,
+  slowConsumerPolicy: 'disconnect',
+  // 1 MiB in the socket's queue before messages are held one by one: big enough that
+  // a healthy consumer's bursts never reach it, small enough that a policy acts on
+  // nearly everything a stuck consumer has not read.
+  highWaterBytes: 1024 * 1024,
+  maxPendingMsgs: 0,
+  // 10 s: a consumer whose socket accepts nothing for this long is not coming back soon.
+  writeDeadlineMs: 10_000,
+  subjectRates: [],
   logLevel: 'warn',
   logDestination: 1,
 };
@@ -72,7 +104,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'int' | 'port';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -87,6 +119,13 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   maxPingsOut: 'int',
   handshakeTimeoutMs: 'int',
   matchCacheSize: 'int',
+  slowConsumerPolicy: 'policy',
+  highWaterBytes: 'int',
+  maxPendingMsgs: 'int',
+  writeDeadlineMs: 'int',
+  publishRate: 'rate',
+  deliverRate: 'rate',
+  subjectRates: 'rates',
   logLevel: 'string',
   logDestination: 'int',
 };
@@ -107,6 +146,24 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     if (kind === 'int' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
       throw new ConfigError(`broker option "${key}" must be a non-negative integer, got ${JSON.stringify(value)}`);
     }
+    if (kind === 'policy' && !(POLICY_NAMES as readonly string[]).includes(value as string)) {
+      throw new ConfigError(`broker option "${key}" must be one of ${POLICY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(value)}`);
+    }
+    if (kind === 'policy' && value === 'default') throw new ConfigError(`broker option "${key}" must name a policy, not "default"`);
+    if (kind === 'rate') {
+      const bad = rateLimitProblem(value, key);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'rates') {
+      if (!Array.isArray(value)) throw new ConfigError(`broker option "${key}" must be an array of { pattern, msgsPerSec, bytesPerSec, ... }`);
+      value.forEach((r: unknown, i: number) => {
+        if (r === null || typeof r !== 'object') throw new ConfigError(`${key}[${i}] must be an object`);
+        const { pattern, ...limit } = r as { pattern?: unknown };
+        if (typeof pattern !== 'string' || !isValidPattern(pattern)) throw new ConfigError(`${key}[${i}].pattern must be a valid subject pattern, got ${JSON.stringify(pattern)}`);
+        const bad = rateLimitProblem(limit, `${key}[${i}]`);
+        if (bad) throw new ConfigError(`broker option ${bad}`);
+      });
+    }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(`broker option "port" must be an integer from 0 to 65535 (or null for no TCP), got ${JSON.stringify(value)}`);
     }
@@ -118,6 +175,9 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   if (r.maxPayload > 64 * 1024 * 1024) throw new ConfigError('broker option "maxPayload" is capped at 64 MiB');
   if (r.maxHeaders > 1024 * 1024) throw new ConfigError('broker option "maxHeaders" is capped at 1 MiB');
   if (r.port === null && !r.unix) throw new ConfigError('the broker needs a TCP port or a unix socket path to listen on');
+  // Unset, the high-water mark follows a small maxPending down.
+  if (opts.highWaterBytes === undefined) r.highWaterBytes = Math.min(r.highWaterBytes, Math.floor(r.maxPending / 2));
+  if (r.highWaterBytes > r.maxPending) throw new ConfigError(`broker option "highWaterBytes" (${r.highWaterBytes}) must not exceed "maxPending" (${r.maxPending})`);
   if (r.maxPingsOut < 1) throw new ConfigError('broker option "maxPingsOut" must be at least 1');
   return r;
 }

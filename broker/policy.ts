@@ -23,7 +23,10 @@
  * Threading: broker thread only. Nothing here is on the path of a consumer that
  * keeps up.
  */
-import { Policy } from '../transports/frame.js';
+import { LOSS_SIZE, Policy, writeLoss } from '../transports/frame.js';
+import { copyBytes } from '../transports/intern.js';
+import type { Link } from '../transports/link.js';
+import type { Limiter } from './ratelimit.js';
 import type { Subscription } from './route.js';
 
 /** One held message: a private copy of its MSG frame, and who it is for. */
@@ -32,7 +35,7 @@ export class Held {
     public frame: Buffer,
     readonly subject: string,
     /** The subscriptions of this session the message was for (for loss accounting). */
-    readonly subs: readonly Subscription[],
+    public subs: readonly Subscription[],
     readonly policy: Policy,
   ) {}
 }
@@ -52,6 +55,20 @@ export class HoldQueue {
     this.length++;
     this.bytes += h.frame.length;
     if (h.policy === Policy.CONFLATE) this.latest.set(h.subject, h);
+  }
+
+  peek(): Held | undefined {
+    return this.length === 0 ? undefined : this.ring[this.head];
+  }
+
+  /** Puts a message back at the head (it could not be sent yet). */
+  unshift(h: Held): void {
+    if (this.length === this.ring.length) this.grow();
+    this.head = (this.head - 1 + this.ring.length) % this.ring.length;
+    this.ring[this.head] = h;
+    this.length++;
+    this.bytes += h.frame.length;
+    if (h.policy === Policy.CONFLATE && !this.latest.has(h.subject)) this.latest.set(h.subject, h);
   }
 
   shift(): Held | undefined {
@@ -108,4 +125,255 @@ export function parsePolicy(name: string): Policy | null {
     default:
       return null;
   }
+}
+
+/** Counters of one connection's outbound side, readable through Broker.metrics(). */
+export interface OutboundStats {
+  /** Messages dropped by drop-oldest / drop-newest (and conflate at its bound). */
+  droppedOldest: number;
+  droppedNewest: number;
+  /** Messages replaced by a newer one on the same subject. */
+  conflated: number;
+  /** Highest pending bytes (link + held) seen. */
+  pendingPeak: number;
+  /** Highest number of held messages seen. */
+  heldPeak: number;
+}
+
+/** What Outbound needs from its session and broker. */
+export interface OutboundOwner {
+  readonly link: Link;
+  /** Called when the disconnect policy's bound is passed. */
+  slowConsumer(reason: string): void;
+  countDrops(oldest: number, newest: number, conflated: number): void;
+}
+
+export interface OutboundPublisher {
+  unblock(by: object): void;
+  block(by: object): void;
+}
+
+/**
+ * The outbound side of one session: the fast path into the link, and the held
+ * queue where the slow-consumer policies act. See the top of this file.
+ */
+export class Outbound {
+  readonly hold = new HoldQueue();
+  readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0 };
+  /** Subscriptions with losses not reported to the client yet. */
+  private readonly lossy = new Set<Subscription>();
+  /** Publishers paused because this consumer (block policy) is behind. */
+  private blocked: Set<OutboundPublisher> | null = null;
+  private pumpTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly owner: OutboundOwner,
+    readonly highWater: number,
+    readonly maxBytes: number,
+    readonly maxMsgs: number,
+    /** Delivery rate limit of this connection (holds what is over it), or null. */
+    readonly limiter: Limiter | null,
+  ) {}
+
+  /** Bytes queued towards the peer: in the link and held here. */
+  get pendingBytes(): number {
+    return this.owner.link.pendingBytes + this.hold.bytes;
+  }
+
+  /**
+   * Queues one MSG frame. `sid` patches the subscription-id field in this copy only
+   * (queue deliveries). Returns the bytes queued (0 if the policy dropped it).
+   */
+  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: OutboundPublisher | null): number {
+    const link = this.owner.link;
+    if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, performance.now()))) {
+      // The consumer keeps up: straight into the link's write buffer.
+      const out = link.reserve(len);
+      const at = link.writeOffset;
+      copyBytes(buf, off, out, at, len);
+      if (sid !== 0) out.writeUInt32LE(sid, at + 8);
+      link.commit(len);
+      const pending = link.pendingBytes;
+      if (pending > this.stats.pendingPeak) {
+        this.stats.pendingPeak = pending;
+        // One message can carry the link past the whole bound at once.
+        if (pending > this.maxBytes && policy === Policy.DISCONNECT) this.owner.slowConsumer(`more than ${this.maxBytes} bytes pending`);
+      }
+      return len;
+    }
+    return this.congested(buf, off, len, sid, subject, subs, policy, from);
+  }
+
+  private congested(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: OutboundPublisher | null): number {
+    const link = this.owner.link;
+    const rateLimited = this.limiter !== null && link.pendingBytes <= this.highWater;
+    if (this.hold.length === 0 && !rateLimited && (policy === Policy.DISCONNECT || policy === Policy.BLOCK)) {
+      // Lossless policies keep the byte stream in the link; only its size matters.
+      const out = link.reserve(len);
+      const at = link.writeOffset;
+      copyBytes(buf, off, out, at, len);
+      if (sid !== 0) out.writeUInt32LE(sid, at + 8);
+      link.commit(len);
+      this.notePeak();
+      if (policy === Policy.BLOCK) {
+        if (from !== null) this.block(from);
+        if (link.pendingBytes > 2 * this.maxBytes) this.owner.slowConsumer(`more than ${2 * this.maxBytes} bytes pending with publishers blocked`);
+      } else if (link.pendingBytes > this.maxBytes) {
+        this.owner.slowConsumer(`more than ${this.maxBytes} bytes pending`);
+      }
+      return len;
+    }
+    switch (policy) {
+      case Policy.DISCONNECT:
+        if (this.over(len)) {
+          this.owner.slowConsumer(`more than ${this.maxBytes} bytes${this.maxMsgs ? ` or ${this.maxMsgs} messages` : ''} pending`);
+          return 0;
+        }
+        break;
+      case Policy.BLOCK:
+        if (from !== null) this.block(from);
+        if (this.pendingBytes + len > 2 * this.maxBytes) {
+          this.owner.slowConsumer(`more than ${2 * this.maxBytes} bytes pending with publishers blocked`);
+          return 0;
+        }
+        break;
+      case Policy.DROP_NEWEST:
+        if (this.over(len)) {
+          this.lose(subs, 1, 0);
+          this.stats.droppedNewest++;
+          this.owner.countDrops(0, 1, 0);
+          return 0;
+        }
+        break;
+      case Policy.CONFLATE: {
+        const prev = this.hold.conflatable(subject);
+        if (prev !== undefined) {
+          this.hold.replace(prev, copyFrame(buf, off, len, sid));
+          this.lose(prev.subs, 0, 1);
+          prev.subs = subs;
+          this.stats.conflated++;
+          this.owner.countDrops(0, 0, 1);
+          return len;
+        }
+        this.makeRoom(len);
+        break;
+      }
+      default: // DROP_OLDEST
+        this.makeRoom(len);
+    }
+    if (policy !== Policy.DISCONNECT && policy !== Policy.BLOCK && this.over(len)) {
+      // Even an empty hold cannot take it (the link alone is over the bound).
+      this.lose(subs, 1, 0);
+      this.stats.droppedNewest++;
+      this.owner.countDrops(0, 1, 0);
+      return 0;
+    }
+    this.hold.push(new Held(copyFrame(buf, off, len, sid), subject, subs, policy));
+    if (this.hold.length > this.stats.heldPeak) this.stats.heldPeak = this.hold.length;
+    this.notePeak();
+    if (this.limiter !== null) this.schedulePump();
+    return len;
+  }
+
+  /** Drops the oldest held messages until `len` more bytes fit. */
+  private makeRoom(len: number): void {
+    let n = 0;
+    while (this.hold.length > 0 && this.over(len)) {
+      const old = this.hold.shift()!;
+      this.lose(old.subs, 1, 0);
+      n++;
+    }
+    if (n > 0) {
+      this.stats.droppedOldest += n;
+      this.owner.countDrops(n, 0, 0);
+    }
+  }
+
+  private over(len: number): boolean {
+    return this.pendingBytes + len > this.maxBytes || (this.maxMsgs > 0 && this.hold.length + 1 > this.maxMsgs);
+  }
+
+  private notePeak(): void {
+    const p = this.pendingBytes;
+    if (p > this.stats.pendingPeak) this.stats.pendingPeak = p;
+  }
+
+  private lose(subs: readonly Subscription[], dropped: number, conflated: number): void {
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]!;
+      sub.dropped += dropped;
+      sub.conflated += conflated;
+      sub.unreportedDropped += dropped;
+      sub.unreportedConflated += conflated;
+      this.lossy.add(sub);
+    }
+  }
+
+  private block(from: OutboundPublisher): void {
+    this.blocked ??= new Set();
+    if (!this.blocked.has(from)) {
+      this.blocked.add(from);
+      from.block(this);
+    }
+  }
+
+  /**
+   * Moves held messages into the link while it has room: called when the link has
+   * drained, and by the delivery-rate timer. Loss reports go first, so the client
+   * learns of a gap before the messages after it.
+   */
+  pump(): void {
+    const link = this.owner.link;
+    if (link.closed) return;
+    if (this.lossy.size > 0) {
+      for (const sub of this.lossy) {
+        if (sub.unreportedDropped === 0 && sub.unreportedConflated === 0) continue;
+        const out = link.reserve(LOSS_SIZE);
+        writeLoss(out, link.writeOffset, sub.sid, sub.policy, sub.unreportedDropped, sub.unreportedConflated);
+        link.commit(LOSS_SIZE);
+        sub.unreportedDropped = 0;
+        sub.unreportedConflated = 0;
+      }
+      this.lossy.clear();
+    }
+    while (this.hold.length > 0 && link.pendingBytes <= this.highWater) {
+      const h = this.hold.shift()!;
+      if (this.limiter !== null && !this.limiter.admit(h.frame.length, performance.now())) {
+        this.hold.unshift(h);
+        this.schedulePump();
+        break;
+      }
+      link.send(h.frame, 0, h.frame.length);
+    }
+    if (this.hold.length === 0 && this.blocked !== null && link.pendingBytes <= this.highWater / 2) {
+      for (const p of this.blocked) p.unblock(this);
+      this.blocked = null;
+    }
+  }
+
+  private schedulePump(): void {
+    if (this.pumpTimer !== null || this.limiter === null) return;
+    const wait = Math.max(1, this.limiter.nextAdmitMs(this.hold.length > 0 ? this.hold.peek()!.frame.length : 1, performance.now()));
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = null;
+      this.pump();
+    }, wait);
+  }
+
+  /** The session is gone: release what it held and the publishers it paused. */
+  close(): void {
+    if (this.pumpTimer !== null) clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    this.hold.clear();
+    this.lossy.clear();
+    if (this.blocked !== null) for (const p of this.blocked) p.unblock(this);
+    this.blocked = null;
+  }
+}
+
+function copyFrame(buf: Buffer, off: number, len: number, sid: number): Buffer {
+  const f = Buffer.allocUnsafe(len);
+  copyBytes(buf, off, f, 0, len);
+  if (sid !== 0) f.writeUInt32LE(sid, 8);
+  return f;
 }

@@ -40,6 +40,12 @@ export class TokenBucket {
     return this.tokens < 0;
   }
 
+  /** Milliseconds until n tokens are available. */
+  timeUntil(n: number, now: number): number {
+    this.refill(now);
+    return this.tokens >= n ? 0 : ((n - this.tokens) * 1000) / this.rate;
+  }
+
   /** Milliseconds until the bucket is out of debt (0 if it is not in debt). */
   waitMs(now: number): number {
     this.refill(now);
@@ -94,6 +100,11 @@ export class Limiter {
 
   waitMs(now: number): number {
     return Math.max(this.msgs?.waitMs(now) ?? 0, this.bytes?.waitMs(now) ?? 0);
+  }
+
+  /** Milliseconds until a message of `len` bytes would be admitted (refuse-style limiters). */
+  nextAdmitMs(len: number, now: number): number {
+    return Math.max(this.msgs?.timeUntil(1, now) ?? 0, this.bytes?.timeUntil(Math.min(len, this.bytes.burst), now) ?? 0);
   }
 }
 

@@ -1,11 +1,12 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
-  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION, type ProtocolError,
+  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION, Policy, type ProtocolError,
   encodeErr, encodeHandshake, writeBare, writeOk,
 } from '../transports/frame.js';
-import { copyBytes } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Broker } from './broker.js';
+import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
+import { Limiter, rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { Subscription } from './route.js';
 import { queueNameProblem } from '../topics/queue.js';
 
@@ -24,12 +25,14 @@ const enum State {
 }
 
 /** CONNECT options a client may send, and their types. Anything else is refused. */
-const CONNECT_KEYS: Record<string, 'string' | 'boolean'> = {
+const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   name: 'string',
   lang: 'string',
   version: 'string',
   verbose: 'boolean',
   timestamps: 'boolean',
+  // A publish rate limit the client asks for; it can only lower the broker's.
+  publishRate: 'object',
 };
 
 export interface SessionStats {
@@ -43,7 +46,7 @@ export interface SessionStats {
  * One client connection, over any transport. Owns its subscriptions and its
  * keepalive state; the broker owns routing. Used only on the broker's thread.
  */
-export class Session implements LinkHandler {
+export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   name = '';
   lang = '';
   verbose = false;
@@ -59,6 +62,18 @@ export class Session implements LinkHandler {
   /** Resolves once the link has closed for good. */
   readonly done: Promise<void>;
   private resolveDone!: () => void;
+  /** Outbound flow: the link fast path, held messages, slow-consumer policies. */
+  readonly out: Outbound;
+  /** Inbound flow control counters (this connection as a publisher). */
+  readonly flow = { pausedMs: 0, throttled: 0, refused: 0 };
+  /** This connection's publish rate limit (config, lowered by the client's request). */
+  pubLimiter: Limiter | null = null;
+  /** Limiters (own or subject) this publisher is in debt with. */
+  private readonly throttledBy: Limiter[] = [];
+  private throttleTimer: NodeJS.Timeout | null = null;
+  private readonly blockers = new Set<object>();
+  private pausedAt = 0;
+  private lastRefusalReport = -Infinity;
 
   constructor(
     readonly id: number,
@@ -66,6 +81,16 @@ export class Session implements LinkHandler {
     private readonly broker: Broker,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    const o = broker.options;
+    const now = performance.now();
+    this.out = new Outbound(
+      this,
+      o.highWaterBytes,
+      o.maxPending,
+      o.maxPendingMsgs,
+      o.deliverRate ? new Limiter({ ...o.deliverRate, action: 'refuse' }, now) : null,
+    );
+    if (o.publishRate) this.pubLimiter = new Limiter(o.publishRate, now);
     const ms = broker.options.handshakeTimeoutMs;
     if (ms > 0) {
       this.handshakeTimer = setTimeout(() => {
@@ -146,7 +171,15 @@ export class Session implements LinkHandler {
         return;
       }
     }
-    const o = opts as { name?: string; lang?: string; verbose?: boolean };
+    const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit };
+    if (o.publishRate !== undefined) {
+      const bad = rateLimitProblem(o.publishRate, 'publishRate');
+      if (bad !== null) {
+        this.fatal(ErrCode.BAD_OPTION, `CONNECT option ${bad}`);
+        return;
+      }
+      this.pubLimiter = new Limiter(lowerLimit(this.broker.options.publishRate, o.publishRate), performance.now());
+    }
     this.name = (o.name ?? '').slice(0, 256);
     this.lang = (o.lang ?? '').slice(0, 64);
     this.verbose = o.verbose === true;
@@ -172,7 +205,8 @@ export class Session implements LinkHandler {
     }
     const badQueue = q > 0 ? queueNameProblem(queue) : null;
     if (badQueue !== null) return this.error(ErrCode.BAD_SUBJECT, `invalid queue group: ${badQueue}`, sid);
-    const sub = new Subscription(this, sid, pattern, queue);
+    const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.broker.defaultPolicy : (buf[off + 6]! as Policy);
+    const sub = new Subscription(this, sid, pattern, queue, policy);
     try {
       this.broker.tree.insert(pattern, sub);
     } catch (err) {
@@ -208,24 +242,140 @@ export class Session implements LinkHandler {
 
   /**
    * Queues one MSG frame (the same bytes for every receiving session). `sid` patches
-   * the frame's subscription-id field in this session's copy only (queue deliveries).
+   * the frame's subscription-id field in this session's copy only (queue deliveries);
+   * `subs` and `policy` say whose it is and what to do if this consumer is behind.
    */
-  deliver(buf: Buffer, off: number, len: number, sid: number): void {
-    const link = this.link;
-    const out = link.reserve(len);
-    const at = link.writeOffset;
-    copyBytes(buf, off, out, at, len);
-    if (sid !== 0) out.writeUInt32LE(sid, at + 8);
-    link.commit(len);
-    this.stats.msgsOut++;
-    this.stats.bytesOut += len;
-    if (link.pendingBytes > this.broker.options.maxPending) this.slowConsumer();
+  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Session | null): void {
+    if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) > 0) {
+      this.stats.msgsOut++;
+      this.stats.bytesOut += len;
+    }
   }
 
-  private slowConsumer(): void {
-    this.broker.counters.slowConsumers++;
-    this.fatal(ErrCode.SLOW_CONSUMER, `slow consumer: more than ${this.broker.options.maxPending} bytes pending towards this connection; it was closed`);
+  /** The link has written everything out: move held messages along. */
+  onDrain(): void {
+    if (this.state === State.OPEN) this.out.pump();
   }
+
+  /** @internal OutboundOwner */
+  slowConsumer(reason: string): void {
+    this.broker.counters.slowConsumers++;
+    this.fatal(ErrCode.SLOW_CONSUMER, `slow consumer: ${reason} towards this connection; it was closed`);
+  }
+
+  /** @internal OutboundOwner */
+  countDrops(oldest: number, newest: number, conflated: number): void {
+    const c = this.broker.counters;
+    c.droppedOldest += oldest;
+    c.droppedNewest += newest;
+    c.conflated += conflated;
+  }
+
+  hasPolicy(p: Policy): boolean {
+    for (const sub of this.subs.values()) if (sub.policy === p) return true;
+    return false;
+  }
+
+  metrics() {
+    const o = this.out;
+    return {
+      cid: this.id,
+      name: this.name,
+      transport: this.link.transport,
+      remote: this.link.remote,
+      connectedAt: this.connectedAt,
+      subscriptions: this.subs.size,
+      ...this.stats,
+      pendingBytes: o.pendingBytes,
+      heldMsgs: o.hold.length,
+      ...o.stats,
+      ...this.flow,
+    };
+  }
+
+  // --- being paused as a publisher ---------------------------------------------------
+  // Two things stop the broker from reading a publisher's link: its rate limit
+  // (throttle) and consumers with the block policy (blockers). Reading resumes when
+  // neither holds it.
+
+  /** OutboundPublisher: a consumer with the block policy is behind. */
+  block(by: object): void {
+    const wasPaused = this.paused;
+    this.blockers.add(by);
+    if (!wasPaused) this.pauseReading();
+  }
+
+  /** OutboundPublisher: that consumer has caught up (or gone). */
+  unblock(by: object): void {
+    if (!this.blockers.delete(by)) return;
+    if (!this.paused) this.resumeReading();
+  }
+
+  private get paused(): boolean {
+    return this.blockers.size > 0 || this.throttleTimer !== null;
+  }
+
+  private pauseReading(): void {
+    this.pausedAt = performance.now();
+    this.link.pause();
+  }
+
+  private resumeReading(): void {
+    const ms = performance.now() - this.pausedAt;
+    this.flow.pausedMs += ms;
+    this.broker.counters.pausedMs += ms;
+    if (this.state !== State.CLOSED) this.link.resume();
+  }
+
+  /**
+   * Rate control of this publisher, per message: its own limit and the subject's.
+   * Returns false when the message is refused. A `slow` limit in debt stops reading
+   * this link until the debt is repaid (TCP back-pressure reaches the publisher).
+   */
+  admitPublish(len: number, limiters: readonly Limiter[]): boolean {
+    const now = performance.now();
+    const own = this.pubLimiter;
+    if (own !== null && !this.admitOne(own, len, now)) return false;
+    for (let i = 0; i < limiters.length; i++) if (!this.admitOne(limiters[i]!, len, now)) return false;
+    return true;
+  }
+
+  private admitOne(l: Limiter, len: number, now: number): boolean {
+    if (l.admit(len, now)) return true;
+    if (l.refuse) {
+      this.flow.refused++;
+      this.broker.counters.rateRefused++;
+      if (now - this.lastRefusalReport >= 1000) {
+        this.lastRefusalReport = now;
+        this.error(ErrCode.RATE_LIMITED, `rate limit exceeded: ${this.flow.refused} message(s) refused so far on this connection`);
+      }
+      return false;
+    }
+    if (!this.throttledBy.includes(l)) this.throttledBy.push(l);
+    this.throttle(l.waitMs(now));
+    return true;
+  }
+
+  private throttle(ms: number): void {
+    if (this.throttleTimer !== null) return;
+    const wasPaused = this.paused;
+    this.throttleTimer = setTimeout(this.endThrottle, Math.max(1, ms));
+    this.flow.throttled++;
+    if (!wasPaused) this.pauseReading();
+  }
+
+  private readonly endThrottle = (): void => {
+    this.throttleTimer = null;
+    const now = performance.now();
+    let wait = 0;
+    for (const l of this.throttledBy) wait = Math.max(wait, l.waitMs(now));
+    if (wait > 0 && this.state !== State.CLOSED) {
+      this.throttleTimer = setTimeout(this.endThrottle, Math.max(1, wait));
+      return;
+    }
+    this.throttledBy.length = 0;
+    if (!this.paused) this.resumeReading();
+  };
 
   sendBare(op: Op.PING | Op.PONG): void {
     const out = this.link.reserve(PING_SIZE);
@@ -288,9 +438,26 @@ export class Session implements LinkHandler {
   /** Frees subscriptions at once so no further message is routed here. */
   private teardown(): void {
     this.state = State.CLOSED;
+    this.out.close();
+    if (this.throttleTimer !== null) clearTimeout(this.throttleTimer);
+    this.throttleTimer = null;
+    this.blockers.clear();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     for (const sub of this.subs.values()) this.broker.tree.remove(sub.pattern, sub);
     this.subs.clear();
   }
+}
+
+/** The stricter of the broker's limit and the client's request, field by field. */
+function lowerLimit(config: RateLimit | undefined, asked: RateLimit): RateLimit {
+  if (config === undefined) return asked;
+  const min = (a: number | undefined, b: number | undefined) => (!a ? b : !b ? a : Math.min(a, b));
+  return {
+    msgsPerSec: min(config.msgsPerSec, asked.msgsPerSec),
+    bytesPerSec: min(config.bytesPerSec, asked.bytesPerSec),
+    burstMsgs: min(config.burstMsgs, asked.burstMsgs),
+    burstBytes: min(config.burstBytes, asked.burstBytes),
+    action: config.action ?? asked.action,
+  };
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import {
-  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
+  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
   encodeHandshake, monoNs, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -44,6 +44,15 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+/** Emitted as 'loss' when the broker reports messages a subscription lost to its slow-consumer policy. */
+export interface LossEvent {
+  subscription: Subscription;
+  subject: string;
+  dropped: number;
+  conflated: number;
+  policy: string;
+}
+
 export interface BusStats {
   msgsIn: number;
   bytesIn: number;
@@ -63,7 +72,7 @@ const enum State {
 /** Largest frame accepted before INFO tells the real limits. */
 const INITIAL_MAX_FRAME = 64 * 1024 * 1024 + 256 * 1024;
 const PUB_KEYS = new Set(['reply', 'headers']);
-const SUB_KEYS = new Set(['queue', 'max', 'maxPending']);
+const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
 const REQ_KEYS = new Set(['timeoutMs', 'headers']);
 
 /** Write side shared by a live link and the disconnected backlog. */
@@ -333,6 +342,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       if (bad !== null) throw new OptionsError(`invalid queue group: ${bad}`);
     }
     if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0)) throw new OptionsError('subscribe option "max" must be a non-negative integer');
+    if (opts.policy !== undefined && (opts.policy === ('default' as never) || !(POLICY_NAMES as readonly string[]).includes(opts.policy))) {
+      throw new OptionsError(`subscribe option "policy" must be one of ${POLICY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(opts.policy)}`);
+    }
     if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0)) throw new OptionsError('subscribe option "maxPending" must be a positive integer');
     const sid = this.nextSid++;
     const sub = new Subscription(this, sid, pattern, cb, opts);
@@ -345,7 +357,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private sendSub(link: Link, sub: Subscription): void {
     const n = subSize(Buffer.byteLength(sub.subject), sub.queue ? Buffer.byteLength(sub.queue) : 0);
     const buf = link.reserve(n);
-    writeSub(buf, link.writeOffset, sub.sid, sub.subject, sub.queue || undefined);
+    writeSub(buf, link.writeOffset, sub.sid, sub.subject, sub.queue || undefined, sub.policy);
     link.commit(n);
     if (sub.max > 0) this.sendUnsub(link, sub.sid, sub.max - sub.received);
   }
@@ -519,6 +531,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
         return;
       case Op.OK:
         return;
+      case Op.LOSS:
+        this.onLoss(buf, off);
+        return;
       case Op.ERR:
         this.onErr(conn, buf, off, len);
         return;
@@ -551,6 +566,17 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       const sub = list[i]!;
       if (!sub.deliver(msg)) this.forget(sub);
     }
+  }
+
+  /** The broker's slow-consumer policy dropped or conflated messages of a subscription. */
+  private onLoss(buf: Buffer, off: number): void {
+    const sub = this.subs.get(buf.readUInt32LE(off + 8));
+    if (sub === undefined) return;
+    const dropped = buf.readUInt32LE(off + 12);
+    const conflated = buf.readUInt32LE(off + 16);
+    sub.dropped += dropped;
+    sub.conflated += conflated;
+    this.emit('loss', { subscription: sub, subject: sub.subject, dropped, conflated, policy: POLICY_NAMES[buf[off + 6]!] ?? 'unknown' } satisfies LossEvent);
   }
 
   private onErr(conn: Conn, buf: Buffer, off: number, len: number): void {
@@ -631,7 +657,14 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
         link.start(conn);
         const hello = encodeHandshake(
           Op.CONNECT,
-          packr.pack({ name: this.options.name, lang: 'typescript', version: '0.1.0', verbose: this.options.verbose, timestamps: this.options.timestamps }),
+          packr.pack({
+            name: this.options.name,
+            lang: 'typescript',
+            version: '0.1.0',
+            verbose: this.options.verbose,
+            timestamps: this.options.timestamps,
+            ...(this.options.publishRate ? { publishRate: this.options.publishRate } : {}),
+          }),
         );
         link.send(hello, 0, hello.length);
       });

@@ -20,7 +20,7 @@ export async function connect(servers: ServerAddress | ServerAddress[], options?
   return bus;
 }
 
-export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats } from './bus.js';
+export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats, type LossEvent } from './bus.js';
 export { Msg } from './msg.js';
 export { Subscription, type MsgHandler, type SubscribeOptions } from './subscription.js';
 export { CLIENT_DEFAULTS, type ConnectOptions } from './options.js';

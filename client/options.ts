@@ -29,6 +29,13 @@ export interface ConnectOptions {
   timestamps?: boolean;
   /** Default timeout of request() (default 5,000 ms). */
   requestTimeoutMs?: number;
+  /**
+   * Ask the broker to limit this connection's publishing (it can only lower the
+   * broker's own limit): messages/s, bytes/s, bursts, and `action` 'slow' (the
+   * broker stops reading, so publishing backs up here) or 'refuse' (dropped, counted,
+   * reported as a RATE_LIMITED error).
+   */
+  publishRate?: { msgsPerSec?: number; bytesPerSec?: number; burstMsgs?: number; burstBytes?: number; action?: 'slow' | 'refuse' } | null;
 }
 
 export type ResolvedConnectOptions = Required<ConnectOptions>;
@@ -48,6 +55,7 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   verbose: false,
   timestamps: false,
   requestTimeoutMs: 5_000,
+  publishRate: null,
 };
 
 export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnectOptions {
@@ -55,6 +63,11 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
   const out: Record<string, unknown> = { ...CLIENT_DEFAULTS };
   for (const [k, v] of Object.entries(opts)) {
     const def = (CLIENT_DEFAULTS as unknown as Record<string, unknown>)[k];
+    if (k === 'publishRate') {
+      if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new OptionsError('connect option "publishRate" must be an object');
+      out[k] = v ?? null;
+      continue;
+    }
     if (def === undefined) throw new OptionsError(`unknown connect option "${k}"; known options: ${Object.keys(CLIENT_DEFAULTS).join(', ')}`);
     if (v === undefined) continue;
     if (typeof v !== typeof def) throw new OptionsError(`connect option "${k}" must be a ${typeof def}, got ${JSON.stringify(v)}`);

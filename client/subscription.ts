@@ -1,3 +1,4 @@
+import { POLICY_NAMES } from '../transports/frame.js';
 import { SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
 
@@ -10,6 +11,13 @@ export interface SubscribeOptions {
   max?: number;
   /** For iterator subscriptions: messages buffered before new ones are dropped (default 65,536). */
   maxPending?: number;
+  /**
+   * What the broker does when this connection falls behind (default: the broker's,
+   * normally 'disconnect'): 'disconnect', 'drop-oldest', 'drop-newest', 'conflate'
+   * (newest message per subject) or 'block' (pause publishers; lossless, but a slow
+   * consumer then slows everyone who shares its publishers).
+   */
+  policy?: 'disconnect' | 'drop-oldest' | 'drop-newest' | 'conflate' | 'block';
 }
 
 /** What a Subscription needs from its connection. */
@@ -25,11 +33,15 @@ export interface SubscriptionOwner {
 export class Subscription implements AsyncIterable<Msg> {
   /** Messages delivered so far. */
   received = 0;
-  /** Messages dropped because the iterator's buffer was full. */
+  /** Messages lost: dropped by the broker's slow-consumer policy or because the iterator's buffer was full. */
   dropped = 0;
+  /** Messages the broker replaced by a newer one on the same subject (conflate policy). */
+  conflated = 0;
   /** Auto-unsubscribe after this many messages; 0 = never. */
   max: number;
   readonly queue: string;
+  /** Wire value of the slow-consumer policy (0 = the broker's default). */
+  readonly policy: number;
   private isClosed = false;
   // Iterator buffer: a ring of Msg, grown on demand up to maxPending.
   private buf: (Msg | undefined)[] = [];
@@ -52,6 +64,7 @@ export class Subscription implements AsyncIterable<Msg> {
     options: SubscribeOptions,
   ) {
     this.queue = options.queue ?? '';
+    this.policy = options.policy === undefined ? 0 : POLICY_NAMES.indexOf(options.policy);
     this.max = options.max ?? 0;
     this.maxPending = options.maxPending ?? 65_536;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));

@@ -35,6 +35,8 @@ export interface Link {
   readonly closed: boolean;
   /** Bytes queued or in flight towards the peer: the slow-consumer measure. */
   readonly pendingBytes: number;
+  /** performance.now() when the write now in flight began; 0 when none is. A write deadline compares against it. */
+  readonly writeBlockedSince: number;
 
   /** Raises or lowers the largest inbound frame accepted (e.g. after the handshake). */
   setMaxFrame?(n: number): void;

@@ -33,6 +33,7 @@ export class StreamLink implements Link, Flushable {
   /** The buffer the socket is writing now, and how many of its bytes. */
   private sending: Buffer | null = null;
   private sendingLen = 0;
+  writeBlockedSince = 0;
   private closing = false;
   private handler: LinkHandler | null = null;
   private readonly reader: FrameReader;
@@ -119,6 +120,7 @@ export class StreamLink implements Link, Flushable {
     const n = this.used;
     this.sending = out;
     this.sendingLen = n;
+    this.writeBlockedSince = performance.now();
     this.fill = this.spare ?? Buffer.allocUnsafe(WRITE_BUFFER);
     this.spare = null;
     this.used = 0;
@@ -134,6 +136,7 @@ export class StreamLink implements Link, Flushable {
     const done = this.sending!;
     this.sending = null;
     this.sendingLen = 0;
+    this.writeBlockedSince = 0;
     if (done.length <= KEEP_BUFFER_MAX && this.spare === null) this.spare = done;
     if (this.used > 0) {
       this.flush();
