@@ -5,8 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { startBroker, type BrokerOptions } from '../broker/index.js';
-import { connect, type Bus, type Msg } from '../client/index.js';
+import { ConfigError, startBroker, type BrokerOptions } from '../broker/index.js';
+import { OptionsError, SubjectError, connect, type Bus, type Msg } from '../client/index.js';
+import { queueNameProblem } from '../topics/queue.js';
+import { validatePattern, validateSubject } from '../topics/index.js';
+import { UrlError, parseUrl } from '../transports/url.js';
 
 const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus
 
@@ -120,6 +123,9 @@ async function cmdBroker(args: string[]): Promise<void> {
     } catch (err) {
       throw new UsageError(`cannot read config file ${values.config}: ${(err as Error).message}`);
     }
+    if (fileOpts === null || typeof fileOpts !== 'object' || Array.isArray(fileOpts)) {
+      throw new UsageError(`config file ${values.config} must hold a JSON object of broker options`);
+    }
   }
   const opts: BrokerOptions = { logLevel: 'info', ...fileOpts };
   if (values.host) opts.host = values.host;
@@ -146,6 +152,11 @@ async function cmdBroker(args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** Checks user input that would otherwise only fail after connecting. */
+function checkServer(server: string | undefined): void {
+  if (server !== undefined) parseUrl(server);
+}
+
 async function open(server: string | undefined, name: string): Promise<Bus> {
   const bus = await connect(server ?? 'tcp://127.0.0.1:7400', { name, reconnect: false });
   bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
@@ -168,6 +179,8 @@ async function cmdPub(args: string[]): Promise<void> {
   const [subject, data] = positionals as [string, string];
   const count = int('count', values.count, 1) ?? 1;
   const value = payload(data, values.json);
+  validateSubject(subject);
+  checkServer(values.server);
   const bus = await open(values.server, 'hopbus-pub');
   for (let i = 0; i < count; i++) {
     bus.publish(subject, value);
@@ -183,6 +196,12 @@ async function cmdSub(args: string[]): Promise<void> {
   if (values.help) return void console.log(SUB_HELP);
   if (positionals.length !== 1) throw new UsageError(`sub needs one PATTERN\n\n${SUB_HELP}`);
   const count = int('count', values.count, 1);
+  validatePattern(positionals[0]!);
+  if (values.queue !== undefined) {
+    const bad = queueNameProblem(values.queue);
+    if (bad !== null) throw new UsageError(`invalid queue group: ${bad}`);
+  }
+  checkServer(values.server);
   const bus = await open(values.server, 'hopbus-sub');
   const sub = bus.subscribe(positionals[0]!, { queue: values.queue, max: count });
   await bus.flush();
@@ -200,9 +219,13 @@ async function cmdReq(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, timeout: { type: 'string', short: 't' }, json: { type: 'boolean' } }, REQ_HELP);
   if (values.help) return void console.log(REQ_HELP);
   if (positionals.length !== 2) throw new UsageError(`req needs SUBJECT and DATA\n\n${REQ_HELP}`);
+  const timeoutMs = int('timeout', values.timeout, 1) ?? 2000;
+  const data = payload(positionals[1]!, values.json);
+  validateSubject(positionals[0]!);
+  checkServer(values.server);
   const bus = await open(values.server, 'hopbus-req');
   try {
-    const reply = await bus.request(positionals[0]!, payload(positionals[1]!, values.json), { timeoutMs: int('timeout', values.timeout, 1) ?? 2000 });
+    const reply = await bus.request(positionals[0]!, data, { timeoutMs });
     console.log(render(reply));
   } finally {
     await bus.close();
@@ -231,11 +254,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** Errors caused by what the user typed (or put in the config file): exit 2, like usage errors. */
+function isBadInput(err: unknown): boolean {
+  return err instanceof UsageError || err instanceof ConfigError || err instanceof UrlError || err instanceof SubjectError || err instanceof OptionsError;
+}
+
 main(process.argv.slice(2)).catch((err: Error) => {
-  if (err instanceof UsageError) {
-    console.error(`hopbus: ${err.message}`);
-    process.exit(2);
-  }
   console.error(`hopbus: ${err.message}`);
-  process.exit(1);
+  process.exit(isBadInput(err) ? 2 : 1);
 });

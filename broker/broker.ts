@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
-  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, MsgView, Op, PayloadKind, Policy,
+  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, Policy,
   maxFrameFor, msgSize, monoNs, writeMsgHeader,
 } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -200,6 +200,8 @@ export class Broker {
       return true;
     }
     buf[off + 4] = Op.MSG;
+    buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
+    buf.writeUInt32LE(0, off + 8);
     if (v.tsOff >= 0) buf.writeBigUInt64LE(monoNs(), v.tsOff + 8);
     this.fanout(route, buf, off, len, subject, from);
     return true;

@@ -156,7 +156,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       this.fatal(ErrCode.PROTOCOL, `CONNECT options are not valid msgpack: ${(err as Error).message}`);
       return;
     }
-    if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
+    if (opts === null || typeof opts !== 'object' || Object.getPrototypeOf(opts) !== Object.prototype) {
       this.fatal(ErrCode.PROTOCOL, 'CONNECT options must be a msgpack map');
       return;
     }

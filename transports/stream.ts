@@ -101,6 +101,7 @@ export class StreamLink implements Link, Flushable {
   }
 
   commit(n: number): void {
+    if (this.closed) return; // the link is gone: drop, do not accumulate
     this.used += n;
     if (this.sending === null) {
       if (batching()) deferFlush(this);
