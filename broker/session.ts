@@ -290,6 +290,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       heldMsgs: o.hold.length,
       ...o.stats,
       ...this.flow,
+      /** Not being read right now (rate limit or a blocked consumer). */
+      paused: this.paused,
     };
   }
 
