@@ -12,10 +12,19 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Give the child a stdin pipe (child.stdin) to send it commands. */
+  stdin?: boolean;
+  /** Run through this command prefix, e.g. ['ip', 'netns', 'exec', 'ns1'] for another network namespace. */
+  wrap?: string[];
+}
+
 /** Starts `node <script> ...args` and waits for a stdout line matching `ready`. */
-export function startNode(script: string, args: string[], ready: RegExp, timeoutMs = 10_000): Promise<Proc> {
+export function startNode(script: string, args: string[], ready: RegExp, timeoutMs = 10_000, opts: StartOptions = {}): Promise<Proc> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(distRoot, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const argv = [process.execPath, path.join(distRoot, script), ...args];
+    const cmd = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, ...argv] : argv;
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'inherit'] });
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

@@ -25,15 +25,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { ChannelMap, type ChannelRule } from '../topics/channels.js';
+import { ChannelMap } from '../topics/channels.js';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
 import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, monoNs, msgSize, writeMsgHeader } from '../transports/frame.js';
 import { SubjectCache } from '../transports/intern.js';
 import {
-  ENDPOINT_DEFAULTS, MulticastConfigError, MulticastEndpoint, parseChannel,
+  ENDPOINT_DEFAULTS, MulticastEndpoint,
   type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
 } from '../transports/multicast/endpoint.js';
-import { parseUrl } from '../transports/url.js';
+import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
 import { EncodedPayload, encodePayload, packr } from './codec.js';
 import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
@@ -41,17 +41,9 @@ import { INBOX_POLICIES, Inbox, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 
-export interface MulticastConnectOptions extends Partial<Omit<EndpointOptions, 'iface' | 'maxMessageBytes'>> {
+export interface MulticastConnectOptions extends ChannelSpec, Partial<Omit<EndpointOptions, 'iface' | 'maxMessageBytes'>> {
   /** Shown in nothing on the wire; kept for symmetry with connect(). */
   name?: string;
-  /** More channels, "group:port"; the URL's group:port is channel 0. */
-  channels?: string[];
-  /** Prefix rules: channel by index or by "group:port". */
-  rules?: Array<{ prefix: string; channel: number | string }>;
-  /** Tokens hashed by the fallback (default 2; 0 = the whole subject). */
-  hashTokens?: number;
-  /** Channels the hash spreads over (default all). */
-  fallback?: Array<number | string>;
   /** Largest payload published or reassembled (default 1 MiB). */
   maxPayload?: number;
   /** Largest headers block (default 64 KiB). */
@@ -99,26 +91,6 @@ const OWN_KEYS = new Set([
 const PUB_KEYS = new Set(['reply', 'headers']);
 const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
 const REQ_KEYS = new Set(['timeoutMs', 'headers']);
-
-/** Channel list and map from a udp:// URL and options; shared with the broker's bridge config. */
-export function channelsFrom(url: string, channels: readonly string[] = [], rules: MulticastConnectOptions['rules'] = [], hashTokens?: number, fallback?: Array<number | string>) {
-  const ep = parseUrl(url);
-  if (ep.transport !== 'udp') throw new OptionsError(`a multicast address is udp://group:port, got "${url}"`);
-  const addrs: ChannelAddr[] = [parseChannel(`${ep.host}:${ep.port}`), ...channels.map(parseChannel)];
-  const index = (c: number | string, what: string): number => {
-    if (typeof c === 'number') return c;
-    const i = addrs.findIndex((a) => a.key === c);
-    if (i < 0) throw new MulticastConfigError(`${what} names channel "${c}", which is not in the channel list (${addrs.map((a) => a.key).join(', ')})`);
-    return i;
-  };
-  const map = new ChannelMap({
-    count: addrs.length,
-    rules: rules.map((r, i): ChannelRule => ({ prefix: r?.prefix, channel: index(r?.channel, `rule ${i}`) })),
-    ...(hashTokens === undefined ? {} : { hashTokens }),
-    ...(fallback === undefined ? {} : { fallback: fallback.map((c) => index(c, 'fallback')) }),
-  });
-  return { addrs, map, params: ep.params };
-}
 
 interface PendingRequest {
   resolve(msg: Msg): void;
@@ -171,9 +143,15 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
         throw new OptionsError(`unknown multicast connect option "${k}"; known options: ${[...OWN_KEYS, ...Object.keys(ENDPOINT_DEFAULTS).filter((x) => x !== 'iface' && x !== 'maxMessageBytes')].join(', ')}`);
       }
     }
-    const { addrs, map, params } = channelsFrom(url, options.channels, options.rules, options.hashTokens, options.fallback);
+    let resolved;
+    try {
+      resolved = resolveChannels(url, options);
+      this.map = new ChannelMap(resolved.map);
+    } catch (err) {
+      throw new OptionsError((err as Error).message);
+    }
+    const { addrs, iface: urlIface, ttl: urlTtl } = resolved;
     this.url = url;
-    this.map = map;
     this.channels = addrs;
     this.maxPayload = posInt(options.maxPayload, 1024 * 1024, 'maxPayload');
     this.maxHeaders = posInt(options.maxHeaders, 64 * 1024, 'maxHeaders');
@@ -185,13 +163,13 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.budgetMs = options.dispatchBudgetMs ?? 10;
     this.lingerMs = options.lingerMs ?? 100;
     const { name: _n, channels: _c, rules: _r, hashTokens: _h, fallback: _f, maxPayload: _mp, maxHeaders: _mh, timestamps: _t, requestTimeoutMs: _rt, policy: _p, maxPending: _mx, dispatchBudgetMs: _d, lingerMs: _l, iface, ...transport } = options;
-    const ttl = params.ttl === undefined ? transport.ttl : Number(params.ttl);
-    this.ep = new MulticastEndpoint(
+    const ttl = transport.ttl ?? urlTtl;
+    this.ep = newEndpoint(
       addrs,
       {
         ...transport,
         ...(ttl === undefined ? {} : { ttl }),
-        iface: iface ?? params.iface ?? '127.0.0.1',
+        iface: iface ?? urlIface ?? '127.0.0.1',
         // Frames reassembled are bounded by what a publisher may send.
         maxMessageBytes: msgSize(65_535, 65_535, this.maxHeaders, this.maxPayload, true),
       },
@@ -200,6 +178,9 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
         onLoss: (e) => this.onGap(e),
         onSourceNew: (s) => this.emit('source-new', { source: s.sourceId, channel: s.addr.key } satisfies MulticastSourceEvent),
         onSourceGone: (e) => this.onSourceGone(e),
+        onRepair: (s, ms) => {
+          if (this.listenerCount('repair') > 0) this.emit('repair', { source: s.sourceId, channel: s.addr.key, ms });
+        },
       },
     );
     this.byChannel = addrs.map(() => new Set<Inbox>());
@@ -575,6 +556,15 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
 
   private assertUsable(): void {
     if (this.state === 'closed') throw new ConnectionError('connection is closed');
+  }
+}
+
+/** The endpoint constructor checks iface and sizes: its errors are option errors here. */
+function newEndpoint(...args: ConstructorParameters<typeof MulticastEndpoint>): MulticastEndpoint {
+  try {
+    return new MulticastEndpoint(...args);
+  } catch (err) {
+    throw new OptionsError((err as Error).message);
   }
 }
 

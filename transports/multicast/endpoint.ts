@@ -27,7 +27,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { batching, deferFlush, type Flushable } from '../batch.js';
+import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
 import { ChannelSender, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
 import { RecvStream, type ReceiveCounters, type ReceiverOptions, type StreamHost } from './receiver.js';
 import { DType, F_BYE, HEADER, datagramType, isIpv4, isIpv4Multicast, readIpv4 } from './wire.js';
@@ -109,6 +109,8 @@ export interface EndpointHandler {
   onLoss(e: GapEvent): void;
   onSourceNew?(source: SourceRef): void;
   onSourceGone(e: SourceEvent): void;
+  /** A gap was repaired `ms` after it was seen (for repair-time measurements). */
+  onRepair?(source: SourceRef, ms: number): void;
 }
 
 export interface EndpointStats extends ReceiveCounters {
@@ -320,7 +322,14 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     });
     const j = new Joined(sock, ready);
     sock.on('error', () => this.sendErrors++);
-    sock.on('message', (msg, rinfo) => this.onChannelDatagram(ch, j, msg, rinfo));
+    sock.on('message', (msg, rinfo) => {
+      // One batch window per datagram: whatever its messages make handlers write
+      // (a broker's fan-out, replies) leaves in one write per link when it is done.
+      this.inCh = ch;
+      this.inJoined = j;
+      this.inInfo = rinfo;
+      runBatched(this.onDatagram, msg);
+    });
     this.joined[ch] = j;
     ready.catch(() => {
       if (this.joined[ch] === j) this.joined[ch] = null;
@@ -346,7 +355,13 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     return this.joined[ch] != null;
   }
 
-  private onChannelDatagram(ch: number, j: Joined, d: Buffer, rinfo: dgram.RemoteInfo): void {
+  private inCh = 0;
+  private inJoined: Joined | null = null;
+  private inInfo: dgram.RemoteInfo | null = null;
+  private readonly onDatagram = (d: Buffer): void => {
+    const ch = this.inCh;
+    const j = this.inJoined!;
+    const rinfo = this.inInfo!;
     if (this.joined[ch] !== j) return;
     const type = datagramType(d);
     if (type === 0) {
@@ -378,7 +393,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       default:
         this.counters.badDatagrams++;
     }
-  }
+  };
 
   private readonly onUnicast = (d: Buffer): void => {
     if (datagramType(d) !== DType.NAK || d.readUInt32LE(4) !== this.session) return;
@@ -418,6 +433,11 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     this.counters.lostDatagrams += datagrams;
     this.counters.lostMessages += messages;
     this.handler.onLoss({ source: stream, channel: stream.channel, datagrams, messages, reason });
+  }
+
+  /** @internal StreamHost */
+  repaired(stream: RecvStream, ms: number): void {
+    this.handler.onRepair?.(stream, ms);
   }
 
   /** @internal StreamHost */

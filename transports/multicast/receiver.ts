@@ -41,6 +41,8 @@ export interface StreamHost {
   readonly ro: ReceiverOptions;
   deliverFrame(stream: RecvStream, buf: Buffer, off: number, len: number): void;
   lost(stream: RecvStream, datagrams: number, messages: number, reason: string): void;
+  /** A gap was closed by repairs, `ms` after it was first seen. */
+  repaired(stream: RecvStream, ms: number): void;
   sendNak(buf: Buffer, address: string, port: number): void;
   readonly counters: ReceiveCounters;
 }
@@ -79,6 +81,7 @@ export class RecvStream {
   private nakHead = -1;
   /** A gap was seen and not yet repaired or declared lost: counts gapsRepaired. */
   private inGap = false;
+  private gapAt = 0;
   lastHeard = 0;
   /** The source's announced maximum heartbeat interval. */
   announcedMs = 0;
@@ -126,7 +129,7 @@ export class RecvStream {
       }
       this.pending.set(seq, d);
       if (seqDiff(seq, this.highest) > 0) this.highest = seq;
-      this.inGap = true;
+      this.openGap();
       this.scheduleNak();
       return;
     }
@@ -155,7 +158,7 @@ export class RecvStream {
       this.tailKnown = true;
     }
     if (seqDiff(this.highest, this.next) < 0) return; // nothing missing
-    this.inGap = true;
+    this.openGap();
     if (seqDiff(oldest, this.next) > 0) this.loseTo(oldest, 'no longer in the source\'s retransmission buffer');
     if (seqDiff(this.highest, this.next) >= 0) this.scheduleNak();
   }
@@ -199,6 +202,7 @@ export class RecvStream {
       if (this.inGap) {
         this.inGap = false;
         this.host.counters.gapsRepaired++;
+        this.host.repaired(this, performance.now() - this.gapAt);
       }
       this.clearNak();
     }
@@ -309,11 +313,17 @@ export class RecvStream {
     if (this.gone) return;
     if (this.pending.size > 0) this.drain();
     if (seqDiff(this.highest, this.next) >= 0) {
-      this.inGap = true;
+      this.openGap();
       this.scheduleNak();
     } else {
       this.clearNak();
     }
+  }
+
+  private openGap(): void {
+    if (this.inGap) return;
+    this.inGap = true;
+    this.gapAt = performance.now();
   }
 
   /** Declares the head of the gap lost, up to the first datagram held after it. */

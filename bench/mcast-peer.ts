@@ -1,0 +1,180 @@
+/**
+ * A multicast peer in its own process, for the multicast benchmark and for the tests
+ * that run receivers and sources in other network namespaces
+ * (`ip netns exec NS node dist/bench/mcast-peer.js ...`).
+ *
+ *   mcast-peer.js recv URL PATTERN [OPTIONS_JSON]
+ *       subscribes; prints "READY" once joined. Payloads are expected to be decimal
+ *       counters (as `pub` sends them); it counts messages, duplicates, reordering
+ *       and loss events. Commands on stdin, one per line:
+ *         stats   prints "STATS <json>"
+ *         quit    closes and exits 0
+ *   mcast-peer.js pub URL SUBJECT COUNT [OPTIONS_JSON]
+ *       prints "READY <address>", waits for "go" on stdin, publishes COUNT messages
+ *       (payload = the counter, padded to `size` bytes) at `rate` msg/s (0 = as
+ *       fast as it goes, in slices of `slice`), prints "SENT <json>", then serves
+ *       NAKs until "quit" (or, with exitAfterMs, exits without a goodbye: a source
+ *       that dies).
+ *   mcast-peer.js echo URL [OPTIONS_JSON]
+ *       answers every message on bench.ping with the same payload on bench.pong.
+ *
+ * OPTIONS_JSON: MulticastConnectOptions, plus for pub: rate, size, slice,
+ * exitAfterMs, dropEvery (drop every Nth datagram at the source, first sends only),
+ * dropPercent (seeded, deterministic) and dropSeqs (a list).
+ */
+import readline from 'node:readline';
+import { connectMulticast, type MulticastConnectOptions, type MulticastLossEvent } from '../client/index.js';
+
+const [mode, url, a3, a4, a5] = process.argv.slice(2);
+
+interface PeerOptions extends MulticastConnectOptions {
+  rate?: number;
+  size?: number;
+  slice?: number;
+  exitAfterMs?: number;
+  dropEvery?: number;
+  dropPercent?: number;
+  dropSeqs?: number[];
+}
+
+function parseOpts(s: string | undefined): PeerOptions {
+  return s ? (JSON.parse(s) as PeerOptions) : {};
+}
+
+/** Mulberry32: a small seeded PRNG, so a given dropPercent drops the same datagrams every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function busOptions(o: PeerOptions): MulticastConnectOptions {
+  const { rate: _r, size: _s, slice: _sl, exitAfterMs: _e, dropEvery, dropPercent, dropSeqs, ...rest } = o;
+  if (dropEvery) rest.testDrop = (seq, _ch, re) => !re && seq % dropEvery === 0;
+  if (dropPercent) {
+    const rnd = prng(12345);
+    rest.testDrop = (_seq, _ch, re) => !re && rnd() * 100 < dropPercent;
+  }
+  if (dropSeqs) {
+    const set = new Set(dropSeqs);
+    rest.testDrop = (seq, _ch, re) => !re && set.has(seq);
+  }
+  return rest;
+}
+
+function lines(onLine: (l: string) => void): void {
+  readline.createInterface({ input: process.stdin }).on('line', (l) => onLine(l.trim()));
+}
+
+async function recv(): Promise<void> {
+  const o = parseOpts(a4);
+  const bus = await connectMulticast(url!, busOptions(o));
+  let received = 0;
+  let duplicates = 0;
+  let reordered = 0;
+  let maxSeen = -1;
+  let lossEvents = 0;
+  let lostReported = 0;
+  let firstAt = 0;
+  let lastAt = 0;
+  const gone: string[] = [];
+  const seen = new Set<number>();
+  bus.on('loss', (e: MulticastLossEvent) => {
+    lossEvents++;
+    lostReported += e.dropped;
+  });
+  bus.on('source-gone', (e) => gone.push(`${e.reason}`));
+  bus.on('error', () => {});
+  bus.subscribe(a3!, (m) => {
+    const n = Number(m.string().trim());
+    const now = performance.now();
+    if (received === 0) firstAt = now;
+    lastAt = now;
+    received++;
+    if (seen.has(n)) duplicates++;
+    else if (seen.size < 5_000_000) seen.add(n);
+    if (n < maxSeen) reordered++;
+    else maxSeen = n;
+  });
+  await bus.flush();
+  console.log('READY');
+  lines(async (l) => {
+    if (l === 'stats') {
+      const s = bus.stats;
+      console.log(`STATS ${JSON.stringify({ received, distinct: seen.size, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn })}`);
+    } else if (l === 'quit') {
+      await bus.close();
+      process.exit(0);
+    }
+  });
+}
+
+async function pub(): Promise<void> {
+  const o = parseOpts(a5);
+  const count = Number(a4);
+  const bus = await connectMulticast(url!, busOptions(o));
+  const size = o.size ?? 16;
+  const rate = o.rate ?? 0;
+  const slice = o.slice ?? 256;
+  const pad = (n: number) => {
+    const s = String(n);
+    return s.length >= size ? s : s + ' '.repeat(size - s.length);
+  };
+  console.log(`READY ${bus.address}`);
+  const publishAll = async (): Promise<void> => {
+    const t0 = performance.now();
+    let i = 0;
+    while (i < count) {
+      const end = Math.min(count, i + slice);
+      for (; i < end; i++) bus.publish(a3!, pad(i));
+      if (rate > 0) {
+        const due = t0 + (i / rate) * 1000;
+        const wait = due - performance.now();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        else await new Promise((r) => setImmediate(r));
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    console.log(`SENT ${JSON.stringify({ count, seconds, rate: Math.round(count / seconds), ...bus.stats })}`);
+    if (o.exitAfterMs !== undefined) setTimeout(() => process.exit(0), o.exitAfterMs); // dies: no BYE
+  };
+  lines(async (l) => {
+    if (l === 'go') void publishAll();
+    else if (l === 'stats') console.log(`STATS ${JSON.stringify(bus.stats)}`);
+    else if (l === 'quit') {
+      await bus.close();
+      process.exit(0);
+    }
+  });
+}
+
+async function echo(): Promise<void> {
+  const bus = await connectMulticast(url!, busOptions(parseOpts(a3)));
+  bus.subscribe('bench.ping', (m) => bus.publish('bench.pong', m.data));
+  await bus.flush();
+  console.log('READY');
+  lines(async (l) => {
+    if (l === 'quit') {
+      await bus.close();
+      process.exit(0);
+    }
+  });
+}
+
+process.on('SIGTERM', () => process.exit(0));
+const run = mode === 'recv' ? recv : mode === 'pub' ? pub : mode === 'echo' ? echo : null;
+if (run === null) {
+  console.error('usage: mcast-peer.js recv URL PATTERN [JSON] | pub URL SUBJECT COUNT [JSON] | echo URL [JSON]');
+  process.exit(2);
+}
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
