@@ -20,7 +20,8 @@
  *
  * OPTIONS_JSON: MulticastConnectOptions, plus for pub: rate, size, slice,
  * exitAfterMs, dropEvery (drop every Nth datagram at the source, first sends only),
- * dropPercent (seeded, deterministic) and dropSeqs (a list).
+ * dropPercent (seeded, deterministic) and dropSeqs (a list; with dropAlways, their
+ * retransmissions too).
  */
 import readline from 'node:readline';
 import { connectMulticast, type MulticastConnectOptions, type MulticastLossEvent } from '../client/index.js';
@@ -35,6 +36,8 @@ interface PeerOptions extends MulticastConnectOptions {
   dropEvery?: number;
   dropPercent?: number;
   dropSeqs?: number[];
+  /** Apply dropSeqs to retransmissions too: those datagrams can never be repaired. */
+  dropAlways?: boolean;
 }
 
 function parseOpts(s: string | undefined): PeerOptions {
@@ -54,7 +57,7 @@ function prng(seed: number): () => number {
 }
 
 function busOptions(o: PeerOptions): MulticastConnectOptions {
-  const { rate: _r, size: _s, slice: _sl, exitAfterMs: _e, dropEvery, dropPercent, dropSeqs, ...rest } = o;
+  const { rate: _r, size: _s, slice: _sl, exitAfterMs: _e, dropEvery, dropPercent, dropSeqs, dropAlways, ...rest } = o;
   if (dropEvery) rest.testDrop = (seq, _ch, re) => !re && seq % dropEvery === 0;
   if (dropPercent) {
     const rnd = prng(12345);
@@ -62,7 +65,7 @@ function busOptions(o: PeerOptions): MulticastConnectOptions {
   }
   if (dropSeqs) {
     const set = new Set(dropSeqs);
-    rest.testDrop = (seq, _ch, re) => !re && set.has(seq);
+    rest.testDrop = (seq, _ch, re) => (dropAlways || !re) && set.has(seq);
   }
   return rest;
 }

@@ -159,7 +159,7 @@ export class RecvStream {
     }
     if (seqDiff(this.highest, this.next) < 0) return; // nothing missing
     this.openGap();
-    if (seqDiff(oldest, this.next) > 0) this.loseTo(oldest, 'no longer in the source\'s retransmission buffer');
+    if (seqDiff(oldest, this.next) > 0) this.loseMissingBefore(oldest, 'no longer in the source\'s retransmission buffer');
     if (seqDiff(this.highest, this.next) >= 0) this.scheduleNak();
   }
 
@@ -167,7 +167,7 @@ export class RecvStream {
   onUnavailable(first: number, count: number): void {
     if (!this.started) return;
     const end = seqAdd(first, count);
-    if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseTo(end, 'no longer in the source\'s retransmission buffer');
+    if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseMissingBefore(end, 'no longer in the source\'s retransmission buffer');
   }
 
   /** The source is gone (BYE or silence): whatever is missing will never come. */
@@ -326,8 +326,20 @@ export class RecvStream {
     this.gapAt = performance.now();
   }
 
-  /** Declares the head of the gap lost, up to the first datagram held after it. */
-  private loseHead(reason: string): void {
+  /**
+   * The source cannot resend anything before `limit`: declares lost every missing
+   * datagram below it, keeping (and delivering) the ones held.
+   */
+  private loseMissingBefore(limit: number, reason: string): void {
+    for (let guard = 0; guard < MAX_WALK && !this.gone && seqDiff(limit, this.next) > 0 && seqDiff(this.highest, this.next) >= 0; guard++) {
+      const held = this.firstHeld();
+      const to = held !== -1 && seqDiff(held, limit) < 0 ? held : limit;
+      this.loseTo(to, reason);
+    }
+  }
+
+  /** The lowest seq held after `next`, or -1. */
+  private firstHeld(): number {
     let first = -1;
     let best = Infinity;
     for (const s of this.pending.keys()) {
@@ -337,6 +349,12 @@ export class RecvStream {
         first = s;
       }
     }
+    return first;
+  }
+
+  /** Declares the head of the gap lost, up to the first datagram held after it. */
+  private loseHead(reason: string): void {
+    const first = this.firstHeld();
     this.loseTo(first === -1 ? seqAdd(this.highest, 1) : first, reason);
   }
 
