@@ -406,7 +406,9 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
 
   private enqueue(inbox: Inbox, msg: Msg): void {
     if (!inbox.push(msg)) {
-      this.forget(inbox.sub, new SlowConsumerError(`subscription "${inbox.sub.subject}" fell more than ${inbox.max} messages behind (policy disconnect): it was closed`));
+      const err = new SlowConsumerError(`subscription "${inbox.sub.subject}" fell more than ${inbox.max} messages behind (policy disconnect): it was closed`);
+      this.forget(inbox.sub, err);
+      this.reportError(err);
       return;
     }
     this.backlog.add(inbox);
