@@ -40,6 +40,18 @@ suite(problem === null ? 'multicast loss repair' : `multicast loss repair: SKIPP
     expect(b.stats.gapsRepaired).toBeGreaterThanOrEqual(1); // gaps repaired together count once
   });
 
+  it('a receiver already listening when a source starts repairs the loss of its very first datagram (the source says hello first)', async () => {
+    const b = await w.open(url);
+    const got: number[] = [];
+    b.subscribe('first.x', (m) => got.push(Number(m.string())));
+    await b.flush();
+    const a = await w.open(url, { testDrop: (seq, _ch, re) => !re && seq === 1 });
+    await oneByOne(a, 'first.x', 0, 5);
+    await until(() => got.length === 5, 'all five, the first repaired');
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+    expect(a.stats.retransmits).toBe(1);
+  });
+
   it('tail loss: the last datagram of a burst is lost; the next heartbeat reveals it and it is repaired', async () => {
     const a = await w.open(url, { heartbeatMinMs: 5, testDrop: (seq, _ch, re) => !re && seq === 10 });
     const b = await w.open(url);

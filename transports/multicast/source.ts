@@ -90,6 +90,8 @@ export class ChannelSender {
   private hbDelay: number;
   private hbTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Whether the hello heartbeats went out (before the first datagram). */
+  private announced = false;
 
   constructor(
     readonly index: number,
@@ -202,6 +204,15 @@ export class ChannelSender {
   }
 
   private put(off: number, len: number, seq: number, retransmit: boolean): void {
+    if (!this.announced) {
+      // Hello: receivers already listening learn that this source starts at `seq`, so
+      // losing its first datagram is a gap they repair, not a late start. Twice,
+      // because either may be lost.
+      this.announced = true;
+      const firstMsg = this.ring.readUInt32LE(off + 12);
+      this.heartbeat(0, seqAdd(seq, -1), firstMsg);
+      this.heartbeat(0, seqAdd(seq, -1), firstMsg);
+    }
     const drop = this.host.testDrop;
     if (drop !== null && drop(seq, this.index, retransmit)) {
       this.stats.testDropped++;
@@ -294,9 +305,9 @@ export class ChannelSender {
   };
 
   /** HEARTBEAT: the last seq sent, the next message seq, the oldest retained, the next interval. */
-  heartbeat(flags: number): void {
+  heartbeat(flags: number, last = seqAdd(this.nextSeq, -1), nextMsg = this.nextMsgSeq): void {
     const b = Buffer.allocUnsafe(HEARTBEAT_SIZE);
-    writeHeader(b, 0, DType.HEARTBEAT, this.host.session, seqAdd(this.nextSeq, -1), this.nextMsgSeq, flags, 0);
+    writeHeader(b, 0, DType.HEARTBEAT, this.host.session, last, nextMsg, flags, 0);
     b.writeUInt32LE(this.oldestRetained, HEADER);
     b.writeUInt32LE(flags & F_BYE ? 0 : Math.ceil(this.hbDelay), HEADER + 4);
     this.stats.heartbeats++;
