@@ -17,12 +17,16 @@
  *       that dies).
  *   mcast-peer.js echo URL [OPTIONS_JSON]
  *       answers every message on bench.ping with the same payload on bench.pong.
+ *   mcast-peer.js rawecho GROUP:PORT GROUP:PORT IFACE
+ *       the floor: a bare dgram socket joined to the first group sends every
+ *       datagram it receives, unchanged, to the second.
  *
  * OPTIONS_JSON: MulticastConnectOptions, plus for pub: rate, size, slice,
  * exitAfterMs, dropEvery (drop every Nth datagram at the source, first sends only),
  * dropPercent (seeded, deterministic) and dropSeqs (a list; with dropAlways, their
  * retransmissions too).
  */
+import dgram from 'node:dgram';
 import readline from 'node:readline';
 import { connectMulticast, type MulticastConnectOptions, type MulticastLossEvent } from '../client/index.js';
 
@@ -86,6 +90,10 @@ async function recv(): Promise<void> {
   let firstAt = 0;
   let lastAt = 0;
   const gone: string[] = [];
+  const repairMs: number[] = [];
+  bus.on('repair', (e: { ms: number }) => {
+    if (repairMs.length < 1_000_000) repairMs.push(e.ms);
+  });
   const seen = new Set<number>();
   bus.on('loss', (e: MulticastLossEvent) => {
     lossEvents++;
@@ -109,7 +117,8 @@ async function recv(): Promise<void> {
   lines(async (l) => {
     if (l === 'stats') {
       const s = bus.stats;
-      console.log(`STATS ${JSON.stringify({ received, distinct: seen.size, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn })}`);
+      console.log(`STATS ${JSON.stringify({ received, distinct: seen.size, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`);
+      repairMs.length = 0;
     } else if (l === 'quit') {
       await bus.close();
       process.exit(0);
@@ -171,10 +180,27 @@ async function echo(): Promise<void> {
   });
 }
 
+async function rawEcho(): Promise<void> {
+  const [g1, p1] = url!.split(':');
+  const [g2, p2] = a3!.split(':');
+  const iface = a4 ?? '127.0.0.1';
+  const out = dgram.createSocket({ type: 'udp4', lookup: ((a: string, _o: unknown, cb: (e: null, a: string, f: number) => void) => cb(null, a, 4)) as never });
+  await new Promise<void>((r) => out.bind(0, iface, () => r()));
+  out.setMulticastInterface(iface);
+  const inp = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  await new Promise<void>((r) => inp.bind(Number(p1), g1, () => r()));
+  inp.addMembership(g1!, iface);
+  inp.on('message', (m) => out.send(m, 0, m.length, Number(p2), g2));
+  console.log('READY');
+  lines((l) => {
+    if (l === 'quit') process.exit(0);
+  });
+}
+
 process.on('SIGTERM', () => process.exit(0));
-const run = mode === 'recv' ? recv : mode === 'pub' ? pub : mode === 'echo' ? echo : null;
+const run = mode === 'recv' ? recv : mode === 'pub' ? pub : mode === 'echo' ? echo : mode === 'rawecho' ? rawEcho : null;
 if (run === null) {
-  console.error('usage: mcast-peer.js recv URL PATTERN [JSON] | pub URL SUBJECT COUNT [JSON] | echo URL [JSON]');
+  console.error('usage: mcast-peer.js recv URL PATTERN [JSON] | pub URL SUBJECT COUNT [JSON] | echo URL [JSON] | rawecho G:P G:P IFACE');
   process.exit(2);
 }
 run().catch((err) => {

@@ -15,13 +15,14 @@ import { benchTopics } from './topics.js';
 import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
+import { benchMulticast } from './multicast.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
 
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast
   -h, --help    show this help`;
 
 let args;
@@ -44,9 +45,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -151,6 +152,8 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs) await p.stop();
   }
+
+  if (CASES.has('multicast')) results.multicast = await benchMulticast({ quick: QUICK, runs: RUNS, log });
 
   results.loadavgAfter = os.loadavg();
   log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { multicastProblem, netnsProblem, nftProblem } from './helpers.js';
-import { TwoHosts, type Peer, type RecvStats } from './netns.js';
+import { TwoHosts, type Peer, type RecvStats } from '../../bench/netns.js';
 
 const problem = (await multicastProblem()) ?? netnsProblem();
 const noNft = nftProblem();

@@ -4,12 +4,16 @@
  * Peers run inside them as child processes (`ip netns exec NS node ...`). Names and
  * addresses are unique per run; destroy() removes everything (deleting a namespace
  * deletes its end of the veth pair, its routes and its nftables rules), and is
- * safe to call twice or after a partial create().
+ * safe to call twice or after a partial create(). Used by test/multicast/hosts.test.ts
+ * and bench/multicast.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
-import { startNode, type Proc } from '../../bench/procs.js';
+import { startNode, type Proc } from './procs.js';
+
+/** The peer script, relative to distRoot: dist/ when this runs compiled, the repo root under vitest. */
+const PEER = import.meta.url.includes('/dist/') ? 'bench/mcast-peer.js' : 'dist/bench/mcast-peer.js';
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
@@ -97,7 +101,7 @@ export class TwoHosts {
 
   /** Starts a multicast peer (bench/mcast-peer) in a namespace. */
   async peer(ns: string, args: string[]): Promise<Peer> {
-    const p = await startNode('dist/bench/mcast-peer.js', args, /^READY/, 15_000, { stdin: true, wrap: ['ip', 'netns', 'exec', ns] });
+    const p = await startNode(PEER, args, /^READY/, 15_000, { stdin: true, wrap: ['ip', 'netns', 'exec', ns] });
     this.procs.push(p);
     return new Peer(p);
   }
