@@ -94,7 +94,8 @@ async function recv(): Promise<void> {
   bus.on('repair', (e: { ms: number }) => {
     if (repairMs.length < 1_000_000) repairMs.push(e.ms);
   });
-  const seen = new Set<number>();
+  let seen = new Uint8Array(1 << 20);
+  let distinct = 0;
   bus.on('loss', (e: MulticastLossEvent) => {
     lossEvents++;
     lostReported += e.dropped;
@@ -102,22 +103,39 @@ async function recv(): Promise<void> {
   bus.on('source-gone', (e) => gone.push(`${e.reason}`));
   bus.on('error', () => {});
   bus.subscribe(a3!, (m) => {
-    const n = Number(m.string().trim());
-    const now = performance.now();
-    if (received === 0) firstAt = now;
-    lastAt = now;
+    // The counter, parsed from the ASCII digits in place (no string): the receiver's
+    // own work should not dominate what a throughput run measures.
+    const d = m.data;
+    let n = 0;
+    for (let i = 0; i < d.length; i++) {
+      const c = d[i]!;
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+    }
+    if (received === 0) firstAt = performance.now();
     received++;
-    if (seen.has(n)) duplicates++;
-    else if (seen.size < 5_000_000) seen.add(n);
+    if (n >= seen.length) {
+      const grown = new Uint8Array(Math.max(n + 1, seen.length * 2));
+      grown.set(seen);
+      seen = grown;
+    }
+    if (seen[n] === 1) duplicates++;
+    else {
+      seen[n] = 1;
+      distinct++;
+    }
     if (n < maxSeen) reordered++;
     else maxSeen = n;
+    // performance.now() per message would cost more than the rest: the clock is read every 256.
+    if ((received & 255) === 0) lastAt = performance.now();
   });
   await bus.flush();
   console.log('READY');
   lines(async (l) => {
     if (l === 'stats') {
       const s = bus.stats;
-      console.log(`STATS ${JSON.stringify({ received, distinct: seen.size, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`);
+      if (received > 0 && (received & 255) !== 0 && lastAt < firstAt) lastAt = performance.now();
+      console.log(`STATS ${JSON.stringify({ received, distinct, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`);
       repairMs.length = 0;
     } else if (l === 'quit') {
       await bus.close();

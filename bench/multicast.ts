@@ -35,6 +35,10 @@ export interface MulticastBenchOptions {
   quick: boolean;
   runs: number;
   log: (line: string) => void;
+  /** Subset of: hop, pingpong, throughput, repair (default all). */
+  only?: string[];
+  /** Offered rate of the throughput publisher, msg/s; 0 = as fast as it goes (default). */
+  rate?: number;
 }
 
 const IFACE = '127.0.0.1';
@@ -344,6 +348,8 @@ async function repair(lossPercent: number, count: number, useNft: boolean): Prom
 
 export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<string, unknown>> {
   const { log, runs, quick } = o;
+  const only = new Set(o.only ?? ['hop', 'pingpong', 'throughput', 'repair']);
+  const rate = o.rate ?? 0;
   const HOP = quick ? 2_000 : 20_000;
   const WARM = quick ? 200 : 2_000;
   const TP = quick ? 300_000 : 2_000_000;
@@ -370,48 +376,58 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
     return table;
   };
 
-  out.hop = await lat('Hop over loopback multicast, publisher and subscriber in one process, one in flight (µs)', { 'raw-dgram': () => hopRaw(HOP, WARM), 'hopbus-udp': () => hopHopbus(HOP, WARM) }, 'raw-dgram', HOP);
-  out.pingpong = await lat('Ping-pong across two processes over loopback multicast, RTT/2 (µs)', { 'raw-dgram': () => pingRaw(HOP / 2, WARM), 'hopbus-udp': () => pingHopbus(HOP / 2, WARM) }, 'raw-dgram', HOP / 2);
+  if (only.has('hop')) out.hop = await lat('Hop over loopback multicast, publisher and subscriber in one process, one in flight (µs)', { 'raw-dgram': () => hopRaw(HOP, WARM), 'hopbus-udp': () => hopHopbus(HOP, WARM) }, 'raw-dgram', HOP);
+  if (only.has('pingpong')) out.pingpong = await lat('Ping-pong across two processes over loopback multicast, RTT/2 (µs)', { 'raw-dgram': () => pingRaw(HOP / 2, WARM), 'hopbus-udp': () => pingHopbus(HOP / 2, WARM) }, 'raw-dgram', HOP / 2);
 
-  log(`\n### Throughput, 16-byte messages, 1 publisher process -> N receiving processes (msg/s at each receiver)\n`);
-  log(`${TP.toLocaleString('en-US')} messages per run, published as fast as the publisher goes; median of ${runs} runs.\n`);
-  log('| receivers | msg/s per receiver (median of runs, slowest receiver) | spread | publisher msg/s | gaps repaired | NAKs | retransmits | unrepaired | silently missing |');
-  log('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
-  const tp: Record<string, ThroughputRun[]> = {};
-  for (const n of [1, 4]) {
-    const rs: ThroughputRun[] = [];
-    for (let r = 0; r < runs; r++) rs.push(await throughput(n, TP, 0));
-    tp[n] = rs;
-    const slowest = rs.map((x) => Math.min(...x.rates));
-    const sum = (k: keyof ThroughputRun) => rs.reduce((s, x) => s + (x[k] as number), 0);
-    log(`| ${n} | ${Math.round(median(slowest)).toLocaleString('en-US')} | ${Math.min(...slowest).toLocaleString('en-US')}..${Math.max(...slowest).toLocaleString('en-US')} | ${Math.round(median(rs.map((x) => x.sentPerSec))).toLocaleString('en-US')} | ${sum('gapsRepaired')} | ${sum('naks')} | ${sum('retransmits')} | ${sum('unrepaired')} | ${sum('silentlyMissing')} |`);
+  if (only.has('throughput')) {
+    log(`\n### Throughput, 16-byte messages, 1 publisher process -> N receiving processes (msg/s at each receiver)\n`);
+    log(`${TP.toLocaleString('en-US')} messages per run, ${rate > 0 ? `offered at ${rate.toLocaleString('en-US')} msg/s` : 'published as fast as the publisher goes'}; median of ${runs} runs.\n`);
+    log('| receivers | msg/s per receiver (median of runs, slowest receiver) | spread | publisher msg/s | gaps repaired | NAKs | retransmits | unrepaired | silently missing |');
+    log('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+    const tp: Record<string, ThroughputRun[]> = {};
+    for (const n of [1, 4]) {
+      const rs: ThroughputRun[] = [];
+      for (let r = 0; r < runs; r++) rs.push(await throughput(n, TP, rate));
+      tp[n] = rs;
+      const slowest = rs.map((x) => Math.min(...x.rates));
+      const sum = (k: keyof ThroughputRun) => rs.reduce((s, x) => s + (x[k] as number), 0);
+      log(`| ${n} | ${Math.round(median(slowest)).toLocaleString('en-US')} | ${Math.min(...slowest).toLocaleString('en-US')}..${Math.max(...slowest).toLocaleString('en-US')} | ${Math.round(median(rs.map((x) => x.sentPerSec))).toLocaleString('en-US')} | ${sum('gapsRepaired')} | ${sum('naks')} | ${sum('retransmits')} | ${sum('unrepaired')} | ${sum('silentlyMissing')} |`);
+    }
+    out.throughput = tp;
   }
-  out.throughput = tp;
 
-  const nft = canNft();
-  log(`\n### Repair under loss (${nft ? 'nftables random drop on the receiver\'s input, source and receiver in two network namespaces over a veth pair' : 'the source\'s deterministic drop hook (seeded; nftables or root not available)'})\n`);
-  log(`${RP.toLocaleString('en-US')} messages at 100,000 msg/s per run; time from a gap's detection to its repair (ms), all runs pooled.\n`);
-  log('| loss | method | gaps repaired | repair p50 | p90 | p99 | max | NAKs | unrepaired |');
-  log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
-  const rp: Record<string, RepairRun[]> = {};
-  for (const loss of [1, 5]) {
-    const rs: RepairRun[] = [];
-    for (let r = 0; r < runs; r++) rs.push(await repair(loss, RP, nft));
-    rp[loss] = rs;
-    const med = (k: keyof RepairRun['repairMs']) => median(rs.map((x) => x.repairMs[k]));
-    log(`| ${loss}% | ${rs[0]!.method} | ${rs.reduce((s, x) => s + x.gapsRepaired, 0)} | ${med('p50')} | ${med('p90')} | ${med('p99')} | ${Math.max(...rs.map((x) => x.repairMs.max))} | ${rs.reduce((s, x) => s + x.naks, 0)} | ${rs.reduce((s, x) => s + x.unrepaired, 0)} |`);
+  if (only.has('repair')) {
+    const nft = canNft();
+    log(`\n### Repair under loss (${nft ? 'nftables random drop on the receiver\'s input, source and receiver in two network namespaces over a veth pair' : 'the source\'s deterministic drop hook (seeded; nftables or root not available)'})\n`);
+    log(`${RP.toLocaleString('en-US')} messages at 100,000 msg/s per run; time from a gap's detection to its repair (ms), all runs pooled.\n`);
+    log('| loss | method | gaps repaired | repair p50 | p90 | p99 | max | NAKs | unrepaired |');
+    log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
+    const rp: Record<string, RepairRun[]> = {};
+    for (const loss of [1, 5]) {
+      const rs: RepairRun[] = [];
+      for (let r = 0; r < runs; r++) rs.push(await repair(loss, RP, nft));
+      rp[loss] = rs;
+      const med = (k: keyof RepairRun['repairMs']) => median(rs.map((x) => x.repairMs[k]));
+      log(`| ${loss}% | ${rs[0]!.method} | ${rs.reduce((s, x) => s + x.gapsRepaired, 0)} | ${med('p50')} | ${med('p90')} | ${med('p99')} | ${Math.max(...rs.map((x) => x.repairMs.max))} | ${rs.reduce((s, x) => s + x.naks, 0)} | ${rs.reduce((s, x) => s + x.unrepaired, 0)} |`);
+    }
+    out.repair = rp;
   }
-  out.repair = rp;
   out.loadavgAfter = os.loadavg();
   log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   return out;
 }
 
-// Standalone: node dist/bench/multicast.js [--quick] [--runs N]
+// Standalone: node dist/bench/multicast.js [--quick] [--runs N] [--only hop,pingpong,throughput,repair] [--rate MSGS_PER_SEC]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, runs: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, runs: { type: 'string' }, only: { type: 'string' }, rate: { type: 'string' } }, strict: true });
   const runs = Number(values.runs ?? 5);
-  benchMulticast({ quick: values.quick === true, runs, log: (s) => console.log(s) }).then(
+  benchMulticast({
+    quick: values.quick === true,
+    runs,
+    log: (s) => console.log(s),
+    ...(values.only ? { only: values.only.split(',') } : {}),
+    ...(values.rate ? { rate: Number(values.rate) } : {}),
+  }).then(
     () => process.exit(0),
     (err) => {
       console.error(err);
