@@ -119,6 +119,23 @@ suite(problem === null ? 'multicast loss repair' : `multicast loss repair: SKIPP
     expect(losses[0]!.dropped).toBe(1);
   });
 
+  it('the source limits repair bandwidth: a receiver that needs more than repairBytesPerSec gets loss events, not a storm', async () => {
+    const drop = new Set([3, 4, 5, 6, 7, 8, 9, 10]);
+    // About two small datagrams' worth of repair budget per second.
+    const a = await w.open(url, { repairBytesPerSec: 120, testDrop: (seq, _ch, re) => !re && drop.has(seq) });
+    const b = await w.open(url, { nakRetryMs: 2, nakMaxRetries: 2 });
+    const losses: MulticastLossEvent[] = [];
+    b.on('loss', (e) => losses.push(e));
+    let n = 0;
+    b.subscribe('thr.x', () => n++);
+    await b.flush();
+    await oneByOne(a, 'thr.x', 0, 12);
+    await until(() => n + losses.reduce((s, l) => s + l.dropped, 0) === 12, 'every message delivered or reported lost');
+    expect(a.stats.repairsThrottled).toBeGreaterThan(0);
+    expect(a.stats.retransmits).toBeLessThan(8);
+    expect(losses.length).toBeGreaterThan(0);
+  });
+
   it('duplicates (a datagram resent though it arrived) are dropped and counted, never delivered twice', async () => {
     const a = await w.open(url, { repairHoldoffMs: 0 });
     const b = await w.open(url);

@@ -48,6 +48,8 @@ export interface EndpointOptions extends ReceiverOptions {
   /** A source heard from for this long (and 3 of its announced heartbeat intervals) is gone. */
   sourceTimeoutMs: number;
   repairHoldoffMs: number;
+  /** Repair bandwidth per channel at most, bytes/s (0 = no limit). */
+  repairBytesPerSec: number;
   /** Deliver this endpoint's own datagrams to its own receivers (the bridge says no). */
   receiveOwn: boolean;
   /** SO_RCVBUF asked for each channel socket (the kernel caps it at net.core.rmem_max). */
@@ -72,6 +74,9 @@ export const ENDPOINT_DEFAULTS: EndpointOptions = {
   nakRetryMs: 10,
   nakMaxRetries: 6,
   repairHoldoffMs: 5,
+  // 32 MiB/s: a quarter of a gigabit link; more than a healthy receiver ever needs,
+  // little enough that one broken receiver cannot drown the channel in repairs.
+  repairBytesPerSec: 32 * 1024 * 1024,
   maxReorder: 8192,
   maxMessageBytes: 1024 * 1024 + 64 * 1024 + 2 * 65_535 + 36,
   receiveOwn: true,
@@ -121,6 +126,7 @@ export interface EndpointStats extends ReceiveCounters {
   naksReceived: number;
   retransmits: number;
   repairsSuppressed: number;
+  repairsThrottled: number;
   unavailable: number;
   testDropped: number;
   sendErrors: number;
@@ -243,6 +249,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
         heartbeatMinMs: o.heartbeatMinMs,
         heartbeatMaxMs: o.heartbeatMaxMs,
         repairHoldoffMs: o.repairHoldoffMs,
+        repairBytesPerSec: o.repairBytesPerSec,
       });
       this.senders[ch] = s;
     }
@@ -448,7 +455,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   // --- lifecycle -------------------------------------------------------------------------------
 
   stats(): EndpointStats {
-    const t: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, unavailable: 0, testDropped: 0 };
+    const t: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, repairsThrottled: 0, unavailable: 0, testDropped: 0 };
     for (const s of this.senders) {
       if (s == null) continue;
       for (const k of Object.keys(t) as (keyof SenderStats)[]) t[k] += s.stats[k];
@@ -462,6 +469,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       naksReceived: t.naksReceived,
       retransmits: t.retransmits,
       repairsSuppressed: t.repairsSuppressed,
+      repairsThrottled: t.repairsThrottled,
       unavailable: t.unavailable,
       testDropped: t.testDropped,
       sendErrors: this.sendErrors,

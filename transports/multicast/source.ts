@@ -46,6 +46,13 @@ export interface SenderOptions {
   heartbeatMaxMs: number;
   /** A datagram retransmitted less than this ago is not retransmitted again (NAKs from many receivers). */
   repairHoldoffMs: number;
+  /**
+   * Bytes per second this channel spends on repairs at most (0 = no limit), with
+   * one second's worth as burst: a receiver that keeps losing cannot turn the
+   * source into a retransmission storm for everyone. NAKed datagrams over the
+   * budget are not resent now; the receiver asks again (and in the end reports the loss).
+   */
+  repairBytesPerSec: number;
 }
 
 export interface SenderStats {
@@ -58,6 +65,8 @@ export interface SenderStats {
   retransmits: number;
   /** NAKed datagrams not resent because they had just been resent (suppression at the source). */
   repairsSuppressed: number;
+  /** NAKed datagrams not resent because the repair budget (repairBytesPerSec) was spent. */
+  repairsThrottled: number;
   /** NAKed datagrams no longer in the ring (answered with UNAVAILABLE). */
   unavailable: number;
   /** Datagrams the test hook dropped. */
@@ -65,7 +74,7 @@ export interface SenderStats {
 }
 
 export class ChannelSender {
-  readonly stats: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, unavailable: 0, testDropped: 0 };
+  readonly stats: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, repairsThrottled: 0, unavailable: 0, testDropped: 0 };
   /** Seq of the open (or next) datagram; datagrams are numbered from 1. */
   nextSeq = 1;
   /** Sequence of the next message. */
@@ -90,6 +99,9 @@ export class ChannelSender {
   private hbDelay: number;
   private hbTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Repair token bucket: bytes available, and when it was last topped up. */
+  private repairTokens: number;
+  private repairAt = 0;
   /** Whether the hello heartbeats went out (before the first datagram). */
   private announced = false;
 
@@ -106,6 +118,7 @@ export class ChannelSender {
     this.lens = new Int32Array(o.slots);
     this.repairedAt = new Float64Array(o.slots);
     this.hbDelay = o.heartbeatMinMs;
+    this.repairTokens = o.repairBytesPerSec;
   }
 
   /** Largest frame that fits in one datagram. */
@@ -244,6 +257,11 @@ export class ChannelSender {
   onNak(first: number, count: number, now: number): void {
     this.stats.naksReceived++;
     const n = Math.min(count, this.slots);
+    const rate = this.o.repairBytesPerSec;
+    if (rate > 0) {
+      this.repairTokens = Math.min(rate, this.repairTokens + ((now - this.repairAt) / 1000) * rate);
+      this.repairAt = now;
+    }
     let unavailFrom = -1;
     let unavailCount = 0;
     for (let i = 0; i < n; i++) {
@@ -258,6 +276,13 @@ export class ChannelSender {
       if (now - this.repairedAt[slot]! < this.o.repairHoldoffMs) {
         this.stats.repairsSuppressed++;
         continue;
+      }
+      if (rate > 0) {
+        if (this.repairTokens < this.lens[slot]!) {
+          this.stats.repairsThrottled += 1;
+          continue;
+        }
+        this.repairTokens -= this.lens[slot]!;
       }
       this.repairedAt[slot] = now;
       const base = slot * this.budget;
