@@ -243,7 +243,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
     for (const [k, v] of Object.entries(h)) if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
     const bytes = Buffer.from(packr.pack(h));
-    if (bytes.length > this.maxHeaders) throw new MaxPayloadError(bytes.length, this.maxHeaders);
+    if (bytes.length > this.maxHeaders) throw new MaxPayloadError(bytes.length, this.maxHeaders, 'the multicast maximum headers size (option maxHeaders)');
     return bytes;
   }
 
@@ -253,7 +253,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     const p = encodePayload(data, this.payload);
     if (p.length > this.maxPayload) {
       p.text = '';
-      throw new MaxPayloadError(p.length, this.maxPayload);
+      throw new MaxPayloadError(p.length, this.maxPayload, 'the multicast maximum payload (option maxPayload)');
     }
     const sLen = sMeta < 0 ? -sMeta : sMeta;
     const rLen = reply === '' ? 0 : Buffer.byteLength(reply, 'utf8');

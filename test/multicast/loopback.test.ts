@@ -211,7 +211,7 @@ suite(problem === null ? 'multicast over loopback' : `multicast over loopback: S
 
   it('an idle source heartbeats with back-off, so a silent but live source is not declared gone', async () => {
     const a = await w.open(url, { heartbeatMinMs: 5, heartbeatMaxMs: 40 });
-    const b = await w.open(url, { sourceTimeoutMs: 150 });
+    const b = await w.open(url, { sourceTimeoutMs: 300 });
     const gone: MulticastSourceEvent[] = [];
     b.on('source-gone', (e) => gone.push(e));
     b.subscribe('hb.x', () => {});
