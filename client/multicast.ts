@@ -36,12 +36,26 @@ import {
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
 import { EncodedPayload, encodePayload, packr } from './codec.js';
+import type { ConnectOptions } from './options.js';
 import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
 import { INBOX_POLICIES, Inbox, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 
-export interface MulticastConnectOptions extends ChannelSpec, Partial<Omit<EndpointOptions, 'iface' | 'maxMessageBytes'>> {
+/**
+ * Options of a broker connection that mean nothing without a broker. They are
+ * accepted and ignored, so code can move between tcp:// and udp:// by changing the
+ * URL (the CLI passes `reconnect: false`, for instance).
+ */
+const BROKER_ONLY = [
+  'reconnect', 'maxReconnectAttempts', 'reconnectDelayMs', 'maxReconnectDelayMs', 'reconnectJitterMs', 'reconnectBufferBytes',
+  'maxPendingBytes', 'pingIntervalMs', 'maxPingsOut', 'verbose',
+] as const;
+
+export interface MulticastConnectOptions
+  extends ChannelSpec, Partial<Omit<EndpointOptions, 'iface' | 'maxMessageBytes'>>, Pick<ConnectOptions, (typeof BROKER_ONLY)[number]> {
+  /** Default flush() timeout (default 5,000 ms). */
+  timeoutMs?: number;
   /** Shown in nothing on the wire; kept for symmetry with connect(). */
   name?: string;
   /** Largest payload published or reassembled (default 1 MiB). */
@@ -86,7 +100,7 @@ export interface MulticastBusStats extends EndpointStats {
 
 const OWN_KEYS = new Set([
   'name', 'channels', 'rules', 'hashTokens', 'fallback', 'maxPayload', 'maxHeaders', 'timestamps', 'requestTimeoutMs',
-  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface',
+  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs',
 ]);
 const PUB_KEYS = new Set(['reply', 'headers']);
 const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
@@ -111,6 +125,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   private readonly defaultMaxPending: number;
   private readonly budgetMs: number;
   private readonly lingerMs: number;
+  private readonly flushTimeoutMs: number;
   private state: 'open' | 'draining' | 'closed' = 'open';
   private readonly subs = new Map<number, Inbox>();
   private readonly tree = new SubjectTree<Inbox>({ cacheSize: 1024 });
@@ -138,8 +153,12 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   constructor(url: string, options: MulticastConnectOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') throw new OptionsError('connect options must be an object');
+    if ((options as ConnectOptions).publishRate != null) {
+      throw new OptionsError('connect option "publishRate" is enforced by a broker; over multicast there is none (see docs/MULTICAST.md)');
+    }
     for (const k of Object.keys(options)) {
-      if (!OWN_KEYS.has(k) && !(k in ENDPOINT_DEFAULTS)) {
+      if ((BROKER_ONLY as readonly string[]).includes(k) || k === 'publishRate') continue;
+      if (!OWN_KEYS.has(k) && (!(k in ENDPOINT_DEFAULTS) || k === 'maxMessageBytes')) {
         throw new OptionsError(`unknown multicast connect option "${k}"; known options: ${[...OWN_KEYS, ...Object.keys(ENDPOINT_DEFAULTS).filter((x) => x !== 'iface' && x !== 'maxMessageBytes')].join(', ')}`);
       }
     }
@@ -162,7 +181,14 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.defaultMaxPending = posInt(options.maxPending, 65_536, 'maxPending');
     this.budgetMs = options.dispatchBudgetMs ?? 10;
     this.lingerMs = options.lingerMs ?? 100;
-    const { name: _n, channels: _c, rules: _r, hashTokens: _h, fallback: _f, maxPayload: _mp, maxHeaders: _mh, timestamps: _t, requestTimeoutMs: _rt, policy: _p, maxPending: _mx, dispatchBudgetMs: _d, lingerMs: _l, iface, ...transport } = options;
+    this.flushTimeoutMs = posInt(options.timeoutMs, 5000, 'timeoutMs');
+    const transport: Partial<EndpointOptions> = {};
+    for (const k of Object.keys(ENDPOINT_DEFAULTS) as (keyof EndpointOptions)[]) {
+      if (k !== 'iface' && k !== 'maxMessageBytes' && options[k as keyof MulticastConnectOptions] !== undefined) {
+        (transport as Record<string, unknown>)[k] = options[k as keyof MulticastConnectOptions];
+      }
+    }
+    const iface = options.iface;
     const ttl = transport.ttl ?? urlTtl;
     this.ep = newEndpoint(
       addrs,
@@ -514,7 +540,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   // --- flush, drain, close ---------------------------------------------------------------------
 
   /** Sends every open datagram and waits for pending group joins. */
-  async flush(timeoutMs = 5000): Promise<void> {
+  async flush(timeoutMs = this.flushTimeoutMs): Promise<void> {
     if (this.state === 'closed') throw new ConnectionError('connection is closed');
     this.ep.flush();
     if (this.joins.size === 0) return;

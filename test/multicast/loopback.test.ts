@@ -151,6 +151,16 @@ suite(problem === null ? 'multicast over loopback' : `multicast over loopback: S
     await expect(connect(url as `udp://${string}`, { bogus: 1 } as never)).rejects.toThrow(/unknown multicast connect option "bogus"/);
     await expect(connect(`${url}&foo=1` as `udp://${string}`)).rejects.toThrow(/unknown parameter "foo"/);
     await expect(connect(url as `udp://${string}`, { rules: [{ prefix: 'a', channel: '239.1.1.1:1' }] })).rejects.toThrow(/not in the channel list/);
+    await expect(connect(url as `udp://${string}`, { publishRate: { msgsPerSec: 10 } } as never)).rejects.toThrow(/enforced by a broker/);
+  });
+
+  it('accepts (and ignores) the options of a broker connection, so the same code runs with a tcp:// or udp:// URL', async () => {
+    const a = await w.open(url, { name: 'x', reconnect: false, pingIntervalMs: 1000, maxPingsOut: 2, verbose: false, timeoutMs: 1000 });
+    const got: string[] = [];
+    a.subscribe('same.code', (m) => got.push(m.string()));
+    await a.flush();
+    a.publish('same.code', 'ok');
+    await until(() => got.length === 1, 'message');
   });
 
   it('two sources on one group: each source is its own sequence, both delivered in order', async () => {
