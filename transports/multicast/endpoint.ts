@@ -148,6 +148,9 @@ export function parseChannel(s: string): ChannelAddr {
   return { group: m[1]!, port: Number(m[2]), key: `${m[1]}:${m[2]}` };
 }
 
+/** Sources followed per channel at most. */
+const MAX_SOURCES_PER_CHANNEL = 4096;
+
 class Joined {
   streams = new Map<number, RecvStream>();
   constructor(
@@ -381,6 +384,11 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     let st = j.streams.get(session);
     if (st === undefined) {
       if (type === DType.UNAVAILABLE || (type === DType.HEARTBEAT && d[16]! & F_BYE)) return;
+      if (j.streams.size >= MAX_SOURCES_PER_CHANNEL) {
+        // Bounded memory whatever arrives: a flood of made-up session ids is not followed.
+        this.counters.badDatagrams++;
+        return;
+      }
       st = new RecvStream(this, ch, this.channels[ch]!, session, rinfo.address, rinfo.port);
       j.streams.set(session, st);
       this.handler.onSourceNew?.(st);

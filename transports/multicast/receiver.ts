@@ -302,7 +302,14 @@ export class RecvStream {
       this.frag = null;
     }
     if (partialTail) messages++;
-    for (let s = this.next; seqDiff(to, s) > 0 && this.pending.size > 0; s = seqAdd(s, 1)) this.pending.delete(s);
+    // Held datagrams before `to` (none when `to` is the first held one): walk whichever is shorter.
+    if (this.pending.size > 0) {
+      if (datagrams <= this.pending.size) {
+        for (let s = this.next; seqDiff(to, s) > 0; s = seqAdd(s, 1)) this.pending.delete(s);
+      } else {
+        for (const s of [...this.pending.keys()]) if (seqDiff(to, s) > 0) this.pending.delete(s);
+      }
+    }
     this.next = to;
     this.expectMsg = partialTail ? seqAdd(msgAt, 1) : msgAt;
     if (seqDiff(this.highest, seqAdd(to, -1)) < 0) this.highest = seqAdd(to, -1);
