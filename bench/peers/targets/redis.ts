@@ -18,8 +18,14 @@ export const redisServer: Server = {
     const port = await freePort();
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpDir];
     const proc = await startProcess(bin, args, /Ready to accept connections/, { watch: 'both', probe: () => portOpen(port) });
-    return { endpoints: { port }, version: firstLine(bin, ['--version']), command: `redis-server ${args.map((a) => (a === '' ? "''" : a)).join(' ')}`, stop: proc.stop };
+    return { endpoints: { port }, version: redisVersion(firstLine(bin, ['--version'])), command: `redis-server ${args.map((a) => (a === '' ? "''" : a)).join(' ')}`, stop: proc.stop };
   },
+};
+
+/** 'Redis server v=7.0.15 sha=... malloc=...' -> 'redis-server 7.0.15'. */
+const redisVersion = (line: string) => {
+  const v = /v=(\S+)/.exec(line);
+  return v ? `redis-server ${v[1]}` : line;
 };
 
 const isPattern = (p: string) => p.includes('*') || p.includes('>');
