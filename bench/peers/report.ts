@@ -186,7 +186,7 @@ export function plots(res: Results, cases: readonly Case[], order: string[]): Ma
         title: file === 'peers-throughput.svg' ? 'Throughput, 1 publisher -> N subscribers (msg/s per subscriber)' : 'Fan-out, 100 subscriptions on 10 subjects (deliveries/s)',
         subtitle: sub,
         yLabel: cs[0]!.unit,
-        groups: cs.map((c) => c.id.replace(/^tp-/, '')),
+        groups: cs.map((c) => c.id.replace(/^tp-1x(\d+)-(\d+)$/, '1 -> $1, $2 B')),
         series: names.map((n) => ({ name: n, color: color(n), values: cs.map((c) => (res.cases[c.id]!.systems[n]?.median as ThroughputSummary | undefined)?.median ?? null) })),
       }),
     );
