@@ -340,7 +340,7 @@ async function fanSubscribe(ss: BusClient[], onMessage: (conn: number) => void):
 const fanoutLatency: Case = {
   id: 'fanout-lat',
   group: 'fanout',
-  title: 'Fan-out, 100 subscriptions (40 wildcard) on 10 subjects: publish to the 10th delivery, one in flight',
+  title: 'Fan-out latency, 100 subscriptions (40 wildcard) on 10 subjects, to the 10th delivery',
   metric: 'latency',
   unit: 'µs',
   run: (t, ep, z) =>

@@ -3,7 +3,7 @@
  * of hopbus to every other system for every figure, and the SVG plots.
  */
 import { medianOf, summarize, type Percentiles, type Summary } from '../stats.js';
-import type { Case, Figure, LatencyFigure, ThroughputFigure } from './cases.js';
+import type { Case, Figure, LatencyFigure, Sizes, ThroughputFigure } from './cases.js';
 import type { InstallReport } from './install.js';
 import { barChart, percentileChart, PALETTE } from './svg.js';
 import type { TargetKind } from './target.js';
@@ -37,6 +37,8 @@ export interface Results {
   date: string;
   quick: boolean;
   runs: number;
+  /** Samples and message counts per case. */
+  sizes: Sizes;
   machine: { cpus: number; model: string | undefined; memGiB: number; kernel: string; platform: string };
   node: string;
   loadavgBefore: number[];
@@ -77,6 +79,7 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
   md.push(`# hopbus against its peers, ${res.date}`, '');
   if (res.quick) md.push('**Quick mode: a smoke check with few samples, not figures to quote.**', '');
   md.push(`- machine: ${res.machine.cpus} x ${res.machine.model ?? '?'}, ${res.machine.memGiB} GiB, ${res.machine.platform} ${res.machine.kernel}`);
+  md.push(`- sizes: ${Object.entries(res.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   md.push(`- Node ${res.node}; ${res.runs} run${res.runs > 1 ? 's' : ''} per case, interleaved across systems; medians, spread = min..max over the runs`);
   md.push(`- load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}, after: ${(res.loadavgAfter ?? []).map((x) => x.toFixed(2)).join(' ')}`);
   const inst = res.install;

@@ -9,7 +9,7 @@
  * failure or Ctrl-C. Writes bench/results/peers-latest.json, peers-latest.md and
  * peers-*.svg.
  *
- *   node dist/bench/peers/run.js [--runs N] [--quick] [--only LIST] [--no-install]
+ *   node dist/bench/peers/run.js [--runs N] [--quick] [--only LIST] [--no-install] [--replot]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +31,7 @@ Options:
                  or hopbus / peers / floors. Cases: ${CASE_GROUPS.join(', ')}, or a case id
                  (${CASES.map((c) => c.id).join(', ')})
   --no-install   do not apt-get install missing peers (they are reported as skipped)
+  --replot       run nothing: rewrite peers-latest.md and the plots from peers-latest.json
   -h, --help     show this help
 
 Run it alone on the machine: other load shows up in every figure.`;
@@ -43,7 +44,7 @@ function fail(msg: string): never {
 function parse() {
   try {
     return parseArgs({
-      options: { runs: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, 'no-install': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { runs: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, 'no-install': { type: 'boolean' }, replot: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
     }).values;
   } catch (err) {
@@ -71,6 +72,23 @@ for (const item of (args.only ?? '').split(',').filter((s) => s !== '')) {
 const targets = picked.targets.size ? TARGETS.filter((t) => picked.targets.has(t)) : [...TARGETS];
 const cases = picked.cases.size ? CASES.filter((c) => picked.cases.has(c)) : [...CASES];
 const order = TARGETS.map((t) => t.name);
+const resultsDir = path.join(distRoot, '..', 'bench', 'results');
+
+/** Writes peers-latest.md and the plots for `res`; returns the Markdown and the plot file names. */
+function writeReport(res: Results, cs: readonly Case[]): { md: string; files: string[] } {
+  const md = markdown(res, cs, order);
+  fs.writeFileSync(path.join(resultsDir, 'peers-latest.md'), md);
+  const svgs = plots(res, cs, order);
+  for (const [file, svg] of svgs) fs.writeFileSync(path.join(resultsDir, file), svg);
+  return { md, files: [...svgs.keys()] };
+}
+
+if (args.replot) {
+  const res = JSON.parse(fs.readFileSync(path.join(resultsDir, 'peers-latest.json'), 'utf8')) as Results;
+  const { files } = writeReport(res, CASES.filter((c) => res.cases[c.id] !== undefined));
+  console.log(`rewrote bench/results/peers-latest.md and ${files.join(', ')} from peers-latest.json (${res.date})`);
+  process.exit(0);
+}
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-peers-'));
 let cleaned = false;
@@ -94,6 +112,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     quick: args.quick === true,
     runs: RUNS,
+    sizes: SIZES,
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), kernel: os.release(), platform: os.platform() },
     node: process.version,
     loadavgBefore: loadavg(),
@@ -157,16 +176,12 @@ async function main(): Promise<void> {
   }
   res.loadavgAfter = loadavg();
 
-  const dir = path.join(distRoot, '..', 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'peers-latest.json'), JSON.stringify(res, null, 2) + '\n');
-  const md = markdown(res, cases, order);
-  fs.writeFileSync(path.join(dir, 'peers-latest.md'), md);
-  const svgs = plots(res, cases, order);
-  for (const [file, svg] of svgs) fs.writeFileSync(path.join(dir, file), svg);
+  fs.mkdirSync(resultsDir, { recursive: true });
+  fs.writeFileSync(path.join(resultsDir, 'peers-latest.json'), JSON.stringify(res, null, 2) + '\n');
+  const { md, files } = writeReport(res, cases);
   console.log(`\n${md}`);
   console.log(`load average after: ${res.loadavgAfter.join(' ')}`);
-  console.log(`wrote bench/results/peers-latest.json, peers-latest.md and ${[...svgs.keys()].join(', ')}`);
+  console.log(`wrote bench/results/peers-latest.json, peers-latest.md and ${files.join(', ')}`);
 }
 
 function describe(f: Figure): string {

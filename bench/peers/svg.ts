@@ -106,13 +106,21 @@ export function compact(v: number): string {
   return String(Number(v.toPrecision(3)));
 }
 
+/**
+ * The font size, at most `size`, at which `text` fits in `width` pixels. No font
+ * metrics here, so it assumes the average glyph of a sans-serif font: 0.6 em.
+ */
+export function fitFont(text: string, size: number, width: number): number {
+  return Math.min(size, Math.floor((width / (0.6 * text.length)) * 10) / 10);
+}
+
 function frame(title: string, subtitle: string | undefined, yLabel: string, body: string[]): string {
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${FONT}>`,
     `<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${M.left}" y="26" font-size="16" font-weight="bold">${esc(title)}</text>`,
+    `<text x="${M.left}" y="26" font-size="${fitFont(title, 16, W - M.left - 16)}" font-weight="bold">${esc(title)}</text>`,
   ];
-  if (subtitle) out.push(`<text x="${M.left}" y="45" font-size="11" fill="#555555">${esc(subtitle)}</text>`);
+  if (subtitle) out.push(`<text x="${M.left}" y="45" font-size="${fitFont(subtitle, 11, W - M.left - 16)}" fill="#555555">${esc(subtitle)}</text>`);
   out.push(`<text transform="translate(18 ${M.top + PH / 2}) rotate(-90)" text-anchor="middle" font-size="12">${esc(yLabel)}</text>`);
   out.push(...body, '</svg>', '');
   return out.join('\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, compact, esc, linearTicks, logTicks, percentileChart } from '../../bench/peers/svg.js';
+import { barChart, compact, esc, fitFont, linearTicks, logTicks, percentileChart } from '../../bench/peers/svg.js';
 
 /**
  * A small well-formedness check: every tag closes in order, attributes are quoted,
@@ -46,6 +46,16 @@ describe('linearTicks and compact', () => {
     expect(compact(2_100_000)).toBe('2.1M');
     expect(compact(1234)).toBe('1.23k');
     expect(compact(68.42)).toBe('68.4');
+  });
+});
+
+describe('fitFont', () => {
+  it('keeps the size for a short title and shrinks a long one to fit', () => {
+    expect(fitFont('One hop', 16, 700)).toBe(16);
+    const long = 'x'.repeat(120);
+    const f = fitFont(long, 16, 700);
+    expect(f).toBeLessThan(16);
+    expect(f * 0.6 * long.length).toBeLessThanOrEqual(700);
   });
 });
 
