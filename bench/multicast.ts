@@ -55,9 +55,12 @@ class PeerShim {
   private out = '';
   constructor(readonly proc: Awaited<ReturnType<typeof startNode>>) {
     proc.child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
+    proc.child.stdin?.on('error', () => {}); // EPIPE from a peer that already exited
   }
   send(cmd: string): void {
-    this.proc.child.stdin!.write(`${cmd}\n`);
+    const child = this.proc.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.stdin!.write(`${cmd}\n`);
   }
   async line<T>(prefix: string, timeoutMs = 60_000): Promise<T> {
     const end = Date.now() + timeoutMs;

@@ -123,6 +123,8 @@ export class Peer {
   private out = '';
   constructor(readonly proc: Proc) {
     (proc.child.stdout as Readable).on('data', (d: Buffer) => (this.out += d.toString()));
+    // A peer that exited on purpose (a source that dies) makes a later command an EPIPE: not an error here.
+    (proc.child.stdin as Writable | null)?.on('error', () => {});
   }
 
   get ready(): string {
@@ -130,7 +132,9 @@ export class Peer {
   }
 
   send(cmd: string): void {
-    (this.proc.child.stdin as Writable).write(`${cmd}\n`);
+    const child = this.proc.child;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    (child.stdin as Writable).write(`${cmd}\n`);
   }
 
   /** Waits for a line starting with `prefix` (after the ones already consumed) and returns its JSON. */

@@ -193,6 +193,7 @@ suite(problem === null ? 'multicast loss repair' : `multicast loss repair: SKIPP
     await b.flush();
     // Each message alone (slice 1, 1000/s): seq = message + 1. The last datagram is never sent, nor resent.
     const src = await startNode('dist/bench/mcast-peer.js', ['pub', url, 'die.x', '20', JSON.stringify({ rate: 1000, slice: 1, heartbeatMinMs: 5, heartbeatMaxMs: 20, dropSeqs: [20], dropAlways: true, exitAfterMs: 60 })], /^READY/, 10_000, { stdin: true });
+    src.child.stdin!.on('error', () => {}); // it exits on its own
     try {
       src.child.stdin!.write('go\n');
       await until(() => gone.length === 1, 'source-gone', 5000);
