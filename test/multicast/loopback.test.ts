@@ -152,6 +152,8 @@ suite(problem === null ? 'multicast over loopback' : `multicast over loopback: S
     await expect(connect(`${url}&foo=1` as `udp://${string}`)).rejects.toThrow(/unknown parameter "foo"/);
     await expect(connect(url as `udp://${string}`, { rules: [{ prefix: 'a', channel: '239.1.1.1:1' }] })).rejects.toThrow(/not in the channel list/);
     await expect(connect(url as `udp://${string}`, { publishRate: { msgsPerSec: 10 } } as never)).rejects.toThrow(/enforced by a broker/);
+    await expect(connect(url as `udp://${string}`, { heartbeatMinMs: -1 })).rejects.toThrow(/non-negative number/);
+    await expect(connect(url as `udp://${string}`, { datagramBytes: 100 })).rejects.toThrow(OptionsError);
   });
 
   it('accepts (and ignores) the options of a broker connection, so the same code runs with a tcp:// or udp:// URL', async () => {

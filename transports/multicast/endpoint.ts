@@ -195,6 +195,16 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (!(Number.isInteger(o.datagramBytes) && o.datagramBytes >= 128 && o.datagramBytes <= 65_507)) {
       throw new MulticastConfigError(`datagramBytes must be an integer from 128 to 65507, got ${o.datagramBytes}`);
     }
+    for (const [k, v] of Object.entries(o)) {
+      const def = (ENDPOINT_DEFAULTS as unknown as Record<string, unknown>)[k];
+      if (typeof def === 'number' && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+        throw new MulticastConfigError(`multicast option "${k}" must be a non-negative number, got ${JSON.stringify(v)}`);
+      }
+    }
+    if (o.heartbeatMinMs < 1 || o.heartbeatMaxMs < o.heartbeatMinMs) throw new MulticastConfigError('heartbeatMinMs must be at least 1 and heartbeatMaxMs at least heartbeatMinMs');
+    if (o.sourceTimeoutMs < 1 || o.maxReorder < 1 || !Number.isInteger(o.nakMaxRetries)) throw new MulticastConfigError('sourceTimeoutMs and maxReorder must be positive and nakMaxRetries an integer');
+    if (o.retransmitBufferBytes < o.datagramBytes) throw new MulticastConfigError(`retransmitBufferBytes (${o.retransmitBufferBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
+    if (o.testDrop !== null && typeof o.testDrop !== 'function') throw new MulticastConfigError('testDrop must be a function (seq, channel, retransmit) => boolean');
     if (channels.length === 0) throw new MulticastConfigError('at least one channel is needed');
     channels.forEach((c, i) => {
       if (this.byKey.has(c.key)) throw new MulticastConfigError(`channel ${c.key} is listed twice`);
