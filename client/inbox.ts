@@ -19,6 +19,11 @@
  *   disconnect             the subscription is closed with SlowConsumerError.
  *
  * ('block' cannot exist here: a receiver cannot pause a multicast source.)
+ *
+ * A delivery rate limit (`deliverRate`, messages per second per subscription) holds
+ * messages over the rate in the same queue, where the same policy acts: a consumer
+ * limited to 1,000 quotes a second with 'conflate' gets the latest of each subject
+ * at that pace.
  * Every drop and conflation is counted on the Subscription and reported as one
  * 'loss' event (LossEvent) before the next message of that subscription is delivered.
  *
@@ -29,6 +34,35 @@ import type { Subscription } from './subscription.js';
 
 export type InboxPolicy = 'drop-oldest' | 'drop-newest' | 'conflate' | 'disconnect';
 export const INBOX_POLICIES: readonly InboxPolicy[] = ['drop-oldest', 'drop-newest', 'conflate', 'disconnect'];
+
+/**
+ * A token bucket in messages: at most `perSec` a second after a burst of `burst`.
+ * The receiver-side counterpart of the broker's deliverRate.
+ */
+export class MsgRate {
+  private tokens: number;
+  private at = performance.now();
+  constructor(
+    readonly perSec: number,
+    readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+
+  admit(now: number): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSec);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Milliseconds until one more message is admitted. */
+  waitMs(now: number): number {
+    const have = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSec);
+    return have >= 1 ? 0 : ((1 - have) / this.perSec) * 1000;
+  }
+}
 
 class Slot {
   constructor(public msg: Msg) {}
@@ -49,6 +83,8 @@ export class Inbox {
     readonly max: number,
     /** Channels this subscription listens on. */
     readonly channels: readonly number[],
+    /** Delivery rate limit of this subscription, or null. */
+    readonly rate: MsgRate | null = null,
   ) {
     this.latest = policy === 'conflate' ? new Map() : null;
   }

@@ -38,7 +38,7 @@ import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
 import { EncodedPayload, encodePayload, packr } from './codec.js';
 import type { ConnectOptions } from './options.js';
 import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
-import { INBOX_POLICIES, Inbox, type InboxPolicy } from './inbox.js';
+import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 
@@ -71,6 +71,12 @@ export interface MulticastConnectOptions
   maxPending?: number;
   /** Callback time per event-loop turn before messages queue (default 10 ms). */
   dispatchBudgetMs?: number;
+  /**
+   * Delivery rate limit of every subscription of this bus (each its own budget):
+   * messages over it wait in the subscription's queue, where its policy acts.
+   * `burstMsgs` defaults to a tenth of a second's worth (at least 1).
+   */
+  deliverRate?: { msgsPerSec: number; burstMsgs?: number } | null;
   /** close()/drain() keep answering NAKs this long after the last publish (default 100 ms). */
   lingerMs?: number;
   /** Interface address; overrides ?iface= of the URL (default 127.0.0.1). */
@@ -100,7 +106,7 @@ export interface MulticastBusStats extends EndpointStats {
 
 const OWN_KEYS = new Set([
   'name', 'channels', 'rules', 'hashTokens', 'fallback', 'maxPayload', 'maxHeaders', 'timestamps', 'requestTimeoutMs',
-  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs',
+  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs', 'deliverRate',
 ]);
 const PUB_KEYS = new Set(['reply', 'headers']);
 const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
@@ -126,6 +132,8 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   private readonly budgetMs: number;
   private readonly lingerMs: number;
   private readonly flushTimeoutMs: number;
+  private readonly deliverRate: { msgsPerSec: number; burstMsgs: number } | null;
+  private rateTimer: NodeJS.Timeout | null = null;
   private state: 'open' | 'draining' | 'closed' = 'open';
   private readonly subs = new Map<number, Inbox>();
   private readonly tree = new SubjectTree<Inbox>({ cacheSize: 1024 });
@@ -182,6 +190,17 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.budgetMs = options.dispatchBudgetMs ?? 10;
     this.lingerMs = options.lingerMs ?? 100;
     this.flushTimeoutMs = posInt(options.timeoutMs, 5000, 'timeoutMs');
+    const dr = options.deliverRate;
+    if (dr != null) {
+      if (typeof dr !== 'object' || !(typeof dr.msgsPerSec === 'number' && dr.msgsPerSec > 0 && Number.isFinite(dr.msgsPerSec))) {
+        throw new OptionsError('multicast option "deliverRate" must be { msgsPerSec > 0, burstMsgs? }');
+      }
+      const burst = dr.burstMsgs ?? Math.max(1, Math.floor(dr.msgsPerSec / 10));
+      if (!(Number.isFinite(burst) && burst >= 1)) throw new OptionsError('multicast option "deliverRate.burstMsgs" must be at least 1');
+      this.deliverRate = { msgsPerSec: dr.msgsPerSec, burstMsgs: burst };
+    } else {
+      this.deliverRate = null;
+    }
     const transport: Partial<EndpointOptions> = {};
     for (const k of Object.keys(ENDPOINT_DEFAULTS) as (keyof EndpointOptions)[]) {
       if (k !== 'iface' && k !== 'maxMessageBytes' && options[k as keyof MulticastConnectOptions] !== undefined) {
@@ -344,7 +363,8 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     const sid = this.nextSid++;
     const { policy: _p, ...rest } = opts;
     const sub = new Subscription(this, sid, pattern, cb, rest);
-    const inbox = new Inbox(sub, policy, opts.maxPending ?? this.defaultMaxPending, this.map.channelsFor(pattern));
+    const rate = this.deliverRate === null ? null : new MsgRate(this.deliverRate.msgsPerSec, this.deliverRate.burstMsgs);
+    const inbox = new Inbox(sub, policy, opts.maxPending ?? this.defaultMaxPending, this.map.channelsFor(pattern), rate);
     this.subs.set(sid, inbox);
     this.tree.insert(pattern, inbox);
     for (const ch of inbox.channels) {
@@ -415,7 +435,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     }
     for (let i = 0; i < list.length; i++) {
       const inbox = list[i]!;
-      if (inbox.count === 0 && !this.behind) {
+      if (inbox.count === 0 && !this.behind && (inbox.rate === null || inbox.rate.admit(performance.now()))) {
         if (!inbox.sub.deliver(msg)) this.forget(inbox.sub);
       } else {
         this.enqueue(inbox, msg);
@@ -438,18 +458,33 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
       return;
     }
     this.backlog.add(inbox);
+    // Queued only by its rate limit while the bus keeps up: nothing else would drain it.
+    if (!this.behind && this.turnStart === 0) this.scheduleDrain(0);
   }
 
-  /** Runs queued messages for up to the budget, round robin over subscriptions; the rest waits for the next turn. */
+  /**
+   * Runs queued messages for up to the budget, round robin over subscriptions, each
+   * within its rate limit; the rest waits for the next turn (or, when only rate
+   * limits hold messages back, for a timer at the next admission).
+   */
   private drainBacklog(): void {
     if (this.draining) return;
     this.draining = true;
     const t0 = performance.now();
+    let outOfTime = false;
+    let waitMs = Infinity;
     try {
-      while (this.backlog.size > 0 && performance.now() - t0 < this.budgetMs) {
+      for (;;) {
+        let progress = false;
         for (const inbox of this.backlog) {
           this.reportQueueLoss(inbox);
+          const rate = inbox.rate;
           for (let k = 0; k < 64 && inbox.count > 0; k++) {
+            if (rate !== null && !rate.admit(performance.now())) {
+              waitMs = Math.min(waitMs, rate.waitMs(performance.now()));
+              break;
+            }
+            progress = true;
             if (!inbox.sub.deliver(inbox.shift()!)) {
               this.forget(inbox.sub);
               break;
@@ -457,16 +492,32 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
           }
           if (inbox.count === 0) this.backlog.delete(inbox);
         }
+        if (this.backlog.size === 0 || !progress) break;
+        if (performance.now() - t0 >= this.budgetMs) {
+          outOfTime = true;
+          break;
+        }
       }
     } finally {
       this.draining = false;
     }
-    if (this.backlog.size > 0) {
+    // Behind only while callbacks use up the budget; a rate limit holds back its own subscription only.
+    this.behind = outOfTime;
+    if (this.backlog.size === 0) return;
+    if (outOfTime) {
       this.turnStart = performance.now();
       setImmediate(this.endTurn);
     } else {
-      this.behind = false;
+      this.scheduleDrain(waitMs);
     }
+  }
+
+  private scheduleDrain(ms: number): void {
+    if (this.rateTimer !== null || this.state === 'closed') return;
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = null;
+      this.drainBacklog();
+    }, Math.max(0, Math.min(ms, 1000)));
   }
 
   private reportQueueLoss(inbox: Inbox): void {
@@ -569,6 +620,8 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   close(): Promise<void> {
     if (this.closedPromise) return this.closedPromise;
     this.state = 'closed';
+    if (this.rateTimer !== null) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
     const err = new ConnectionError('connection closed');
     for (const r of this.requests.values()) {
       clearTimeout(r.timer);

@@ -90,4 +90,25 @@ suite(problem === null ? 'multicast slow consumers' : `multicast slow consumers:
     await until(() => other === 1, 'the bus still delivers');
     await sleep(5);
   });
+
+  it('deliverRate: messages over a subscription\'s rate wait in its queue, where its policy acts; other buses are not slowed', async () => {
+    const a = await w.open(url);
+    const b = await w.open(url, { deliverRate: { msgsPerSec: 200, burstMsgs: 10 }, maxPending: 30 });
+    const got: number[] = [];
+    const sub = b.subscribe('rate.x', (m) => got.push(Number(m.string())));
+    const c = await w.open(url);
+    let free = 0;
+    c.subscribe('rate.x', () => free++);
+    await b.flush();
+    await c.flush();
+    for (let i = 0; i < 100; i++) a.publish('rate.x', String(i));
+    await until(() => free === 100, 'the unlimited bus has everything');
+    // 100 messages at 200/s after a burst of 10 cannot all be there yet, whatever the machine does.
+    expect(got.length).toBeLessThan(100);
+    await until(() => got.length + sub.dropped === 100, 'every message delivered or dropped');
+    expect(sub.dropped).toBeGreaterThan(0); // a queue of 30 behind a 200/s limit: drop-oldest acted
+    expect(got.at(-1)).toBe(99);
+    expect(got).toEqual([...got].sort((x, y) => x - y));
+    await expect(w.open(url, { deliverRate: { msgsPerSec: 0 } })).rejects.toThrow(/deliverRate/);
+  });
 });
