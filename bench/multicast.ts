@@ -416,7 +416,6 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
     out.repair = rp;
   }
   out.loadavgAfter = os.loadavg();
-  log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   return out;
 }
 
@@ -431,7 +430,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     ...(values.only ? { only: values.only.split(',') } : {}),
     ...(values.rate ? { rate: Number(values.rate) } : {}),
   }).then(
-    () => process.exit(0),
+    (out) => {
+      console.log(`\nload average after: ${(out.loadavgAfter as number[]).map((x) => x.toFixed(2)).join(' ')}`);
+      process.exit(0);
+    },
     (err) => {
       console.error(err);
       process.exit(1);
