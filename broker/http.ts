@@ -22,8 +22,11 @@ import { connz, healthz, latencyz, subsz, varz } from './endpoints.js';
 import { prometheus } from './prometheus.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** The browser bundle, built by `npm run build` (scripts/browser.mjs) next to dist/broker/. */
-const BUNDLE = path.resolve(here, '..', 'browser', 'hopbus.js');
+/**
+ * The browser bundle, built by `npm run build` (scripts/browser.mjs) into dist/browser/:
+ * next to this file's folder when running from dist/, under dist/ when from the sources.
+ */
+const BUNDLE = [path.resolve(here, '..', 'browser', 'hopbus.js'), path.resolve(here, '..', 'dist', 'browser', 'hopbus.js')].find((p) => fs.existsSync(p)) ?? path.resolve(here, '..', 'browser', 'hopbus.js');
 
 type Res = uWS.HttpResponse;
 

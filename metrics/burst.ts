@@ -76,6 +76,8 @@ export class BurstMeter {
 
   /** Folds the current (possibly partial) slot into the peaks. */
   private closeCurrent(): void {
+    // A window ending in an empty slot holds less than the one ending a slot earlier.
+    if (this.curMsgs === 0) return;
     if (this.curMsgs > this.peak1Msgs) this.peak1Msgs = this.curMsgs;
     if (this.curBytes > this.peak1Bytes) this.peak1Bytes = this.curBytes;
     const m5 = this.sumMsgs + this.curMsgs;
@@ -84,9 +86,14 @@ export class BurstMeter {
     if (b5 > this.peak5Bytes) this.peak5Bytes = b5;
   }
 
-  /** The peaks since the last take(), then starts a new interval (the ring carries on). */
+  /** The peaks since the last take(), then starts a new interval (the ring carries on; a 5 ms window across the boundary may span a little less than 5 ms). */
   take(): BurstPeaks {
     this.closeCurrent();
+    // The slot now counting is split at the interval boundary: what it has so far goes
+    // into the ring (so the 5 ms window still sees it) and is not reported again.
+    this.push(this.curMsgs, this.curBytes);
+    this.curMsgs = 0;
+    this.curBytes = 0;
     const out = { peak1msMsgs: this.peak1Msgs, peak1msBytes: this.peak1Bytes, peak5msMsgs: this.peak5Msgs, peak5msBytes: this.peak5Bytes };
     this.peak1Msgs = this.peak1Bytes = this.peak5Msgs = this.peak5Bytes = 0;
     return out;
