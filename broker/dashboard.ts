@@ -21,11 +21,11 @@ export const DASHBOARD_HTML = `<!doctype html>
   #status { margin-left:auto; font-weight:600; }
   #status.ok { color:var(--c); } #status.bad { color:var(--d); }
   main { display:grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap:12px; padding:12px 18px; }
-  .cards { grid-column: 1 / -1; display:grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap:12px; }
+  .cards { grid-column: 1 / -1; display:grid; grid-template-columns: repeat(auto-fit, minmax(130px, 1fr)); gap:12px; }
   .card, section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; }
   .card .v { font-size:22px; font-weight:600; font-variant-numeric: tabular-nums; }
   .card .k { color:var(--dim); font-size:12px; }
-  h2 { font-size:13px; margin:0 0 8px; color:var(--dim); font-weight:600; text-transform:uppercase; letter-spacing:.04em; }
+  h2 { font-size:14px; margin:0 0 8px; color:var(--dim); font-weight:600; }
   canvas { width:100%; height:200px; display:block; }
   table { width:100%; border-collapse:collapse; font-variant-numeric: tabular-nums; }
   th, td { text-align:right; padding:3px 6px; border-bottom:1px solid var(--line); }
@@ -58,7 +58,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <script>
 (function () {
   var HOPS = [['pubToBroker', 'publisher → broker'], ['brokerToClient', 'broker → client'], ['endToEnd', 'end to end'], ['handler', 'handler (application)']];
-  var N = 120, rates = [], lat = [];
+  var N = 120, rates = [], lat = [], intervalMs = 1000;
   var $ = function (id) { return document.getElementById(id); };
   function fmt(n) { if (n == null) return '–'; if (n >= 1e9) return (n / 1e9).toFixed(2) + ' G'; if (n >= 1e6) return (n / 1e6).toFixed(2) + ' M'; if (n >= 1e4) return (n / 1e3).toFixed(1) + ' k'; return String(Math.round(n * 100) / 100); }
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
@@ -74,7 +74,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     var L = 52, B = 16, pw = w - L - 6, ph = h - B - 6;
     g.strokeStyle = '#2a323c'; g.fillStyle = '#8a94a3'; g.font = '11px system-ui'; g.lineWidth = 1;
     for (var i = 0; i <= 4; i++) { var y = 6 + ph - ph * i / 4; g.beginPath(); g.moveTo(L, y); g.lineTo(L + pw, y); g.stroke(); g.fillText(fmt(max * i / 4), 2, y + 4); }
-    g.fillText(N + ' s', L, h - 2);
+    g.fillText('last ' + Math.round(N * intervalMs / 1000) + ' s', L, h - 2);
     series.forEach(function (s, k) {
       g.strokeStyle = colors[k]; g.lineWidth = 1.6; g.beginPath();
       s.forEach(function (v, j) { var x = L + pw * (j + N - s.length) / (N - 1), y = 6 + ph - ph * v / max; if (j) g.lineTo(x, y); else g.moveTo(x, y); });
@@ -83,6 +83,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   }
   var css = getComputedStyle(document.documentElement), col = function (v) { return css.getPropertyValue(v).trim(); };
   function onStats(s) {
+    if (s.rates.intervalMs > 0) intervalMs = s.rates.intervalMs;
     $('server').textContent = s.serverName + ' · ' + s.serverId;
     $('uptime').textContent = 'up ' + s.uptimeSec + ' s';
     $('c-in').textContent = fmt(s.rates.msgsInPerSec);

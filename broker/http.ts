@@ -74,6 +74,7 @@ export function listenHttp(broker: Broker, host: string, port: number): Promise<
     }
     send(res, '200 OK', 'text/javascript; charset=utf-8', js);
   });
+  app.get('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
   app.any('/*', (res) => send(res, '404 Not Found', 'text/plain', 'not found: try /, /varz, /connz, /subsz, /latency, /metrics, /healthz, or a WebSocket at /bus\n'));
 
   return new Promise((resolve, reject) => {
