@@ -8,7 +8,8 @@
  * Per published message (`onPublish`, only when the latency service is on):
  *   one cached clock read per inbound chunk (metrics/clock.ts chunkNowNs),
  *   a microburst slot increment, two counters on the cached Route, and for
- *   timestamped messages one histogram record. Nothing is allocated.
+ *   timestamped messages a sampling test (all of them below 50k msg/s, one in N
+ *   above: metrics/latency.ts Sampler) and a typed-array increment. Nothing is allocated.
  * Everything else happens once per interval, on a timer.
  *
  * Threading: the broker's thread.
@@ -17,7 +18,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { PayloadKind } from '../transports/frame.js';
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
 import { chunkNowNs, readU64 } from '../metrics/clock.js';
-import { HOPS, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
+import { HOPS, Sampler, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
 import { SpaceSaving, type HeavyHitter } from '../metrics/topk.js';
 import type { Broker } from './broker.js';
 import type { Route } from './route.js';
@@ -70,6 +71,7 @@ export class Monitor {
   readonly enabled: boolean;
   readonly hops: HopRecorders = hopRecorders();
   private readonly burst = new BurstMeter();
+  private readonly sampler = new Sampler();
   private readonly heavy = new SpaceSaving(TOP_CAPACITY);
   private readonly seen: Route[] = [];
   private epoch = 1;
@@ -103,7 +105,7 @@ export class Monitor {
   onPublish(route: Route, buf: Buffer, tsOff: number, len: number): void {
     const now = chunkNowNs();
     this.burst.note(now / 1e6, len);
-    if (tsOff >= 0) this.hops.pubToBroker.record(now - readU64(buf, tsOff));
+    if (tsOff >= 0 && this.sampler.take()) this.hops.pubToBroker.record(now - readU64(buf, tsOff), this.sampler.weight);
     if (route.seen !== this.epoch && this.seen.length < SEEN_CAP) {
       route.seen = this.epoch;
       this.seen.push(route);
@@ -156,6 +158,7 @@ export class Monitor {
         bytesOutPerSec: Math.round((c.bytesOut - this.prev.bytesOut) / dt),
       };
     }
+    this.sampler.adapt(this.rates.msgsInPerSec);
     this.prev = { at: now, msgsIn: c.msgsIn, bytesIn: c.bytesIn, msgsOut: c.msgsOut, bytesOut: c.bytesOut };
     this.bursts = this.burst.take();
     for (const hop of HOPS) this.hops[hop].roll();

@@ -601,9 +601,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       this.dispatch(v, subject);
       return;
     }
-    lat.transit(buf, tsOff, arrived);
+    const start = lat.transit(buf, tsOff, arrived);
     this.dispatch(v, subject);
-    lat.handled(arrived);
+    if (start >= 0) lat.handled(start);
   }
 
   private dispatch(v: MsgView, subject: string): void {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CLOCK_ORIGIN_NS, monoNs, readU64, writeU64 } from '../../metrics/clock.js';
 import { BurstMeter } from '../../metrics/burst.js';
 import { SpaceSaving } from '../../metrics/topk.js';
-import { HopRecorder, decodeHistogram, encodeHistogram, nsHistogram, summarize } from '../../metrics/latency.js';
+import { FastCounts, HopRecorder, SAMPLE_TARGET_PER_SEC, Sampler, decodeHistogram, encodeHistogram, nsHistogram, summarize } from '../../metrics/latency.js';
 
 describe('clock', () => {
   it('monoNs reads CLOCK_MONOTONIC (what process.hrtime.bigint reads) within a few microseconds', () => {
@@ -94,5 +94,48 @@ describe('latency histograms', () => {
     const orig = summarize(h);
     expect(back.count).toBe(orig.count);
     for (const k of ['p50', 'p99', 'max'] as const) expect(Math.abs(back[k] - orig[k])).toBeLessThan(0.1);
+  });
+
+  it('FastCounts lays counts out as HDR does: drained, they give the percentiles direct recording gives', () => {
+    const fast = new FastCounts();
+    const direct = nsHistogram();
+    let x = 12345;
+    for (let i = 0; i < 20_000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      const v = i % 3 === 0 ? 1 + (x % 2000) : i % 3 === 1 ? 1000 + (x % 5_000_000) : 1 + (x % 4_000_000_000);
+      fast.record(v, 1);
+      direct.recordValue(v);
+    }
+    fast.record(6e9, 1); // beyond 2^32 ns: counted as 4.29 s
+    direct.recordValue(2 ** 32 - 1);
+    const h = nsHistogram();
+    fast.drainInto(h);
+    expect(fast.total).toBe(0);
+    expect(h.totalCount).toBe(direct.totalCount);
+    for (const p of [1, 10, 50, 90, 99, 99.9, 100]) {
+      const a = h.getValueAtPercentile(p);
+      const b = direct.getValueAtPercentile(p);
+      expect(Math.abs(a - b) / b, `p${p}: ${a} vs ${b}`).toBeLessThan(0.002);
+    }
+  });
+
+  it('Sampler measures every message at low rates and one in a power of two, weighted, at high rates', () => {
+    const s = new Sampler();
+    let taken = 0;
+    for (let i = 0; i < 1000; i++) if (s.take()) taken++;
+    expect(taken).toBe(1000);
+    expect(s.weight).toBe(1);
+    s.adapt(SAMPLE_TARGET_PER_SEC * 10);
+    expect(s.weight).toBe(16);
+    taken = 0;
+    for (let i = 0; i < 16_000; i++) if (s.take()) taken++;
+    expect(taken * s.weight).toBe(16_000);
+    s.adapt(1e12);
+    expect(s.weight).toBe(1024);
+    s.adapt(0);
+    expect(s.weight).toBe(1);
+    const r = new HopRecorder();
+    r.record(5000, 64);
+    expect(r.roll().count).toBe(64);
   });
 });
