@@ -105,7 +105,7 @@ export class Monitor {
   onPublish(route: Route, buf: Buffer, tsOff: number, len: number): void {
     const now = chunkNowNs();
     this.burst.note(now / 1e6, len);
-    if (tsOff >= 0 && this.sampler.take()) this.hops.pubToBroker.record(now - readU64(buf, tsOff), this.sampler.weight);
+    if (tsOff >= 0 && this.sampler.take(now)) this.hops.pubToBroker.record(now - readU64(buf, tsOff), this.sampler.weight);
     if (route.seen !== this.epoch && this.seen.length < SEEN_CAP) {
       route.seen = this.epoch;
       this.seen.push(route);

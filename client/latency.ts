@@ -57,7 +57,7 @@ export class LatencyMeter {
     const w = windowId();
     const first = w !== this.window || !batching();
     this.window = w;
-    if (!this.sampler.take()) return -1;
+    if (!this.sampler.take(now)) return -1;
     const weight = this.sampler.weight;
     this.hops.endToEnd.record(now - readU64(buf, tsOff), weight);
     this.hops.brokerToClient.record(now - readU64(buf, tsOff + 8), weight);

@@ -122,14 +122,18 @@ describe('latency histograms', () => {
   it('Sampler measures every message at low rates and one in a power of two, weighted, at high rates', () => {
     const s = new Sampler();
     let taken = 0;
-    for (let i = 0; i < 1000; i++) if (s.take()) taken++;
+    for (let i = 0; i < 1000; i++) if (s.take(i * 1e6)) taken++; // 1000 msg/s
     expect(taken).toBe(1000);
     expect(s.weight).toBe(1);
     s.adapt(SAMPLE_TARGET_PER_SEC * 10);
     expect(s.weight).toBe(16);
     taken = 0;
-    for (let i = 0; i < 16_000; i++) if (s.take()) taken++;
-    expect(taken * s.weight).toBe(16_000);
+    for (let i = 0; i < 1600; i++) if (s.take(1e9 + i * 1e6)) taken++;
+    expect(taken * 16).toBe(1600);
+    // A burst: 2 M msg/s (500 ns apart) raises N within 8192 messages.
+    const t = new Sampler();
+    for (let i = 0; i < 8192; i++) t.take(5e9 + i * 500);
+    expect(t.weight).toBe(64);
     s.adapt(1e12);
     expect(s.weight).toBe(1024);
     s.adapt(0);
