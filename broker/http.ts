@@ -93,7 +93,11 @@ export function listenHttp(broker: Broker, host: string, port: number): Promise<
           if (closed) return;
           closed = true;
           uWS.us_listen_socket_close(socket);
-          // uWS >= 20.38 can close every socket of the app; this one stops accepting only.
+          // The broker is shutting its sessions down gracefully (flushing what they have
+          // queued); once the WebSocket ones are done, close what is left of the app
+          // (HTTP keep-alive connections), which would otherwise keep the process alive.
+          await new Promise((r) => setImmediate(r));
+          await Promise.all([...broker.sessions].filter((s) => s.link.transport === 'ws').map((s) => s.done));
           (app as unknown as { close?: () => void }).close?.();
         },
       });

@@ -91,6 +91,36 @@ describe('WebSocket clients', () => {
   });
 });
 
+describe('flow control over WebSocket', () => {
+  it('a broker shutting down flushes what it queued to WebSocket subscribers first', async () => {
+    const b = await w.broker({ httpPort: 0 });
+    const ws = await w.connect(wsUrl(b), { reconnect: false });
+    const pub = await w.connect(b.url, { reconnect: false });
+    let n = 0;
+    ws.subscribe('bye', () => n++);
+    await ws.flush();
+    for (let i = 0; i < 5000; i++) pub.publish('bye', 'x'.repeat(100));
+    await pub.flush();
+    const closed = new Promise((r) => ws.once('close', r));
+    await b.close();
+    await closed;
+    expect(n).toBe(5000);
+  });
+
+  it('a WebSocket publisher over a slow rate limit is held back, not dropped (uWS cannot pause reads: the link holds them)', async () => {
+    const b = await w.broker({ httpPort: 0, publishRate: { msgsPerSec: 2000, burstMsgs: 100, action: 'slow' } });
+    const sub = await w.connect(b.url);
+    const pub = await w.connect(wsUrl(b), { name: 'ws-pub' });
+    const got: number[] = [];
+    sub.subscribe('rl', (m) => got.push(m.value as number));
+    await sub.flush();
+    for (let i = 0; i < 1000; i++) pub.publish('rl', i);
+    await until(() => [...b.broker.sessions].some((s) => s.name === 'ws-pub' && s.flow.throttled > 0), 'the publisher throttled');
+    await until(() => got.length === 1000, 'every message, in order', 20_000);
+    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  });
+});
+
 describe('the broker end of /bus', () => {
   it('refuses text messages and malformed frames, like a TCP connection, and serves others on', async () => {
     const b = await w.broker({ httpPort: 0 });

@@ -136,12 +136,9 @@ export class UwsLink implements Link, Flushable {
   /** Hands what is queued to uWS in one message; uWS copies it, so the buffer is reused at once. */
   flush(): void {
     if (this.used === 0 || this.closed || this.ended) return;
-    const n = this.used;
+    this.ws.cork(this.corkedSend);
     this.used = 0;
-    let status = 0;
-    this.ws.cork(() => {
-      status = this.ws.send(this.fill.subarray(0, n), true, false);
-    });
+    const status = this.sendStatus;
     if (this.fill.length > KEEP_BUFFER_MAX) this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
     if (status === 2) {
       this.destroy(new Error('uWS dropped a message (maxBackpressure reached)'));
@@ -150,6 +147,12 @@ export class UwsLink implements Link, Flushable {
     if (status === 0 && this.writeBlockedSince === 0) this.writeBlockedSince = performance.now();
     if (this.closing && this.ws.getBufferedAmount() === 0) this.endNow();
   }
+
+  private sendStatus = 1;
+  /** One closure per link, not per flush. */
+  private readonly corkedSend = (): void => {
+    this.sendStatus = this.ws.send(this.fill.subarray(0, this.used), true, false);
+  };
 
   /** uWS drain event: some buffered bytes went out. */
   onDrain(): void {
