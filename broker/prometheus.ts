@@ -6,7 +6,7 @@
  * figures are in /latency).
  */
 import { HOPS } from '../metrics/latency.js';
-import type { Broker } from './broker.js';
+import { VERSION, type Broker } from './broker.js';
 import { latencyTotals } from './endpoints.js';
 
 const HOP_LABEL: Record<string, string> = { pubToBroker: 'pub_to_broker', brokerToClient: 'broker_to_client', endToEnd: 'end_to_end', handler: 'handler' };
@@ -33,7 +33,7 @@ export function prometheus(b: Broker): string {
   const c = b.counters;
   const m = b.monitor;
   const o = new Out();
-  o.metric('info', 'gauge', 'Broker identity (always 1).', [[{ server_id: b.serverId, server_name: b.options.name, version: '0.1.0' }, 1]]);
+  o.metric('info', 'gauge', 'Broker identity (always 1).', [[{ server_id: b.serverId, server_name: b.options.name, version: VERSION }, 1]]);
   o.one('uptime_seconds', 'gauge', 'Seconds since the broker started.', Math.round((Date.now() - b.startedAt) / 1000));
   o.one('connections', 'gauge', 'Open client connections.', b.sessions.size);
   o.one('connections_total', 'counter', 'Connections accepted since start.', c.connectionsTotal);
