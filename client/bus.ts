@@ -623,7 +623,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
 
   /** Once per report interval: close the latency interval and report it to the broker. */
   private readonly reportLatency = (): void => {
-    const report = this.latency?.roll(this.options.name);
+    const report = this.latency?.roll(this.options.name, this.counters.msgsOut);
     const every = this.info?.reportIntervalMs ?? 0;
     if (report == null || every <= 0 || this.state !== State.CONNECTED || this.info === null) return;
     try {

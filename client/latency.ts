@@ -34,7 +34,8 @@ export class LatencyMeter {
   bursts: BurstPeaks = { peak1msMsgs: 0, peak1msBytes: 0, peak5msMsgs: 0, peak5msBytes: 0 };
   /** Received in the current interval (timestamped or not). */
   private msgsIn = 0;
-  private msgsOut = 0;
+  /** The connection's msgsOut counter at the last roll. */
+  private outAtRoll = 0;
   private lastRoll = performance.now();
   /** The inbound chunk (batch window) being dispatched. */
   private window = -1;
@@ -69,12 +70,8 @@ export class LatencyMeter {
     this.hops.handler.record(monoNs() - start, this.sampler.weight);
   }
 
-  sent(): void {
-    this.msgsOut++;
-  }
-
   /** Closes the interval. Returns the report to send, or null when nothing was measured. */
-  roll(name: string): ClientReport | null {
+  roll(name: string, msgsOutTotal: number): ClientReport | null {
     const now = performance.now();
     const hist: ClientReport['hist'] = {};
     let any = false;
@@ -88,10 +85,10 @@ export class LatencyMeter {
     this.bursts = this.burst.take();
     this.sampler.adapt((this.msgsIn * 1000) / Math.max(1, now - this.lastRoll));
     const report: ClientReport | null = any
-      ? { v: 1, name, intervalMs: Math.round(now - this.lastRoll), msgsIn: this.msgsIn, msgsOut: this.msgsOut, peak1ms: this.bursts.peak1msMsgs, peak5ms: this.bursts.peak5msMsgs, hist }
+      ? { v: 1, name, intervalMs: Math.round(now - this.lastRoll), msgsIn: this.msgsIn, msgsOut: msgsOutTotal - this.outAtRoll, peak1ms: this.bursts.peak1msMsgs, peak5ms: this.bursts.peak5msMsgs, hist }
       : null;
     this.msgsIn = 0;
-    this.msgsOut = 0;
+    this.outAtRoll = msgsOutTotal;
     this.lastRoll = now;
     return report;
   }

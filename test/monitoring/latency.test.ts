@@ -50,6 +50,9 @@ describe('latency histograms', () => {
     expect(l.clients).toHaveLength(1);
     expect(l.clients[0]).toMatchObject({ name: 'sub' });
     expect(l.clients[0].hops.endToEnd.count).toBe(200);
+    expect(l.clients[0].msgsIn).toBeGreaterThanOrEqual(1);
+    expect(l.clients[0].peak1ms).toBeGreaterThanOrEqual(1);
+    expect(l.clients[0].peak5ms).toBeGreaterThanOrEqual(l.clients[0].peak1ms);
     const st = sub.stats();
     expect(st.msgsIn).toBeGreaterThanOrEqual(200);
     expect(st.latency!.total.endToEnd.count).toBe(200);
