@@ -5,13 +5,14 @@
  * shared machine lands on all of them alike; the median of the runs is reported
  * with its spread. Writes bench/results/latest.json and latest.md.
  *
- *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput]
+ *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput,monitoring]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchTopics } from './topics.js';
+import { benchMonitoring } from './monitoring.js';
 import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
@@ -21,7 +22,7 @@ const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [optio
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,monitoring
   -h, --help    show this help`;
 
 let args;
@@ -44,9 +45,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,monitoring').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'monitoring'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -151,6 +152,9 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs) await p.stop();
   }
+
+  // The latency service and the WebSocket transport: their own broker processes (bench/monitoring.ts).
+  if (CASES.has('monitoring')) results.monitoring = await benchMonitoring({ runs: RUNS, quick: QUICK, log });
 
   results.loadavgAfter = os.loadavg();
   log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
