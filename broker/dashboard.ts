@@ -49,7 +49,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="card"><div class="k">dropped / slow consumers</div><div class="v" id="c-drop">–</div></div>
   </div>
   <section><h2>Message rates</h2><div class="legend"><span><i style="background:var(--a)"></i>in/s</span><span><i style="background:var(--b)"></i>out/s</span><span><i style="background:var(--d)"></i>busiest 1 ms × 1000</span></div><canvas id="rates"></canvas></section>
-  <section><h2>Latency percentiles (µs)</h2><div class="legend"><span><i style="background:var(--a)"></i>end-to-end p50</span><span><i style="background:var(--b)"></i>end-to-end p99</span><span><i style="background:var(--c)"></i>pub→broker p50</span><span><i style="background:var(--d)"></i>pub→broker p99</span></div><canvas id="lat"></canvas></section>
+  <section><h2>Latency percentiles (µs, log scale)</h2><div class="legend"><span><i style="background:var(--a)"></i>end-to-end p50</span><span><i style="background:var(--b)"></i>end-to-end p99</span><span><i style="background:var(--c)"></i>pub→broker p50</span><span><i style="background:var(--d)"></i>pub→broker p99</span></div><canvas id="lat"></canvas></section>
   <section><h2>Latency by hop, last interval (µs)</h2><table id="hops"><thead><tr><th>hop</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Busiest subjects</h2><table id="subjects"><thead><tr><th>subject</th><th>msgs/s</th><th>bytes/s</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Slow consumers and drops</h2><table id="consumers"><thead><tr><th>connection</th><th>transport</th><th>pending</th><th>held</th><th>dropped</th><th>conflated</th></tr></thead><tbody></tbody></table></section>
@@ -66,18 +66,22 @@ export const DASHBOARD_HTML = `<!doctype html>
     var tb = $(id).tBodies[0];
     tb.innerHTML = list.length ? list.map(function (x) { return '<tr>' + cells(x).map(function (c) { return '<td>' + esc(c) + '</td>'; }).join('') + '</tr>'; }).join('') : '<tr><td class="empty" colspan="7">' + empty + '</td></tr>';
   }
-  function chart(id, series, colors) {
+  // log: a logarithmic y axis (latency: a start-up spike must not flatten the steady state).
+  function chart(id, series, colors, log) {
     var cv = $(id), r = window.devicePixelRatio || 1, w = cv.clientWidth, h = cv.clientHeight;
     cv.width = w * r; cv.height = h * r;
     var g = cv.getContext('2d'); g.scale(r, r); g.clearRect(0, 0, w, h);
-    var max = 1; series.forEach(function (s) { s.forEach(function (v) { if (v > max) max = v; }); });
+    var max = 1, min = Infinity; series.forEach(function (s) { s.forEach(function (v) { if (v > max) max = v; if (v > 0 && v < min) min = v; }); });
     var L = 52, B = 16, pw = w - L - 6, ph = h - B - 6;
+    var lo = log ? Math.floor(Math.log10(Math.min(min, max))) : 0, hi = log ? Math.max(lo + 1, Math.ceil(Math.log10(max))) : 0;
+    var frac = function (v) { return log ? (v > 0 ? Math.max(0, (Math.log10(v) - lo) / (hi - lo)) : 0) : v / max; };
     g.strokeStyle = '#2a323c'; g.fillStyle = '#8a94a3'; g.font = '11px system-ui'; g.lineWidth = 1;
-    for (var i = 0; i <= 4; i++) { var y = 6 + ph - ph * i / 4; g.beginPath(); g.moveTo(L, y); g.lineTo(L + pw, y); g.stroke(); g.fillText(fmt(max * i / 4), 2, y + 4); }
+    var ticks = log ? hi - lo : 4;
+    for (var i = 0; i <= ticks; i++) { var y = 6 + ph - ph * i / ticks; g.beginPath(); g.moveTo(L, y); g.lineTo(L + pw, y); g.stroke(); g.fillText(fmt(log ? Math.pow(10, lo + i) : max * i / 4), 2, y + 4); }
     g.fillText('last ' + Math.round(N * intervalMs / 1000) + ' s', L, h - 2);
     series.forEach(function (s, k) {
       g.strokeStyle = colors[k]; g.lineWidth = 1.6; g.beginPath();
-      s.forEach(function (v, j) { var x = L + pw * (j + N - s.length) / (N - 1), y = 6 + ph - ph * v / max; if (j) g.lineTo(x, y); else g.moveTo(x, y); });
+      s.forEach(function (v, j) { var x = L + pw * (j + N - s.length) / (N - 1), y = 6 + ph - ph * frac(v); if (j) g.lineTo(x, y); else g.moveTo(x, y); });
       g.stroke();
     });
   }
@@ -103,7 +107,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   function onLatency(l) {
     var i = l.interval;
     lat.push([i.endToEnd.p50, i.endToEnd.p99, i.pubToBroker.p50, i.pubToBroker.p99]); if (lat.length > N) lat.shift();
-    chart('lat', [0, 1, 2, 3].map(function (k) { return lat.map(function (x) { return x[k]; }); }), [col('--a'), col('--b'), col('--c'), col('--d')]);
+    chart('lat', [0, 1, 2, 3].map(function (k) { return lat.map(function (x) { return x[k]; }); }), [col('--a'), col('--b'), col('--c'), col('--d')], true);
     rows('hops', HOPS.map(function (h) { return [h[1], i[h[0]]]; }), function (x) { var s = x[1]; return [x[0], s.count, s.p50, s.p90, s.p99, s.p999, s.max]; }, '');
   }
   async function main() {
