@@ -3,10 +3,11 @@
  * over TCP on one broker, both ways; request/reply; messages larger than a WebSocket
  * message chunk; protocol errors; and what /connz says about ws connections.
  */
+import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { connectFrame, until, useWorld } from '../broker/harness.js';
-import { ConnectionError, type Msg } from '../../client/index.js';
+import { ConnectionError, connect, type Msg } from '../../client/index.js';
 import { getJson, wsUrl } from '../monitoring/http.js';
 
 const w = useWorld();
@@ -118,6 +119,23 @@ describe('flow control over WebSocket', () => {
     await until(() => [...b.broker.sessions].some((s) => s.name === 'ws-pub' && s.flow.throttled > 0), 'the publisher throttled');
     await until(() => got.length === 1000, 'every message, in order', 20_000);
     expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  });
+});
+
+describe('dialing', () => {
+  it('a server that never answers the WebSocket handshake fails the connect after timeoutMs, cleanly', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      await expect(connect(`ws://127.0.0.1:${port}/bus`, { timeoutMs: 200, reconnect: false })).rejects.toThrow(/timed out/);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('nobody listening: the connect is refused at once', async () => {
+    await expect(connect('ws://127.0.0.1:1/bus', { reconnect: false })).rejects.toBeInstanceOf(ConnectionError);
   });
 });
 

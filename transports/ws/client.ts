@@ -206,7 +206,10 @@ export function dialWebSocket(make: WebSocketFactory, ep: Endpoint, maxFrame: nu
     }
     ws.binaryType = 'arraybuffer';
     const timer = setTimeout(() => {
-      ws.onopen = ws.onerror = ws.onclose = null;
+      ws.onopen = ws.onclose = null;
+      // Not null: the `ws` package emits 'error' for a close before the handshake ended,
+      // and an 'error' nobody listens to would throw.
+      ws.onerror = () => {};
       ws.close();
       reject(new Error(`connect to ${url} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
