@@ -11,7 +11,7 @@
  *    publisher can go with bounded queues; messages counted at the subscriber.
  */
 import net from 'node:net';
-import { connect, type Bus } from '../client/index.js';
+import { connect, type Bus, type ConnectOptions } from '../client/index.js';
 import { histogram, nowNs, percentiles, type Percentiles } from './stats.js';
 import { startNode, type Proc } from './procs.js';
 
@@ -56,11 +56,13 @@ export class HopbusTarget implements Target {
   constructor(
     readonly name: string,
     private readonly url: string,
+    /** Extra connect options for both clients (e.g. timestamps, for the latency service). */
+    private readonly options: ConnectOptions = {},
   ) {}
 
   async open(): Promise<this> {
-    this.pub = await connect(this.url, { name: 'bench-pub' });
-    this.sub = await connect(this.url, { name: 'bench-sub' });
+    this.pub = await connect(this.url, { name: 'bench-pub', ...this.options });
+    this.sub = await connect(this.url, { name: 'bench-sub', ...this.options });
     return this;
   }
 

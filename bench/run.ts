@@ -5,13 +5,14 @@
  * shared machine lands on all of them alike; the median of the runs is reported
  * with its spread. Writes bench/results/latest.json and latest.md.
  *
- *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput]
+ *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput,monitoring]
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchTopics } from './topics.js';
+import { benchMonitoring } from './monitoring.js';
 import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
@@ -22,7 +23,7 @@ const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [optio
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast,monitoring
   -h, --help    show this help`;
 
 let args;
@@ -47,7 +48,7 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
 const QUICK = args.quick === true;
 const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast', 'monitoring'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -154,6 +155,8 @@ async function main(): Promise<void> {
   }
 
   if (CASES.has('multicast')) results.multicast = await benchMulticast({ quick: QUICK, runs: RUNS, log });
+  // The latency service and the WebSocket transport: their own broker processes (bench/monitoring.ts).
+  if (CASES.has('monitoring')) results.monitoring = await benchMonitoring({ runs: RUNS, quick: QUICK, log });
 
   results.loadavgAfter = os.loadavg();
   log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -10,6 +10,7 @@ import { OptionsError, SubjectError, connect, type Bus, type Msg } from '../clie
 import { queueNameProblem } from '../topics/queue.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { UrlError, parseUrl } from '../transports/url.js';
+import { runTop } from './top.js';
 
 const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus
 
@@ -20,6 +21,7 @@ Commands:
   pub SUBJECT DATA    publish a message
   sub PATTERN         subscribe and print messages
   req SUBJECT DATA    send a request and print the reply
+  top                 live rates, latency and connections of a broker (its HTTP port)
 
 Run "hopbus <command> --help" for a command's options.`;
 
@@ -32,6 +34,8 @@ Options:
   --host H            interface to listen on (default 127.0.0.1)
   --port P            TCP port (default 7400; 0 picks a free port)
   --unix PATH         also listen on a Unix-domain socket
+  --http-port P       serve monitoring, the dashboard and WebSocket clients
+                      (ws://HOST:P/bus) on this port (default off; 0 = a free port)
   --config FILE       JSON file of broker options (see README); flags override it
   --log-level L       fatal|error|warn|info|debug|trace|silent (default info)
   --name NAME         server name reported to clients
@@ -71,6 +75,18 @@ Options:
   --json              parse DATA as JSON and send it as msgpack
   -h, --help          show this help`;
 
+const TOP_HELP = `Usage: hopbus top [options]
+
+Shows a broker's message rates, microburst peaks, latency per hop and busiest
+connections, redrawn every interval, from its HTTP port (/varz, /connz, /latency).
+Press q or Ctrl-C to quit.
+
+Options:
+  -u, --url URL       the broker's HTTP address (default http://127.0.0.1:8222)
+  -i, --interval MS   refresh interval in ms (default 1000)
+  --once              print one frame (no screen control) and exit
+  -h, --help          show this help`;
+
 class UsageError extends Error {}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -105,6 +121,7 @@ async function cmdBroker(args: string[]): Promise<void> {
       host: { type: 'string' },
       port: { type: 'string' },
       unix: { type: 'string' },
+      'http-port': { type: 'string' },
       config: { type: 'string' },
       'log-level': { type: 'string' },
       name: { type: 'string' },
@@ -131,6 +148,7 @@ async function cmdBroker(args: string[]): Promise<void> {
   if (values.host) opts.host = values.host;
   if (values.port !== undefined) opts.port = int('port', values.port)!;
   if (values.unix) opts.unix = values.unix;
+  if (values['http-port'] !== undefined) opts.httpPort = int('http-port', values['http-port']);
   if (values['log-level']) opts.logLevel = values['log-level'];
   if (values.name) opts.name = values.name;
   if (values['max-payload'] !== undefined) opts.maxPayload = int('max-payload', values['max-payload'], 1);
@@ -138,6 +156,10 @@ async function cmdBroker(args: string[]): Promise<void> {
   if (values['ping-interval'] !== undefined) opts.pingIntervalMs = int('ping-interval', values['ping-interval']);
   const b = await startBroker(opts);
   console.log(`hopbus broker ready: ${b.urls.join('  ')}`);
+  if (b.broker.httpPort !== null) {
+    const h = b.broker.options.host;
+    console.log(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -232,6 +254,22 @@ async function cmdReq(args: string[]): Promise<void> {
   }
 }
 
+async function cmdTop(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { url: { type: 'string', short: 'u' }, interval: { type: 'string', short: 'i' }, once: { type: 'boolean' } }, TOP_HELP);
+  if (values.help) return void console.log(TOP_HELP);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${TOP_HELP}`);
+  const intervalMs = int('interval', values.interval, 100) ?? 1000;
+  const base = values.url ?? 'http://127.0.0.1:8222';
+  let u: URL;
+  try {
+    u = new URL(base);
+  } catch {
+    throw new UsageError(`--url must be an http:// URL of a broker's HTTP port, got "${base}"`);
+  }
+  if (u.protocol !== 'http:') throw new UsageError(`--url must be an http:// URL of a broker's HTTP port, got "${base}"`);
+  await runTop({ url: u.origin, intervalMs, once: values.once === true });
+}
+
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -243,6 +281,8 @@ async function main(argv: string[]): Promise<void> {
       return cmdSub(rest);
     case 'req':
       return cmdReq(rest);
+    case 'top':
+      return cmdTop(rest);
     case undefined:
     case '-h':
     case '--help':

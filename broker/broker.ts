@@ -3,8 +3,11 @@ import { pino, type Logger } from 'pino';
 import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
   ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, Policy,
-  maxFrameFor, msgSize, monoNs, writeMsgHeader,
+  maxFrameFor, msgSize, writeMsgHeader,
 } from '../transports/frame.js';
+import { chunkNowNs, writeU64 } from '../metrics/clock.js';
+import { listenHttp } from './http.js';
+import { Monitor } from './monitor.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
@@ -73,7 +76,11 @@ export class Broker {
     return c;
   };
   private readonly subjects = new SubjectCache(4096);
-  private readonly maxFrame: number;
+  readonly maxFrame: number;
+  /** Monitoring and the latency service (monitor.ts). */
+  readonly monitor: Monitor;
+  /** The HTTP/WebSocket port once listening (http.ts), else null. */
+  httpPort: number | null = null;
   /** The multicast bridge (option `multicast`), once listen() has started it. */
   bridge: MulticastBridge | null = null;
 
@@ -90,6 +97,7 @@ export class Broker {
       cacheSize: this.options.matchCacheSize,
       build: (subs, subject) => new Route(subs, subject, this.defaultPolicy, this.subjectLimits, this.cursorFor),
     });
+    this.monitor = new Monitor(this);
   }
 
   /** The URL clients dial for the first listener (TCP if any). */
@@ -109,6 +117,7 @@ export class Broker {
       }
       if (o.unix) this.listeners.push(await listenStream(parseUrl(`unix://${o.unix}`), this.maxFrame, this.accept));
       if (o.multicast) this.bridge = await MulticastBridge.start(this, o.multicast);
+      if (o.httpPort !== null) this.listeners.push(await listenHttp(this, o.host, o.httpPort));
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.close()));
       this.listeners.length = 0;
@@ -118,6 +127,7 @@ export class Broker {
       this.pingTimer = setInterval(this.keepalive, o.pingIntervalMs);
       this.pingTimer.unref();
     }
+    this.monitor.start();
     if (o.writeDeadlineMs > 0) {
       this.deadlineTimer = setInterval(this.checkWriteDeadlines, Math.max(10, Math.min(1000, o.writeDeadlineMs / 4)));
       this.deadlineTimer.unref();
@@ -161,6 +171,8 @@ export class Broker {
       maxSubscriptions: o.maxSubscriptions,
       maxPending: o.maxPending,
       pingIntervalMs: o.pingIntervalMs,
+      // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
+      reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
     };
   }
 
@@ -197,6 +209,9 @@ export class Broker {
       return false;
     }
     const route = this.tree.match(subject);
+    if (this.monitor.enabled) this.monitor.onPublish(route, buf, v.tsOff, len);
+    // '$': a system subject (a client's latency report); routed as usual afterwards.
+    if (subject.charCodeAt(0) === 36) this.monitor.onSystem(from, subject, buf, v.payloadOff, v.payloadLen, v.kind);
     if ((from.pubLimiter !== null || route.limiters.length > 0) && !from.admitPublish(len, route.limiters)) return false;
     // Out on multicast too (a copy, before this frame is patched into a MSG).
     const bridged = this.bridge !== null && this.bridge.export(buf, off, len, subject);
@@ -209,7 +224,8 @@ export class Broker {
     buf[off + 4] = Op.MSG;
     buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
     buf.writeUInt32LE(0, off + 8);
-    if (v.tsOff >= 0) buf.writeBigUInt64LE(monoNs(), v.tsOff + 8);
+    // The time the chunk holding this frame arrived (one clock read per chunk, no BigInt).
+    if (v.tsOff >= 0) writeU64(buf, v.tsOff + 8, chunkNowNs());
     this.fanout(route, buf, off, len, subject, from);
     return true;
   }
@@ -262,13 +278,34 @@ export class Broker {
     }
     buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
     buf.writeUInt32LE(0, off + 8);
-    if (tsOff >= 0) buf.writeBigUInt64LE(monoNs(), tsOff + 8);
+    if (tsOff >= 0) writeU64(buf, tsOff + 8, chunkNowNs());
     this.fanout(route, buf, off, len, subject, null);
   }
 
   /** Largest frame this broker accepts (and the bridge reassembles). */
   get maxFrameBytes(): number {
     return this.maxFrame;
+  }
+
+  /** True when at least one subscription matches `subject`. */
+  hasSubscribers(subject: string): boolean {
+    return this.tree.match(subject).total > 0;
+  }
+
+  /**
+   * Publishes a message from the broker itself (the $SYS reports): a MSG frame with a
+   * msgpack payload, routed to every matching subscription like any message.
+   */
+  publishInternal(subject: string, payload: Uint8Array): void {
+    const route = this.tree.match(subject);
+    if (route.total === 0) return;
+    const s = Buffer.byteLength(subject);
+    const total = msgSize(s, 0, 0, payload.length, false);
+    const frame = Buffer.allocUnsafe(total);
+    let at = writeMsgHeader(frame, 0, total, Op.MSG, 0, PayloadKind.MSGPACK, 0, s, 0, 0);
+    at += frame.write(subject, at, s, 'utf8');
+    frame.set(payload, at);
+    this.fanout(route, frame, 0, total, subject, null);
   }
 
   /** Tells a requester at once that nobody subscribes to its subject. */
@@ -312,6 +349,7 @@ export class Broker {
         continue;
       }
       s.pingsOut++;
+      if (s.pingSentAt === 0) s.pingSentAt = performance.now();
       s.sendBare(Op.PING);
     }
   };
@@ -325,6 +363,7 @@ export class Broker {
     this.closing = (async () => {
       if (this.pingTimer) clearInterval(this.pingTimer);
       if (this.deadlineTimer) clearInterval(this.deadlineTimer);
+      this.monitor.stop();
       // server.close() stops accepting at once but settles only when its
       // connections are gone, so it is awaited after the sessions are closed.
       const stopped = Promise.all(this.listeners.map((l) => l.close()));

@@ -50,6 +50,12 @@ export interface BrokerOptions {
   deliverRate?: RateLimit;
   /** Rate limits per subject pattern, shared by every publisher of a matching subject. */
   subjectRates?: Array<RateLimit & { pattern: string }>;
+  /** Serve HTTP monitoring, the dashboard and WebSocket clients (ws://host:P/bus) on this port, on `host`; null = off. 0 picks a free port. */
+  httpPort?: number | null;
+  /** The latency service: histogram timestamped messages, take client reports, publish $SYS.latency (default true). */
+  latency?: boolean;
+  /** Interval of rates, microburst peaks, latency reports and $SYS.* publications, in ms. */
+  monitorIntervalMs?: number;
   /** pino level: fatal, error, warn, info, debug, trace or silent. */
   logLevel?: string;
   /** Where pino writes: a file descriptor (1 = stdout, the default). */
@@ -58,10 +64,11 @@ export interface BrokerOptions {
   multicast?: MulticastBridgeOptions | null;
 }
 
-export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'publishRate' | 'deliverRate' | 'multicast'>> & {
+export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast'>> & {
   multicast?: MulticastBridgeOptions | null;
   unix?: string;
   port: number | null;
+  httpPort: number | null;
   publishRate?: RateLimit;
   deliverRate?: RateLimit;
 };
@@ -94,6 +101,12 @@ export const DEFAULTS: ResolvedOptions = {
   // 10 s: a consumer whose socket accepts nothing for this long is not coming back soon.
   writeDeadlineMs: 10_000,
   subjectRates: [],
+  httpPort: null,
+  // On: it costs nothing for messages without timestamps but a counter per message.
+  latency: true,
+  // 1 s: the granularity a person watching a dashboard or an engine adapting to
+  // latency can use; microburst peaks are kept per interval, so they are not averaged away.
+  monitorIntervalMs: 1000,
   logLevel: 'warn',
   logDestination: 1,
 };
@@ -108,7 +121,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -130,6 +143,9 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   publishRate: 'rate',
   deliverRate: 'rate',
   subjectRates: 'rates',
+  httpPort: 'port',
+  latency: 'bool',
+  monitorIntervalMs: 'int',
   logLevel: 'string',
   logDestination: 'int',
   multicast: 'multicast',
@@ -151,6 +167,7 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     if (kind === 'int' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
       throw new ConfigError(`broker option "${key}" must be a non-negative integer, got ${JSON.stringify(value)}`);
     }
+    if (kind === 'bool' && typeof value !== 'boolean') throw new ConfigError(`broker option "${key}" must be true or false, got ${JSON.stringify(value)}`);
     if (kind === 'policy' && !(POLICY_NAMES as readonly string[]).includes(value as string)) {
       throw new ConfigError(`broker option "${key}" must be one of ${POLICY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(value)}`);
     }
@@ -174,7 +191,7 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
-      throw new ConfigError(`broker option "port" must be an integer from 0 to 65535 (or null for no TCP), got ${JSON.stringify(value)}`);
+      throw new ConfigError(`broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : 'no HTTP'}), got ${JSON.stringify(value)}`);
     }
     out[key] = value;
   }
@@ -187,6 +204,7 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   // Unset, the high-water mark follows a small maxPending down.
   if (opts.highWaterBytes === undefined) r.highWaterBytes = Math.min(r.highWaterBytes, Math.floor(r.maxPending / 2));
   if (r.highWaterBytes > r.maxPending) throw new ConfigError(`broker option "highWaterBytes" (${r.highWaterBytes}) must not exceed "maxPending" (${r.maxPending})`);
+  if (r.monitorIntervalMs < 10) throw new ConfigError('broker option "monitorIntervalMs" must be at least 10 ms');
   if (r.maxPingsOut < 1) throw new ConfigError('broker option "maxPingsOut" must be at least 1');
   return r;
 }

@@ -63,6 +63,16 @@ export class Route {
    */
   readonly cursor: QueueCursor[] = [];
   readonly total: number;
+  /**
+   * Monitoring (broker/monitor.ts): messages and bytes published to this subject
+   * since the monitor last harvested them, and the monitor interval in which this
+   * route was last put on its harvest list. Counting on the cached route costs no
+   * lookup per message.
+   */
+  msgs = 0;
+  bytes = 0;
+  seen = 0;
+  readonly subject: string;
 
   constructor(
     subs: readonly Subscription[],
@@ -72,6 +82,7 @@ export class Route {
     cursorFor: (queue: string) => QueueCursor,
   ) {
     this.total = subs.length;
+    this.subject = subject;
     const byQueue = new Map<string, Subscription[]>();
     const index = new Map<Session, number>();
     for (const sub of subs) {

@@ -9,6 +9,7 @@ import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.j
 import { Limiter, rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { Subscription } from './route.js';
 import { queueNameProblem } from '../topics/queue.js';
+import type { ClientLatency } from './monitor.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
@@ -54,6 +55,12 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   readonly subs = new Map<number, Subscription>();
   /** PINGs sent and not answered yet. */
   pingsOut = 0;
+  /** performance.now() when the oldest unanswered keepalive PING was sent; 0 when none is out. */
+  pingSentAt = 0;
+  /** Round trip of the last keepalive PING/PONG in ms; -1 until one has been measured. */
+  rttMs = -1;
+  /** The client's last latency report (monitoring), or null. */
+  report: ClientLatency | null = null;
   readonly stats: SessionStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   readonly connectedAt = Date.now();
   private handshakeTimer: NodeJS.Timeout | null = null;
@@ -129,6 +136,10 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
         return;
       case Op.PONG:
         this.pingsOut = 0;
+        if (this.pingSentAt > 0) {
+          this.rttMs = performance.now() - this.pingSentAt;
+          this.pingSentAt = 0;
+        }
         return;
       case Op.ERR:
         this.broker.log.warn({ cid: this.id, client: this.name, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }, 'client reported an error');
@@ -292,6 +303,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       ...this.flow,
       /** Not being read right now (rate limit or a blocked consumer). */
       paused: this.paused,
+      /** Keepalive round trip in µs, null until the first PONG. */
+      rttUs: this.rttMs < 0 ? null : Math.round(this.rttMs * 1000),
     };
   }
 

@@ -7,6 +7,8 @@
  *   bus.publish('md.EURUSD.bid', { px: 1.0712 })
  */
 import { Bus } from './bus.js';
+// ws:// addresses, with the `ws` package (the browser build registers its own WebSocket instead).
+import '../transports/ws/node.js';
 import type { ConnectOptions } from './options.js';
 import type { ServerAddress } from '../transports/dial.js';
 import { connectMulticast, type MulticastBus, type MulticastConnectOptions } from './multicast.js';
@@ -27,7 +29,9 @@ export async function connect(servers: ServerAddress | ServerAddress[], options?
   return bus;
 }
 
-export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats, type LossEvent } from './bus.js';
+export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats, type ClientStats, type LossEvent } from './bus.js';
+export type { ClientLatencyStats } from './latency.js';
+export type { LatencySummary } from '../metrics/latency.js';
 export { Msg } from './msg.js';
 export {
   MulticastBus, connectMulticast, type MulticastConnectOptions, type MulticastLossEvent, type MulticastSourceEvent, type MulticastBusStats,

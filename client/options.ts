@@ -27,6 +27,11 @@ export interface ConnectOptions {
   verbose?: boolean;
   /** Stamp every published message with its monotonic send time (default false). */
   timestamps?: boolean;
+  /**
+   * The latency service: histogram the hops of timestamped messages received
+   * (bus.stats()) and report them to the broker when it asks (default true).
+   */
+  latency?: boolean;
   /** Default timeout of request() (default 5,000 ms). */
   requestTimeoutMs?: number;
   /**
@@ -54,6 +59,7 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   maxPingsOut: 2,
   verbose: false,
   timestamps: false,
+  latency: true,
   requestTimeoutMs: 5_000,
   publishRate: null,
 };

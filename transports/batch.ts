@@ -15,11 +15,18 @@ export interface Flushable {
 }
 
 let depth = 0;
+/** Counts outermost windows, so a reader can tell one inbound chunk from the next. */
+let windows = 0;
 const dirty: Flushable[] = [];
 
 /** True inside runBatched: links defer their flush to the end of the window. */
 export function batching(): boolean {
   return depth > 0;
+}
+
+/** Identifies the current outermost window (valid while batching() is true). */
+export function windowId(): number {
+  return windows;
 }
 
 export function deferFlush(link: Flushable): void {
@@ -31,7 +38,7 @@ export function deferFlush(link: Flushable): void {
 
 /** Runs fn, then flushes every link written during it. Re-entrant. */
 export function runBatched<A>(fn: (arg: A) => void, arg: A): void {
-  depth++;
+  if (depth++ === 0) windows++;
   try {
     fn(arg);
   } finally {

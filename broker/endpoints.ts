@@ -1,0 +1,125 @@
+/**
+ * The JSON documents of the monitoring endpoints (/varz, /connz, /subsz, /latency,
+ * /healthz), built from the broker's counters and the monitor's interval figures.
+ * Field names are stable: docs/MONITORING.md lists each one, and dashboards, `hopbus
+ * top` and users' scripts read them. Add fields; never rename or remove one.
+ */
+import { POLICY_NAMES } from '../transports/frame.js';
+import { HOPS } from '../metrics/latency.js';
+import { summarize, type LatencySummary } from '../metrics/latency.js';
+import { VERSION, type Broker } from './broker.js';
+
+export function healthz(b: Broker) {
+  return { status: 'ok', serverId: b.serverId, uptimeSec: Math.round((Date.now() - b.startedAt) / 1000) };
+}
+
+export function varz(b: Broker) {
+  const o = b.options;
+  const m = b.monitor;
+  const c = b.counters;
+  return {
+    serverId: b.serverId,
+    serverName: o.name,
+    version: VERSION,
+    proto: 1,
+    now: new Date().toISOString(),
+    startedAt: new Date(b.startedAt).toISOString(),
+    uptimeSec: Math.round((Date.now() - b.startedAt) / 1000),
+    urls: b.urls,
+    config: {
+      host: o.host,
+      port: o.port,
+      httpPort: b.httpPort,
+      maxPayload: o.maxPayload,
+      maxPending: o.maxPending,
+      maxConnections: o.maxConnections,
+      maxSubscriptions: o.maxSubscriptions,
+      pingIntervalMs: o.pingIntervalMs,
+      slowConsumerPolicy: o.slowConsumerPolicy,
+      latency: o.latency,
+      monitorIntervalMs: o.monitorIntervalMs,
+    },
+    connections: b.sessions.size,
+    totalConnections: c.connectionsTotal,
+    subscriptions: b.tree.size,
+    totals: { ...c },
+    rates: m.rates,
+    bursts: m.bursts,
+    memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
+  };
+}
+
+export function connz(b: Broker) {
+  const now = Date.now();
+  const connections = [...b.sessions].map((s) => {
+    const m = s.metrics();
+    return {
+      cid: m.cid,
+      name: m.name,
+      lang: s.lang,
+      transport: m.transport,
+      remote: m.remote,
+      connectedAt: new Date(m.connectedAt).toISOString(),
+      uptimeSec: Math.round((now - m.connectedAt) / 1000),
+      subscriptions: m.subscriptions,
+      subjects: [...s.subs.values()].slice(0, 100).map((sub) => ({
+        sid: sub.sid,
+        pattern: sub.pattern,
+        ...(sub.queue ? { queue: sub.queue } : {}),
+        policy: POLICY_NAMES[sub.policy] ?? 'default',
+        dropped: sub.dropped,
+        conflated: sub.conflated,
+      })),
+      msgsIn: m.msgsIn,
+      bytesIn: m.bytesIn,
+      msgsOut: m.msgsOut,
+      bytesOut: m.bytesOut,
+      pendingBytes: m.pendingBytes,
+      pendingPeak: m.pendingPeak,
+      heldMsgs: m.heldMsgs,
+      dropped: m.droppedOldest + m.droppedNewest,
+      droppedOldest: m.droppedOldest,
+      droppedNewest: m.droppedNewest,
+      conflated: m.conflated,
+      paused: m.paused,
+      pausedMs: Math.round(m.pausedMs),
+      rateRefused: m.refused,
+      rttUs: m.rttUs,
+      latency: s.report === null ? null : { at: new Date(s.report.at).toISOString(), ...s.report.hops },
+    };
+  });
+  return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections };
+}
+
+export function subsz(b: Broker) {
+  const st = b.tree.stats();
+  let queue = 0;
+  const byPolicy: Record<string, number> = {};
+  for (const s of b.sessions) {
+    for (const sub of s.subs.values()) {
+      if (sub.queue) queue++;
+      const p = POLICY_NAMES[sub.policy] ?? 'default';
+      byPolicy[p] = (byPolicy[p] ?? 0) + 1;
+    }
+  }
+  const lookups = st.hits + st.misses;
+  return {
+    serverId: b.serverId,
+    now: new Date().toISOString(),
+    subscriptions: b.tree.size,
+    queueSubscriptions: queue,
+    byPolicy,
+    cache: { size: st.cached, capacity: b.options.matchCacheSize, hits: st.hits, misses: st.misses, hitRate: lookups === 0 ? 0 : Math.round((st.hits / lookups) * 10000) / 10000 },
+    topSubjects: b.monitor.topSubjects,
+    heavyHitters: b.monitor.heavyHitters(20),
+  };
+}
+
+export function latencyz(b: Broker) {
+  return b.monitor.latencyReport();
+}
+
+/** Since-start summaries per hop class, for Prometheus. */
+export function latencyTotals(b: Broker): Record<string, LatencySummary> {
+  return Object.fromEntries(HOPS.map((h) => [h, summarize(b.monitor.hops[h].total)]));
+}

@@ -1,0 +1,91 @@
+/**
+ * The dashboard end to end in headless Chromium (Debian's `chromium`, driven by
+ * playwright-core): the page loads, its browser build of the SDK connects over the
+ * WebSocket at /bus, and its numbers change when this test publishes. A screenshot
+ * is written to test-results/dashboard.png for a person to look at.
+ *
+ * Skipped, with a message saying so, when /usr/bin/chromium is missing; .ci/run
+ * installs it, so CI runs this.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { until, useWorld } from '../broker/harness.js';
+import { httpBase } from './http.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const present = fs.existsSync(CHROMIUM);
+if (!present) console.warn(`SKIPPED: the dashboard end-to-end test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`);
+const SHOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-results', 'dashboard.png');
+
+// The functions given to page.evaluate run in the page (the test project has no DOM types).
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+declare const document: any;
+
+const w = useWorld();
+let browser: BrowserContext | null = null;
+let profile = '';
+
+describe.skipIf(!present)('the dashboard in headless Chromium', () => {
+  beforeAll(async () => {
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-chromium-'));
+    // A fresh --user-data-dir: playwright passes `profile` as that flag.
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('loads, connects over /bus, and its rates, subjects and latency follow what is published', async () => {
+    const b = await w.broker({ httpPort: 0, monitorIntervalMs: 200 });
+    const page = await browser!.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    await page.goto(httpBase(b) + '/');
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live', null, { timeout: 15_000 });
+    // The page is a client of the broker, over the WebSocket transport.
+    await until(() => [...b.broker.sessions].some((s) => s.name === 'dashboard' && s.link.transport === 'ws'), 'the dashboard session');
+    const text = (id: string) => page.locator(`#${id}`).innerText();
+    await page.waitForFunction(() => Number(document.body.dataset.updates) >= 1, null, { timeout: 15_000 });
+    const before = { tin: await text('c-tin'), conn: await text('c-conn') };
+    expect(before.tin).toBe('0');
+
+    const sub = await w.connect(b.url, { name: 'strategy' });
+    const pub = await w.connect(b.url, { name: 'pricer', timestamps: true });
+    sub.subscribe('md.>', () => {});
+    await sub.flush();
+    const quote = Buffer.alloc(64, 1);
+    const stop = Date.now() + 20_000;
+    let seen = false;
+    while (!seen && Date.now() < stop) {
+      for (let i = 0; i < 500; i++) pub.publish(i % 5 === 0 ? 'md.EURUSD.bid' : 'md.USDJPY.ask', quote);
+      await pub.flush();
+      await new Promise((r) => setTimeout(r, 50));
+      seen = await page.evaluate(() => {
+        const rows = document.querySelectorAll('#subjects tbody tr td:first-child');
+        const subjects = [...rows].map((td: { textContent: string }) => td.textContent);
+        const p50 = document.querySelector('#hops tbody tr:nth-child(3) td:nth-child(3)')?.textContent;
+        return subjects.includes('md.USDJPY.ask') && Number(document.getElementById('c-in')?.textContent?.replace(/[^0-9.]/g, '')) > 0 && Number(p50) > 0;
+      });
+    }
+    expect(seen, 'the page showed the traffic: rate, busiest subject, end-to-end p50').toBe(true);
+    expect(await text('c-tin')).not.toBe(before.tin);
+    expect(Number(await text('c-conn'))).toBe(3);
+    expect(errors).toEqual([]);
+    fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+    await page.screenshot({ path: SHOT, fullPage: true });
+    await page.close();
+  });
+});

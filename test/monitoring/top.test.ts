@@ -1,0 +1,89 @@
+/**
+ * `hopbus broker --http-port` and `hopbus top`, as users run them: child processes of
+ * dist/bin/hopbus.js (build first).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect, type Bus } from '../../client/index.js';
+import { until } from '../broker/harness.js';
+
+const BIN = fileURLToPath(new URL('../../dist/bin/hopbus.js', import.meta.url));
+const procs: ChildProcess[] = [];
+const buses: Bus[] = [];
+
+beforeAll(() => {
+  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run "npm run build" first`);
+});
+
+afterEach(async () => {
+  await Promise.allSettled(buses.splice(0).map((b) => b.close()));
+  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
+
+function run(args: string[]): { child: ChildProcess; out: { stdout: string; stderr: string }; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(child);
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  return { child, out, exited };
+}
+
+async function brokerWithHttp(): Promise<{ tcp: string; http: string }> {
+  const b = run(['broker', '--port', '0', '--http-port', '0', '--log-level', 'warn']);
+  await until(() => /monitoring: http:\/\/\S+\//.test(b.out.stdout), `the broker's ready lines (got ${JSON.stringify(b.out)})`);
+  const tcp = /tcp:\/\/\S+/.exec(b.out.stdout)![0];
+  const http = /monitoring: (http:\/\/[^/\s]+)\//.exec(b.out.stdout)![1]!;
+  expect(b.out.stdout).toContain(`ws://${http.slice('http://'.length)}/bus`);
+  return { tcp, http };
+}
+
+describe('hopbus broker --http-port', () => {
+  it('prints the monitoring URL and serves /healthz there', async () => {
+    const { http } = await brokerWithHttp();
+    const r = await fetch(`${http}/healthz`);
+    expect(((await r.json()) as { status: string }).status).toBe('ok');
+  });
+
+  it('refuses a bad port with a usage error', async () => {
+    const p = run(['broker', '--http-port', 'x']);
+    expect(await p.exited).toBe(2);
+    expect(p.out.stderr).toContain('--http-port must be an integer');
+  });
+});
+
+describe('hopbus top', () => {
+  it('--once prints one frame with rates, latency per hop and the connections, then exits 0', async () => {
+    const { tcp, http } = await brokerWithHttp();
+    const bus = await connect(tcp, { name: 'top-test-client' });
+    buses.push(bus);
+    bus.subscribe('x', () => {});
+    await bus.flush();
+    const p = run(['top', '--once', '--url', http]);
+    expect(await p.exited).toBe(0);
+    const s = p.out.stdout;
+    expect(s).toMatch(/^hopbus top - hopbus [0-9a-f]{16}/);
+    expect(s).toContain('connections 1');
+    expect(s).toMatch(/rates\s+msgs in\/s/);
+    expect(s).toContain('busiest 1 ms');
+    for (const hop of ['publisher -> broker', 'broker -> client', 'end to end', 'handler (application)']) expect(s).toContain(hop);
+    expect(s).toContain('top-test-client');
+    // No screen control in --once output: it is for scripts.
+    expect(s).not.toContain('\x1b[');
+  });
+
+  it('--help prints usage; bad arguments exit 2; an unreachable broker exits 1', async () => {
+    const h = run(['top', '--help']);
+    expect(await h.exited).toBe(0);
+    expect(h.out.stdout).toContain('Usage: hopbus top');
+    const bad = run(['top', '--url', 'ftp://x']);
+    expect(await bad.exited).toBe(2);
+    expect(bad.out.stderr).toContain('--url must be an http:// URL');
+    const dead = run(['top', '--once', '--url', 'http://127.0.0.1:1']);
+    expect(await dead.exited).toBe(1);
+    expect(dead.out.stderr).toMatch(/^hopbus: /);
+  });
+});
