@@ -12,7 +12,8 @@ import type { ServerAddress } from '../transports/dial.js';
 
 /**
  * Connects to a broker (or the first reachable of a list) and completes the handshake.
- * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path.
+ * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path,
+ * or an endpoint object from broker.endpoint('shm' | 'inproc').
  */
 export async function connect(servers: ServerAddress | ServerAddress[], options?: ConnectOptions): Promise<Bus> {
   const bus = new Bus(servers, options);
@@ -30,3 +31,4 @@ export {
 } from './errors.js';
 export type { ServerAddress, EndpointDescriptor } from '../transports/dial.js';
 export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';
+export { SpinWait, HybridWait, ParkWait, type WaitStrategy, type WaitKind, type WaitOptions } from '../transports/shm/wait.js';

@@ -1,0 +1,213 @@
+import { runBatched } from '../batch.js';
+import type { Signal, WaitStrategy } from './wait.js';
+
+/** Something a poll loop serves: a connection end, or the hub's claim watcher. */
+export interface Pollable {
+  /** Does whatever there is to do (read, move queued bytes); returns how much (0 = nothing). */
+  poll(): number;
+  /** True if poll() would find work now. Called with the parked flag raised. */
+  ready(): boolean;
+  /** Periodic housekeeping (heartbeats, liveness of the peer), every tickMs. */
+  tick(now: number): void;
+  /** Upper bound on the tick interval this item needs, ms. */
+  readonly tickMs: number;
+  /** True if this item keeps the thread's event loop alive (an open connection does). */
+  readonly keepsAlive: boolean;
+}
+
+/** Atomics.waitAsync (Node 16+, V8); TypeScript's ES2022 lib does not declare it. */
+type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): WaitAsyncResult }).waitAsync;
+
+/** Longest stretch of polling (working or spinning) before the event loop gets a turn, ms. */
+const SLICE_MS = 0.5;
+
+const enum State {
+  STOPPED,
+  SCHEDULED,
+  RUNNING,
+  PARKED,
+}
+
+/**
+ * The poll loop of one thread end: polls its items, and when none has work, spins or
+ * parks on `signal` as the wait strategy says. It runs in slices of at most SLICE_MS
+ * (or one park) between event-loop turns (setImmediate), so the thread's timers and
+ * I/O are served while it polls; with nothing to serve it stops.
+ *
+ * Each pass runs inside runBatched, so everything written to any link while handling
+ * what was read (replies, fan-out) is published once, at the end of the pass.
+ *
+ * Threading: the thread that created it.
+ */
+export class Poller {
+  private items: Pollable[] = [];
+  private state = State.STOPPED;
+  private work = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private timerMs = 0;
+
+  constructor(
+    readonly signal: Signal,
+    private strategy: WaitStrategy,
+    /** May this loop block its thread while parked? (Never for a broker.) */
+    private readonly canBlock: boolean,
+  ) {}
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  setStrategy(s: WaitStrategy): void {
+    this.strategy = s;
+    this.kick();
+  }
+
+  add(p: Pollable): void {
+    // Copy on write: a pass iterating the old array is unaffected.
+    this.items = [...this.items, p];
+    this.retime();
+    this.kick();
+  }
+
+  remove(p: Pollable): void {
+    const i = this.items.indexOf(p);
+    if (i < 0) return;
+    this.items = this.items.filter((x) => x !== p);
+    this.retime();
+    if (this.items.length === 0) this.kick(); // lets a parked loop see it has nothing left
+  }
+
+  /** Makes the loop run soon: wakes it if parked, schedules it if stopped. */
+  kick(): void {
+    if (this.state === State.STOPPED) this.schedule();
+    else if (this.state === State.PARKED) this.signal.ring();
+  }
+
+  private schedule(): void {
+    this.state = State.SCHEDULED;
+    setImmediate(this.step);
+  }
+
+  private readonly pollAll = (): void => {
+    const items = this.items;
+    let work = 0;
+    for (let i = 0; i < items.length; i++) work += items[i]!.poll();
+    this.work = work;
+  };
+
+  private anyReady(): boolean {
+    const items = this.items;
+    for (let i = 0; i < items.length; i++) if (items[i]!.ready()) return true;
+    return false;
+  }
+
+  private readonly step = (): void => {
+    if (this.items.length === 0) {
+      this.state = State.STOPPED;
+      return;
+    }
+    this.state = State.RUNNING;
+    const strategy = this.strategy;
+    const blocking = this.canBlock && strategy.blocking;
+    let now = performance.now();
+    const sliceEnd = now + SLICE_MS;
+    let lastWork = now;
+    for (;;) {
+      runBatched(this.pollAll, undefined);
+      if (this.items.length === 0) {
+        this.state = State.STOPPED;
+        return;
+      }
+      now = performance.now();
+      if (this.work > 0) {
+        lastWork = now;
+        if (now >= sliceEnd) break;
+        continue;
+      }
+      if (strategy.keepSpinning((now - lastWork) * 1e6)) {
+        if (now >= sliceEnd) break;
+        continue;
+      }
+      if (!blocking) {
+        if (this.parkAsync()) return;
+        continue;
+      }
+      const r = this.parkSync(strategy.sliceMs);
+      if (r === 'timed-out') break; // idle: give the event loop its turn
+      lastWork = now = performance.now();
+      if (now >= sliceEnd) break;
+    }
+    this.schedule();
+  };
+
+  /** Atomics.wait on the signal; returns why it ended ('ready' if work came before parking). */
+  private parkSync(ms: number): 'ok' | 'not-equal' | 'timed-out' | 'ready' {
+    const { words, seqIdx, parkedIdx } = this.signal;
+    const seq = Atomics.load(words, seqIdx);
+    Atomics.store(words, parkedIdx, 1);
+    if (this.anyReady()) {
+      Atomics.store(words, parkedIdx, 0);
+      return 'ready';
+    }
+    const r = Atomics.wait(words, seqIdx, seq, ms);
+    Atomics.store(words, parkedIdx, 0);
+    return r;
+  }
+
+  /** Parks with Atomics.waitAsync; returns false if there is work at once (keep polling). */
+  private parkAsync(): boolean {
+    const { words, seqIdx, parkedIdx } = this.signal;
+    const seq = Atomics.load(words, seqIdx);
+    Atomics.store(words, parkedIdx, 1);
+    if (this.anyReady()) {
+      Atomics.store(words, parkedIdx, 0);
+      return false;
+    }
+    const r = waitAsync(words, seqIdx, seq);
+    if (!r.async) {
+      Atomics.store(words, parkedIdx, 0);
+      return false;
+    }
+    this.state = State.PARKED;
+    void r.value.then(this.onWake);
+    return true;
+  }
+
+  private readonly onWake = (): void => {
+    Atomics.store(this.signal.words, this.signal.parkedIdx, 0);
+    if (this.state !== State.PARKED) return;
+    this.step();
+  };
+
+  // --- housekeeping timer ------------------------------------------------------------
+
+  private retime(): void {
+    const items = this.items;
+    let ms = Infinity;
+    let alive = false;
+    for (const p of items) {
+      ms = Math.min(ms, p.tickMs);
+      alive ||= p.keepsAlive;
+    }
+    if (items.length === 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      return;
+    }
+    ms = Math.max(5, Math.min(1000, ms));
+    if (this.timer === null || ms !== this.timerMs) {
+      if (this.timer) clearInterval(this.timer);
+      this.timerMs = ms;
+      this.timer = setInterval(this.onTick, ms);
+    }
+    if (alive) this.timer.ref();
+    else this.timer.unref();
+  }
+
+  private readonly onTick = (): void => {
+    const now = performance.now();
+    const items = this.items;
+    for (let i = 0; i < items.length; i++) items[i]!.tick(now);
+  };
+}
