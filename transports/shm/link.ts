@@ -208,6 +208,7 @@ export class ShmLink implements Link, Flushable, Pollable {
         }
         this.ovfEnd += n;
     }
+    if (this.poller !== null) this.poller.writes++;
     if (!this.publishQueued) {
       this.publishQueued = true;
       if (batching()) deferFlush(this);

@@ -19,8 +19,10 @@ export interface Pollable {
 type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
 const waitAsync = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number, t?: number): WaitAsyncResult }).waitAsync;
 
-/** Longest stretch of polling (working or spinning) before the event loop gets a turn, ms. */
+/** Longest stretch of work (polls that find something) before the event loop gets a turn, ms. */
 const SLICE_MS = 0.5;
+/** Longest stretch of spinning (polls that find nothing) before the event loop gets a turn, ms. */
+const SPIN_BURST_MS = 0.02;
 
 const enum State {
   STOPPED,
@@ -31,9 +33,12 @@ const enum State {
 
 /**
  * The poll loop of one thread end: polls its items, and when none has work, spins or
- * parks on `signal` as the wait strategy says. It runs in slices of at most SLICE_MS
- * (or one park) between event-loop turns (setImmediate), so the thread's timers and
- * I/O are served while it polls; with nothing to serve it stops.
+ * parks on `signal` as the wait strategy says. It never holds the thread for long:
+ * at most SLICE_MS of work or SPIN_BURST_MS of spinning between event-loop turns
+ * (setImmediate), so the thread's own code, timers and I/O run while it polls. While
+ * the thread writes to its links on its own (it publishes from its event loop), the
+ * loop polls once per turn and does not spin: the thread is busy, spinning would
+ * only take time from it. With nothing to serve it stops.
  *
  * Each pass runs inside runBatched, so everything written to any link while handling
  * what was read (replies, fan-out) is published once, at the end of the pass.
@@ -44,6 +49,11 @@ export class Poller {
   private items: Pollable[] = [];
   private state = State.STOPPED;
   private work = 0;
+  /** performance.now() of the last pass that found work (hybrid spins for a while after it). */
+  private lastWork = 0;
+  /** Commits on this loop's links (bumped by the links); compared across steps to see if the thread writes on its own. */
+  writes = 0;
+  private writesSeen = 0;
   private timer: NodeJS.Timeout | null = null;
   private timerMs = 0;
 
@@ -109,33 +119,35 @@ export class Poller {
     }
     this.state = State.RUNNING;
     const strategy = this.strategy;
-    const blocking = this.canBlock && strategy.blocking;
+    // Written to since our last pass: the thread is busy with its own work.
+    const busy = this.writes !== this.writesSeen;
     let now = performance.now();
     const sliceEnd = now + SLICE_MS;
-    let lastWork = now;
+    const spinEnd = now + SPIN_BURST_MS;
     for (;;) {
       runBatched(this.pollAll, undefined);
+      this.writesSeen = this.writes;
       if (this.items.length === 0) {
         this.state = State.STOPPED;
         return;
       }
       now = performance.now();
       if (this.work > 0) {
-        lastWork = now;
+        this.lastWork = now;
         if (now >= sliceEnd) break;
         continue;
       }
-      if (strategy.keepSpinning((now - lastWork) * 1e6)) {
-        if (now >= sliceEnd) break;
+      if (strategy.keepSpinning((now - this.lastWork) * 1e6)) {
+        if (busy || now >= spinEnd) break;
         continue;
       }
-      if (!blocking) {
+      if (!(this.canBlock && strategy.blocking) || busy) {
         if (this.parkAsync()) return;
         continue;
       }
-      const r = this.parkSync(strategy.sliceMs);
+      const r = this.parkSync(Math.min(strategy.sliceMs, this.timerMs));
       if (r === 'timed-out') break; // idle: give the event loop its turn
-      lastWork = now = performance.now();
+      this.lastWork = now = performance.now();
       if (now >= sliceEnd) break;
     }
     this.schedule();

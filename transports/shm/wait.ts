@@ -11,11 +11,17 @@
  *   park    park at once. No CPU while idle; every wake-up pays the futex wake and
  *           the scheduler (several µs, more on a loaded machine).
  *
- * Parking: in a worker, Atomics.wait blocks the thread until a peer rings its signal
- * word or `sliceMs` passes (then the thread's event loop gets a turn: its timers and
- * messages are late by up to `sliceMs` while it is parked). On the main thread, or
- * with `blocking: false`, the thread parks with Atomics.waitAsync: it never blocks,
- * and the wake-up goes through the event loop (slower: see docs/SHM.md).
+ * Parking is Atomics.waitAsync by default: the thread's event loop sleeps in the
+ * kernel as usual and wakes for a peer's signal, its own timers or its I/O alike; a
+ * wake-up costs about what Atomics.wait's costs (docs/SHM.md has the figures). With
+ * `blocking: true`, a worker parks with Atomics.wait instead: the thread is frozen
+ * until a peer rings or `sliceMs` passes, so its timers, messages and any publishing
+ * it does from its own event loop wait up to `sliceMs`. Only for a worker that does
+ * nothing but react to bus messages; never on the main thread.
+ *
+ * Spinning never starves the thread: the poll loop spins in bursts of at most 20 µs
+ * between event-loop turns, and while the thread writes on its own (it publishes from
+ * its event loop) it polls once per turn instead of spinning.
  *
  * The broker thread serves many connections with one loop; it polls as eagerly as the
  * most eager of its connected clients asks (`kind`), and never blocks.
@@ -40,10 +46,11 @@ export interface WaitStrategy {
   readonly sliceMs: number;
 }
 
+
 export interface WaitOptions {
   /** hybrid: how long to spin after the last work before parking, µs (default 50). */
   spinUs?: number;
-  /** Park with Atomics.wait in workers (default true); false: Atomics.waitAsync everywhere. */
+  /** Park with Atomics.wait in a worker (default false: Atomics.waitAsync, which never blocks the thread). */
   blocking?: boolean;
   /** Longest blocking park before the event loop gets a turn, ms (default 10). */
   sliceMs?: number;
@@ -55,7 +62,7 @@ const DEFAULT_SLICE_MS = 10;
 function common(o: WaitOptions): { blocking: boolean; sliceMs: number } {
   const sliceMs = o.sliceMs ?? DEFAULT_SLICE_MS;
   if (!(Number.isFinite(sliceMs) && sliceMs > 0)) throw new RangeError(`wait option "sliceMs" must be a positive number, got ${sliceMs}`);
-  return { blocking: (o.blocking ?? true) && !isMainThread, sliceMs };
+  return { blocking: (o.blocking ?? false) && !isMainThread, sliceMs };
 }
 
 export class SpinWait implements WaitStrategy {
