@@ -15,13 +15,14 @@ import { benchTopics } from './topics.js';
 import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
+import { benchShm } from './shm.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
 
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,shm
   -h, --help    show this help`;
 
 let args;
@@ -44,9 +45,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,shm').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'shm'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -150,6 +151,12 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const p of procs) await p.stop();
+  }
+
+  if (CASES.has('shm')) {
+    // Worker threads and the broker thread of this process: see bench/shm.ts.
+    log('');
+    results.shm = await benchShm({ quick: QUICK, runs: RUNS, log: (s) => log(s.replace(/^(#+) /, '#$1 ')) });
   }
 
   results.loadavgAfter = os.loadavg();

@@ -256,7 +256,9 @@ export function listenInproc(id: string, accept: AcceptFn, maxFrame: number): { 
   const server = { accept, maxFrame };
   servers.set(url, server);
   return {
-    endpoint: { transport: 'inproc', url, reusable: true },
+    get endpoint(): InprocEndpoint {
+      return { transport: 'inproc', url, reusable: true };
+    },
     close: () => {
       if (servers.get(url) === server) servers.delete(url);
     },

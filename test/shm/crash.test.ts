@@ -6,7 +6,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
-import type { ShmEndpointOptions } from '../../transports/shm/hub.js';
+import type { ShmEndpoint, ShmEndpointOptions } from '../../transports/shm/hub.js';
+import { H_CAPACITY, H_STATE, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, STATE_CLAIMED, ringOffset } from '../../transports/shm/layout.js';
+import { RingWriter } from '../../transports/shm/ring.js';
+import { Signal } from '../../transports/shm/wait.js';
 import { connect, type Bus } from '../../client/index.js';
 import type { Worker } from 'node:worker_threads';
 import { Agent, exited, nextMessage, startWorker, until } from './helpers.js';
@@ -131,5 +134,48 @@ describe('a broker in a worker of its own', () => {
     } finally {
       await bw.terminate();
     }
+  });
+});
+
+describe('a client that breaks the ring protocol', () => {
+  /** Claims an endpoint by hand, as a client would, and returns its UP ring's writer. */
+  function rogue(ep: ShmEndpoint) {
+    const header = new Int32Array(ep.conn, 0, 32);
+    Atomics.store(header, H_STATE, STATE_CLAIMED);
+    const cap = header[H_CAPACITY]!;
+    const writer = new RingWriter(ep.conn, ringOffset(cap, false), cap);
+    const announce = () => {
+      const hub = new Int32Array(ep.hub);
+      Atomics.add(hub, HUB_CLAIMS, 1);
+      new Signal(hub, HUB_SEQ, HUB_PARKED).ring();
+    };
+    return { writer, announce, indices: new Int32Array(ep.conn, ringOffset(cap, false), 1) };
+  }
+
+  it('bytes that are not a frame: ERR and close, like TCP; everyone else is served', async () => {
+    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    const b = broker;
+    const tcp = await connect(b.url, { reconnect: false });
+    buses.push(tcp);
+    tcp.subscribe('svc.tcp', (m) => m.respond(m.data));
+    await tcp.flush();
+    const r = rogue(b.endpoint('shm'));
+    const garbage = Buffer.from([3, 0, 0, 0, 0x01, 0, 0]); // a 3-byte frame: shorter than any frame
+    r.writer.write(garbage, 0, garbage.length);
+    r.writer.publish();
+    r.announce();
+    await until(() => b.broker.counters.protocolErrors === 1, 'the broker refuses the rogue client');
+    await until(() => shmSessions(b).length === 0, 'and forgets it');
+    expect((await tcp.request('svc.tcp', 'ok')).string()).toBe('ok');
+  });
+
+  it('ring indices that make no sense (more bytes than the ring holds): the connection is closed', async () => {
+    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
+    const b = broker;
+    const r = rogue(b.endpoint('shm', { ringBytes: 4096 }));
+    Atomics.store(r.indices, 0, 10 * 4096); // tail far past head
+    r.announce();
+    await until(() => b.broker.counters.connectionsTotal === 1, 'the broker adopts the connection');
+    await until(() => shmSessions(b).length === 0, 'the broker closes it');
   });
 });

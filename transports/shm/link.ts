@@ -65,6 +65,7 @@ export class ShmLink implements Link, Flushable, Pollable {
   readonly remote: string;
   closed = false;
   batched = false;
+  /** performance.now() since which queued bytes have waited without the reader taking any; 0 when none wait. */
   writeBlockedSince = 0;
   readonly keepsAlive = true;
   readonly tickMs: number;
@@ -252,6 +253,9 @@ export class ShmLink implements Link, Flushable, Pollable {
     this.out.publish();
     this.peerSignal.notify();
     if (this.ovfStart === this.ovfEnd) this.drained();
+    // The reader made progress: like a socket write completing, restart the clock a
+    // write deadline is measured on.
+    else this.writeBlockedSince = performance.now();
     return n;
   }
 
