@@ -106,7 +106,7 @@ async function ping(): Promise<void> {
   b.publish('bench.stop', '');
   await b.flush();
   await b.close();
-  post(percentiles(h));
+  post({ ...percentiles(h), roundTrips: i });
 }
 
 async function pong(): Promise<void> {
@@ -124,7 +124,7 @@ async function pong(): Promise<void> {
   await b.flush();
   await done;
   await b.close();
-  post(percentiles(h));
+  post({ ...percentiles(h), roundTrips: i });
 }
 
 /** One-way throughput: publish `count` messages as fast as bounded queues allow. */
@@ -290,7 +290,7 @@ async function rawPing(): Promise<void> {
   }
   Atomics.store(w, RAW.DONE, 1);
   rawPost(w, RAW.A_OUT, -1, RAW.RELAY_BELL);
-  post(percentiles(h));
+  post({ ...percentiles(h), roundTrips: Atomics.load(w, RAW.A_IN) });
 }
 
 async function rawPong(): Promise<void> {
@@ -306,7 +306,7 @@ async function rawPong(): Promise<void> {
     if (v > job.warmup) h.recordValue(Math.max(1, Math.round((shared() - t[RAW.T0]!) * 1e6)));
     rawPost(w, RAW.B_OUT, v, RAW.RELAY_BELL);
   }
-  post(percentiles(h));
+  post({ ...percentiles(h), roundTrips: seen });
 }
 
 // --- floor: MessagePort.postMessage through the main thread ------------------------------

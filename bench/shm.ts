@@ -155,6 +155,7 @@ export async function benchShm(o: ShmBenchOptions = {}): Promise<ShmBenchResults
     count: quick ? 200_000 : 1_000_000,
     refOrigin: performance.timeOrigin,
   };
+  maxMsOf = base.maxMs;
   const res: ShmBenchResults = { loadavgBefore: os.loadavg(), loadavgAfter: [], latency: {}, throughput: {} };
   log(`# hopbus shm benchmark, ${new Date().toISOString()}`);
   log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}`);
@@ -305,6 +306,8 @@ async function ringThroughput(job: Omit<Job, 'role'>): Promise<number> {
   return Math.round(received / ((tEnd - t0) / 1000));
 }
 
+let maxMsOf = 0;
+
 function printLatency(log: (s: string) => void, title: string, byWait: Record<string, Record<string, Latency>>, floorName: string): void {
   log(`\n## ${title}\n`);
   log('median of the runs; spread of p50 over the runs.\n');
@@ -316,6 +319,12 @@ function printLatency(log: (s: string) => void, title: string, byWait: Record<st
       const m = l.median;
       const ratio = (k: 'p50' | 'p99') => (floor && floor[k] > 0 ? (m[k] / floor[k]).toFixed(2) : '-');
       const n = Math.round(l.runs.reduce((a, r) => a + r.count, 0) / l.runs.length);
+      if (n === 0) {
+        // More spinning threads than cores: not even the warm-up completed in maxMs.
+        const trips = Math.max(...l.runs.map((r) => (r as Percentiles & { roundTrips?: number }).roundTrips ?? 0));
+        log(`| ${wait} | ${sys} | 0 | collapsed: at most ${trips} round trips in a run of ${maxMsOf} ms | | | | | | | |`);
+        continue;
+      }
       log(`| ${wait} | ${sys} | ${n.toLocaleString('en-US')} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p50![0]}..${m.spread.p50![1]} | ${ratio('p50')} | ${ratio('p99')} |`);
     }
   }
