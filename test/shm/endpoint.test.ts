@@ -112,3 +112,13 @@ describe('the end of an shm connection', () => {
     expect(bus.isClosed).toBe(true);
   });
 });
+
+describe('withdrawn endpoints', () => {
+  it('an endpoint handed out by a broker that has since closed is refused at once', async () => {
+    const b = await world();
+    const ep = b.endpoint('shm');
+    await b.close();
+    broker = null;
+    await expect(connect(ep, { reconnect: false })).rejects.toThrow(/withdrawn: its broker has closed/);
+  });
+});

@@ -2,7 +2,7 @@ import { threadId } from 'node:worker_threads';
 import { registerDialer, type DialOptions } from '../dial.js';
 import type { Endpoint } from '../url.js';
 import {
-  H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, STATE_CLAIMED, STATE_OFFERED,
+  H_BROKER_CLOSED, OPEN, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, STATE_CLAIMED, STATE_OFFERED,
   connectionProblem,
 } from './layout.js';
 import { ShmLink } from './link.js';
@@ -27,6 +27,9 @@ export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
   const conn = d!.conn as SharedArrayBuffer;
   const hub = d!.hub as SharedArrayBuffer;
   const header = new Int32Array(conn, 0, LINE);
+  if (Atomics.load(header, H_BROKER_CLOSED) !== OPEN) {
+    return Promise.reject(new Error(`shm endpoint ${ep.url} was withdrawn: its broker has closed (or the Worker it was made for has exited)`));
+  }
   if (Atomics.compareExchange(header, H_STATE, STATE_OFFERED, STATE_CLAIMED) !== STATE_OFFERED) {
     return Promise.reject(new Error(`shm endpoint ${ep.url} is already taken: an endpoint serves one connection; ask the broker for another with broker.endpoint('shm')`));
   }

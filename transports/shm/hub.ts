@@ -1,7 +1,7 @@
 import type { AcceptFn } from '../link.js';
 import {
-  DEFAULT_RING, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE,
-  STATE_CLAIMED, WAIT_KIND_HYBRID, WAIT_KIND_SPIN, createConnection, ringCapacity,
+  CLOSED_ABORT, DEFAULT_RING, H_BROKER_CLOSED, H_CLIENT_PARKED, H_CLIENT_SEQ, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES,
+  HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, OPEN, STATE_CLAIMED, WAIT_KIND_HYBRID, WAIT_KIND_SPIN, createConnection, ringCapacity,
 } from './layout.js';
 import { ShmLink } from './link.js';
 import { Poller, type Pollable } from './poller.js';
@@ -114,13 +114,20 @@ export class ShmHub implements Pollable {
     options.worker?.once('exit', () => {
       offer.gone = true;
       if (offer.link !== null) offer.link.destroy(new Error('shm connection lost: the worker exited'));
-      else this.drop(offer);
+      else this.withdraw(offer);
     });
     return { transport: 'shm', url, conn, hub: this.hub, heartbeatMs: o.heartbeatMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, reusable: false };
   }
 
   private drop(offer: Offer): void {
     if (this.offers.delete(offer) && this.offers.size === 0) this.poller.remove(this);
+  }
+
+  /** Withdraws an endpoint nobody will adopt: a client that claimed it, or claims it later, learns at once. */
+  private withdraw(offer: Offer): void {
+    this.drop(offer);
+    Atomics.compareExchange(offer.header, H_BROKER_CLOSED, OPEN, CLOSED_ABORT);
+    new Signal(offer.header, H_CLIENT_SEQ, H_CLIENT_PARKED).ring();
   }
 
   // --- Pollable: claims -------------------------------------------------------------
@@ -169,10 +176,10 @@ export class ShmHub implements Pollable {
     this.poller.setStrategy(s);
   }
 
-  /** Stops handing out endpoints and forgets unclaimed ones; open links are closed by their sessions. */
+  /** Stops handing out endpoints and withdraws unclaimed ones; open links are closed by their sessions. */
   close(): void {
     this.closed = true;
-    for (const offer of [...this.offers]) this.drop(offer);
+    for (const offer of [...this.offers]) this.withdraw(offer);
   }
 }
 
