@@ -15,6 +15,7 @@ import { benchTopics } from './topics.js';
 import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from './hop.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
+import { benchMulticast } from './multicast.js';
 import { benchShm } from './shm.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
@@ -22,7 +23,7 @@ const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [optio
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,shm
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast,shm
   -h, --help    show this help`;
 
 let args;
@@ -45,9 +46,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,shm').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast,shm').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput', 'shm'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast', 'shm'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -152,6 +153,8 @@ async function main(): Promise<void> {
   } finally {
     for (const p of procs) await p.stop();
   }
+
+  if (CASES.has('multicast')) results.multicast = await benchMulticast({ quick: QUICK, runs: RUNS, log });
 
   if (CASES.has('shm')) {
     // Worker threads and the broker thread of this process: see bench/shm.ts.

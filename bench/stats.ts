@@ -47,3 +47,14 @@ export function medianOf(runs: Percentiles[]): Percentiles & { spread: Record<st
 
 /** Milliseconds → ns as an integer, from performance.now() differences. */
 export const nowNs = (): number => performance.now() * 1e6;
+
+/** Median of a figure over runs, with its spread. */
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function summarize(xs: number[]): Summary {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}

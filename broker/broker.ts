@@ -16,6 +16,7 @@ import { parsePolicy } from './policy.js';
 import { Limiter } from './ratelimit.js';
 import { Route, type QueueCursor, type SubjectLimit, type Subscription } from './route.js';
 import { Session } from './session.js';
+import { MulticastBridge } from './bridge.js';
 
 export const VERSION = '0.1.0';
 
@@ -78,6 +79,8 @@ export class Broker {
   /** Transports without a listener, made on the first endpoint() call. */
   private shm: ShmHub | null = null;
   private inproc: ReturnType<typeof listenInproc> | null = null;
+  /** The multicast bridge (option `multicast`), once listen() has started it. */
+  bridge: MulticastBridge | null = null;
 
   constructor(options: BrokerOptions = {}, logger?: Logger) {
     this.options = resolveOptions(options);
@@ -110,6 +113,7 @@ export class Broker {
         this.listeners.push(await listenStream(parseUrl(`tcp://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`), this.maxFrame, this.accept));
       }
       if (o.unix) this.listeners.push(await listenStream(parseUrl(`unix://${o.unix}`), this.maxFrame, this.accept));
+      if (o.multicast) this.bridge = await MulticastBridge.start(this, o.multicast);
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.close()));
       this.listeners.length = 0;
@@ -214,9 +218,12 @@ export class Broker {
     }
     const route = this.tree.match(subject);
     if ((from.pubLimiter !== null || route.limiters.length > 0) && !from.admitPublish(len, route.limiters)) return false;
+    // Out on multicast too (a copy, before this frame is patched into a MSG).
+    const bridged = this.bridge !== null && this.bridge.export(buf, off, len, subject);
     if (route.total === 0) {
-      c.unrouted++;
-      if (v.flags & FLAG_REQUEST && v.replyLen > 0) this.noResponders(v.reply());
+      if (!bridged) c.unrouted++;
+      // Multicast subscribers are unknown to the broker: a bridged request waits for its timeout.
+      if (v.flags & FLAG_REQUEST && v.replyLen > 0 && !bridged) this.noResponders(v.reply());
       return true;
     }
     buf[off + 4] = Op.MSG;
@@ -258,6 +265,30 @@ export class Broker {
       const sub = limited[i]!;
       if (++sub.delivered >= sub.max) sub.session.removeSub(sub);
     }
+  }
+
+  /**
+   * A MSG frame the multicast bridge heard (subject already validated): routed to
+   * this broker's subscribers like a PUB, and never exported again (no loops).
+   */
+  routeImported(buf: Buffer, off: number, len: number, subject: string, tsOff: number): void {
+    const c = this.counters;
+    c.msgsIn++;
+    c.bytesIn += len;
+    const route = this.tree.match(subject);
+    if (route.total === 0) {
+      c.unrouted++;
+      return;
+    }
+    buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
+    buf.writeUInt32LE(0, off + 8);
+    if (tsOff >= 0) buf.writeBigUInt64LE(monoNs(), tsOff + 8);
+    this.fanout(route, buf, off, len, subject, null);
+  }
+
+  /** Largest frame this broker accepts (and the bridge reassembles). */
+  get maxFrameBytes(): number {
+    return this.maxFrame;
   }
 
   /** Tells a requester at once that nobody subscribes to its subject. */
@@ -319,6 +350,7 @@ export class Broker {
       const stopped = Promise.all(this.listeners.map((l) => l.close()));
       this.shm?.close();
       this.inproc?.close();
+      const bridgeClosed = this.bridge?.close();
       const sessions = [...this.sessions];
       for (const s of sessions) s.shutdown();
       const force = setTimeout(() => {
@@ -327,6 +359,7 @@ export class Broker {
       await Promise.all(sessions.map((s) => s.done));
       clearTimeout(force);
       await stopped;
+      await bridgeClosed;
       this.log.info({ counters: this.counters }, 'broker stopped');
       this.log.flush?.();
     })();

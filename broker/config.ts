@@ -7,6 +7,7 @@
 import { POLICY_NAMES, type PolicyName } from '../transports/frame.js';
 import { isValidPattern } from '../topics/index.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
+import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -53,9 +54,12 @@ export interface BrokerOptions {
   logLevel?: string;
   /** Where pino writes: a file descriptor (1 = stdout, the default). */
   logDestination?: number;
+  /** Bridge to UDP multicast channels (docs/MULTICAST.md): { url, channels, rules, export, import, ... }. */
+  multicast?: MulticastBridgeOptions | null;
 }
 
-export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'publishRate' | 'deliverRate'>> & {
+export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'publishRate' | 'deliverRate' | 'multicast'>> & {
+  multicast?: MulticastBridgeOptions | null;
   unix?: string;
   port: number | null;
   publishRate?: RateLimit;
@@ -104,7 +108,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -128,6 +132,7 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   subjectRates: 'rates',
   logLevel: 'string',
   logDestination: 'int',
+  multicast: 'multicast',
 };
 
 /** Validates options against the known keys and fills in defaults. */
@@ -163,6 +168,10 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
         const bad = rateLimitProblem(limit, `${key}[${i}]`);
         if (bad) throw new ConfigError(`broker option ${bad}`);
       });
+    }
+    if (kind === 'multicast' && value !== null) {
+      const bad = bridgeOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(`broker option "port" must be an integer from 0 to 65535 (or null for no TCP), got ${JSON.stringify(value)}`);

@@ -188,11 +188,7 @@ export class Outbound {
     const link = this.owner.link;
     if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, performance.now()))) {
       // The consumer keeps up: straight into the link's write buffer.
-      const out = link.reserve(len);
-      const at = link.writeOffset;
-      copyBytes(buf, off, out, at, len);
-      if (sid !== 0) out.writeUInt32LE(sid, at + 8);
-      link.commit(len);
+      writeFrame(link, buf, off, len, sid);
       const pending = link.pendingBytes;
       if (pending > this.stats.pendingPeak) {
         this.stats.pendingPeak = pending;
@@ -209,11 +205,7 @@ export class Outbound {
     const rateLimited = this.limiter !== null && link.pendingBytes <= this.highWater;
     if (this.hold.length === 0 && !rateLimited && (policy === Policy.DISCONNECT || policy === Policy.BLOCK)) {
       // Lossless policies keep the byte stream in the link; only its size matters.
-      const out = link.reserve(len);
-      const at = link.writeOffset;
-      copyBytes(buf, off, out, at, len);
-      if (sid !== 0) out.writeUInt32LE(sid, at + 8);
-      link.commit(len);
+      writeFrame(link, buf, off, len, sid);
       this.notePeak();
       if (policy === Policy.BLOCK) {
         if (from !== null) this.block(from);
@@ -369,6 +361,15 @@ export class Outbound {
     if (this.blocked !== null) for (const p of this.blocked) p.unblock(this);
     this.blocked = null;
   }
+}
+
+/** Copies a MSG frame into the link's write buffer, patching the sid of this copy (queue deliveries). */
+function writeFrame(link: Link, buf: Buffer, off: number, len: number, sid: number): void {
+  const out = link.reserve(len);
+  const at = link.writeOffset;
+  copyBytes(buf, off, out, at, len);
+  if (sid !== 0) out.writeUInt32LE(sid, at + 8);
+  link.commit(len);
 }
 
 function copyFrame(buf: Buffer, off: number, len: number, sid: number): Buffer {

@@ -446,8 +446,12 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
     this.blockers.clear();
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
-    for (const sub of this.subs.values()) this.broker.tree.remove(sub.pattern, sub);
-    this.subs.clear();
+    const tree = this.broker.tree;
+    const subs = this.subs;
+    tree.batch(() => {
+      for (const sub of subs.values()) tree.remove(sub.pattern, sub);
+    });
+    subs.clear();
   }
 }
 

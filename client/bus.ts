@@ -465,6 +465,22 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
    */
   async drain(): Promise<void> {
     if (this.state === State.CLOSED || this.state === State.DRAINING) return this.closedPromise ?? undefined;
+    if (this.state === State.RECONNECTING) {
+      // What was published while disconnected is sent once we are back: wait for that
+      // (up to timeoutMs) rather than drop it.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.off('reconnect', done);
+          this.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, this.options.timeoutMs);
+        this.once('reconnect', done);
+        this.once('close', done);
+      });
+      if ((this.state as State) === State.CLOSED || (this.state as State) === State.DRAINING) return this.closedPromise ?? undefined;
+    }
     const wasConnected = this.connected;
     this.state = State.DRAINING;
     for (const sub of this.subs.values()) {

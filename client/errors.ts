@@ -16,8 +16,8 @@ export class HopbusError extends Error {
 
 /** A payload larger than the server's max payload; nothing was sent. */
 export class MaxPayloadError extends HopbusError {
-  constructor(readonly size: number, readonly limit: number) {
-    super('MAX_PAYLOAD', `payload of ${size} bytes exceeds the server's maximum payload of ${limit} bytes; nothing was sent`);
+  constructor(readonly size: number, readonly limit: number, what = "the server's maximum payload") {
+    super('MAX_PAYLOAD', `payload of ${size} bytes exceeds ${what} of ${limit} bytes; nothing was sent`);
   }
 }
 

@@ -9,20 +9,31 @@
 import { Bus } from './bus.js';
 import type { ConnectOptions } from './options.js';
 import type { ServerAddress } from '../transports/dial.js';
+import { connectMulticast, type MulticastBus, type MulticastConnectOptions } from './multicast.js';
 
 /**
  * Connects to a broker (or the first reachable of a list) and completes the handshake.
  * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path,
- * or an endpoint object from broker.endpoint('shm' | 'inproc').
+ * or an endpoint object from broker.endpoint('shm' | 'inproc') (docs/SHM.md).
+ * A udp://group:port?iface=ADDR address gives a brokerless multicast client
+ * (MulticastBus, docs/MULTICAST.md); when the URL is not a string literal the
+ * compiler cannot tell, so call connectMulticast() to get that type.
  */
-export async function connect(servers: ServerAddress | ServerAddress[], options?: ConnectOptions): Promise<Bus> {
-  const bus = new Bus(servers, options);
+export function connect(url: `udp://${string}`, options?: MulticastConnectOptions): Promise<MulticastBus>;
+export function connect(servers: ServerAddress | ServerAddress[], options?: ConnectOptions): Promise<Bus>;
+export async function connect(servers: ServerAddress | ServerAddress[], options?: ConnectOptions | MulticastConnectOptions): Promise<Bus | MulticastBus> {
+  if (typeof servers === 'string' && servers.startsWith('udp://')) return connectMulticast(servers, options as MulticastConnectOptions);
+  const bus = new Bus(servers, options as ConnectOptions);
   await bus.open();
   return bus;
 }
 
 export { Bus, type ServerInfo, type PublishOptions, type RequestOptions, type BusStats, type LossEvent } from './bus.js';
 export { Msg } from './msg.js';
+export {
+  MulticastBus, connectMulticast, type MulticastConnectOptions, type MulticastLossEvent, type MulticastSourceEvent, type MulticastBusStats,
+} from './multicast.js';
+export type { InboxPolicy } from './inbox.js';
 export { Subscription, type MsgHandler, type SubscribeOptions } from './subscription.js';
 export { CLIENT_DEFAULTS, type ConnectOptions } from './options.js';
 export {

@@ -47,6 +47,7 @@ const E_TOO_MANY_TOKENS = 4;
 const E_EMPTY_TOKEN = 5;
 const E_WHITESPACE = 6;
 const E_CONTROL = 7;
+const E_LONE_SURROGATE = 12;
 const E_WILDCARD_IN_SUBJECT = 8;
 const E_PARTIAL_WILDCARD = 9;
 const E_GT_NOT_LAST = 10;
@@ -125,8 +126,12 @@ function scan(s: unknown, pattern: boolean): number {
       bytes += 4;
       i++;
     } else {
-      // Lone surrogates are counted as 3 bytes, the size of the U+FFFD that
-      // TextEncoder / Buffer substitute for them.
+      // A lone surrogate would reach the wire as U+FFFD, so two different subjects
+      // could arrive as the same bytes: refuse it.
+      if (c >= 0xd800 && c <= 0xdfff) {
+        errIndex = i;
+        return E_LONE_SURROGATE;
+      }
       bytes += 3;
       if (isNonAsciiWhitespace(c)) {
         errIndex = i;
@@ -238,6 +243,8 @@ function fail(code: number, input: unknown, pattern: boolean): SubjectError {
       return new SubjectError(`${prefix}empty token at position ${countTokens(s)} (trailing ".")`, s);
     case E_WHITESPACE:
       return new SubjectError(`${prefix}contains whitespace at index ${errIndex} (${hex(s.charCodeAt(errIndex))})`, s);
+    case E_LONE_SURROGATE:
+      return new SubjectError(`${prefix}contains an unpaired UTF-16 surrogate at index ${errIndex}: subjects must be valid Unicode`, s);
     case E_CONTROL:
       return new SubjectError(
         `${prefix}contains control character at index ${errIndex} (${hex(s.charCodeAt(errIndex))})`,

@@ -265,9 +265,35 @@ export class SubjectTree<T, R = readonly T[]> {
    * cached subjects it matches; every other cached result is still exact
    * because a pattern that does not match a subject never contributes to it.
    */
+  /**
+   * Runs fn with cache invalidation deferred to its end, so that many changes (a
+   * client with thousands of subscriptions leaving) cost one pass over the cache, or
+   * one clear, instead of a scan of the cache per wildcard pattern.
+   */
+  batch(fn: () => void): void {
+    this.#batchDepth++;
+    try {
+      fn();
+    } finally {
+      if (--this.#batchDepth === 0 && this.#deferred !== null) {
+        const patterns = this.#deferred;
+        this.#deferred = null;
+        if (patterns.length > 16) this.#cache.clear();
+        else for (const p of patterns) this.#afterChange(p);
+      }
+    }
+  }
+
+  #batchDepth = 0;
+  #deferred: string[] | null = null;
+
   #afterChange(pattern: string): void {
     const cache = this.#cache;
     if (cache.size === 0) return;
+    if (this.#batchDepth > 0) {
+      (this.#deferred ??= []).push(pattern);
+      return;
+    }
     if (!hasWildcard(pattern)) {
       // A literal pattern matches only the identical subject.
       cache.delete(pattern);

@@ -66,6 +66,21 @@ describe('reconnecting', () => {
     expect(b2.broker.counters.msgsIn).toBe(100);
   });
 
+  it('drain() while reconnecting waits for the reconnect and sends what was published meanwhile', async () => {
+    const b1 = await w.broker();
+    const port = portOf(b1);
+    const bus = await w.connect(b1.url, { ...FAST, timeoutMs: 10_000 });
+    const disconnected = once(bus, 'disconnect');
+    await b1.close();
+    await disconnected;
+    for (let i = 0; i < 10; i++) bus.publish('late', i);
+    const drained = bus.drain();
+    const b2 = await w.broker({ port });
+    await drained;
+    expect(bus.isClosed).toBe(true);
+    expect(b2.broker.counters.msgsIn).toBe(10);
+  });
+
   it('a request made while disconnected is answered after reconnecting', async () => {
     const b1 = await w.broker();
     const port = portOf(b1);

@@ -32,6 +32,8 @@ function referenceValid(s: unknown, pattern: boolean): boolean {
   if (typeof s !== 'string' || s.length === 0) return false;
   if (utf8.encode(s).length > MAX_SUBJECT_BYTES) return false;
   if (/[\s\u0000-\u001f\u007f]/.test(s)) return false;
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s)) return false; // a lone surrogate
+
   const tokens = s.split('.');
   if (tokens.length > MAX_SUBJECT_TOKENS) return false;
   return tokens.every((t, i) => {
@@ -41,6 +43,14 @@ function referenceValid(s: unknown, pattern: boolean): boolean {
     return !t.includes('*') && !t.includes('>');
   });
 }
+
+describe('lone surrogates', () => {
+  it('refuses an unpaired surrogate, which would reach the wire as U+FFFD', () => {
+    expect(() => validateSubject('md.\ud800.bid')).toThrow(/unpaired UTF-16 surrogate at index 3/);
+    expect(isValidPattern('a.\udc00')).toBe(false);
+    expect(isValidSubject('md.\ud83d\ude00.bid')).toBe(true);
+  });
+});
 
 describe('valid subjects', () => {
   const subjects = [
@@ -222,13 +232,13 @@ describe('token limit', () => {
   });
 });
 
-describe('whitespace and control characters are exactly /\\s/, < 0x20 and 0x7f', () => {
+describe('whitespace, control characters and lone surrogates are exactly what is refused', () => {
   it('classifies every UTF-16 code unit like the reference', () => {
     const wrong: string[] = [];
     for (let c = 0; c <= 0xffff; c++) {
       const ch = String.fromCharCode(c);
       const s = 'a' + ch + 'b';
-      const refused = /\s/.test(ch) || c < 0x20 || c === 0x7f || ch === '*' || ch === '>';
+      const refused = /\s/.test(ch) || c < 0x20 || c === 0x7f || ch === '*' || ch === '>' || (c >= 0xd800 && c <= 0xdfff);
       if (isValidSubject(s) === refused) wrong.push(c.toString(16));
     }
     expect(wrong).toEqual([]);

@@ -522,3 +522,19 @@ describe('property: the tree agrees with the naive reference matcher', () => {
     });
   }
 });
+
+describe('batched changes', () => {
+  it('defers cache invalidation to the end of a batch and stays correct', () => {
+    const t = new SubjectTree<number>({ cacheSize: 64 });
+    for (let i = 0; i < 40; i++) t.insert(`a.*.${i}`, i);
+    t.insert('a.>', 100);
+    expect([...t.match('a.b.3')].sort((x, y) => x - y)).toEqual([3, 100]);
+    t.batch(() => {
+      for (let i = 0; i < 40; i++) t.remove(`a.*.${i}`, i);
+    });
+    expect([...t.match('a.b.3')]).toEqual([100]);
+    t.batch(() => t.remove('a.>', 100));
+    expect([...t.match('a.b.3')]).toEqual([]);
+    expect(t.size).toBe(0);
+  });
+});

@@ -1,0 +1,670 @@
+/**
+ * MulticastBus: the client API over UDP multicast, with no broker in the path.
+ *
+ *   const bus = await connect('udp://239.1.2.3:7500?iface=127.0.0.1', { channels: ['239.1.2.4:7500'] })
+ *
+ * The same calls as Bus (publish, subscribe, unsubscribe, request, flush, drain,
+ * close, the 'error' and 'loss' events) and the same Msg and Subscription
+ * classes. Messages travel as MSG frames (transports/frame.ts) inside sequenced
+ * datagrams (transports/multicast/). Subjects map onto channels with
+ * topics/channels.ts; a subscription joins the groups of the channels it needs and
+ * the bus filters what arrives by subject. See docs/MULTICAST.md.
+ *
+ * What differs from a broker connection, and why:
+ *  - No queue groups: nobody is there to pick one member per message (OptionsError).
+ *  - request() works (the reply travels on the channel of the reply subject), but
+ *    no-responders cannot be known without a broker: a request nobody answers
+ *    times out (TimeoutError).
+ *  - flush() resolves once the groups of every subscription are joined and every
+ *    message published before it has left this process; no peer acknowledges.
+ *  - Slow consumers are handled here, by client/inbox.ts; 'block' is refused.
+ *  - Loss the repair protocol could not undo is reported as 'loss' events with
+ *    policy 'gap', and sources that go away as 'source-gone' events.
+ *
+ * Threading: one thread, like Bus.
+ */
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { ChannelMap } from '../topics/channels.js';
+import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
+import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, monoNs, msgSize, writeMsgHeader } from '../transports/frame.js';
+import { SubjectCache } from '../transports/intern.js';
+import {
+  ENDPOINT_DEFAULTS, MulticastEndpoint,
+  type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
+} from '../transports/multicast/endpoint.js';
+import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
+import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
+import { EncodedPayload, encodePayload, packr } from './codec.js';
+import type { ConnectOptions } from './options.js';
+import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
+import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
+import { Msg } from './msg.js';
+import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
+
+/**
+ * Options of a broker connection that mean nothing without a broker. They are
+ * accepted and ignored, so code can move between tcp:// and udp:// by changing the
+ * URL (the CLI passes `reconnect: false`, for instance).
+ */
+const BROKER_ONLY = [
+  'reconnect', 'maxReconnectAttempts', 'reconnectDelayMs', 'maxReconnectDelayMs', 'reconnectJitterMs', 'reconnectBufferBytes',
+  'maxPendingBytes', 'pingIntervalMs', 'maxPingsOut', 'verbose',
+] as const;
+
+export interface MulticastConnectOptions
+  extends ChannelSpec, Partial<Omit<EndpointOptions, 'iface' | 'maxMessageBytes'>>, Pick<ConnectOptions, (typeof BROKER_ONLY)[number]> {
+  /** Default flush() timeout (default 5,000 ms). */
+  timeoutMs?: number;
+  /** Shown in nothing on the wire; kept for symmetry with connect(). */
+  name?: string;
+  /** Largest payload published or reassembled (default 1 MiB). */
+  maxPayload?: number;
+  /** Largest headers block (default 64 KiB). */
+  maxHeaders?: number;
+  /** Stamp every message with its monotonic send time (msg.sentAt). */
+  timestamps?: boolean;
+  requestTimeoutMs?: number;
+  /** Default policy of subscriptions that do not choose one (default 'drop-oldest'). */
+  policy?: InboxPolicy;
+  /** Default bound of a subscription's receive queue, in messages (default 65,536). */
+  maxPending?: number;
+  /** Callback time per event-loop turn before messages queue (default 10 ms). */
+  dispatchBudgetMs?: number;
+  /**
+   * Delivery rate limit of every subscription of this bus (each its own budget):
+   * messages over it wait in the subscription's queue, where its policy acts.
+   * `burstMsgs` defaults to a tenth of a second's worth (at least 1).
+   */
+  deliverRate?: { msgsPerSec: number; burstMsgs?: number } | null;
+  /** close()/drain() keep answering NAKs this long after the last publish (default 100 ms). */
+  lingerMs?: number;
+  /** Interface address; overrides ?iface= of the URL (default 127.0.0.1). */
+  iface?: string;
+}
+
+/** A subscription's loss through the multicast repair protocol (policy 'gap') or its receive queue. */
+export interface MulticastLossEvent extends LossEvent {
+  /** For gaps: the source ('address:port/session') and channel ('group:port'). */
+  source?: string;
+  channel?: string;
+  datagrams?: number;
+  reason?: string;
+}
+
+export interface MulticastSourceEvent {
+  source: string;
+  channel: string;
+  reason?: 'bye' | 'timeout';
+}
+
+export interface MulticastBusStats extends EndpointStats {
+  msgsIn: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+const OWN_KEYS = new Set([
+  'name', 'channels', 'rules', 'hashTokens', 'fallback', 'maxPayload', 'maxHeaders', 'timestamps', 'requestTimeoutMs',
+  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs', 'deliverRate',
+]);
+const PUB_KEYS = new Set(['reply', 'headers']);
+const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
+const REQ_KEYS = new Set(['timeoutMs', 'headers']);
+
+interface PendingRequest {
+  resolve(msg: Msg): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export class MulticastBus extends EventEmitter implements SubscriptionOwner {
+  readonly url: string;
+  readonly map: ChannelMap;
+  readonly channels: readonly ChannelAddr[];
+  private readonly ep: MulticastEndpoint;
+  private readonly maxPayload: number;
+  private readonly maxHeaders: number;
+  private readonly timestamps: boolean;
+  private readonly requestTimeoutMs: number;
+  private readonly defaultPolicy: InboxPolicy;
+  private readonly defaultMaxPending: number;
+  private readonly budgetMs: number;
+  private readonly lingerMs: number;
+  private readonly flushTimeoutMs: number;
+  private readonly deliverRate: { msgsPerSec: number; burstMsgs: number } | null;
+  private rateTimer: NodeJS.Timeout | null = null;
+  private state: 'open' | 'draining' | 'closed' = 'open';
+  private readonly subs = new Map<number, Inbox>();
+  private readonly tree = new SubjectTree<Inbox>({ cacheSize: 1024 });
+  /** Subscriptions per channel, to join and leave groups and to report gaps. */
+  private readonly byChannel: Set<Inbox>[];
+  private readonly joins = new Set<Promise<void>>();
+  private nextSid = 1;
+  private readonly view = new MsgView();
+  private readonly subjects = new SubjectCache(1024);
+  private readonly validated = new Map<string, number>();
+  private readonly payload = new EncodedPayload();
+  private readonly inboxPrefix = `_INBOX.${randomBytes(8).toString('hex')}.`;
+  private mux: Subscription | null = null;
+  private readonly requests = new Map<string, PendingRequest>();
+  private reqSeq = 0;
+  // Dispatch budget (see client/inbox.ts).
+  private turnStart = 0;
+  private turnFrames = 0;
+  private behind = false;
+  private draining = false;
+  private readonly backlog = new Set<Inbox>();
+  private closedPromise: Promise<void> | null = null;
+  private readonly counts = { msgsIn: 0, bytesIn: 0, bytesOut: 0 };
+
+  constructor(url: string, options: MulticastConnectOptions = {}) {
+    super();
+    if (options === null || typeof options !== 'object') throw new OptionsError('connect options must be an object');
+    if ((options as ConnectOptions).publishRate != null) {
+      throw new OptionsError('connect option "publishRate" is enforced by a broker; over multicast there is none (see docs/MULTICAST.md)');
+    }
+    for (const k of Object.keys(options)) {
+      if ((BROKER_ONLY as readonly string[]).includes(k) || k === 'publishRate') continue;
+      if (!OWN_KEYS.has(k) && (!(k in ENDPOINT_DEFAULTS) || k === 'maxMessageBytes')) {
+        throw new OptionsError(`unknown multicast connect option "${k}"; known options: ${[...OWN_KEYS, ...Object.keys(ENDPOINT_DEFAULTS).filter((x) => x !== 'iface' && x !== 'maxMessageBytes')].join(', ')}`);
+      }
+    }
+    let resolved;
+    try {
+      resolved = resolveChannels(url, options);
+      this.map = new ChannelMap(resolved.map);
+    } catch (err) {
+      throw new OptionsError((err as Error).message);
+    }
+    const { addrs, iface: urlIface, ttl: urlTtl } = resolved;
+    this.url = url;
+    this.channels = addrs;
+    this.maxPayload = posInt(options.maxPayload, 1024 * 1024, 'maxPayload');
+    this.maxHeaders = posInt(options.maxHeaders, 64 * 1024, 'maxHeaders');
+    this.timestamps = options.timestamps === true;
+    this.requestTimeoutMs = posInt(options.requestTimeoutMs, 5000, 'requestTimeoutMs');
+    this.defaultPolicy = options.policy ?? 'drop-oldest';
+    if (!INBOX_POLICIES.includes(this.defaultPolicy)) throw new OptionsError(`multicast option "policy" must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(this.defaultPolicy)}`);
+    this.defaultMaxPending = posInt(options.maxPending, 65_536, 'maxPending');
+    this.budgetMs = options.dispatchBudgetMs ?? 10;
+    this.lingerMs = options.lingerMs ?? 100;
+    this.flushTimeoutMs = posInt(options.timeoutMs, 5000, 'timeoutMs');
+    const dr = options.deliverRate;
+    if (dr != null) {
+      if (typeof dr !== 'object' || !(typeof dr.msgsPerSec === 'number' && dr.msgsPerSec > 0 && Number.isFinite(dr.msgsPerSec))) {
+        throw new OptionsError('multicast option "deliverRate" must be { msgsPerSec > 0, burstMsgs? }');
+      }
+      const burst = dr.burstMsgs ?? Math.max(1, Math.floor(dr.msgsPerSec / 10));
+      if (!(Number.isFinite(burst) && burst >= 1)) throw new OptionsError('multicast option "deliverRate.burstMsgs" must be at least 1');
+      this.deliverRate = { msgsPerSec: dr.msgsPerSec, burstMsgs: burst };
+    } else {
+      this.deliverRate = null;
+    }
+    const transport: Partial<EndpointOptions> = {};
+    for (const k of Object.keys(ENDPOINT_DEFAULTS) as (keyof EndpointOptions)[]) {
+      if (k !== 'iface' && k !== 'maxMessageBytes' && options[k as keyof MulticastConnectOptions] !== undefined) {
+        (transport as Record<string, unknown>)[k] = options[k as keyof MulticastConnectOptions];
+      }
+    }
+    const iface = options.iface;
+    const ttl = transport.ttl ?? urlTtl;
+    this.ep = newEndpoint(
+      addrs,
+      {
+        ...transport,
+        ...(ttl === undefined ? {} : { ttl }),
+        iface: iface ?? urlIface ?? '127.0.0.1',
+        // Frames reassembled are bounded by what a publisher may send.
+        maxMessageBytes: msgSize(65_535, 65_535, this.maxHeaders, this.maxPayload, true),
+      },
+      {
+        onFrame: (buf, off, len) => this.onFrame(buf, off, len),
+        onLoss: (e) => this.onGap(e),
+        onSourceNew: (s) => this.emit('source-new', { source: s.sourceId, channel: s.addr.key } satisfies MulticastSourceEvent),
+        onSourceGone: (e) => this.onSourceGone(e),
+        onRepair: (s, ms) => {
+          if (this.listenerCount('repair') > 0) this.emit('repair', { source: s.sourceId, channel: s.addr.key, ms });
+        },
+      },
+    );
+    this.byChannel = addrs.map(() => new Set<Inbox>());
+  }
+
+  async open(): Promise<void> {
+    await this.ep.open();
+  }
+
+  /** The URL this bus was made with. */
+  get server(): string {
+    return this.url;
+  }
+
+  get connected(): boolean {
+    return this.state !== 'closed';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Datagrams are handed to the kernel as they are made: nothing waits in this process. */
+  get pendingBytes(): number {
+    return 0;
+  }
+
+  /** This source's session id (in every datagram it sends). */
+  get session(): number {
+    return this.ep.session;
+  }
+
+  /** The unicast address datagrams leave from and NAKs come to. */
+  get address(): string {
+    return this.ep.address;
+  }
+
+  get stats(): MulticastBusStats {
+    return { ...this.ep.stats(), ...this.counts };
+  }
+
+  // --- publish ---------------------------------------------------------------------------------
+
+  publish(subject: string, data?: unknown, options?: PublishOptions): void {
+    this.assertUsable();
+    let reply = '';
+    let headers: Buffer | null = null;
+    if (options !== undefined) {
+      checkKeys(options, PUB_KEYS, 'publish');
+      if (options.reply !== undefined) {
+        validateSubject(options.reply);
+        reply = options.reply;
+      }
+      if (options.headers !== undefined) headers = this.encodeHeaders(options.headers);
+    }
+    this.writeMsg(subject, reply, headers, data, 0);
+  }
+
+  private encodeHeaders(h: Record<string, string>): Buffer {
+    if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
+    for (const [k, v] of Object.entries(h)) if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
+    const bytes = Buffer.from(packr.pack(h));
+    if (bytes.length > this.maxHeaders) throw new MaxPayloadError(bytes.length, this.maxHeaders, 'the multicast maximum headers size (option maxHeaders)');
+    return bytes;
+  }
+
+  /** Encodes a MSG frame straight into the channel's open datagram (or its fragment buffer). */
+  private writeMsg(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {
+    const sMeta = this.subjectMeta(subject);
+    const p = encodePayload(data, this.payload);
+    if (p.length > this.maxPayload) {
+      p.text = '';
+      throw new MaxPayloadError(p.length, this.maxPayload, 'the multicast maximum payload (option maxPayload)');
+    }
+    const sLen = sMeta < 0 ? -sMeta : sMeta;
+    const rLen = reply === '' ? 0 : Buffer.byteLength(reply, 'utf8');
+    const hLen = headers === null ? 0 : headers.length;
+    const ts = this.timestamps;
+    const total = msgSize(sLen, rLen, hLen, p.length, ts);
+    const w = this.ep.sender(this.map.channelOf(subject));
+    const buf = w.reserve(total);
+    let at = writeMsgHeader(buf, w.writeOffset, total, Op.MSG, flags | (ts ? FLAG_TS : 0), p.kind, 0, sLen, rLen, hLen);
+    if (ts) {
+      buf.writeBigUInt64LE(monoNs(), at);
+      buf.writeBigUInt64LE(0n, at + 8);
+      at += TS_BLOCK;
+    }
+    if (sMeta > 0) {
+      for (let i = 0; i < sLen; i++) buf[at + i] = subject.charCodeAt(i);
+      at += sLen;
+    } else {
+      at += buf.write(subject, at, sLen, 'utf8');
+    }
+    if (rLen > 0) at += buf.write(reply, at, rLen, 'utf8');
+    if (headers !== null) at += headers.copy(buf, at);
+    if (p.text !== '' && p.kind === 1) {
+      buf.write(p.text, at, p.length, 'utf8');
+      p.text = '';
+    } else if (p.length > 0) {
+      buf.set(p.bytes, at);
+    }
+    this.counts.bytesOut += total;
+    w.commit(total);
+  }
+
+  private subjectMeta(subject: string): number {
+    const known = this.validated.get(subject);
+    if (known !== undefined) return known;
+    validateSubject(subject);
+    const bytes = Buffer.byteLength(subject, 'utf8');
+    const meta = bytes === subject.length ? bytes : -bytes;
+    if (this.validated.size >= 4096) this.validated.clear();
+    this.validated.set(subject, meta);
+    return meta;
+  }
+
+  // --- subscribe -------------------------------------------------------------------------------
+
+  subscribe(pattern: string, handler?: MsgHandler | SubscribeOptions, options?: SubscribeOptions): Subscription {
+    this.assertUsable();
+    if (this.state === 'draining') throw new ConnectionError('connection is draining: no new subscriptions');
+    let cb: MsgHandler | null = null;
+    if (typeof handler === 'function') cb = handler;
+    else if (handler !== undefined) options = handler;
+    validatePattern(pattern);
+    const opts = options ?? {};
+    checkKeys(opts, SUB_KEYS, 'subscribe');
+    if (opts.queue !== undefined) throw new OptionsError('queue groups need a broker: over multicast every subscriber receives every message (connect to a broker, or use its multicast bridge)');
+    if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0)) throw new OptionsError('subscribe option "max" must be a non-negative integer');
+    const policy = (opts.policy ?? this.defaultPolicy) as InboxPolicy;
+    if (!INBOX_POLICIES.includes(policy)) {
+      throw new OptionsError(`subscribe option "policy" over multicast must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(opts.policy)}${opts.policy === 'block' ? ' (a receiver cannot pause a multicast source)' : ''}`);
+    }
+    if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0)) throw new OptionsError('subscribe option "maxPending" must be a positive integer');
+    const sid = this.nextSid++;
+    const { policy: _p, ...rest } = opts;
+    const sub = new Subscription(this, sid, pattern, cb, rest);
+    const rate = this.deliverRate === null ? null : new MsgRate(this.deliverRate.msgsPerSec, this.deliverRate.burstMsgs);
+    const inbox = new Inbox(sub, policy, opts.maxPending ?? this.defaultMaxPending, this.map.channelsFor(pattern), rate);
+    this.subs.set(sid, inbox);
+    this.tree.insert(pattern, inbox);
+    for (const ch of inbox.channels) {
+      const set = this.byChannel[ch]!;
+      set.add(inbox);
+      if (set.size === 1) {
+        const p = this.ep.join(ch);
+        this.joins.add(p);
+        p.then(
+          () => this.joins.delete(p),
+          (err: Error) => {
+            this.joins.delete(p);
+            this.reportError(new ConnectionError(`cannot join multicast channel ${this.channels[ch]!.key}: ${err.message}`, { cause: err }));
+          },
+        );
+      }
+    }
+    return sub;
+  }
+
+  /** @internal Subscription.unsubscribe() lands here. */
+  unsubscribeSid(sub: Subscription, max: number): void {
+    if (max > 0) return; // counted locally: deliver() stops at max
+    this.forget(sub);
+  }
+
+  private forget(sub: Subscription, err?: Error): void {
+    const inbox = this.subs.get(sub.sid);
+    if (inbox === undefined) return;
+    this.subs.delete(sub.sid);
+    this.tree.remove(sub.subject, inbox);
+    inbox.clear();
+    this.backlog.delete(inbox);
+    for (const ch of inbox.channels) {
+      const set = this.byChannel[ch]!;
+      set.delete(inbox);
+      if (set.size === 0 && this.state !== 'closed') this.ep.leave(ch);
+    }
+    if (sub === this.mux) this.mux = null;
+    sub.close(err);
+  }
+
+  /** @internal */
+  reportError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err);
+  }
+
+  // --- receive ---------------------------------------------------------------------------------
+
+  private onFrame(buf: Buffer, off: number, len: number): void {
+    const v = this.view.parse(buf, off, len);
+    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
+    if (subject === null) {
+      subject = v.subject();
+      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
+    }
+    this.counts.msgsIn++;
+    this.counts.bytesIn += len;
+    const list = this.tree.match(subject);
+    if (list.length === 0) return;
+    const msg = new Msg(v, subject, this);
+    if (this.turnStart === 0) {
+      this.turnStart = performance.now();
+      setImmediate(this.endTurn);
+    } else if ((++this.turnFrames & 31) === 0 && !this.behind && performance.now() - this.turnStart > this.budgetMs) {
+      this.behind = true;
+    }
+    for (let i = 0; i < list.length; i++) {
+      const inbox = list[i]!;
+      if (inbox.count === 0 && !this.behind && (inbox.rate === null || inbox.rate.admit(performance.now()))) {
+        if (!inbox.sub.deliver(msg)) this.forget(inbox.sub);
+      } else {
+        this.enqueue(inbox, msg);
+      }
+    }
+  }
+
+  private readonly endTurn = (): void => {
+    this.turnStart = 0;
+    this.turnFrames = 0;
+    if (this.backlog.size > 0) this.drainBacklog();
+    else this.behind = false;
+  };
+
+  private enqueue(inbox: Inbox, msg: Msg): void {
+    if (!inbox.push(msg)) {
+      const err = new SlowConsumerError(`subscription "${inbox.sub.subject}" fell more than ${inbox.max} messages behind (policy disconnect): it was closed`);
+      this.forget(inbox.sub, err);
+      this.reportError(err);
+      return;
+    }
+    this.backlog.add(inbox);
+    // Queued only by its rate limit while the bus keeps up: nothing else would drain it.
+    if (!this.behind && this.turnStart === 0) this.scheduleDrain(0);
+  }
+
+  /**
+   * Runs queued messages for up to the budget, round robin over subscriptions, each
+   * within its rate limit; the rest waits for the next turn (or, when only rate
+   * limits hold messages back, for a timer at the next admission).
+   */
+  private drainBacklog(): void {
+    if (this.draining) return;
+    this.draining = true;
+    const t0 = performance.now();
+    let outOfTime = false;
+    let waitMs = Infinity;
+    try {
+      for (;;) {
+        let progress = false;
+        for (const inbox of this.backlog) {
+          this.reportQueueLoss(inbox);
+          const rate = inbox.rate;
+          for (let k = 0; k < 64 && inbox.count > 0; k++) {
+            if (rate !== null && !rate.admit(performance.now())) {
+              waitMs = Math.min(waitMs, rate.waitMs(performance.now()));
+              break;
+            }
+            progress = true;
+            if (!inbox.sub.deliver(inbox.shift()!)) {
+              this.forget(inbox.sub);
+              break;
+            }
+          }
+          if (inbox.count === 0) this.backlog.delete(inbox);
+        }
+        if (this.backlog.size === 0 || !progress) break;
+        if (performance.now() - t0 >= this.budgetMs) {
+          outOfTime = true;
+          break;
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+    // Behind only while callbacks use up the budget; a rate limit holds back its own subscription only.
+    this.behind = outOfTime;
+    if (this.backlog.size === 0) return;
+    if (outOfTime) {
+      this.turnStart = performance.now();
+      setImmediate(this.endTurn);
+    } else {
+      this.scheduleDrain(waitMs);
+    }
+  }
+
+  private scheduleDrain(ms: number): void {
+    if (this.rateTimer !== null || this.state === 'closed') return;
+    this.rateTimer = setTimeout(() => {
+      this.rateTimer = null;
+      this.drainBacklog();
+    }, Math.max(0, Math.min(ms, 1000)));
+  }
+
+  private reportQueueLoss(inbox: Inbox): void {
+    const dropped = inbox.unreportedDropped;
+    const conflated = inbox.unreportedConflated;
+    if (dropped === 0 && conflated === 0) return;
+    inbox.unreportedDropped = 0;
+    inbox.unreportedConflated = 0;
+    this.emit('loss', { subscription: inbox.sub, subject: inbox.sub.subject, dropped, conflated, policy: inbox.policy } satisfies MulticastLossEvent);
+    if (dropped > 0) this.reportError(new SlowConsumerError(`subscription "${inbox.sub.subject}" is behind: ${dropped} message(s) dropped by its ${inbox.policy} policy (${inbox.sub.dropped} so far)`));
+  }
+
+  /** A gap the repair protocol could not close: every subscription listening on that channel hears of it. */
+  private onGap(e: GapEvent): void {
+    const set = this.byChannel[e.channel];
+    if (set === undefined) return;
+    for (const inbox of set) {
+      inbox.sub.dropped += e.messages;
+      this.emit('loss', {
+        subscription: inbox.sub, subject: inbox.sub.subject, dropped: e.messages, conflated: 0, policy: 'gap',
+        source: e.source.sourceId, channel: e.source.addr.key, datagrams: e.datagrams, reason: e.reason,
+      } satisfies MulticastLossEvent);
+    }
+  }
+
+  private onSourceGone(e: SourceEvent): void {
+    this.emit('source-gone', { source: e.source.sourceId, channel: e.source.addr.key, reason: e.reason } satisfies MulticastSourceEvent);
+  }
+
+  // --- request / reply -------------------------------------------------------------------------
+
+  /** Publishes a request and resolves with the first reply; without a broker, nobody can say "no responders": it times out. */
+  request(subject: string, data?: unknown, options: RequestOptions = {}): Promise<Msg> {
+    this.assertUsable();
+    validateSubject(subject);
+    checkKeys(options, REQ_KEYS, 'request');
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    if (this.mux === null) this.mux = this.subscribe(`${this.inboxPrefix}*`, this.onReply);
+    const token = (++this.reqSeq).toString(36);
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(token);
+        reject(new TimeoutError(`request to "${subject}" (over multicast nobody reports "no responders")`, timeoutMs));
+      }, timeoutMs);
+      this.requests.set(token, { resolve, reject, timer });
+      const send = () => {
+        try {
+          const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
+          this.writeMsg(subject, this.inboxPrefix + token, headers, data, FLAG_REQUEST);
+        } catch (err) {
+          clearTimeout(timer);
+          this.requests.delete(token);
+          reject(err);
+        }
+      };
+      // The reply channel must be joined before anyone can answer.
+      if (this.joins.size > 0) void Promise.allSettled([...this.joins]).then(send);
+      else send();
+    });
+  }
+
+  private readonly onReply = (msg: Msg): void => {
+    const token = msg.subject.slice(this.inboxPrefix.length);
+    const r = this.requests.get(token);
+    if (r === undefined) return;
+    this.requests.delete(token);
+    clearTimeout(r.timer);
+    r.resolve(msg);
+  };
+
+  // --- flush, drain, close ---------------------------------------------------------------------
+
+  /** Sends every open datagram and waits for pending group joins. */
+  async flush(timeoutMs = this.flushTimeoutMs): Promise<void> {
+    if (this.state === 'closed') throw new ConnectionError('connection is closed');
+    this.ep.flush();
+    if (this.joins.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.allSettled([...this.joins]),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError('flush', timeoutMs)), timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops every subscription, delivers what is queued, then closes (lingering for repairs). */
+  async drain(): Promise<void> {
+    if (this.state !== 'open') return this.closedPromise ?? undefined;
+    this.state = 'draining';
+    this.ep.flush();
+    // Deliver what is queued before the subscriptions end.
+    for (let i = 0; i < 1000 && this.backlog.size > 0; i++) await new Promise((r) => setImmediate(r));
+    for (const inbox of [...this.subs.values()]) if (inbox.sub !== this.mux) this.forget(inbox.sub);
+    await this.close();
+  }
+
+  close(): Promise<void> {
+    if (this.closedPromise) return this.closedPromise;
+    this.state = 'closed';
+    if (this.rateTimer !== null) clearTimeout(this.rateTimer);
+    this.rateTimer = null;
+    const err = new ConnectionError('connection closed');
+    for (const r of this.requests.values()) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
+    this.requests.clear();
+    for (const inbox of [...this.subs.values()]) this.forget(inbox.sub);
+    this.closedPromise = this.ep.close(this.lingerMs).then(() => {
+      this.emit('close');
+    });
+    return this.closedPromise;
+  }
+
+  private assertUsable(): void {
+    if (this.state === 'closed') throw new ConnectionError('connection is closed');
+  }
+}
+
+/** The endpoint constructor checks iface and sizes: its errors are option errors here. */
+function newEndpoint(...args: ConstructorParameters<typeof MulticastEndpoint>): MulticastEndpoint {
+  try {
+    return new MulticastEndpoint(...args);
+  } catch (err) {
+    throw new OptionsError((err as Error).message);
+  }
+}
+
+function posInt(v: number | undefined, def: number, name: string): number {
+  if (v === undefined) return def;
+  if (!(Number.isSafeInteger(v) && v > 0)) throw new OptionsError(`multicast option "${name}" must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function checkKeys(obj: object, allowed: Set<string>, what: string): void {
+  if (obj === null || typeof obj !== 'object') throw new OptionsError(`${what} options must be an object`);
+  for (const k of Object.keys(obj)) {
+    if (!allowed.has(k)) throw new OptionsError(`unknown ${what} option "${k}"; known options: ${[...allowed].join(', ')}`);
+  }
+}
+
+/** Connects a brokerless multicast client. `connect()` calls this for udp:// URLs. */
+export async function connectMulticast(url: string, options?: MulticastConnectOptions): Promise<MulticastBus> {
+  const bus = new MulticastBus(url, options);
+  await bus.open();
+  return bus;
+}

@@ -1,0 +1,239 @@
+import { describe, expect, it } from 'vitest';
+import { connect, MaxPayloadError, OptionsError, TimeoutError, type Msg, type MulticastLossEvent, type MulticastSourceEvent } from '../../client/index.js';
+import { SubjectError } from '../../topics/index.js';
+import { channelOf, multicastProblem, sleep, until, urlOf, useBuses } from './helpers.js';
+
+const FILE = 1;
+const problem = await multicastProblem();
+if (problem !== null) console.warn(`multicast suites skipped: ${problem}`);
+const suite = problem === null ? describe : describe.skip;
+const w = useBuses();
+const url = urlOf(FILE, 0);
+const more = [channelOf(FILE, 1).key, channelOf(FILE, 2).key, channelOf(FILE, 3).key];
+
+suite(problem === null ? 'multicast over loopback' : `multicast over loopback: SKIPPED, ${problem}`, () => {
+  it('connect("udp://...") gives a brokerless client: what one bus publishes another receives, in order', async () => {
+    const a = await connect(url as `udp://${string}`, { lingerMs: 0 });
+    const b = await w.open(url);
+    try {
+      const got: string[] = [];
+      b.subscribe('md.*.bid', (m) => got.push(`${m.subject}=${m.string()}`));
+      await b.flush();
+      for (let i = 0; i < 500; i++) a.publish(`md.S${i % 7}.bid`, String(i));
+      a.publish('md.S1.ask', 'not for b');
+      await until(() => got.length === 500, '500 messages');
+      expect(got[0]).toBe('md.S0.bid=0');
+      expect(got.map((g) => Number(g.split('=')[1]))).toEqual([...Array(500).keys()]);
+      await sleep(20);
+      expect(got).toHaveLength(500);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('payload kinds, headers, reply subjects and timestamps survive the trip (the MSG frame is the same codec)', async () => {
+    const a = await w.open(url, { timestamps: true });
+    const b = await w.open(url);
+    const got: Msg[] = [];
+    b.subscribe('k.>', (m) => got.push(m));
+    await b.flush();
+    a.publish('k.raw', new Uint8Array([1, 2, 3]));
+    a.publish('k.text', 'héllo');
+    a.publish('k.obj', { px: 1.5, q: [1, 2] }, { headers: { src: 'test' }, reply: 'k.back' });
+    await until(() => got.length === 3, '3 messages');
+    expect([...(got[0]!.value as Uint8Array)]).toEqual([1, 2, 3]);
+    expect(got[1]!.value).toBe('héllo');
+    expect(got[2]!.value).toEqual({ px: 1.5, q: [1, 2] });
+    expect(got[2]!.headers).toEqual({ src: 'test' });
+    expect(got[2]!.reply).toBe('k.back');
+    expect(typeof got[0]!.sentAt).toBe('bigint');
+  });
+
+  it('a bus receives its own messages, as a broker connection does', async () => {
+    const a = await w.open(url);
+    const got: string[] = [];
+    a.subscribe('self.x', (m) => got.push(m.string()));
+    await a.flush();
+    a.publish('self.x', 'me');
+    await until(() => got.length === 1, 'own message');
+    expect(got).toEqual(['me']);
+  });
+
+  it('an idle publisher sends each message alone at once; a burst is packed into datagrams up to the budget', async () => {
+    const a = await w.open(url);
+    const before = a.stats.datagramsOut;
+    a.publish('pack.one', 'x');
+    expect(a.stats.datagramsOut).toBe(before + 1); // synchronously, no timer
+    await sleep(5);
+    const b0 = a.stats.datagramsOut;
+    for (let i = 0; i < 1000; i++) a.publish('pack.many', 'y'.repeat(10));
+    await Promise.resolve();
+    await sleep(1);
+    const used = a.stats.datagramsOut - b0;
+    // 1000 frames of 39 bytes: the first alone, the rest ~35 to a 1,400-byte datagram.
+    expect(used).toBeGreaterThan(25);
+    expect(used).toBeLessThan(40);
+  });
+
+  it('subjects map onto channels: a subscription joins only the groups it needs and receives only its subjects', async () => {
+    const opts = { channels: more, rules: [{ prefix: 'md.fx', channel: 1 }, { prefix: 'news', channel: more[1]! }] };
+    const a = await w.open(url, opts);
+    const b = await w.open(url, opts);
+    const c = await w.open(url, opts);
+    const fx: string[] = [];
+    const all: string[] = [];
+    b.subscribe('md.fx.*', (m) => fx.push(m.subject));
+    c.subscribe('>', (m) => all.push(m.subject));
+    await b.flush();
+    await c.flush();
+    const joined = (bus: typeof b) => bus.channels.map((_, i) => (bus as unknown as { ep: { isJoined(i: number): boolean } }).ep.isJoined(i));
+    expect(joined(b)).toEqual([false, true, false, false]);
+    expect(joined(c)).toEqual([true, true, true, true]);
+    const subjects = ['md.fx.EURUSD', 'md.eq.IBM', 'news.x', 'orders.a.new', 'md.fx.GBPUSD'];
+    for (const s of subjects) a.publish(s, 'x');
+    await until(() => all.length === 5 && fx.length === 2, 'deliveries');
+    expect(fx).toEqual(['md.fx.EURUSD', 'md.fx.GBPUSD']);
+    expect([...all].sort()).toEqual([...subjects].sort());
+    expect(b.map.channelOf('md.fx.EURUSD')).toBe(1);
+    expect(b.map.channelOf('news.x')).toBe(2);
+  });
+
+  it('unsubscribing the last subscription of a channel leaves its group; max counts locally', async () => {
+    const a = await w.open(url);
+    const b = await w.open(url);
+    const got: number[] = [];
+    const sub = b.subscribe('u.x', (m) => got.push(Number(m.string())), { max: 3 });
+    await b.flush();
+    for (let i = 0; i < 10; i++) a.publish('u.x', String(i));
+    await until(() => sub.isClosedNow, 'auto-unsubscribe');
+    await sleep(20);
+    expect(got).toEqual([0, 1, 2]);
+    expect((b as unknown as { ep: { isJoined(i: number): boolean } }).ep.isJoined(0)).toBe(false);
+  });
+
+  it('fragmentation: a message larger than a datagram is cut and reassembled, up to maxPayload; above it, MaxPayloadError and nothing is sent', async () => {
+    const a = await w.open(url, { maxPayload: 300_000 });
+    const b = await w.open(url, { maxPayload: 300_000 });
+    const got: Buffer[] = [];
+    b.subscribe('big.>', (m) => got.push(Buffer.from(m.data)));
+    await b.flush();
+    const big = Buffer.alloc(300_000);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    a.publish('big.one', big);
+    a.publish('big.small', 'after');
+    a.publish('big.two', big.subarray(0, 1400)); // just over one datagram
+    await until(() => got.length === 3, 'reassembled messages');
+    expect(got[0]!.equals(big)).toBe(true);
+    expect(got[1]!.toString()).toBe('after');
+    expect(got[2]!.equals(big.subarray(0, 1400))).toBe(true);
+    expect(a.stats.fragmentsOut).toBeGreaterThan(200);
+    const out = a.stats.datagramsOut;
+    expect(() => a.publish('big.three', Buffer.alloc(300_001))).toThrow(MaxPayloadError);
+    expect(a.stats.datagramsOut).toBe(out);
+  });
+
+  it('request/reply works over pure multicast; a request nobody answers times out (no broker to say "no responders")', async () => {
+    const a = await w.open(url);
+    const b = await w.open(url);
+    b.subscribe('svc.echo', (m) => m.respond(`re:${m.string()}`));
+    await b.flush();
+    const r = await a.request('svc.echo', 'hi', { timeoutMs: 2000 });
+    expect(r.string()).toBe('re:hi');
+    await expect(a.request('svc.nobody', 'x', { timeoutMs: 100 })).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('refuses what multicast cannot do, with a clear error: queue groups, the block policy, bad URLs and options', async () => {
+    const a = await w.open(url);
+    expect(() => a.subscribe('q.x', () => {}, { queue: 'workers' })).toThrow(/queue groups need a broker/);
+    expect(() => a.subscribe('q.x', () => {}, { policy: 'block' })).toThrow(/cannot pause a multicast source/);
+    expect(() => a.publish('bad..subject', 'x')).toThrow(SubjectError);
+    await expect(connect('udp://10.1.2.3:5000' as `udp://${string}`)).rejects.toThrow(OptionsError);
+    await expect(connect(url as `udp://${string}`, { bogus: 1 } as never)).rejects.toThrow(/unknown multicast connect option "bogus"/);
+    await expect(connect(`${url}&foo=1` as `udp://${string}`)).rejects.toThrow(/unknown parameter "foo"/);
+    await expect(connect(url as `udp://${string}`, { rules: [{ prefix: 'a', channel: '239.1.1.1:1' }] })).rejects.toThrow(/not in the channel list/);
+    await expect(connect(url as `udp://${string}`, { publishRate: { msgsPerSec: 10 } } as never)).rejects.toThrow(/enforced by a broker/);
+    await expect(connect(url as `udp://${string}`, { heartbeatMinMs: -1 })).rejects.toThrow(/non-negative number/);
+    await expect(connect(url as `udp://${string}`, { datagramBytes: 100 })).rejects.toThrow(OptionsError);
+  });
+
+  it('accepts (and ignores) the options of a broker connection, so the same code runs with a tcp:// or udp:// URL', async () => {
+    const a = await w.open(url, { name: 'x', reconnect: false, pingIntervalMs: 1000, maxPingsOut: 2, verbose: false, timeoutMs: 1000 });
+    const got: string[] = [];
+    a.subscribe('same.code', (m) => got.push(m.string()));
+    await a.flush();
+    a.publish('same.code', 'ok');
+    await until(() => got.length === 1, 'message');
+  });
+
+  it('two sources on one group: each source is its own sequence, both delivered in order', async () => {
+    const a = await w.open(url);
+    const c = await w.open(url);
+    const b = await w.open(url);
+    const got = new Map<string, number[]>();
+    b.subscribe('two.*', (m) => {
+      const l = got.get(m.subject) ?? [];
+      l.push(Number(m.string()));
+      got.set(m.subject, l);
+    });
+    const news: MulticastSourceEvent[] = [];
+    b.on('source-new', (e) => news.push(e));
+    await b.flush();
+    for (let i = 0; i < 300; i++) {
+      a.publish('two.a', String(i));
+      c.publish('two.c', String(i));
+    }
+    await until(() => (got.get('two.a')?.length ?? 0) === 300 && (got.get('two.c')?.length ?? 0) === 300, 'both streams');
+    expect(got.get('two.a')).toEqual([...Array(300).keys()]);
+    expect(got.get('two.c')).toEqual([...Array(300).keys()]);
+    expect(new Set(news.map((n) => n.source)).size).toBe(2);
+    expect(a.session).not.toBe(c.session);
+  });
+
+  it('a late joiner gets what is sent from when it joins, with no loss reported for the history', async () => {
+    const a = await w.open(url);
+    for (let i = 0; i < 200; i++) a.publish('late.x', String(i));
+    await sleep(20);
+    const b = await w.open(url);
+    const got: number[] = [];
+    const losses: MulticastLossEvent[] = [];
+    b.on('loss', (e) => losses.push(e));
+    b.subscribe('late.x', (m) => got.push(Number(m.string())));
+    await b.flush();
+    for (let i = 200; i < 300; i++) a.publish('late.x', String(i));
+    await until(() => got.length === 100, 'messages after joining');
+    expect(got).toEqual([...Array(100).keys()].map((i) => i + 200));
+    await sleep(30);
+    expect(losses).toEqual([]);
+  });
+
+  it('a source that closes says goodbye: receivers report it gone at once (reason "bye")', async () => {
+    const a = await w.open(url);
+    const b = await w.open(url);
+    const gone: MulticastSourceEvent[] = [];
+    b.on('source-gone', (e) => gone.push(e));
+    b.subscribe('bye.x', () => {});
+    await b.flush();
+    a.publish('bye.x', '1');
+    await until(() => b.stats.msgsIn === 1, 'first message');
+    await a.close();
+    await until(() => gone.length === 1, 'source-gone');
+    expect(gone[0]!.reason).toBe('bye');
+    expect(gone[0]!.source).toContain(a.session.toString(16).padStart(8, '0'));
+  });
+
+  it('an idle source heartbeats with back-off, so a silent but live source is not declared gone', async () => {
+    const a = await w.open(url, { heartbeatMinMs: 5, heartbeatMaxMs: 40 });
+    const b = await w.open(url, { sourceTimeoutMs: 300 });
+    const gone: MulticastSourceEvent[] = [];
+    b.on('source-gone', (e) => gone.push(e));
+    b.subscribe('hb.x', () => {});
+    await b.flush();
+    a.publish('hb.x', '1');
+    await sleep(500);
+    expect(gone).toEqual([]);
+    const hb = a.stats.heartbeatsOut;
+    // Back-off: 5, 10, 20, 40, 40, ... ms: far fewer than one per 5 ms.
+    expect(hb).toBeGreaterThan(3);
+    expect(hb).toBeLessThan(40);
+  });
+});

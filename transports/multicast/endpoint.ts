@@ -1,0 +1,514 @@
+/**
+ * One process's presence on a set of multicast channels: a source (one session id,
+ * a ChannelSender per channel it publishes on) and a receiver (a socket per joined
+ * channel, a RecvStream per source heard on it). The client's MulticastBus and the
+ * broker's bridge both sit on one of these; it knows frames and channels, never
+ * subjects (topics/channels.ts maps subjects to channel indexes).
+ *
+ * Sockets:
+ *  - one unicast socket bound to iface:ephemeral. Every datagram this source sends
+ *    (DATA, repairs, heartbeats) leaves from it, so its address is what receivers
+ *    see as the source and NAK to; NAKs arrive on it, and this endpoint's own NAKs
+ *    to other sources leave from it.
+ *  - one socket per joined channel, bound to group:port (SO_REUSEADDR, so several
+ *    processes of a host can join the same channel; bound to the group address so
+ *    the kernel hands it only that group's datagrams), member of the group on iface.
+ *
+ * When datagrams leave (smart batching without timers, as transports/batch.ts):
+ *  - inside a runBatched window (the broker handling one inbound chunk) they leave
+ *    when the window closes;
+ *  - otherwise the first frame committed in a synchronous run of code leaves at
+ *    once, alone: an idle publisher pays no batching delay. Frames committed after
+ *    it in the same run are packed into datagrams up to the budget; a full datagram
+ *    leaves at once and the last partial one leaves at the end of the run (a
+ *    microtask), before any I/O or timer.
+ *
+ * Threading: the thread that created it.
+ */
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
+import { ChannelSender, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
+import { RecvStream, type ReceiveCounters, type ReceiverOptions, type StreamHost } from './receiver.js';
+import { DType, F_BYE, HEADER, datagramType, isIpv4, isIpv4Multicast, readIpv4 } from './wire.js';
+
+export type { ChannelAddr } from './source.js';
+
+export interface EndpointOptions extends ReceiverOptions {
+  /** Address of the local interface to send and join on (IPv4). */
+  iface: string;
+  /** Multicast TTL: 1 keeps datagrams on the local network. */
+  ttl: number;
+  /** UDP payload bytes per datagram, our 20-byte header included. */
+  datagramBytes: number;
+  /** Bytes of sent datagrams kept per channel for retransmission. */
+  retransmitBufferBytes: number;
+  heartbeatMinMs: number;
+  heartbeatMaxMs: number;
+  /** A source heard from for this long (and 3 of its announced heartbeat intervals) is gone. */
+  sourceTimeoutMs: number;
+  repairHoldoffMs: number;
+  /** Repair bandwidth per channel at most, bytes/s (0 = no limit). */
+  repairBytesPerSec: number;
+  /** Deliver this endpoint's own datagrams to its own receivers (the bridge says no). */
+  receiveOwn: boolean;
+  /** SO_RCVBUF asked for each channel socket (the kernel caps it at net.core.rmem_max). */
+  recvBufferBytes: number;
+  /** Test hook: return true to drop a datagram at the source (still kept for repair). */
+  testDrop: ((seq: number, channel: number, retransmit: boolean) => boolean) | null;
+}
+
+export const ENDPOINT_DEFAULTS: EndpointOptions = {
+  iface: '127.0.0.1',
+  ttl: 1,
+  // 1,400: under a 1,500-byte Ethernet MTU with IP and UDP headers, with room to spare for tunnels.
+  datagramBytes: 1400,
+  // 4 MiB: about 3,000 full datagrams, a few ms of a saturated gigabit link and
+  // several seconds of a typical feed; enough to repair a 1 MiB fragmented message.
+  retransmitBufferBytes: 4 * 1024 * 1024,
+  heartbeatMinMs: 5,
+  heartbeatMaxMs: 1000,
+  sourceTimeoutMs: 5000,
+  // 2 ms: a NAK does not go out before other receivers' repairs had a chance to arrive.
+  nakBackoffMs: 2,
+  nakRetryMs: 10,
+  nakMaxRetries: 6,
+  repairHoldoffMs: 5,
+  // 32 MiB/s: a quarter of a gigabit link; more than a healthy receiver ever needs,
+  // little enough that one broken receiver cannot drown the channel in repairs.
+  repairBytesPerSec: 32 * 1024 * 1024,
+  maxReorder: 8192,
+  maxMessageBytes: 1024 * 1024 + 64 * 1024 + 2 * 65_535 + 36,
+  receiveOwn: true,
+  recvBufferBytes: 8 * 1024 * 1024,
+  testDrop: null,
+};
+
+/** A source as receivers see it. */
+export interface SourceRef {
+  /** 'address:port/session' (session in hex). */
+  readonly sourceId: string;
+  readonly session: number;
+  readonly channel: number;
+  readonly addr: ChannelAddr;
+}
+
+export interface GapEvent {
+  source: SourceRef;
+  channel: number;
+  datagrams: number;
+  messages: number;
+  reason: string;
+}
+
+export interface SourceEvent {
+  source: SourceRef;
+  channel: number;
+  /** 'bye' (closed cleanly) or 'timeout' (stopped heartbeating). */
+  reason: 'bye' | 'timeout';
+}
+
+export interface EndpointHandler {
+  /** One MSG frame, in order per source and channel. buf[off, off+len) may be kept. */
+  onFrame(buf: Buffer, off: number, len: number, source: SourceRef): void;
+  onLoss(e: GapEvent): void;
+  onSourceNew?(source: SourceRef): void;
+  onSourceGone(e: SourceEvent): void;
+  /** A gap was repaired `ms` after it was seen (for repair-time measurements). */
+  onRepair?(source: SourceRef, ms: number): void;
+}
+
+export interface EndpointStats extends ReceiveCounters {
+  datagramsOut: number;
+  msgsOut: number;
+  fragmentsOut: number;
+  heartbeatsOut: number;
+  naksReceived: number;
+  retransmits: number;
+  repairsSuppressed: number;
+  repairsThrottled: number;
+  unavailable: number;
+  testDropped: number;
+  sendErrors: number;
+  sourcesGone: number;
+}
+
+/** Thrown for a bad multicast address or option. */
+export class MulticastConfigError extends Error {
+  readonly code = 'BAD_MULTICAST';
+  override readonly name = 'MulticastConfigError';
+}
+
+/** Parses 'group:port' (an IPv4 multicast group). */
+export function parseChannel(s: string): ChannelAddr {
+  const m = /^([\d.]+):(\d{1,5})$/.exec(typeof s === 'string' ? s : '');
+  if (m === null || !isIpv4Multicast(m[1]!) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+    throw new MulticastConfigError(`channel ${JSON.stringify(s)} must be "group:port" with an IPv4 multicast group (224.0.0.0/4) and a port from 1 to 65535`);
+  }
+  return { group: m[1]!, port: Number(m[2]), key: `${m[1]}:${m[2]}` };
+}
+
+/** Sources followed per channel at most. */
+const MAX_SOURCES_PER_CHANNEL = 4096;
+
+class Joined {
+  streams = new Map<number, RecvStream>();
+  constructor(
+    readonly socket: dgram.Socket,
+    readonly ready: Promise<void>,
+  ) {}
+}
+
+/** dns.lookup answers even an IP literal on the next tick; every address here is a literal. */
+const literalLookup = (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void => cb(null, address, 4);
+
+export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
+  readonly session: number;
+  readonly o: EndpointOptions;
+  readonly ro: ReceiverOptions;
+  readonly counters: ReceiveCounters = { datagramsIn: 0, duplicates: 0, outOfOrder: 0, naksSent: 0, gapsRepaired: 0, lostDatagrams: 0, lostMessages: 0, badDatagrams: 0 };
+  private sendErrors = 0;
+  private sourcesGone = 0;
+  readonly testDrop: EndpointOptions['testDrop'];
+  batched = false;
+  private readonly senders: (ChannelSender | null)[];
+  private readonly joined: (Joined | null)[];
+  private readonly byKey = new Map<string, number>();
+  private uni: dgram.Socket | null = null;
+  private uniAddress = '';
+  private uniPort = 0;
+  /** Senders with an open datagram to send at the end of this run / batch window. */
+  private readonly dirty: ChannelSender[] = [];
+  /** A datagram already left in this synchronous run: further frames are packed. */
+  private burst = false;
+  private liveness: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    readonly channels: readonly ChannelAddr[],
+    options: Partial<EndpointOptions>,
+    private readonly handler: EndpointHandler,
+  ) {
+    this.o = { ...ENDPOINT_DEFAULTS, ...options };
+    const o = this.o;
+    if (!isIpv4(o.iface)) throw new MulticastConfigError(`iface must be the IPv4 address of a local interface, got ${JSON.stringify(o.iface)}`);
+    if (!(Number.isInteger(o.datagramBytes) && o.datagramBytes >= 128 && o.datagramBytes <= 65_507)) {
+      throw new MulticastConfigError(`datagramBytes must be an integer from 128 to 65507, got ${o.datagramBytes}`);
+    }
+    for (const [k, v] of Object.entries(o)) {
+      const def = (ENDPOINT_DEFAULTS as unknown as Record<string, unknown>)[k];
+      if (typeof def === 'number' && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+        throw new MulticastConfigError(`multicast option "${k}" must be a non-negative number, got ${JSON.stringify(v)}`);
+      }
+    }
+    if (o.heartbeatMinMs < 1 || o.heartbeatMaxMs < o.heartbeatMinMs) throw new MulticastConfigError('heartbeatMinMs must be at least 1 and heartbeatMaxMs at least heartbeatMinMs');
+    if (o.sourceTimeoutMs < 1 || o.maxReorder < 1 || !Number.isInteger(o.nakMaxRetries)) throw new MulticastConfigError('sourceTimeoutMs and maxReorder must be positive and nakMaxRetries an integer');
+    if (o.retransmitBufferBytes < o.datagramBytes) throw new MulticastConfigError(`retransmitBufferBytes (${o.retransmitBufferBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
+    if (o.testDrop !== null && typeof o.testDrop !== 'function') throw new MulticastConfigError('testDrop must be a function (seq, channel, retransmit) => boolean');
+    if (channels.length === 0) throw new MulticastConfigError('at least one channel is needed');
+    channels.forEach((c, i) => {
+      if (this.byKey.has(c.key)) throw new MulticastConfigError(`channel ${c.key} is listed twice`);
+      this.byKey.set(c.key, i);
+    });
+    this.ro = o;
+    this.testDrop = o.testDrop;
+    this.session = (randomBytes(4).readUInt32LE(0) || 1) >>> 0;
+    this.senders = channels.map(() => null);
+    this.joined = channels.map(() => null);
+  }
+
+  /** Binds the unicast socket. */
+  async open(): Promise<void> {
+    const s = dgram.createSocket({ type: 'udp4', lookup: literalLookup as never });
+    s.on('error', () => this.sendErrors++);
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind(0, this.o.iface, () => {
+        s.off('error', reject);
+        resolve();
+      });
+    });
+    s.setMulticastInterface(this.o.iface);
+    s.setMulticastTTL(this.o.ttl);
+    s.setMulticastLoopback(true);
+    s.on('message', this.onUnicast);
+    const a = s.address();
+    this.uniAddress = a.address;
+    this.uniPort = a.port;
+    this.uni = s;
+    const every = Math.max(10, Math.min(1000, this.o.sourceTimeoutMs / 4));
+    this.liveness = setInterval(this.checkLiveness, every);
+    this.liveness.unref();
+  }
+
+  /** The unicast address this source sends from (and takes NAKs on). */
+  get address(): string {
+    return `${this.uniAddress}:${this.uniPort}`;
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  /** The sender of a channel, created on first use. */
+  sender(ch: number): ChannelSender {
+    let s = this.senders[ch];
+    if (s == null) {
+      const o = this.o;
+      // A power of two, so slot = seq % slots stays contiguous when seq wraps at 2^32.
+      const want = Math.max(16, Math.floor(o.retransmitBufferBytes / o.datagramBytes));
+      const slots = 2 ** Math.ceil(Math.log2(want));
+      s = new ChannelSender(ch, this.channels[ch]!, this, {
+        budget: o.datagramBytes,
+        slots,
+        heartbeatMinMs: o.heartbeatMinMs,
+        heartbeatMaxMs: o.heartbeatMaxMs,
+        repairHoldoffMs: o.repairHoldoffMs,
+        repairBytesPerSec: o.repairBytesPerSec,
+      });
+      this.senders[ch] = s;
+    }
+    return s;
+  }
+
+  /** @internal SenderHost */
+  transmit(buf: Buffer, off: number, len: number, addr: ChannelAddr): void {
+    if (this.uni === null) return;
+    this.uni.send(buf, off, len, addr.port, addr.group);
+  }
+
+  /** @internal SenderHost: decides when the open datagram leaves (see the file comment). */
+  committed(s: ChannelSender): void {
+    if (batching()) {
+      this.markDirty(s);
+      deferFlush(this);
+      return;
+    }
+    if (!this.burst) {
+      s.flush();
+      this.burst = true;
+      queueMicrotask(this.endBurst);
+      return;
+    }
+    this.markDirty(s);
+  }
+
+  private markDirty(s: ChannelSender): void {
+    if (!s.dirty) {
+      s.dirty = true;
+      this.dirty.push(s);
+    }
+  }
+
+  private readonly endBurst = (): void => {
+    this.burst = false;
+    this.flush();
+  };
+
+  /** Sends every open datagram now. */
+  flush(): void {
+    const d = this.dirty;
+    for (let i = 0; i < d.length; i++) {
+      const s = d[i]!;
+      s.dirty = false;
+      s.flush();
+    }
+    d.length = 0;
+  }
+
+  // --- receiving -------------------------------------------------------------------------------
+
+  /** Joins a channel's group; resolves once datagrams are being received. */
+  join(ch: number): Promise<void> {
+    const existing = this.joined[ch];
+    if (existing != null) return existing.ready;
+    const addr = this.channels[ch]!;
+    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true, lookup: literalLookup as never });
+    const ready = new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind({ port: addr.port, address: addr.group, exclusive: true }, () => {
+        sock.off('error', reject);
+        try {
+          sock.addMembership(addr.group, this.o.iface);
+        } catch (err) {
+          reject(new MulticastConfigError(`cannot join ${addr.key} on ${this.o.iface}: ${(err as Error).message}`));
+          return;
+        }
+        try {
+          sock.setRecvBufferSize(this.o.recvBufferBytes);
+        } catch {
+          /* the kernel keeps its default */
+        }
+        resolve();
+      });
+    });
+    const j = new Joined(sock, ready);
+    sock.on('error', () => this.sendErrors++);
+    sock.on('message', (msg, rinfo) => {
+      // One batch window per datagram: whatever its messages make handlers write
+      // (a broker's fan-out, replies) leaves in one write per link when it is done.
+      this.inCh = ch;
+      this.inJoined = j;
+      this.inInfo = rinfo;
+      runBatched(this.onDatagram, msg);
+    });
+    this.joined[ch] = j;
+    ready.catch(() => {
+      if (this.joined[ch] === j) this.joined[ch] = null;
+      sock.close();
+    });
+    return ready;
+  }
+
+  /** Leaves a channel: its streams are forgotten (a later join starts afresh). */
+  leave(ch: number): void {
+    const j = this.joined[ch];
+    if (j == null) return;
+    this.joined[ch] = null;
+    for (const st of j.streams.values()) st.close('left the channel');
+    try {
+      j.socket.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  isJoined(ch: number): boolean {
+    return this.joined[ch] != null;
+  }
+
+  private inCh = 0;
+  private inJoined: Joined | null = null;
+  private inInfo: dgram.RemoteInfo | null = null;
+  private readonly onDatagram = (d: Buffer): void => {
+    const ch = this.inCh;
+    const j = this.inJoined!;
+    const rinfo = this.inInfo!;
+    if (this.joined[ch] !== j) return;
+    const type = datagramType(d);
+    if (type === 0) {
+      this.counters.badDatagrams++;
+      return;
+    }
+    const session = d.readUInt32LE(4);
+    if (session === this.session && !this.o.receiveOwn) return;
+    this.counters.datagramsIn++;
+    let st = j.streams.get(session);
+    if (st === undefined) {
+      if (type === DType.UNAVAILABLE || (type === DType.HEARTBEAT && d[16]! & F_BYE)) return;
+      if (j.streams.size >= MAX_SOURCES_PER_CHANNEL) {
+        // Bounded memory whatever arrives: a flood of made-up session ids is not followed.
+        this.counters.badDatagrams++;
+        return;
+      }
+      st = new RecvStream(this, ch, this.channels[ch]!, session, rinfo.address, rinfo.port);
+      j.streams.set(session, st);
+      this.handler.onSourceNew?.(st);
+    }
+    st.lastHeard = performance.now();
+    switch (type) {
+      case DType.DATA:
+        st.onData(d);
+        return;
+      case DType.HEARTBEAT:
+        st.onHeartbeat(d);
+        if (d[16]! & F_BYE) this.gone(j, st, 'bye');
+        return;
+      case DType.UNAVAILABLE:
+        st.onUnavailable(d.readUInt32LE(8), d.readUInt32LE(12));
+        return;
+      default:
+        this.counters.badDatagrams++;
+    }
+  };
+
+  private readonly onUnicast = (d: Buffer): void => {
+    if (datagramType(d) !== DType.NAK || d.readUInt32LE(4) !== this.session) return;
+    const key = `${readIpv4(d, HEADER)}:${d.readUInt16LE(HEADER + 4)}`;
+    const ch = this.byKey.get(key);
+    if (ch === undefined) return;
+    const s = this.senders[ch];
+    if (s == null) return;
+    s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), performance.now());
+  };
+
+  private gone(j: Joined, st: RecvStream, reason: 'bye' | 'timeout'): void {
+    st.close(reason === 'bye' ? 'the source closed' : 'the source stopped heartbeating');
+    j.streams.delete(st.session);
+    this.sourcesGone++;
+    this.handler.onSourceGone({ source: st, channel: st.channel, reason });
+  }
+
+  private readonly checkLiveness = (): void => {
+    const now = performance.now();
+    for (const j of this.joined) {
+      if (j == null) continue;
+      for (const st of j.streams.values()) {
+        const limit = Math.max(this.o.sourceTimeoutMs, 3 * st.announcedMs);
+        if (now - st.lastHeard > limit) this.gone(j, st, 'timeout');
+      }
+    }
+  };
+
+  /** @internal StreamHost */
+  deliverFrame(stream: RecvStream, buf: Buffer, off: number, len: number): void {
+    this.handler.onFrame(buf, off, len, stream);
+  }
+
+  /** @internal StreamHost */
+  lost(stream: RecvStream, datagrams: number, messages: number, reason: string): void {
+    this.counters.lostDatagrams += datagrams;
+    this.counters.lostMessages += messages;
+    this.handler.onLoss({ source: stream, channel: stream.channel, datagrams, messages, reason });
+  }
+
+  /** @internal StreamHost */
+  repaired(stream: RecvStream, ms: number): void {
+    this.handler.onRepair?.(stream, ms);
+  }
+
+  /** @internal StreamHost */
+  sendNak(buf: Buffer, address: string, port: number): void {
+    this.uni?.send(buf, 0, buf.length, port, address);
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------
+
+  stats(): EndpointStats {
+    const t: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, repairsThrottled: 0, unavailable: 0, testDropped: 0 };
+    for (const s of this.senders) {
+      if (s == null) continue;
+      for (const k of Object.keys(t) as (keyof SenderStats)[]) t[k] += s.stats[k];
+    }
+    return {
+      ...this.counters,
+      datagramsOut: t.datagrams,
+      msgsOut: t.msgs,
+      fragmentsOut: t.fragments,
+      heartbeatsOut: t.heartbeats,
+      naksReceived: t.naksReceived,
+      retransmits: t.retransmits,
+      repairsSuppressed: t.repairsSuppressed,
+      repairsThrottled: t.repairsThrottled,
+      unavailable: t.unavailable,
+      testDropped: t.testDropped,
+      sendErrors: this.sendErrors,
+      sourcesGone: this.sourcesGone,
+    };
+  }
+
+  /**
+   * Sends what is open, keeps answering NAKs for `lingerMs` so receivers can repair
+   * the tail, then says BYE on every channel it sent on and closes every socket.
+   */
+  async close(lingerMs = 0): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.flush();
+    if (lingerMs > 0 && this.senders.some((s) => s != null)) await new Promise((r) => setTimeout(r, lingerMs));
+    for (const s of this.senders) s?.close();
+    if (this.liveness !== null) clearInterval(this.liveness);
+    for (let ch = 0; ch < this.joined.length; ch++) this.leave(ch);
+    const u = this.uni;
+    this.uni = null;
+    if (u !== null) await new Promise<void>((r) => u.close(() => r()));
+  }
+}
