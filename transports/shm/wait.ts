@@ -7,7 +7,9 @@
  *           costs a whole core for as long as the connection is open.
  *   hybrid  spin for `spinUs` after the last piece of work, then park. A reply that
  *           comes within the spin window costs what spin costs; a quiet connection
- *           costs nothing. The default.
+ *           costs nothing; on contended cores (the thread is seen descheduled while
+ *           spinning) it parks at once for a while, as spinning would only delay the
+ *           thread that has the work. The default.
  *   park    park at once. No CPU while idle; every wake-up pays the futex wake and
  *           the scheduler (several µs, more on a loaded machine).
  *
