@@ -17,13 +17,14 @@ import { HopbusTarget, RelayTarget, type Target, type ThroughputResult } from '.
 import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
 import { benchMulticast } from './multicast.js';
+import { benchShm } from './shm.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
 
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast,monitoring
+  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast,monitoring,shm
   -h, --help    show this help`;
 
 let args;
@@ -46,9 +47,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast,monitoring,shm').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast', 'monitoring'].includes(c)) {
+  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast', 'monitoring', 'shm'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -157,6 +158,12 @@ async function main(): Promise<void> {
   if (CASES.has('multicast')) results.multicast = await benchMulticast({ quick: QUICK, runs: RUNS, log });
   // The latency service and the WebSocket transport: their own broker processes (bench/monitoring.ts).
   if (CASES.has('monitoring')) results.monitoring = await benchMonitoring({ runs: RUNS, quick: QUICK, log });
+
+  if (CASES.has('shm')) {
+    // Worker threads and the broker thread of this process: see bench/shm.ts.
+    log('');
+    results.shm = await benchShm({ quick: QUICK, runs: RUNS, log: (s) => log(s.replace(/^(#+) /, '#$1 ')) });
+  }
 
   results.loadavgAfter = os.loadavg();
   log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);

@@ -11,6 +11,8 @@ import { Monitor } from './monitor.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
+import { ShmHub, type ShmEndpoint, type ShmEndpointOptions } from '../transports/shm/hub.js';
+import { listenInproc, type InprocEndpoint } from '../transports/inproc.js';
 import { parseUrl } from '../transports/url.js';
 import { resolveOptions, type BrokerOptions, type ResolvedOptions } from './config.js';
 import { parsePolicy } from './policy.js';
@@ -81,6 +83,9 @@ export class Broker {
   readonly monitor: Monitor;
   /** The HTTP/WebSocket port once listening (http.ts), else null. */
   httpPort: number | null = null;
+  /** Transports without a listener, made on the first endpoint() call. */
+  private shm: ShmHub | null = null;
+  private inproc: ReturnType<typeof listenInproc> | null = null;
   /** The multicast bridge (option `multicast`), once listen() has started it. */
   bridge: MulticastBridge | null = null;
 
@@ -152,6 +157,21 @@ export class Broker {
     this.sessions.add(session);
     link.start(session);
   };
+
+  /**
+   * An endpoint for a client without a URL: 'shm' makes a fresh pair of
+   * SharedArrayBuffer rings for one worker thread (structured-cloneable: pass it in
+   * workerData or postMessage; it serves one connection); 'inproc' is for clients on
+   * this broker's own thread. Either way: connect(endpoint, options).
+   */
+  endpoint(kind: 'shm', options?: ShmEndpointOptions): ShmEndpoint;
+  endpoint(kind: 'inproc'): InprocEndpoint;
+  endpoint(kind: 'shm' | 'inproc', options?: ShmEndpointOptions): ShmEndpoint | InprocEndpoint {
+    if (this.closing) throw new Error('the broker is closed: no new endpoints');
+    if (kind === 'shm') return (this.shm ??= new ShmHub(this.serverId, this.accept, this.maxFrame)).endpoint(options);
+    if (kind === 'inproc') return (this.inproc ??= listenInproc(this.serverId, this.accept, this.maxFrame)).endpoint;
+    throw new TypeError(`endpoint kind must be 'shm' or 'inproc', got ${JSON.stringify(kind)}`);
+  }
 
   /** Called by a session once its link is closed for good. */
   detach(session: Session): void {
@@ -367,6 +387,8 @@ export class Broker {
       // server.close() stops accepting at once but settles only when its
       // connections are gone, so it is awaited after the sessions are closed.
       const stopped = Promise.all(this.listeners.map((l) => l.close()));
+      this.shm?.close();
+      this.inproc?.close();
       const bridgeClosed = this.bridge?.close();
       const sessions = [...this.sessions];
       for (const s of sessions) s.shutdown();
@@ -389,6 +411,8 @@ export interface StartedBroker {
   readonly url: string;
   readonly urls: string[];
   readonly broker: Broker;
+  /** See Broker.endpoint: connect(b.endpoint('shm')) from a worker, connect(b.endpoint('inproc')) here. */
+  endpoint: Broker['endpoint'];
   close(): Promise<void>;
 }
 
@@ -400,6 +424,7 @@ export async function startBroker(options: BrokerOptions = {}, logger?: Logger):
     url: broker.url,
     urls: broker.urls,
     broker,
+    endpoint: broker.endpoint.bind(broker) as Broker['endpoint'],
     close: () => broker.close(),
   };
 }

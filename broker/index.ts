@@ -8,3 +8,5 @@
  */
 export { Broker, startBroker, VERSION, type StartedBroker, type BrokerCounters } from './broker.js';
 export { DEFAULTS, ConfigError, resolveOptions, type BrokerOptions } from './config.js';
+export type { ShmEndpoint, ShmEndpointOptions } from '../transports/shm/hub.js';
+export type { InprocEndpoint } from '../transports/inproc.js';

@@ -10,7 +10,10 @@ import { monoNs, writeU64 } from '../metrics/clock.js';
 import { LatencyMeter, type ClientLatencyStats } from './latency.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
-import { canDial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
+import { canDial, canRedial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
+// Transports without a URL of their own register their dialers when loaded.
+import '../transports/shm/dial.js';
+import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
 import { EncodedPayload, encodePayload, packr, unpackr } from './codec.js';
 import {
@@ -702,7 +705,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     for (let i = this.pongWaiters.length - 1; i >= 0; i--) if (this.pongWaiters[i] === null) this.pongWaiters.splice(i, 1);
     this.unsentPings = this.pongWaiters.length;
     this.pingsOut = 0;
-    if (this.state === State.DRAINING || !this.options.reconnect) {
+    if (this.state === State.DRAINING || !this.options.reconnect || !this.servers.some(canRedial)) {
       void this.close();
       return;
     }
@@ -714,7 +717,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
 
   /** Dials one server and runs the handshake; on success the link is live. */
   private async attach(ep: Endpoint): Promise<void> {
-    const link = await dial(ep, { maxFrame: INITIAL_MAX_FRAME, timeoutMs: this.options.timeoutMs });
+    const link = await dial(ep, { maxFrame: INITIAL_MAX_FRAME, timeoutMs: this.options.timeoutMs, transportOptions: { wait: this.options.wait } });
     if (this.state === State.CLOSED) {
       link.destroy();
       throw new ConnectionError('connection closed');

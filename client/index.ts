@@ -15,7 +15,8 @@ import { connectMulticast, type MulticastBus, type MulticastConnectOptions } fro
 
 /**
  * Connects to a broker (or the first reachable of a list) and completes the handshake.
- * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path.
+ * Addresses: tcp://host:port (the default scheme; port 7400 if omitted), unix:///path,
+ * or an endpoint object from broker.endpoint('shm' | 'inproc') (docs/SHM.md).
  * A udp://group:port?iface=ADDR address gives a brokerless multicast client
  * (MulticastBus, docs/MULTICAST.md); when the URL is not a string literal the
  * compiler cannot tell, so call connectMulticast() to get that type.
@@ -45,3 +46,4 @@ export {
 } from './errors.js';
 export type { ServerAddress, EndpointDescriptor } from '../transports/dial.js';
 export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';
+export { SpinWait, HybridWait, ParkWait, type WaitStrategy, type WaitKind, type WaitOptions } from '../transports/shm/wait.js';

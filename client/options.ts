@@ -1,4 +1,5 @@
 import { OptionsError } from './errors.js';
+import { isWaitStrategy, type WaitKind, type WaitStrategy } from '../transports/shm/wait.js';
 
 export interface ConnectOptions {
   /** Client name, shown in the broker's logs and monitoring. */
@@ -41,6 +42,11 @@ export interface ConnectOptions {
    * reported as a RATE_LIMITED error).
    */
   publishRate?: { msgsPerSec?: number; bytesPerSec?: number; burstMsgs?: number; burstBytes?: number; action?: 'slow' | 'refuse' } | null;
+  /**
+   * shm connections: how this thread waits for messages, 'spin', 'hybrid' (default) or
+   * 'park', or a WaitStrategy object (docs/SHM.md). Other transports ignore it.
+   */
+  wait?: WaitKind | WaitStrategy;
 }
 
 export type ResolvedConnectOptions = Required<ConnectOptions>;
@@ -62,6 +68,7 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   latency: true,
   requestTimeoutMs: 5_000,
   publishRate: null,
+  wait: 'hybrid',
 };
 
 export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnectOptions {
@@ -72,6 +79,13 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
     if (k === 'publishRate') {
       if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new OptionsError('connect option "publishRate" must be an object');
       out[k] = v ?? null;
+      continue;
+    }
+    if (k === 'wait') {
+      if (v !== undefined && v !== 'spin' && v !== 'hybrid' && v !== 'park' && !isWaitStrategy(v)) {
+        throw new OptionsError(`connect option "wait" must be 'spin', 'hybrid', 'park' or a WaitStrategy object, got ${JSON.stringify(v)}`);
+      }
+      out[k] = v ?? 'hybrid';
       continue;
     }
     if (def === undefined) throw new OptionsError(`unknown connect option "${k}"; known options: ${Object.keys(CLIENT_DEFAULTS).join(', ')}`);

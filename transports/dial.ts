@@ -43,6 +43,11 @@ export function canDial(ep: Endpoint): boolean {
   return dialers.has(ep.transport);
 }
 
+/** False for endpoints that serve one connection (shm): a client does not reconnect to them. */
+export function canRedial(ep: Endpoint): boolean {
+  return ep.descriptor?.reusable !== false;
+}
+
 export function dial(ep: Endpoint, options: DialOptions): Promise<Link> {
   const d = dialers.get(ep.transport);
   if (d === undefined) return Promise.reject(new Error(`no transport "${ep.transport}" is available to dial ${ep.url}`));
