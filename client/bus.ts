@@ -11,8 +11,8 @@ import { LatencyMeter, type ClientLatencyStats } from './latency.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import { canDial, canRedial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
-// Transports without a URL of their own register their dialers when loaded.
-import '../transports/shm/dial.js';
+// The inproc dialer: pure JavaScript, so browsers get it too. The shm dialer is
+// registered by the Node entry point (client/index.ts).
 import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
 import { EncodedPayload, encodePayload, packr, unpackr } from './codec.js';

@@ -9,6 +9,8 @@
 import { Bus } from './bus.js';
 // ws:// addresses, with the `ws` package (the browser build registers its own WebSocket instead).
 import '../transports/ws/node.js';
+// Shared-memory rings between worker threads (connect(broker.endpoint('shm'))).
+import '../transports/shm/dial.js';
 import type { ConnectOptions } from './options.js';
 import type { ServerAddress } from '../transports/dial.js';
 import { connectMulticast, type MulticastBus, type MulticastConnectOptions } from './multicast.js';

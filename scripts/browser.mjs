@@ -21,6 +21,8 @@ const browserOnly = {
       args.importer.endsWith(path.join('transports', 'dial.js')) ? { path: path.join(shims, 'no-stream.js') } : undefined,
     );
     build.onResolve({ filter: /^node:crypto$|^crypto$/ }, () => ({ path: path.join(shims, 'crypto.js') }));
+    // The shm wait strategies (named in connect options) ask whether they run on the main thread.
+    build.onResolve({ filter: /^node:worker_threads$/ }, () => ({ path: path.join(shims, 'worker-threads.js') }));
     build.onResolve({ filter: /^node:events$/ }, () => build.resolve('events', { kind: 'import-statement', resolveDir: root }));
     build.onResolve({ filter: /^(node:)?(net|fs|tls|dgram|child_process)$|^pino$|^ws$|^uWebSockets\.js$/ }, (args) => ({
       errors: [{ text: `"${args.path}" (imported by ${path.relative(root, args.importer)}) must not reach the browser bundle` }],
