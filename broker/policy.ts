@@ -29,14 +29,19 @@ import type { Link } from '../transports/link.js';
 import type { Limiter } from './ratelimit.js';
 import type { Subscription } from './route.js';
 
-/** One held message: a private copy of its MSG frame, and who it is for. */
+/**
+ * One held message: a private copy of its MSG frame, and who it is for. Mutable so
+ * that drop-oldest and conflate can reuse an evicted entry and its buffer for the
+ * arriving message: a consumer that stays stuck then costs no allocation per message,
+ * and so no garbage-collection pauses for everyone else.
+ */
 export class Held {
   constructor(
     public frame: Buffer,
-    readonly subject: string,
+    public subject: string,
     /** The subscriptions of this session the message was for (for loss accounting). */
     public subs: readonly Subscription[],
-    readonly policy: Policy,
+    public policy: Policy,
   ) {}
 }
 
@@ -215,6 +220,7 @@ export class Outbound {
       }
       return len;
     }
+    let spare: Held | null = null;
     switch (policy) {
       case Policy.DISCONNECT:
         if (this.over(len)) {
@@ -240,18 +246,19 @@ export class Outbound {
       case Policy.CONFLATE: {
         const prev = this.hold.conflatable(subject);
         if (prev !== undefined) {
-          this.hold.replace(prev, copyFrame(buf, off, len, sid));
+          if (prev.frame.length === len) fillFrame(prev.frame, buf, off, len, sid);
+          else this.hold.replace(prev, copyFrame(buf, off, len, sid));
           this.lose(prev.subs, 0, 1);
           prev.subs = subs;
           this.stats.conflated++;
           this.owner.countDrops(0, 0, 1);
           return len;
         }
-        this.makeRoom(len);
+        spare = this.makeRoom(len);
         break;
       }
       default: // DROP_OLDEST
-        this.makeRoom(len);
+        spare = this.makeRoom(len);
     }
     if (policy !== Policy.DISCONNECT && policy !== Policy.BLOCK && this.over(len)) {
       // Even an empty hold cannot take it (the link alone is over the bound).
@@ -260,25 +267,37 @@ export class Outbound {
       this.owner.countDrops(0, 1, 0);
       return 0;
     }
-    this.hold.push(new Held(copyFrame(buf, off, len, sid), subject, subs, policy));
+    let h: Held;
+    if (spare !== null && spare.frame.length === len) {
+      h = spare;
+      fillFrame(h.frame, buf, off, len, sid);
+      h.subject = subject;
+      h.subs = subs;
+      h.policy = policy;
+    } else {
+      h = new Held(copyFrame(buf, off, len, sid), subject, subs, policy);
+    }
+    this.hold.push(h);
     if (this.hold.length > this.stats.heldPeak) this.stats.heldPeak = this.hold.length;
     this.notePeak();
     if (this.limiter !== null) this.schedulePump();
     return len;
   }
 
-  /** Drops the oldest held messages until `len` more bytes fit. */
-  private makeRoom(len: number): void {
+  /** Drops the oldest held messages until `len` more bytes fit; returns the last one dropped, for reuse. */
+  private makeRoom(len: number): Held | null {
     let n = 0;
+    let last: Held | null = null;
     while (this.hold.length > 0 && this.over(len)) {
-      const old = this.hold.shift()!;
-      this.lose(old.subs, 1, 0);
+      last = this.hold.shift()!;
+      this.lose(last.subs, 1, 0);
       n++;
     }
     if (n > 0) {
       this.stats.droppedOldest += n;
       this.owner.countDrops(n, 0, 0);
     }
+    return last;
   }
 
   private over(len: number): boolean {
@@ -370,6 +389,12 @@ function writeFrame(link: Link, buf: Buffer, off: number, len: number, sid: numb
   copyBytes(buf, off, out, at, len);
   if (sid !== 0) out.writeUInt32LE(sid, at + 8);
   link.commit(len);
+}
+
+/** Overwrites a held frame of the same length with another message. */
+function fillFrame(dst: Buffer, buf: Buffer, off: number, len: number, sid: number): void {
+  copyBytes(buf, off, dst, 0, len);
+  if (sid !== 0) dst.writeUInt32LE(sid, 8);
 }
 
 function copyFrame(buf: Buffer, off: number, len: number, sid: number): Buffer {
