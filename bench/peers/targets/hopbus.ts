@@ -48,6 +48,8 @@ export const hopbusBroker: Server = {
     const proc = await startNode('bin/hopbus.js', args, /hopbus broker ready:/);
     const endpoints: Endpoint = { tcp: /tcp:\/\/\S+/.exec(proc.ready)![0] };
     for (const [t, l] of listeners) endpoints[t] = l.endpoint(tmpDir);
+    const ws = /ws:\/\/\S+/.exec(proc.ready);
+    if (ws) endpoints.ws = ws[0];
     return { endpoints, version: hopbusVersion(), command: `node dist/bin/hopbus.js ${args.join(' ')}`, stop: proc.stop };
   },
 };
