@@ -18,7 +18,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { PayloadKind } from '../transports/frame.js';
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
 import { chunkNowNs, readU64 } from '../metrics/clock.js';
-import { HOPS, Sampler, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
+import { HOPS, Sampler, stampWeight, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
 import { SpaceSaving, type HeavyHitter } from '../metrics/topk.js';
 import type { Broker } from './broker.js';
 import type { Route } from './route.js';
@@ -105,7 +105,7 @@ export class Monitor {
   onPublish(route: Route, buf: Buffer, tsOff: number, len: number): void {
     const now = chunkNowNs();
     this.burst.note(now / 1e6, len);
-    if (tsOff >= 0 && this.sampler.take(now)) this.hops.pubToBroker.record(now - readU64(buf, tsOff), this.sampler.weight);
+    if (tsOff >= 0 && this.sampler.take(now)) this.hops.pubToBroker.record(now - readU64(buf, tsOff), this.sampler.weight * stampWeight(buf, tsOff));
     if (route.seen !== this.epoch && this.seen.length < SEEN_CAP) {
       route.seen = this.epoch;
       this.seen.push(route);

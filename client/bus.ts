@@ -3,11 +3,12 @@ import { randomBytes } from 'node:crypto';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import {
-  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
+  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MSG_HEADER, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
   encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
 } from '../transports/frame.js';
 import { monoNs, writeU64 } from '../metrics/clock.js';
 import { LatencyMeter, type ClientLatencyStats } from './latency.js';
+import { StampSampler } from '../metrics/latency.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import { canDial, canRedial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
@@ -180,6 +181,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   readonly stats: StatsFn;
   /** Latency histograms of received timestamped messages (null with `latency: false`). */
   private readonly latency: LatencyMeter | null;
+  /** Which publishes carry timestamps when the latency service samples (null: all of them). */
+  private readonly stamps: StampSampler | null;
   private reportTimer: NodeJS.Timeout | null = null;
   private state = State.CONNECTING;
   private conn: Conn | null = null;
@@ -218,6 +221,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     }
     this.backlog = new Backlog(this.options.reconnectBufferBytes);
     this.latency = this.options.latency ? new LatencyMeter() : null;
+    this.stamps = this.options.timestamps && this.options.latency ? new StampSampler() : null;
     const counters = this.counters;
     const fn = (): ClientStats => ({ ...counters, pendingBytes: this.pendingBytes, latency: this.latency?.stats() ?? null });
     for (const k of Object.keys(counters) as (keyof BusStats)[]) Object.defineProperty(fn, k, { get: () => counters[k], enumerable: true });
@@ -305,7 +309,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const sLen = sMeta < 0 ? -sMeta : sMeta;
     const rLen = reply === '' ? 0 : Buffer.byteLength(reply, 'utf8');
     const hLen = headers === null ? 0 : headers.length;
-    const ts = this.options.timestamps;
+    // With the latency service on, only a sample of messages is stamped at high rates.
+    const ts = this.options.timestamps && (this.stamps === null || this.stamps.next());
     const total = msgSize(sLen, rLen, hLen, p.length, ts);
     const w = this.writer();
     if (w !== this.backlog && this.pendingBytes + total > this.options.maxPendingBytes) {
@@ -314,6 +319,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const buf = w.reserve(total);
     let at = writeMsgHeader(buf, w.writeOffset, total, Op.PUB, flags | (ts ? FLAG_TS : 0), p.kind, 0, sLen, rLen, hLen);
     if (ts) {
+      if (this.stamps !== null) buf[at - MSG_HEADER + 7] = this.stamps.weight;
       // Two u32 halves: no BigInt allocated per message. The broker fills in bytes 8..15.
       writeU64(buf, at, monoNs());
       writeU64(buf, at + 8, 0); // not buf.fill: its argument validation costs more than the clock read
@@ -621,8 +627,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       return;
     }
     const start = lat.transit(buf, tsOff, arrived);
+    const weight = lat.lastWeight;
     this.dispatch(v, subject);
-    if (start >= 0) lat.handled(start);
+    if (start >= 0) lat.handled(start, weight);
   }
 
   private dispatch(v: MsgView, subject: string): void {

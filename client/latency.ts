@@ -13,7 +13,7 @@
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
 import { chunkNowNs, monoNs, readU64 } from '../metrics/clock.js';
 import { batching, windowId } from '../transports/batch.js';
-import { HopRecorder, Sampler, encodeHistogram, summarize, type ClientReport, type LatencySummary } from '../metrics/latency.js';
+import { HopRecorder, Sampler, stampWeight, encodeHistogram, summarize, type ClientReport, type LatencySummary } from '../metrics/latency.js';
 
 export type ClientHop = 'brokerToClient' | 'endToEnd' | 'handler';
 export const CLIENT_HOPS: readonly ClientHop[] = ['brokerToClient', 'endToEnd', 'handler'];
@@ -37,6 +37,8 @@ export class LatencyMeter {
   /** The connection's msgsOut counter at the last roll. */
   private outAtRoll = 0;
   private lastRoll = performance.now();
+  /** How many messages the message last measured by transit() stands for. */
+  lastWeight = 1;
   /** The inbound chunk (batch window) being dispatched. */
   private window = -1;
 
@@ -59,15 +61,15 @@ export class LatencyMeter {
     const first = w !== this.window || !batching();
     this.window = w;
     if (!this.sampler.take(now)) return -1;
-    const weight = this.sampler.weight;
+    const weight = (this.lastWeight = this.sampler.weight * stampWeight(buf, tsOff));
     this.hops.endToEnd.record(now - readU64(buf, tsOff), weight);
     this.hops.brokerToClient.record(now - readU64(buf, tsOff + 8), weight);
     return first ? now : monoNs();
   }
 
   /** The callbacks of a measured message have returned. */
-  handled(start: number): void {
-    this.hops.handler.record(monoNs() - start, this.sampler.weight);
+  handled(start: number, weight: number): void {
+    this.hops.handler.record(monoNs() - start, weight);
   }
 
   /** Closes the interval. Returns the report to send, or null when nothing was measured. */

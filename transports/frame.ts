@@ -15,7 +15,7 @@
  * re-encoding it: the same bytes fan out to every subscriber.
  *
  *   6  u8   payload kind (0 raw, 1 utf8, 2 msgpack)
- *   7  u8   reserved, 0
+ *   7  u8   stamp weight (with FLAG_TS: messages this stamped one stands for; 0 = 1), else 0
  *   8  u32  sid: in MSG, 0 = for every matching non-queue subscription of the
  *           connection; otherwise the one queue subscription it was chosen for
  *  12  u16  subject length S
