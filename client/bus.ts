@@ -16,7 +16,7 @@ import { canDial, canRedial, dial, toEndpoint, type ServerAddress } from '../tra
 // registered by the Node entry point (client/index.ts).
 import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
-import { EncodedPayload, encodePayload, packr, unpackr } from './codec.js';
+import { EncodedPayload, encodeHeaders, encodePayload, packr, unpackr } from './codec.js';
 import {
   ConnectionError, MaxPayloadError, NoRespondersError, OptionsError, PendingLimitError, ServerError, TimeoutError,
 } from './errors.js';
@@ -291,15 +291,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   }
 
   private encodeHeaders(h: Record<string, string>): Buffer {
-    if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
-    for (const [k, v] of Object.entries(h)) {
-      if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
-    }
-    const bytes = Buffer.from(packr.pack(h));
-    const limit = this.info?.maxHeaders ?? 64 * 1024;
-    if (bytes.length > limit) throw new MaxPayloadError(bytes.length, limit);
-    return bytes;
+    return encodeHeaders(h, this.info?.maxHeaders ?? 64 * 1024);
   }
+
 
   private writePub(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {
     const p = encodePayload(data, this.payload);

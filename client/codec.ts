@@ -1,5 +1,6 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { PayloadKind } from '../transports/frame.js';
+import { MaxPayloadError, OptionsError } from './errors.js';
 
 /**
  * Payload codec: Uint8Array passes through as raw bytes, a string travels as UTF-8,
@@ -55,4 +56,18 @@ export function decodePayload(kind: number, data: Buffer): unknown {
     default:
       return data;
   }
+}
+
+/**
+ * Encodes message headers (string values only) as a plain msgpack map, refusing more
+ * than `limit` bytes with MaxPayloadError (`what` names the limit); nothing is sent then.
+ */
+export function encodeHeaders(h: Record<string, string>, limit: number, what?: string): Buffer {
+  if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
+  for (const [k, v] of Object.entries(h)) {
+    if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
+  }
+  const bytes = Buffer.from(packr.pack(h));
+  if (bytes.length > limit) throw new MaxPayloadError(bytes.length, limit, what);
+  return bytes;
 }

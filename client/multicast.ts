@@ -35,7 +35,7 @@ import {
 } from '../transports/multicast/endpoint.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
-import { EncodedPayload, encodePayload, packr } from './codec.js';
+import { EncodedPayload, encodeHeaders, encodePayload } from './codec.js';
 import type { ConnectOptions } from './options.js';
 import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
 import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
@@ -285,12 +285,9 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   }
 
   private encodeHeaders(h: Record<string, string>): Buffer {
-    if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
-    for (const [k, v] of Object.entries(h)) if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
-    const bytes = Buffer.from(packr.pack(h));
-    if (bytes.length > this.maxHeaders) throw new MaxPayloadError(bytes.length, this.maxHeaders, 'the multicast maximum headers size (option maxHeaders)');
-    return bytes;
+    return encodeHeaders(h, this.maxHeaders, 'the multicast maximum headers size (option maxHeaders)');
   }
+
 
   /** Encodes a MSG frame straight into the channel's open datagram (or its fragment buffer). */
   private writeMsg(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {

@@ -1,8 +1,8 @@
 import { runBatched } from './batch.js';
 import { registerDialer } from './dial.js';
-import { ProtocolError } from './frame.js';
+
 import { FrameReader } from './reader.js';
-import type { AcceptFn, Link, LinkHandler } from './link.js';
+import { readFailed, type AcceptFn, type Link, type LinkHandler } from './link.js';
 
 /**
  * inproc: a client on the broker's own thread, joined to it by a pair of in-memory
@@ -170,9 +170,7 @@ export class InprocLink implements Link {
       this.reader.push(chunk, this.handler!);
     } catch (err) {
       this.failed = true;
-      const h = this.handler;
-      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
-      else this.destroy(err as Error);
+      readFailed(this.handler, err, (e) => this.destroy(e));
     }
   };
 

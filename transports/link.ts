@@ -7,7 +7,7 @@
  * Threading: a Link is used only from the thread that created it.
  */
 
-import type { ProtocolError } from './frame.js';
+import { ProtocolError } from './frame.js';
 
 export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
 
@@ -75,3 +75,20 @@ export interface Listener {
 }
 
 export type AcceptFn = (link: Link) => void;
+
+/**
+ * What a link does when its reader throws: a ProtocolError goes to the handler, which
+ * tells the peer (ERR) and closes; anything else destroys the link. The caller has
+ * already stopped reading, since a byte stream cannot be resynchronised.
+ */
+export function readFailed(handler: LinkHandler | null, err: unknown, destroy: (err: Error) => void): void {
+  if (err instanceof ProtocolError && handler?.onProtocolError) handler.onProtocolError(err);
+  else destroy(err as Error);
+}
+
+/** Grows a write buffer holding `used` bytes so that it can hold `need` (at least doubling), keeping its contents. */
+export function growBuffer(buf: Buffer, used: number, need: number): Buffer {
+  const grown = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
+  buf.copy(grown, 0, 0, used);
+  return grown;
+}

@@ -1,9 +1,9 @@
 import net from 'node:net';
 import fs from 'node:fs';
-import { ProtocolError } from './frame.js';
+
 import { FrameReader } from './reader.js';
 import { batching, deferFlush, runBatched, type Flushable } from './batch.js';
-import type { AcceptFn, Link, LinkHandler, Listener, TransportName } from './link.js';
+import { readFailed, growBuffer, type AcceptFn, type Link, type LinkHandler, type Listener, type TransportName } from './link.js';
 import type { Endpoint } from './url.js';
 
 /** Initial size of each of a link's two write buffers; they grow on demand. */
@@ -84,19 +84,13 @@ export class StreamLink implements Link, Flushable {
     } catch (err) {
       // The stream cannot be resynchronised: stop reading; the handler says why and closes.
       this.socket.off('data', this.onData);
-      const h = this.handler;
-      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
-      else this.destroy(err as Error);
+      readFailed(this.handler, err, (e) => this.destroy(e));
     }
   };
 
   reserve(n: number): Buffer {
     const need = this.used + n;
-    if (need > this.fill.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.fill.length * 2));
-      this.fill.copy(grown, 0, 0, this.used);
-      this.fill = grown;
-    }
+    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
     return this.fill;
   }
 

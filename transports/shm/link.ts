@@ -1,7 +1,7 @@
 import { ErrCode, ProtocolError } from '../frame.js';
 import { batching, deferFlush, type Flushable } from '../batch.js';
 import { FrameReader } from '../reader.js';
-import type { Link, LinkHandler } from '../link.js';
+import { readFailed, type Link, type LinkHandler } from '../link.js';
 import {
   CLOSED_ABORT, CLOSED_CLEAN, CLOSED_EXITED, H_BROKER_BEAT, H_BROKER_CLOSED, H_CAPACITY, H_CLIENT_BEAT, H_CLIENT_CLOSED,
   H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, ringOffset,
@@ -308,9 +308,7 @@ export class ShmLink implements Link, Flushable, Pollable {
     } catch (err) {
       // The byte stream cannot be resynchronised: stop reading; the handler says why and closes.
       this.failed = true;
-      const h = this.handler;
-      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
-      else this.destroy(err as Error);
+      readFailed(this.handler, err, (e) => this.destroy(e));
     }
     return n;
   }

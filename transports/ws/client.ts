@@ -13,7 +13,7 @@
 import { ProtocolError } from '../frame.js';
 import { FrameReader } from '../reader.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import type { Link, LinkHandler, TransportName } from '../link.js';
+import { readFailed, growBuffer, type Link, type LinkHandler, type TransportName } from '../link.js';
 import type { Endpoint } from '../url.js';
 
 const WRITE_BUFFER = 64 * 1024;
@@ -107,19 +107,13 @@ export class WsClientLink implements Link, Flushable {
     try {
       this.reader.push(chunk, this.handler);
     } catch (err) {
-      const h = this.handler;
-      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
-      else this.destroy(err as Error);
+      readFailed(this.handler, err, (e) => this.destroy(e));
     }
   };
 
   reserve(n: number): Buffer {
     const need = this.used + n;
-    if (need > this.fill.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.fill.length * 2));
-      this.fill.copy(grown, 0, 0, this.used);
-      this.fill = grown;
-    }
+    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
     return this.fill;
   }
 

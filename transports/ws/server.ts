@@ -21,10 +21,10 @@
  * Threading: the thread that runs the uWS app (the broker's).
  */
 import type uWS from 'uWebSockets.js';
-import { ProtocolError } from '../frame.js';
+
 import { FrameReader } from '../reader.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import type { AcceptFn, Link, LinkHandler, TransportName } from '../link.js';
+import { readFailed, growBuffer, type AcceptFn, type Link, type LinkHandler, type TransportName } from '../link.js';
 
 const WRITE_BUFFER = 64 * 1024;
 const KEEP_BUFFER_MAX = 1024 * 1024;
@@ -104,19 +104,13 @@ export class UwsLink implements Link, Flushable {
     } catch (err) {
       this.paused = true; // read nothing more
       this.held = [];
-      const h = this.handler;
-      if (err instanceof ProtocolError && h?.onProtocolError) h.onProtocolError(err);
-      else this.destroy(err as Error);
+      readFailed(this.handler, err, (e) => this.destroy(e));
     }
   };
 
   reserve(n: number): Buffer {
     const need = this.used + n;
-    if (need > this.fill.length) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.fill.length * 2));
-      this.fill.copy(grown, 0, 0, this.used);
-      this.fill = grown;
-    }
+    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
     return this.fill;
   }
 
