@@ -20,6 +20,7 @@ import { Limiter } from './ratelimit.js';
 import { Route, type QueueCursor, type SubjectLimit, type Subscription } from './route.js';
 import { Session } from './session.js';
 import { MulticastBridge } from './bridge.js';
+import { DirectPlane } from './direct.js';
 
 export const VERSION = '0.1.0';
 
@@ -88,6 +89,8 @@ export class Broker {
   private inproc: ReturnType<typeof listenInproc> | null = null;
   /** The multicast bridge (option `multicast`), once listen() has started it. */
   bridge: MulticastBridge | null = null;
+  /** Direct delivery between shm clients (broker/direct.ts). */
+  readonly direct = new DirectPlane(this);
 
   constructor(options: BrokerOptions = {}, logger?: Logger) {
     this.options = resolveOptions(options);
@@ -178,7 +181,7 @@ export class Broker {
     this.sessions.delete(session);
   }
 
-  info(clientId: number): Record<string, unknown> {
+  info(clientId: number, direct = false): Record<string, unknown> {
     const o = this.options;
     return {
       serverId: this.serverId,
@@ -193,6 +196,7 @@ export class Broker {
       pingIntervalMs: o.pingIntervalMs,
       // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
       reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
+      ...(direct ? { direct: true } : {}),
     };
   }
 
@@ -246,19 +250,25 @@ export class Broker {
     buf.writeUInt32LE(0, off + 8);
     // The time the chunk holding this frame arrived (one clock read per chunk, no BigInt).
     if (v.tsOff >= 0) writeU64(buf, v.tsOff + 8, chunkNowNs());
-    this.fanout(route, buf, off, len, subject, from);
+    // A direct publisher's PUB carries its interest seq in the sid field (broker/direct.ts).
+    this.fanout(route, buf, off, len, subject, from, v.sid);
     return true;
   }
 
-  private fanout(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Session | null): void {
+  private fanout(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Session | null, pubSeq = 0): void {
     const c = this.counters;
     const sessions = route.sessions;
+    // Peers a direct publisher serves itself: skipped if it knew a matching subscription of theirs.
+    const served = from !== null && from.direct !== null && from.direct.acked.size > 0 ? from.direct.acked : null;
+    let n = 0;
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
+      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) continue;
       if (s.open) s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+      n++;
     }
-    c.msgsOut += sessions.length;
-    c.bytesOut += sessions.length * len;
+    c.msgsOut += n;
+    c.bytesOut += n * len;
     const groups = route.groups;
     for (let g = 0; g < groups.length; g++) {
       const members = groups[g]!;
@@ -389,6 +399,7 @@ export class Broker {
       const stopped = Promise.all(this.listeners.map((l) => l.close()));
       this.shm?.close();
       this.inproc?.close();
+      this.direct.close();
       const bridgeClosed = this.bridge?.close();
       const sessions = [...this.sessions];
       for (const s of sessions) s.shutdown();

@@ -12,6 +12,11 @@ export class Subscription {
   /** Messages a slow-consumer policy dropped / conflated for it, in total. */
   dropped = 0;
   conflated = 0;
+  /**
+   * The direct plane's interest seq from which direct publishers serve this
+   * subscription themselves; Infinity when they never do (broker/direct.ts).
+   */
+  servedSeq = Infinity;
   /** Not yet reported to the client in a LOSS frame. */
   unreportedDropped = 0;
   unreportedConflated = 0;
@@ -52,6 +57,11 @@ export class Route {
   readonly sessions: Session[] = [];
   readonly sessionSubs: Subscription[][] = [];
   readonly sessionPolicy: Policy[] = [];
+  /**
+   * The lowest interest seq among `sessionSubs[i]`: a direct publisher that had applied
+   * it knew at least one of them, so it served that session itself (Broker.fanout).
+   */
+  readonly sessionMinSeq: number[] = [];
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
   readonly limiters: Limiter[] = [];
@@ -99,8 +109,10 @@ export class Route {
         this.sessions.push(sub.session);
         this.sessionSubs.push([sub]);
         this.sessionPolicy.push(policy);
+        this.sessionMinSeq.push(sub.servedSeq);
       } else {
         this.sessionSubs[i]!.push(sub);
+        if (sub.servedSeq < this.sessionMinSeq[i]!) this.sessionMinSeq[i] = sub.servedSeq;
         if (POLICY_RANK[policy]! < POLICY_RANK[this.sessionPolicy[i]!]!) this.sessionPolicy[i] = policy;
       }
       if (sub.max > 0) this.limited.push(sub);

@@ -10,6 +10,7 @@ import { Limiter, rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { Subscription } from './route.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { ClientLatency } from './monitor.js';
+import type { Member } from './direct.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
@@ -34,6 +35,8 @@ const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   timestamps: 'boolean',
   // A publish rate limit the client asks for; it can only lower the broker's.
   publishRate: 'object',
+  // shm clients: deliver to other shm clients directly (broker/direct.ts).
+  direct: 'boolean',
 };
 
 export interface SessionStats {
@@ -75,6 +78,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   readonly flow = { pausedMs: 0, throttled: 0, refused: 0 };
   /** This connection's publish rate limit (config, lowered by the client's request). */
   pubLimiter: Limiter | null = null;
+  /** Its place in the direct plane, when it delivers to other shm clients itself. */
+  direct: Member | null = null;
   /** Limiters (own or subject) this publisher is in debt with. */
   private readonly throttledBy: Limiter[] = [];
   private throttleTimer: NodeJS.Timeout | null = null;
@@ -132,7 +137,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
         this.onUnsub(buf.readUInt32LE(off + 8), buf.readUInt32LE(off + 12));
         return;
       case Op.PING:
-        this.sendBare(Op.PONG);
+        // With direct clients about, a PONG also says they all know this client's subscriptions.
+        if (this.broker.direct.size > 0) this.broker.direct.ping(this);
+        else this.sendBare(Op.PONG);
+        return;
+      case Op.DIRECT:
+        if (this.direct !== null) this.broker.direct.onFrame(this.direct, buf, off, len);
+        else this.fatal(ErrCode.PROTOCOL, 'DIRECT frames are for connections that asked for direct delivery');
         return;
       case Op.PONG:
         this.pingsOut = 0;
@@ -182,7 +193,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
         return;
       }
     }
-    const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit };
+    const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean };
     if (o.publishRate !== undefined) {
       const bad = rateLimitProblem(o.publishRate, 'publishRate');
       if (bad !== null) {
@@ -197,10 +208,19 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
     this.state = State.OPEN;
-    const info = this.broker.info(this.id);
+    let direct = false;
+    if (o.direct === true) {
+      const plane = this.broker.direct;
+      const why = this.verbose ? 'verbose acknowledges every PUB' : o.publishRate !== undefined ? 'the client asked for a publish rate limit' : plane.refusal(this);
+      if (why === null) direct = true;
+      else this.broker.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
+    }
+    const info = this.broker.info(this.id, direct);
     const frame = encodeHandshake(Op.INFO, packr.pack(info));
     this.link.send(frame, 0, frame.length);
-    this.broker.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote }, 'client connected');
+    // After INFO: joining sends the client everybody's interest.
+    if (direct) this.direct = this.broker.direct.join(this);
+    this.broker.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote, direct }, 'client connected');
   }
 
   private onSub(buf: Buffer, off: number): void {
@@ -224,6 +244,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       return this.error(ErrCode.BAD_SUBJECT, (err as Error).message, sid);
     }
     this.subs.set(sid, sub);
+    this.broker.direct.added(sub);
     if (this.verbose) this.ok(sid);
   }
 
@@ -246,7 +267,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   }
 
   removeSub(sub: Subscription): void {
-    if (this.subs.delete(sub.sid)) this.broker.tree.remove(sub.pattern, sub);
+    if (!this.subs.delete(sub.sid)) return;
+    this.broker.tree.remove(sub.pattern, sub);
+    this.broker.direct.removed(sub);
   }
 
   // --- outbound ------------------------------------------------------------------
@@ -461,8 +484,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
     this.handshakeTimer = null;
     const tree = this.broker.tree;
     const subs = this.subs;
+    const plane = this.broker.direct;
+    plane.leave(this);
     tree.batch(() => {
-      for (const sub of subs.values()) tree.remove(sub.pattern, sub);
+      for (const sub of subs.values()) {
+        tree.remove(sub.pattern, sub);
+        plane.removed(sub);
+      }
     });
     subs.clear();
   }

@@ -23,6 +23,7 @@ import {
 import { Msg } from './msg.js';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './options.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
+import { DirectRouter, type DirectHost } from './direct.js';
 
 /** What the broker tells a client in INFO. */
 export interface ServerInfo {
@@ -38,6 +39,8 @@ export interface ServerInfo {
   pingIntervalMs: number;
   /** How often to report latency histograms on $SYS.report.<clientId>; 0 or absent = never. */
   reportIntervalMs?: number;
+  /** The broker lets this (shm) client deliver to other shm clients directly (docs/SHM.md). */
+  direct?: boolean;
 }
 
 export interface PublishOptions {
@@ -209,6 +212,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private handshake: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout } | null = null;
   private sleeper: { timer: NodeJS.Timeout; resolve(): void } | null = null;
   private closedPromise: Promise<void> | null = null;
+  /** Direct delivery to other shm clients, when the broker granted it (client/direct.ts). */
+  private direct: DirectRouter | null = null;
 
   constructor(servers: ServerAddress | ServerAddress[], options: ConnectOptions = {}) {
     super();
@@ -243,7 +248,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
 
   /** Bytes queued towards the broker and not yet handed to the operating system. */
   get pendingBytes(): number {
-    return this.conn ? this.conn.link.pendingBytes : this.backlog.used;
+    if (this.conn === null) return this.backlog.used;
+    return this.direct === null ? this.conn.link.pendingBytes : this.conn.link.pendingBytes + this.direct.pendingBytes;
   }
 
   /** First connection: tries each server once, in order. */
@@ -310,13 +316,41 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     if (w !== this.backlog && this.pendingBytes + total > this.options.maxPendingBytes) {
       throw new PendingLimitError(`${this.pendingBytes} bytes are already queued towards the broker (limit ${this.options.maxPendingBytes}): await bus.flush() before publishing more`);
     }
+    const weight = ts && this.stamps !== null ? this.stamps.weight : 0;
+    const d = this.direct;
+    if (d !== null && w !== this.backlog) {
+      // Direct delivery: MSG frames straight into the peers' channels; a PUB to the
+      // broker only for what it serves. The PUB's sid field carries the interest seq.
+      const route = d.route(subject);
+      const peers = route.peers;
+      const sentAt = ts ? monoNs() : 0;
+      for (let i = 0; i < peers.length; i++) {
+        const peer = peers[i]!;
+        this.encode(peer.link!, Op.MSG, 0, flags, ts, weight, sentAt, sentAt, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+        d.checkPending(peer);
+      }
+      if (route.broker) this.encode(w, Op.PUB, d.seq, flags, ts, weight, sentAt, 0, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+    } else {
+      this.encode(w, Op.PUB, 0, flags, ts, weight, ts ? monoNs() : 0, 0, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+    }
+    p.text = '';
+    this.counters.msgsOut++;
+    this.counters.bytesOut += total;
+  }
+
+  /** Writes one PUB or MSG frame of `total` bytes into `w`. */
+  private encode(
+    w: Writer, op: Op.PUB | Op.MSG, sid: number, flags: number, ts: boolean, weight: number, sentAt: number, brokerAt: number, total: number,
+    subject: string, sMeta: number, sLen: number, reply: string, rLen: number, headers: Buffer | null, hLen: number, p: EncodedPayload,
+  ): void {
     const buf = w.reserve(total);
-    let at = writeMsgHeader(buf, w.writeOffset, total, Op.PUB, flags | (ts ? FLAG_TS : 0), p.kind, 0, sLen, rLen, hLen);
+    let at = writeMsgHeader(buf, w.writeOffset, total, op, flags | (ts ? FLAG_TS : 0), p.kind, sid, sLen, rLen, hLen);
     if (ts) {
-      if (this.stamps !== null) buf[at - MSG_HEADER + 7] = this.stamps.weight;
-      // Two u32 halves: no BigInt allocated per message. The broker fills in bytes 8..15.
-      writeU64(buf, at, monoNs());
-      writeU64(buf, at + 8, 0); // not buf.fill: its argument validation costs more than the clock read
+      if (weight !== 0) buf[at - MSG_HEADER + 7] = weight;
+      // Two u32 halves: no BigInt allocated per message. The broker fills in bytes 8..15
+      // (a direct MSG has no broker hop: the send time again).
+      writeU64(buf, at, sentAt);
+      writeU64(buf, at + 8, brokerAt); // not buf.fill: its argument validation costs more than the clock read
       at += TS_BLOCK;
     }
     if (sMeta > 0) {
@@ -328,15 +362,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     }
     if (rLen > 0) at += buf.write(reply, at, rLen, 'utf8');
     if (headers !== null) at += headers.copy(buf, at);
-    if (p.text !== '' && p.kind === 1) {
-      buf.write(p.text, at, p.length, 'utf8');
-      p.text = '';
-    } else if (p.length > 0) {
-      buf.set(p.bytes, at);
-    }
+    if (p.text !== '' && p.kind === 1) buf.write(p.text, at, p.length, 'utf8');
+    else if (p.length > 0) buf.set(p.bytes, at);
     w.commit(total);
-    this.counters.msgsOut++;
-    this.counters.bytesOut += total;
   }
 
   /**
@@ -387,6 +415,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const sub = new Subscription(this, sid, pattern, cb, opts);
     this.subs.set(sid, sub);
     if (sub.queue === '') this.tree.insert(pattern, sub);
+    this.direct?.addOwn(pattern);
     if (this.connected) this.sendSub(this.conn!.link, sub);
     return sub;
   }
@@ -420,6 +449,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private forget(sub: Subscription, err?: Error): void {
     if (!this.subs.delete(sub.sid)) return;
     if (sub.queue === '') this.tree.remove(sub.subject, sub);
+    this.direct?.delOwn(sub.subject);
     if (sub === this.mux) this.mux = null;
     sub.close(err);
   }
@@ -551,6 +581,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     this.requests.clear();
     for (const w of this.pongWaiters.splice(0)) w?.reject(err);
     for (const sub of [...this.subs.values()]) this.forget(sub);
+    this.endDirect();
     const conn = this.conn;
     this.conn = null;
     this.handshake?.reject(new ConnectionError('connection closed during the handshake'));
@@ -578,7 +609,16 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       case Op.PONG: {
         this.pingsOut = 0;
         const w = this.pongWaiters.shift();
-        w?.resolve();
+        if (w == null) return;
+        const d = this.direct;
+        if (d === null) {
+          w.resolve();
+          return;
+        }
+        // Direct channels are roads beside the broker: a flush also covers them (what we
+        // wrote into them is in their rings; what peers wrote to us has been handed out).
+        d.readAll();
+        d.whenWritten(w.resolve);
         return;
       }
       case Op.PING:
@@ -594,6 +634,10 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
         return;
       case Op.INFO:
         this.onInfo(conn, buf, off, len);
+        return;
+      case Op.DIRECT:
+        if (this.direct !== null && this.conn === conn) this.direct.onControl(buf, off, len);
+        else conn.link.destroy(new ConnectionError('protocol error: the server sent DIRECT on a connection without direct delivery'));
         return;
       default:
         conn.link.destroy(new ConnectionError(`protocol error: the server sent ${OP_NAMES[op]}, which servers never send`));
@@ -629,7 +673,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private dispatch(v: MsgView, subject: string): void {
     if (v.sid !== 0) {
       const sub = this.subs.get(v.sid);
-      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this))) this.forget(sub);
+      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this))) this.expired(sub);
       return;
     }
     const list = this.tree.match(subject);
@@ -637,8 +681,31 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const msg = new Msg(v, subject, this);
     for (let i = 0; i < list.length; i++) {
       const sub = list[i]!;
-      if (!sub.deliver(msg)) this.forget(sub);
+      if (!sub.deliver(msg)) this.expired(sub);
     }
+  }
+
+  /**
+   * A subscription has had its `max` messages. The broker counts them too, but not
+   * those delivered directly by other shm clients: then it is told.
+   */
+  private expired(sub: Subscription): void {
+    this.forget(sub);
+    if (this.direct !== null && this.connected && !this.conn!.link.closed) this.sendUnsub(this.conn!.link, sub.sid, 0);
+  }
+
+  /** DirectHost for the router: channel messages land where the broker's would. */
+  private directHost(link: Link): DirectHost {
+    return {
+      link,
+      onMsg: (buf, off, len) => this.onMsg(buf, off, len),
+      reportError: (err) => this.reportError(err),
+    };
+  }
+
+  private endDirect(): void {
+    this.direct?.close();
+    this.direct = null;
   }
 
   /** Once per report interval: close the latency interval and report it to the broker. */
@@ -689,6 +756,11 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       return;
     }
     conn.link.setMaxFrame?.(maxFrameFor(this.info));
+    // Made now: the broker's interest frames follow INFO in the same read.
+    if (this.info.direct === true && conn.link.direct !== undefined) {
+      this.direct = new DirectRouter(this.directHost(conn.link), conn.link.direct, this.info.clientId, this.info.serverId);
+      for (const sub of this.subs.values()) this.direct.addOwn(sub.subject);
+    }
     this.handshake.resolve();
   }
 
@@ -700,6 +772,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       return;
     }
     this.conn = null;
+    this.endDirect();
     if (this.state === State.CLOSED) return;
     this.emit('disconnect', err);
     // Keepalive PINGs are gone with the link; user flushes are re-sent after reconnecting.
@@ -749,6 +822,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
             verbose: this.options.verbose,
             timestamps: this.options.timestamps,
             ...(this.options.publishRate ? { publishRate: this.options.publishRate } : {}),
+            ...(this.options.direct && link.direct !== undefined ? { direct: true } : {}),
           }),
         );
         link.send(hello, 0, hello.length);
@@ -756,6 +830,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     } catch (err) {
       this.handshake = null;
       if (this.conn === conn) this.conn = null;
+      this.endDirect();
       link.destroy();
       throw err;
     }

@@ -52,6 +52,12 @@ export interface ConnectOptions {
    * 'park', or a WaitStrategy object (docs/SHM.md). Other transports ignore it.
    */
   wait?: WaitKind | WaitStrategy;
+  /**
+   * shm connections: deliver to other shm clients of the same broker directly, through
+   * channel rings between the two threads, without the broker thread (default true;
+   * docs/SHM.md, "Direct delivery"). Other transports ignore it.
+   */
+  direct?: boolean;
 }
 
 export type ResolvedConnectOptions = Required<ConnectOptions>;
@@ -74,6 +80,7 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   requestTimeoutMs: 5_000,
   publishRate: null,
   wait: 'hybrid',
+  direct: true,
 };
 
 export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnectOptions {

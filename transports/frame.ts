@@ -47,11 +47,13 @@ export const enum Op {
   OK = 0x40,
   ERR = 0x41,
   LOSS = 0x42,
+  DIRECT = 0x50,
 }
 
 export const OP_NAMES: Record<number, string> = {
   0x01: 'CONNECT', 0x02: 'INFO', 0x10: 'PUB', 0x11: 'MSG', 0x20: 'SUB', 0x21: 'UNSUB',
   0x30: 'PING', 0x31: 'PONG', 0x40: 'OK', 0x41: 'ERR', 0x42: 'LOSS',
+  0x50: 'DIRECT',
 };
 
 /** PUB/MSG flag: a 16-byte timestamp block follows the fixed header. */
@@ -235,6 +237,59 @@ export function writeLoss(buf: Buffer, off: number, sid: number, policy: number,
 }
 
 /**
+ * DIRECT (shm only): the control plane of direct shared-memory delivery between
+ * worker threads (docs/SHM.md, "Direct delivery"). 5 u8 kind (DirectKind) | 6 u16
+ * pattern length P | 8 u32 a | 12 u32 b | 16 u32 c | 20 pattern (P bytes, UTF-8).
+ * What a, b and c mean depends on the kind.
+ */
+export const DIRECT_HEADER = 20;
+export const enum DirectKind {
+  // broker -> client
+  /** A subscription the client must send to the broker: a = interest seq, pattern. */
+  REMOTE_ADD = 1,
+  REMOTE_DEL = 2,
+  /** A subscription of direct peer b that the client serves itself: a = interest seq, b = peer id, pattern. */
+  PEER_ADD = 3,
+  PEER_DEL = 4,
+  /** Channel a to peer b is ready (its memory comes over the broadcast channel): c = the peer's pending limit in bytes. */
+  OPEN = 5,
+  /** Peer b serves this client directly from now on, through channel a: read it. */
+  MARK = 6,
+  /** Channel a (peer b) is finished: the peer is gone. */
+  CLOSE = 7,
+  /** No channel to peer b: keep sending its messages through the broker. */
+  REFUSED = 8,
+  // client -> broker
+  /** Please open a channel to peer b. */
+  WANT = 16,
+  /** From this frame on, this client writes peer b's messages into channel a itself. */
+  ACK = 17,
+  /** The client has applied every interest change up to seq a. */
+  IACK = 18,
+  /** Channel a to peer b is over its pending limit: c bytes wait. */
+  SLOW = 19,
+}
+
+export function directSize(patternBytes: number): number {
+  return DIRECT_HEADER + patternBytes;
+}
+
+/** Writes a DIRECT frame; returns its size. */
+export function writeDirect(buf: Buffer, off: number, kind: DirectKind, a: number, b: number, c: number, pattern = ''): number {
+  const p = pattern === '' ? 0 : Buffer.byteLength(pattern, 'utf8');
+  const total = DIRECT_HEADER + p;
+  buf.writeUInt32LE(total, off);
+  buf[off + 4] = Op.DIRECT;
+  buf[off + 5] = kind;
+  buf.writeUInt16LE(p, off + 6);
+  buf.writeUInt32LE(a >>> 0, off + 8);
+  buf.writeUInt32LE(b >>> 0, off + 12);
+  buf.writeUInt32LE(Math.min(c, 0xffffffff) >>> 0, off + 16);
+  if (p > 0) buf.write(pattern, off + DIRECT_HEADER, p, 'utf8');
+  return total;
+}
+
+/**
  * ERR: 5 flags (FLAG_FATAL) | 6 u16 code | 8 u32 ref (sid concerned, or 0) | 12 text (UTF-8, rest of frame)
  */
 export function encodeErr(code: number, text: string, ref = 0, fatal = false): Buffer {
@@ -305,6 +360,11 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       return len === OK_SIZE ? null : `OK frame must be ${OK_SIZE} bytes, got ${len}`;
     case Op.LOSS:
       return len === LOSS_SIZE ? null : `LOSS frame must be ${LOSS_SIZE} bytes, got ${len}`;
+    case Op.DIRECT: {
+      if (len < DIRECT_HEADER) return `DIRECT frame of ${len} bytes is shorter than its ${DIRECT_HEADER}-byte header`;
+      const p = buf.readUInt16LE(off + 6);
+      return DIRECT_HEADER + p === len ? null : `DIRECT field lengths (${DIRECT_HEADER + p} bytes) do not match the frame (${len} bytes)`;
+    }
     case Op.ERR:
       return len >= 12 ? null : `ERR frame of ${len} bytes is shorter than its 12-byte header`;
     case Op.CONNECT:

@@ -64,6 +64,33 @@ export interface Link {
   close(): void;
   /** Closes now, dropping what is queued. onClose follows with `err`. */
   destroy(err?: Error): void;
+
+  /** Direct delivery between clients of one broker (shm only; docs/SHM.md). */
+  readonly direct?: DirectPort;
+}
+
+/**
+ * A client's access to direct channels: one-way rings from this client to another
+ * client of the same broker (or back), whose memory the broker hands out. The
+ * client's routing (client/direct.ts) says which to open; this says how.
+ */
+export interface DirectPort {
+  /** Starts listening for channel memory addressed to client `clientId` of broker `serverId`. */
+  begin(clientId: number, serverId: string): void;
+  /** Called when the memory of channel `chan` has arrived. */
+  onMemory: ((chan: number) => void) | null;
+  /** True once the memory of channel `chan` is here. */
+  has(chan: number): boolean;
+  /** The writing end of channel `chan` (its memory must be here), served by this link's poll loop. */
+  writer(chan: number): Link;
+  /** The reading end of channel `chan` (its memory must be here), served by this link's poll loop. */
+  reader(chan: number): Link;
+  /** Forgets channel memory that will not be used. */
+  forget(chan: number): void;
+  /** Hands out, now, what a reader's channel holds (up to a fence that stops it). */
+  drain(reader: Link): void;
+  /** Stops listening. */
+  end(): void;
 }
 
 export interface Listener {

@@ -25,23 +25,36 @@ export class FrameReader {
   private head = Buffer.alloc(4);
   private headLen = 0;
   private failed = false;
+  /** Set by halt(): push() returns after the frame being handed out. */
+  private halted = false;
 
   constructor(public maxFrame: number) {}
+
+  /**
+   * Called from a sink's onFrame: push() stops after that frame and returns how many
+   * bytes of its chunk it consumed; the caller pushes the rest later. (A paused shm
+   * link uses it to stop at an exact frame.)
+   */
+  halt(): void {
+    this.halted = true;
+  }
 
   /** Bytes received but not yet handed out as a frame. */
   get buffered(): number {
     return this.part ? this.partLen : this.headLen;
   }
 
-  push(chunk: Buffer, sink: FrameSink): void {
+  /** Hands out every whole frame; returns the bytes of `chunk` consumed (all of them unless halt() was called). */
+  push(chunk: Buffer, sink: FrameSink): number {
     if (this.failed) throw new ProtocolError(ErrCode.PROTOCOL, 'frame reader used after a protocol error');
     let pos = 0;
     const end = chunk.length;
+    this.halted = false;
     try {
       // Finish a frame left over from earlier chunks.
       if (this.headLen > 0) {
         while (this.headLen < 4 && pos < end) this.head[this.headLen++] = chunk[pos++]!;
-        if (this.headLen < 4) return;
+        if (this.headLen < 4) return end;
         const len = this.head.readUInt32LE(0);
         this.checkLength(len);
         this.part = Buffer.allocUnsafe(len);
@@ -55,10 +68,11 @@ export class FrameReader {
         chunk.copy(part, this.partLen, pos, pos + take);
         this.partLen += take;
         pos += take;
-        if (this.partLen < part.length) return;
+        if (this.partLen < part.length) return end;
         this.part = null;
         this.partLen = 0;
         this.emit(part, 0, part.length, sink);
+        if (this.halted) return this.stop(pos);
       }
       // Whole frames in place.
       while (end - pos >= 4) {
@@ -67,6 +81,7 @@ export class FrameReader {
         if (end - pos < len) break;
         this.emit(chunk, pos, len, sink);
         pos += len;
+        if (this.halted) return this.stop(pos);
       }
       if (pos < end) {
         if (end - pos < 4) {
@@ -84,6 +99,12 @@ export class FrameReader {
       this.failed = true;
       throw err;
     }
+    return end;
+  }
+
+  private stop(pos: number): number {
+    this.halted = false;
+    return pos;
   }
 
   private checkLength(len: number): void {

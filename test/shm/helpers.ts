@@ -121,9 +121,9 @@ export class Agent {
    * Starts the worker and connects it. `ep` is an endpoint, or a function that makes
    * one for the Worker (to bind the endpoint to it); that one is sent by postMessage.
    */
-  static async start(ep: unknown, o: { wait?: string; name?: string } = {}): Promise<Agent> {
+  static async start(ep: unknown, o: { wait?: string; name?: string; direct?: boolean } = {}): Promise<Agent> {
     const later = typeof ep === 'function';
-    const w = startWorker('agent', { ep: later ? null : ep, wait: o.wait ?? 'park', name: o.name });
+    const w = startWorker('agent', { ep: later ? null : ep, wait: o.wait ?? 'park', name: o.name, direct: o.direct });
     if (later) w.postMessage({ ep: (ep as (w: Worker) => unknown)(w) });
     const first = await nextMessage<{ ready?: boolean; error?: string }>(w, (m) => 'ready' in m || 'error' in m);
     if (first.error) throw new Error(`agent could not connect: ${first.error}`);

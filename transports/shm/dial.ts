@@ -5,6 +5,7 @@ import {
   H_BROKER_CLOSED, OPEN, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, STATE_CLAIMED, STATE_OFFERED,
   connectionProblem,
 } from './layout.js';
+import { ShmDirectPort } from './direct.js';
 import { ShmLink } from './link.js';
 import { Poller } from './poller.js';
 import { Signal, waitKindCode, waitStrategy } from './wait.js';
@@ -40,6 +41,7 @@ export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
     heartbeatMs: d!.heartbeatMs as number, heartbeatTimeoutMs: d!.heartbeatTimeoutMs as number,
   });
   link.attach(new Poller(link.ownSignal, strategy, true));
+  link.direct = new ShmDirectPort(link, hub, o.maxFrame);
   // Tell the broker: it adopts the connection on its next pass.
   const words = new Int32Array(hub);
   Atomics.add(words, HUB_CLAIMS, 1);

@@ -1,7 +1,7 @@
 import { ErrCode, ProtocolError } from '../frame.js';
 import { batching, deferFlush, type Flushable } from '../batch.js';
 import { FrameReader } from '../reader.js';
-import { readFailed, type Link, type LinkHandler } from '../link.js';
+import { readFailed, type DirectPort, type Link, type LinkHandler } from '../link.js';
 import {
   CLOSED_ABORT, CLOSED_CLEAN, CLOSED_EXITED, H_BROKER_BEAT, H_BROKER_CLOSED, H_CAPACITY, H_CLIENT_BEAT, H_CLIENT_CLOSED,
   H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, ringOffset,
@@ -32,8 +32,15 @@ export interface ShmLinkConfig {
   maxFrame: number;
   /** How often this side bumps its heartbeat and checks the peer's, ms. */
   heartbeatMs: number;
-  /** The peer is declared gone after this long without a heartbeat, ms. */
+  /** The peer is declared gone after this long without a heartbeat, ms (Infinity: never; liveness is watched elsewhere). */
   heartbeatTimeoutMs: number;
+  /**
+   * The doorbells this side parks on and rings, when they are not the connection's
+   * own (a direct channel between two clients rings the clients' doorbells).
+   */
+  signals?: { own: Signal; peer: Signal };
+  /** Does an open link keep its thread's event loop alive? (default true) */
+  keepsAlive?: boolean;
 }
 
 /** Links of this thread that are open, so the thread's exit can tell their peers. */
@@ -67,8 +74,10 @@ export class ShmLink implements Link, Flushable, Pollable {
   batched = false;
   /** performance.now() since which queued bytes have waited without the reader taking any; 0 when none wait. */
   writeBlockedSince = 0;
-  readonly keepsAlive = true;
+  readonly keepsAlive: boolean;
   readonly tickMs: number;
+  /** Direct channels to other clients (client side only; set by the dialer). */
+  direct: DirectPort | undefined = undefined;
   /** Called once when the link has ended (the hub forgets it). */
   onEnd: ((link: ShmLink) => void) | null = null;
 
@@ -99,6 +108,10 @@ export class ShmLink implements Link, Flushable, Pollable {
   private wantingSpace = false;
   private publishQueued = false;
   private paused = false;
+  /** Inside reader.push(): a pause() then halts it at the current frame. */
+  private pushing = false;
+  /** Bytes read out of the ring but not handed out yet: the rest of a chunk a pause() stopped. */
+  private leftover: Buffer | null = null;
   private failed = false;
   private closing = false;
   private closeTimer: NodeJS.Timeout | null = null;
@@ -118,8 +131,9 @@ export class ShmLink implements Link, Flushable, Pollable {
     this.reader = new FrameReader(c.maxFrame);
     const clientSignal = new Signal(this.header, H_CLIENT_SEQ, H_CLIENT_PARKED);
     const hubSignal = new Signal(new Int32Array(c.hub), HUB_SEQ, HUB_PARKED);
-    this.ownSignal = client ? clientSignal : hubSignal;
-    this.peerSignal = client ? hubSignal : clientSignal;
+    this.ownSignal = c.signals?.own ?? (client ? clientSignal : hubSignal);
+    this.peerSignal = c.signals?.peer ?? (client ? hubSignal : clientSignal);
+    this.keepsAlive = c.keepsAlive ?? true;
     this.ownClosed = client ? H_CLIENT_CLOSED : H_BROKER_CLOSED;
     this.peerClosed = client ? H_BROKER_CLOSED : H_CLIENT_CLOSED;
     this.ownBeat = client ? H_CLIENT_BEAT : H_BROKER_BEAT;
@@ -129,6 +143,11 @@ export class ShmLink implements Link, Flushable, Pollable {
       exitHooked = true;
       process.on('exit', onThreadExit);
     }
+  }
+
+  /** The poll loop serving this link, once attached. */
+  get loop(): Poller | null {
+    return this.poller;
   }
 
   /** Joins a poll loop (once). */
@@ -278,6 +297,12 @@ export class ShmLink implements Link, Flushable, Pollable {
     let work = 0;
     if (this.ovfEnd !== this.ovfStart) work += this.pump();
     if (this.handler !== null && !this.paused && !this.failed) {
+      if (this.leftover !== null) {
+        const rest = this.leftover;
+        this.leftover = null;
+        this.hand(rest);
+        return work + 1;
+      }
       const avail = this.in.available();
       if (avail !== 0) return work + this.read(avail);
     }
@@ -289,7 +314,7 @@ export class ShmLink implements Link, Flushable, Pollable {
   ready(): boolean {
     if (this.closed) return false;
     const reading = this.handler !== null && !this.paused && !this.failed;
-    if (reading && this.in.available() !== 0) return true;
+    if (reading && (this.leftover !== null || this.in.available() !== 0)) return true;
     if (this.ovfEnd !== this.ovfStart && this.out.freshFree() > 0) return true;
     return Atomics.load(this.header, this.peerClosed) !== OPEN && (this.handler === null || !this.paused || this.failed);
   }
@@ -303,14 +328,23 @@ export class ShmLink implements Link, Flushable, Pollable {
     const chunk = Buffer.allocUnsafe(n);
     this.in.read(chunk, 0, n);
     if (this.in.release(n)) this.peerSignal.notify();
+    this.hand(chunk);
+    return n;
+  }
+
+  /** Hands a chunk's frames to the handler; a pause() from a handler keeps the rest for resume(). */
+  private hand(chunk: Buffer): void {
+    this.pushing = true;
     try {
-      this.reader.push(chunk, this.handler!);
+      const used = this.reader.push(chunk, this.handler!);
+      if (used < chunk.length) this.leftover = chunk.subarray(used);
     } catch (err) {
       // The byte stream cannot be resynchronised: stop reading; the handler says why and closes.
       this.failed = true;
       readFailed(this.handler, err, (e) => this.destroy(e));
+    } finally {
+      this.pushing = false;
     }
-    return n;
   }
 
   /** The peer has closed (everything it published has been read): end this side too. */
@@ -335,8 +369,10 @@ export class ShmLink implements Link, Flushable, Pollable {
     }
   }
 
+  /** Stops reading; called from a handler, right after the frame being handled (the rest waits for resume()). */
   pause(): void {
     this.paused = true;
+    if (this.pushing) this.reader.halt();
   }
 
   resume(): void {

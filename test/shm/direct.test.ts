@@ -1,0 +1,214 @@
+/**
+ * Direct delivery: shm clients of one broker write each other's messages straight
+ * into channel rings, and the broker thread only keeps everybody's interest up to
+ * date (docs/SHM.md, "Direct delivery"). Real worker threads, a real broker, real TCP
+ * clients beside them. Workers load dist/: run `npx tsc -p tsconfig.json` first.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
+import { connect, type Bus } from '../../client/index.js';
+import { Agent, exited, until } from './helpers.js';
+
+let broker: StartedBroker | null = null;
+const agents: Agent[] = [];
+const buses: Bus[] = [];
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map((b) => b.close()));
+  await Promise.all(agents.splice(0).map((a) => a.stop()));
+  await broker?.close();
+  broker = null;
+});
+
+async function start(o: BrokerOptions = {}): Promise<StartedBroker> {
+  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...o });
+  return broker;
+}
+
+async function agent(b: StartedBroker, name: string, o: { direct?: boolean; wait?: string } = {}): Promise<Agent> {
+  const a = await Agent.start((w: unknown) => b.endpoint('shm', { worker: w as never }), { name, wait: o.wait ?? 'hybrid', direct: o.direct });
+  agents.push(a);
+  return a;
+}
+
+type SubReport = { received: number; outOfOrder: number; first: number; next: number };
+async function report(a: Agent): Promise<Record<string, SubReport>> {
+  return (await a.call<{ subs: Record<string, SubReport> }>('report')).subs;
+}
+
+/** A TCP subscriber counting u32 sequence numbers on `subject`. */
+async function tcpSub(b: StartedBroker, subject: string): Promise<{ st: SubReport; bus: Bus }> {
+  const bus = await connect(b.url, { name: 'tcp-sub' });
+  buses.push(bus);
+  const st: SubReport = { received: 0, outOfOrder: 0, first: -1, next: 0 };
+  bus.subscribe(subject, (m) => {
+    const seq = (m.data as Buffer).readUInt32LE(0);
+    st.received++;
+    if (st.first < 0) st.first = seq;
+    else if (seq !== st.next) st.outOfOrder++;
+    st.next = seq + 1;
+  });
+  await bus.flush();
+  return { st, bus };
+}
+
+describe('direct delivery between workers', () => {
+  it('messages go from the publishing thread to the subscribing one, in order, none lost or doubled, without the broker routing them', async () => {
+    const b = await start();
+    const sub = await agent(b, 'sub');
+    const pub = await agent(b, 'pub');
+    await sub.call('sub', { subject: 'direct.a', seq: true });
+    const n = 50_000;
+    await pub.call('pub', { subject: 'direct.a', n, size: 16 });
+    await until(() => b.broker.direct.stats().channels === 1, 'a channel from pub to sub');
+    await sub.call('flush');
+    let subs = await report(sub);
+    for (let i = 0; i < 500 && subs['direct.a']!.received < n; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      subs = await report(sub);
+    }
+    expect(subs['direct.a']).toMatchObject({ received: n, outOfOrder: 0, first: 0, next: n });
+    // Only the first few, sent while the channel was being set up, went through the broker.
+    expect(b.broker.counters.msgsIn).toBeLessThan(n / 2);
+  });
+
+  it('a TCP subscriber and a worker subscriber of the same subject each get every message once, in order', async () => {
+    const b = await start();
+    const sub = await agent(b, 'sub');
+    const pub = await agent(b, 'pub');
+    await sub.call('sub', { subject: 'mixed.a', seq: true });
+    const tcp = await tcpSub(b, 'mixed.a');
+    const n = 20_000;
+    await pub.call('pub', { subject: 'mixed.a', n, size: 32 });
+    await until(() => tcp.st.received >= n, 'the TCP subscriber has everything');
+    await sub.call('flush');
+    const subs = await report(sub);
+    expect(subs['mixed.a']).toMatchObject({ received: n, outOfOrder: 0, first: 0 });
+    expect(tcp.st).toMatchObject({ received: n, outOfOrder: 0, first: 0, next: n });
+  });
+
+  it('a subscriber arriving mid-stream sees an unbroken run across the switch from the broker path to the channel', async () => {
+    const b = await start();
+    const sub = await agent(b, 'sub');
+    const pub = await agent(b, 'pub');
+    // The channel is open already (an earlier subject): the new subscription is fenced.
+    await sub.call('sub', { subject: 'run.warm', seq: true });
+    await pub.call('pub', { subject: 'run.warm', n: 100 });
+    // A second subscriber too, connected but not subscribed yet: its channel is opened while the stream runs.
+    const late = await agent(b, 'late');
+    const n = 1_000_000;
+    const publishing = pub.call('pub', { subject: 'run.x', n, size: 16 }, 60_000);
+    await new Promise((r) => setTimeout(r, 20));
+    await sub.call('sub', { subject: 'run.x', seq: true });
+    await late.call('sub', { subject: 'run.x', seq: true });
+    await publishing;
+    expect(b.broker.direct.stats().channels).toBe(2);
+    for (const a of [sub, late]) {
+      let r = (await report(a))['run.x']!;
+      for (let i = 0; i < 500 && r.next < n; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        r = (await report(a))['run.x']!;
+      }
+      expect(r.first).toBeGreaterThanOrEqual(0);
+      expect(r).toMatchObject({ outOfOrder: 0, next: n, received: n - r.first });
+    }
+  });
+
+  it('request/reply between workers, and from a TCP client to a worker', async () => {
+    const b = await start();
+    const server = await agent(b, 'server');
+    const client = await agent(b, 'client');
+    await server.call('echo', { subject: 'svc.echo' });
+    for (let i = 0; i < 20; i++) {
+      const r = await client.call<{ value: Uint8Array }>('request', { subject: 'svc.echo', data: `hello ${i}` });
+      expect(Buffer.from(r.value).toString()).toBe(`hello ${i}`);
+    }
+    const tcp = await connect(b.url);
+    buses.push(tcp);
+    const reply = await tcp.request('svc.echo', 'from tcp');
+    expect(reply.string()).toBe('from tcp');
+    expect(b.broker.direct.stats().channels).toBeGreaterThanOrEqual(2);
+  });
+
+  it('after a TCP client subscribes and flushes, a worker that already writes the subject to a peer directly publishes to it too', async () => {
+    const b = await start();
+    const peer = await agent(b, 'peer');
+    const pub = await agent(b, 'pub');
+    for (let round = 0; round < 10; round++) {
+      const subject = `barrier.${round}`;
+      await peer.call('sub', { subject, seq: true });
+      await pub.call('pub', { subject, n: 50 }); // the channel to the peer is in use for this subject
+      const tcp = await tcpSub(b, subject); // subscribe + flush
+      await pub.call('pub', { subject, n: 1 });
+      await until(() => tcp.st.received === 1, `round ${round}: the TCP subscriber got the message published after its flush`);
+    }
+  });
+
+  it('a subscriber with a slow-consumer policy other than disconnect is served by the broker, which applies it', async () => {
+    const b = await start({ maxPending: 1 << 20 });
+    const sub = await agent(b, 'sub');
+    const pub = await agent(b, 'pub');
+    await sub.call('sub', { subject: 'pol.a', seq: true, options: { policy: 'drop-newest' } });
+    await pub.call('pub', { subject: 'pol.a', n: 2000 });
+    await sub.call('flush');
+    let r = (await report(sub))['pol.a']!;
+    for (let i = 0; i < 200 && r.received < 2000; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      r = (await report(sub))['pol.a']!;
+    }
+    expect(r).toMatchObject({ received: 2000, outOfOrder: 0 });
+    expect(b.broker.direct.stats().channels).toBe(0);
+    expect(b.broker.counters.msgsIn).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('a worker that connects with { direct: false } is served through the broker like any client', async () => {
+    const b = await start();
+    const sub = await agent(b, 'sub', { direct: false });
+    const pub = await agent(b, 'pub');
+    await sub.call('sub', { subject: 'plain.a', seq: true });
+    await pub.call('pub', { subject: 'plain.a', n: 3000 });
+    await sub.call('flush');
+    let r = (await report(sub))['plain.a']!;
+    for (let i = 0; i < 200 && r.received < 3000; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      r = (await report(sub))['plain.a']!;
+    }
+    expect(r).toMatchObject({ received: 3000, outOfOrder: 0, first: 0 });
+    expect(b.broker.direct.stats()).toMatchObject({ members: 1, channels: 0 });
+  });
+
+  it('a subscriber that is terminated mid-stream: the publisher carries on, the other subscriber gets everything', async () => {
+    const b = await start();
+    const victim = await agent(b, 'victim');
+    const keeper = await agent(b, 'keeper');
+    const pub = await agent(b, 'pub');
+    await victim.call('sub', { subject: 'crash.a', seq: true });
+    await keeper.call('sub', { subject: 'crash.a', seq: true });
+    await pub.call('pub', { subject: 'crash.a', n: 1000 });
+    await until(() => b.broker.direct.stats().channels === 2, 'channels to both subscribers');
+    const n = 100_000;
+    const publishing = pub.call('pub', { subject: 'crash.a', n, size: 16 }, 60_000);
+    await new Promise((r) => setTimeout(r, 5));
+    await victim.worker.terminate();
+    await exited(victim.worker);
+    await publishing;
+    await until(() => b.broker.direct.stats().members === 2, 'the victim has left the direct plane');
+    let r = (await report(keeper))['crash.a']!;
+    for (let i = 0; i < 500 && r.received < n + 1000; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      r = (await report(keeper))['crash.a']!;
+    }
+    expect(r.received).toBe(n + 1000);
+    expect(r.outOfOrder).toBe(1); // the second run starts again at 0
+    // The publisher is still connected and serves a new subscriber.
+    const fresh = await agent(b, 'fresh');
+    await fresh.call('sub', { subject: 'crash.b', seq: true });
+    await pub.call('pub', { subject: 'crash.b', n: 100 });
+    await fresh.call('flush');
+    let f = (await report(fresh))['crash.b']!;
+    for (let i = 0; i < 200 && f.received < 100; i++) {
+      await new Promise((res) => setTimeout(res, 10));
+      f = (await report(fresh))['crash.b']!;
+    }
+    expect(f).toMatchObject({ received: 100, outOfOrder: 0 });
+  });
+});

@@ -1,0 +1,140 @@
+import { BroadcastChannel } from 'node:worker_threads';
+import type { DirectPort, Link } from '../link.js';
+import { H_CLIENT_PARKED, H_CLIENT_SEQ, LINE, createConnection } from './layout.js';
+import { ShmLink } from './link.js';
+import { Signal } from './wait.js';
+
+/**
+ * Direct channels: one-way rings between two clients of one broker, so a worker's
+ * messages to another worker skip the broker thread (docs/SHM.md, "Direct delivery").
+ *
+ * A channel is an ordinary connection buffer (layout.ts) of which only ring UP is
+ * used: the writer is its 'client' side, the reader its 'broker' side. It rings the
+ * clients' own doorbells (each client's connection header), so each thread still
+ * parks on one word. The broker makes the memory and announces it on a
+ * BroadcastChannel named after itself (a SharedArrayBuffer cannot travel through a
+ * ring); the two clients pick it up, and the broker's control frames (ring DOWN of
+ * their connections) say when to use it.
+ */
+
+/** What the broker announces for one channel. Structured-cloneable. */
+export interface ChannelMemory {
+  chan: number;
+  sab: SharedArrayBuffer;
+  writer: number;
+  reader: number;
+  /** The writer's and the reader's connection buffers: their doorbells. */
+  writerConn: SharedArrayBuffer;
+  readerConn: SharedArrayBuffer;
+}
+
+/** Channel rings are this large unless the broker says otherwise. */
+export const CHANNEL_RING = 1 << 20;
+
+export function channelName(serverId: string): string {
+  return `hopbus-direct:${serverId}`;
+}
+
+function doorbell(conn: SharedArrayBuffer): Signal {
+  return new Signal(new Int32Array(conn, 0, LINE), H_CLIENT_SEQ, H_CLIENT_PARKED);
+}
+
+/** The broker's side: makes channel memory and announces it. Threading: the broker's thread. */
+export class ChannelMaker {
+  private readonly bc: BroadcastChannel;
+  private next = 0;
+
+  constructor(serverId: string, private readonly capacity = CHANNEL_RING) {
+    this.bc = new BroadcastChannel(channelName(serverId));
+    (this.bc as unknown as { unref(): void }).unref();
+  }
+
+  /** A fresh channel from client `writer` to client `reader`; returns its number. */
+  open(writer: { id: number; conn: SharedArrayBuffer }, reader: { id: number; conn: SharedArrayBuffer }): number {
+    const chan = ++this.next;
+    const m: ChannelMemory = { chan, sab: createConnection(this.capacity), writer: writer.id, reader: reader.id, writerConn: writer.conn, readerConn: reader.conn };
+    this.bc.postMessage(m);
+    return chan;
+  }
+
+  close(): void {
+    this.bc.close();
+  }
+}
+
+/** A client's side (one per shm connection): picks up channel memory, makes the channel links. */
+export class ShmDirectPort implements DirectPort {
+  onMemory: ((chan: number) => void) | null = null;
+  private bc: BroadcastChannel | null = null;
+  private me = -1;
+  private readonly memory = new Map<number, ChannelMemory>();
+
+  constructor(
+    private readonly link: ShmLink,
+    private readonly hub: SharedArrayBuffer,
+    private readonly maxFrame: number,
+  ) {}
+
+  begin(clientId: number, serverId: string): void {
+    if (this.bc !== null) return;
+    this.me = clientId;
+    const bc = (this.bc = new BroadcastChannel(channelName(serverId)));
+    (bc as unknown as { unref(): void }).unref();
+    bc.onmessage = (ev: unknown) => {
+      const m = (ev as { data: ChannelMemory }).data;
+      if (m === null || typeof m !== 'object' || !(m.sab instanceof SharedArrayBuffer)) return;
+      if (m.writer !== this.me && m.reader !== this.me) return;
+      this.memory.set(m.chan, m);
+      this.onMemory?.(m.chan);
+    };
+  }
+
+  has(chan: number): boolean {
+    return this.memory.has(chan);
+  }
+
+  writer(chan: number): Link {
+    const m = this.take(chan);
+    return this.make(m, 'client', `direct channel ${chan} to client ${m.reader}`, doorbell(m.readerConn));
+  }
+
+  reader(chan: number): Link {
+    const m = this.take(chan);
+    return this.make(m, 'broker', `direct channel ${chan} from client ${m.writer}`, doorbell(m.writerConn));
+  }
+
+  forget(chan: number): void {
+    this.memory.delete(chan);
+  }
+
+  drain(reader: Link): void {
+    const l = reader as ShmLink;
+    for (let i = 0; i < 64 && l.poll() > 0; i++);
+  }
+
+  end(): void {
+    this.bc?.close();
+    this.bc = null;
+    this.memory.clear();
+    this.onMemory = null;
+  }
+
+  private take(chan: number): ChannelMemory {
+    const m = this.memory.get(chan);
+    if (m === undefined) throw new Error(`direct channel ${chan}: its memory has not arrived`);
+    this.memory.delete(chan);
+    return m;
+  }
+
+  private make(m: ChannelMemory, side: 'client' | 'broker', remote: string, peer: Signal): ShmLink {
+    const l = new ShmLink({
+      conn: m.sab, hub: this.hub, side, remote, maxFrame: this.maxFrame,
+      // Liveness is the broker's business (it closes the channel when either client goes).
+      heartbeatMs: 1000, heartbeatTimeoutMs: Infinity,
+      signals: { own: this.link.ownSignal, peer }, keepsAlive: false,
+    });
+    const loop = this.link.loop;
+    if (loop !== null) l.attach(loop);
+    return l;
+  }
+}
