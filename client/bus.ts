@@ -363,7 +363,12 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     if (rLen > 0) at += buf.write(reply, at, rLen, 'utf8');
     if (headers !== null) at += headers.copy(buf, at);
     if (p.text !== '' && p.kind === 1) buf.write(p.text, at, p.length, 'utf8');
-    else if (p.length > 0) buf.set(p.bytes, at);
+    else if (p.length > 64) buf.set(p.bytes, at);
+    else {
+      // Small payloads: a byte loop beats TypedArray#set's fixed cost.
+      const src = p.bytes;
+      for (let i = 0; i < src.length; i++) buf[at + i] = src[i]!;
+    }
     w.commit(total);
   }
 

@@ -99,8 +99,8 @@ export class DirectRouter {
   private readonly tree = new SubjectTree<Interest>({ cacheSize: 1024 });
   private readonly brokerBound = new Map<string, Interest>();
   private readonly peers = new Map<number, Peer>();
-  /** Peers with a channel open, for pendingBytes. */
-  private readonly writing = new Set<Peer>();
+  /** Peers with a channel open, for pendingBytes (an array: read on every publish). */
+  private writing: Peer[] = [];
   private readonly readers = new Map<number, Reader>();
   private readonly cache = new Map<string, Decision>();
   /** Called once every channel's overflow has gone into its ring (flush). */
@@ -119,8 +119,9 @@ export class DirectRouter {
 
   /** Bytes waiting in the overflow of this client's channels. */
   get pendingBytes(): number {
+    const w = this.writing;
     let n = 0;
-    for (const p of this.writing) n += p.link!.pendingBytes;
+    for (let i = 0; i < w.length; i++) n += w[i]!.link!.pendingBytes;
     return n;
   }
 
@@ -276,7 +277,7 @@ export class DirectRouter {
     const link = this.port.writer(p.chan);
     p.link = link;
     p.state = PeerState.OPEN;
-    this.writing.add(p);
+    this.writing = [...this.writing, p];
     link.start(this.writerHandler(p, link));
     // Every PUB after this frame skips p at the broker; every message for p goes into the channel.
     this.control(DirectKind.ACK, p.chan, this.seq, 0);
@@ -305,7 +306,7 @@ export class DirectRouter {
   private cut(p: Peer): void {
     p.state = PeerState.CUT;
     p.link = null;
-    this.writing.delete(p);
+    this.writing = this.writing.filter((x) => x !== p);
     this.cache.clear();
   }
 
@@ -419,7 +420,7 @@ export class DirectRouter {
     if (this.closed) return;
     this.closed = true;
     for (const p of this.writing) p.link!.close();
-    this.writing.clear();
+    this.writing = [];
     for (const w of this.drainWaiters.splice(0)) w();
     for (const r of this.readers.values()) {
       if (r.closeTimer !== null) clearTimeout(r.closeTimer);

@@ -147,15 +147,27 @@ export function writeMsgHeader(
   buf: Buffer, off: number, total: number, op: number, flags: number, kind: number, sid: number,
   subjectBytes: number, replyBytes: number, headerBytes: number,
 ): number {
-  buf.writeUInt32LE(total, off);
+  // Byte stores: the per-message path, where Buffer#writeUInt*LE's checks cost more than the writes.
+  buf[off] = total;
+  buf[off + 1] = total >>> 8;
+  buf[off + 2] = total >>> 16;
+  buf[off + 3] = total >>> 24;
   buf[off + 4] = op;
   buf[off + 5] = flags;
   buf[off + 6] = kind;
   buf[off + 7] = 0;
-  buf.writeUInt32LE(sid, off + 8);
-  buf.writeUInt16LE(subjectBytes, off + 12);
-  buf.writeUInt16LE(replyBytes, off + 14);
-  buf.writeUInt32LE(headerBytes, off + 16);
+  buf[off + 8] = sid;
+  buf[off + 9] = sid >>> 8;
+  buf[off + 10] = sid >>> 16;
+  buf[off + 11] = sid >>> 24;
+  buf[off + 12] = subjectBytes;
+  buf[off + 13] = subjectBytes >>> 8;
+  buf[off + 14] = replyBytes;
+  buf[off + 15] = replyBytes >>> 8;
+  buf[off + 16] = headerBytes;
+  buf[off + 17] = headerBytes >>> 8;
+  buf[off + 18] = headerBytes >>> 16;
+  buf[off + 19] = headerBytes >>> 24;
   return off + MSG_HEADER;
 }
 
@@ -334,9 +346,9 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       const flags = buf[off + 5]!;
       const kind = buf[off + 6]!;
       if (kind > PayloadKind.MSGPACK) return `unknown payload kind ${kind}`;
-      const s = buf.readUInt16LE(off + 12);
-      const r = buf.readUInt16LE(off + 14);
-      const h = buf.readUInt32LE(off + 16);
+      const s = buf[off + 12]! | (buf[off + 13]! << 8);
+      const r = buf[off + 14]! | (buf[off + 15]! << 8);
+      const h = (buf[off + 16]! | (buf[off + 17]! << 8) | (buf[off + 18]! << 16) | (buf[off + 19]! << 24)) >>> 0;
       if (s === 0) return 'empty subject';
       const need = MSG_HEADER + (flags & FLAG_TS ? TS_BLOCK : 0) + s + r + h;
       if (need > len) return `${OP_NAMES[op]} field lengths (${need} bytes) overrun the frame (${len} bytes)`;
@@ -411,10 +423,11 @@ export class MsgView {
     this.op = buf[off + 4]!;
     const flags = (this.flags = buf[off + 5]!);
     this.kind = buf[off + 6]!;
-    this.sid = buf.readUInt32LE(off + 8);
-    const s = (this.subjectLen = buf.readUInt16LE(off + 12));
-    const r = (this.replyLen = buf.readUInt16LE(off + 14));
-    const h = (this.headersLen = buf.readUInt32LE(off + 16));
+    // Byte loads: the per-message path, where Buffer#readUInt*LE's checks cost more than the reads.
+    this.sid = (buf[off + 8]! | (buf[off + 9]! << 8) | (buf[off + 10]! << 16) | (buf[off + 11]! << 24)) >>> 0;
+    const s = (this.subjectLen = buf[off + 12]! | (buf[off + 13]! << 8));
+    const r = (this.replyLen = buf[off + 14]! | (buf[off + 15]! << 8));
+    const h = (this.headersLen = (buf[off + 16]! | (buf[off + 17]! << 8) | (buf[off + 18]! << 16) | (buf[off + 19]! << 24)) >>> 0);
     let p = off + MSG_HEADER;
     if (flags & FLAG_TS) {
       this.tsOff = p;

@@ -76,7 +76,7 @@ export class FrameReader {
       }
       // Whole frames in place.
       while (end - pos >= 4) {
-        const len = chunk.readUInt32LE(pos);
+        const len = (chunk[pos]! | (chunk[pos + 1]! << 8) | (chunk[pos + 2]! << 16) | (chunk[pos + 3]! << 24)) >>> 0;
         this.checkLength(len);
         if (end - pos < len) break;
         this.emit(chunk, pos, len, sink);

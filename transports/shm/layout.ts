@@ -11,7 +11,7 @@
  *   byte 0     +------------------------------------------------------------------+
  *              | CONTROL  magic 'HBS1' | layout version | ring capacity | state     |
  *              |          client wait kind | client closed | broker closed          |
- *              |          client thread id                                        |
+ *              |          client thread id | DOWN ring capacity (0: as UP)         |
  *              |          (written once at set-up, or once at close)              |
  *   byte 128   +------------------------------------------------------------------+
  *              | CLIENT HEARTBEAT   counter the client thread bumps periodically   |
@@ -71,6 +71,11 @@ export const H_CLIENT_CLOSED = 5;
 export const H_BROKER_CLOSED = 6;
 /** threadId of the client that claimed the endpoint (for the broker's logs). */
 export const H_CLIENT_THREAD = 7;
+/**
+ * Capacity of ring DOWN when it differs from ring UP's (H_CAPACITY); 0 = the same. A
+ * direct channel (direct.ts) only uses UP, so its DOWN ring is the smallest there is.
+ */
+export const H_DOWN_CAPACITY = 8;
 export const H_CLIENT_BEAT = 1 * W;
 export const H_BROKER_BEAT = 2 * W;
 export const H_CLIENT_SEQ = 3 * W;
@@ -115,8 +120,13 @@ export function ringOffset(capacity: number, down: boolean): number {
   return RINGS_AT + (down ? R_DATA + capacity : 0);
 }
 
-export function connectionBytes(capacity: number): number {
-  return RINGS_AT + 2 * (R_DATA + capacity);
+export function connectionBytes(capacity: number, downCapacity = capacity): number {
+  return RINGS_AT + 2 * R_DATA + capacity + downCapacity;
+}
+
+/** Capacity of ring DOWN of a connection, from its header. */
+export function downCapacity(h: Int32Array): number {
+  return h[H_DOWN_CAPACITY] || h[H_CAPACITY]!;
 }
 
 /** Rounds a requested ring size up to a power of two within [MIN_RING, MAX_RING]. */
@@ -127,12 +137,13 @@ export function ringCapacity(requested: number): number {
 }
 
 /** A fresh connection buffer with its header written, in state OFFERED. */
-export function createConnection(capacity: number): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(connectionBytes(capacity));
+export function createConnection(capacity: number, down = capacity): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(connectionBytes(capacity, down));
   const h = new Int32Array(sab, 0, 4 * W);
   h[H_MAGIC] = MAGIC;
   h[H_VERSION] = LAYOUT_VERSION;
   h[H_CAPACITY] = capacity;
+  if (down !== capacity) h[H_DOWN_CAPACITY] = down;
   return sab;
 }
 
@@ -144,6 +155,8 @@ export function connectionProblem(sab: unknown): string | null {
   if (h[H_MAGIC] !== MAGIC) return 'its buffer is not an hopbus shm connection (bad magic)';
   if (h[H_VERSION] !== LAYOUT_VERSION) return `its layout version ${h[H_VERSION]} is not ${LAYOUT_VERSION}`;
   const cap = h[H_CAPACITY]!;
-  if (cap < MIN_RING || cap > MAX_RING || (cap & (cap - 1)) !== 0 || sab.byteLength !== connectionBytes(cap)) return 'its ring capacity does not match its size';
+  const down = downCapacity(h);
+  const pow2 = (c: number) => c >= MIN_RING && c <= MAX_RING && (c & (c - 1)) === 0;
+  if (!pow2(cap) || !pow2(down) || sab.byteLength !== connectionBytes(cap, down)) return 'its ring capacity does not match its size';
   return null;
 }

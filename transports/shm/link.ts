@@ -4,7 +4,7 @@ import { FrameReader } from '../reader.js';
 import { readFailed, type DirectPort, type Link, type LinkHandler } from '../link.js';
 import {
   CLOSED_ABORT, CLOSED_CLEAN, CLOSED_EXITED, H_BROKER_BEAT, H_BROKER_CLOSED, H_CAPACITY, H_CLIENT_BEAT, H_CLIENT_CLOSED,
-  H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, ringOffset,
+  H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, downCapacity, ringOffset,
 } from './layout.js';
 import type { Pollable, Poller } from './poller.js';
 import { RingReader, RingWriter } from './ring.js';
@@ -124,10 +124,11 @@ export class ShmLink implements Link, Flushable, Pollable {
     this.heartbeatTimeoutMs = c.heartbeatTimeoutMs;
     this.header = new Int32Array(c.conn, 0, LINE);
     const cap = this.header[H_CAPACITY]!;
+    const down = downCapacity(this.header);
     const client = c.side === 'client';
     // The client writes UP and reads DOWN; the broker the other way round.
-    this.out = new RingWriter(c.conn, ringOffset(cap, !client), cap);
-    this.in = new RingReader(c.conn, ringOffset(cap, client), cap);
+    this.out = new RingWriter(c.conn, ringOffset(cap, !client), client ? cap : down);
+    this.in = new RingReader(c.conn, ringOffset(cap, client), client ? down : cap);
     this.reader = new FrameReader(c.maxFrame);
     const clientSignal = new Signal(this.header, H_CLIENT_SEQ, H_CLIENT_PARKED);
     const hubSignal = new Signal(new Int32Array(c.hub), HUB_SEQ, HUB_PARKED);
