@@ -99,7 +99,7 @@ const msgArb: fc.Arbitrary<MsgFields> = fc.record({
 describe('frame constants', () => {
   it('op codes, names and the known-op test agree for all 256 op bytes', () => {
     const ops: Record<string, number> = {
-      CONNECT: 0x01, INFO: 0x02, PUB: 0x10, MSG: 0x11, SUB: 0x20, UNSUB: 0x21, PING: 0x30, PONG: 0x31, OK: 0x40, ERR: 0x41, LOSS: 0x42,
+      CONNECT: 0x01, INFO: 0x02, PUB: 0x10, MSG: 0x11, SUB: 0x20, UNSUB: 0x21, PING: 0x30, PONG: 0x31, OK: 0x40, ERR: 0x41, LOSS: 0x42, DIRECT: 0x50,
     };
     expect(OP_NAMES).toEqual(Object.fromEntries(Object.entries(ops).map(([k, v]) => [v, k])));
     for (let b = 0; b < 256; b++) expect(isKnownOp(b)).toBe(Object.values(ops).includes(b));

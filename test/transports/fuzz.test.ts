@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
 import {
-  ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, ProtocolError, maxFrameFor, msgSize, subSize, writeMsgHeader, writeSub,
+  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, ProtocolError, maxFrameFor, msgSize, subSize, writeDirect,
+  writeMsgHeader, writeSub,
 } from '../../transports/frame.js';
 import { FrameReader } from '../../transports/reader.js';
 
@@ -470,7 +471,7 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
 
   it('(h) an unknown CONNECT option, a mistyped one, a non-map or invalid msgpack: fatal ERR PROTOCOL, then close', async () => {
     const unknown = expectRefused(await attack(connectFrame({ name: 'x', token: 'secret' }), 'wait'), ErrCode.PROTOCOL);
-    expect(unknown.text).toBe('unknown CONNECT option "token"; known: name, lang, version, verbose, timestamps, publishRate');
+    expect(unknown.text).toBe('unknown CONNECT option "token"; known: name, lang, version, verbose, timestamps, publishRate, direct');
     const typed = expectRefused(await attack(connectFrame({ verbose: 'yes' }), 'wait'), ErrCode.PROTOCOL);
     expect(typed.text).toBe('CONNECT option "verbose" must be a boolean');
     const list = expectRefused(await attack(connectFrame(['name', 'x']), 'wait'), ErrCode.PROTOCOL);
@@ -482,6 +483,16 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
     // An empty body is an empty map: accepted.
     const ok = await attack(Buffer.concat([connectFrame(Buffer.alloc(0)), bare(Op.PING)]), 'end');
     expect(ok.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PONG]);
+    await streamStillFlowing();
+  });
+
+  it('(h2) a TCP client asking for direct delivery is served as usual; DIRECT frames from it: fatal ERR PROTOCOL, then close', async () => {
+    const asked = await attack(Buffer.concat([connectFrame({ direct: true }), bare(Op.PING)]), 'end');
+    expect(asked.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PONG]);
+    const d = Buffer.alloc(DIRECT_HEADER);
+    writeDirect(d, 0, DirectKind.WANT, 0, 1, 0);
+    const refused = expectRefused(await attack(Buffer.concat([connectFrame({ direct: true }), d]), 'wait'), ErrCode.PROTOCOL);
+    expect(refused.text).toBe('DIRECT frames are for connections that asked for direct delivery');
     await streamStillFlowing();
   });
 
