@@ -30,6 +30,10 @@ export interface Job {
   sab?: SharedArrayBuffer;
   conn?: SharedArrayBuffer;
   hub?: SharedArrayBuffer;
+  /** hopbus: deliver worker to worker directly (the default) or through the broker thread. */
+  direct?: boolean;
+  /** raw floor: A and B exchange words directly instead of through the main thread's relay. */
+  rawDirect?: boolean;
 }
 
 const job = workerData as Job;
@@ -41,7 +45,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 // --- hopbus over shm --------------------------------------------------------------------
 
 async function bus(): Promise<Bus> {
-  return connect(job.ep as never, { wait: job.wait, name: job.role, reconnect: false });
+  return connect(job.ep as never, { wait: job.wait, name: job.role, reconnect: false, direct: job.direct ?? true });
 }
 
 /** Publisher and subscriber in this worker: publish -> broker thread -> back here. One in flight. */
@@ -156,6 +160,7 @@ async function tpSub(): Promise<void> {
   const b = await bus();
   let n = 0;
   let tEnd = 0;
+  let cut = '';
   const done = new Promise<void>((resolve) => {
     b.subscribe('bench.tp', () => {
       if (++n === job.count) {
@@ -163,12 +168,18 @@ async function tpSub(): Promise<void> {
         resolve();
       }
     });
+    // Closed as a slow consumer (more than maxPending queued for it): the run is void.
+    b.on('disconnect', (err: Error | null) => {
+      cut = err?.message ?? 'disconnected';
+      resolve();
+    });
   });
+  b.on('error', () => {});
   b.subscribe('bench.tp.ready', (m) => m.respond(''));
   await b.flush();
   await done;
   await b.close();
-  post({ tEnd, received: n });
+  post({ tEnd, received: n, cut });
 }
 
 // --- floor: the ring alone, no broker ----------------------------------------------------
@@ -274,22 +285,26 @@ async function rawHop(): Promise<void> {
   post(percentiles(h));
 }
 
-/** Worker A -> relay -> worker B -> relay -> A: RTT/2 at A, one-way A -> B at B (shared clock). */
+/**
+ * Worker A -> relay -> worker B -> relay -> A: RTT/2 at A, one-way A -> B at B (shared
+ * clock). With rawDirect, A writes B's word and B writes A's: no relay, one crossing per half.
+ */
 async function rawPing(): Promise<void> {
   const w = new Int32Array(job.sab!);
   const t = new Float64Array(job.sab!);
   const h = histogram();
   const deadline = performance.now() + job.maxMs;
+  const [out, bell] = job.rawDirect ? [RAW.B_IN, RAW.B_BELL] : [RAW.A_OUT, RAW.RELAY_BELL];
   for (let i = 1; i <= job.samples + job.warmup; i++) {
     const t0 = shared();
     t[RAW.T0] = t0;
-    rawPost(w, RAW.A_OUT, i, RAW.RELAY_BELL);
+    rawPost(w, out, i, bell);
     if ((await rawWait(w, RAW.A_IN, i - 1, RAW.A_BELL, deadline)) < 0) break;
     if (i > job.warmup) h.recordValue(Math.max(1, Math.round(((shared() - t0) / 2) * 1e6)));
     if (performance.now() > deadline) break;
   }
   Atomics.store(w, RAW.DONE, 1);
-  rawPost(w, RAW.A_OUT, -1, RAW.RELAY_BELL);
+  rawPost(w, out, -1, bell);
   post({ ...percentiles(h), roundTrips: Atomics.load(w, RAW.A_IN) });
 }
 
@@ -304,7 +319,8 @@ async function rawPong(): Promise<void> {
     if (v < 0 || Atomics.load(w, RAW.DONE) !== 0) break;
     seen = v;
     if (v > job.warmup) h.recordValue(Math.max(1, Math.round((shared() - t[RAW.T0]!) * 1e6)));
-    rawPost(w, RAW.B_OUT, v, RAW.RELAY_BELL);
+    if (job.rawDirect) rawPost(w, RAW.A_IN, v, RAW.A_BELL);
+    else rawPost(w, RAW.B_OUT, v, RAW.RELAY_BELL);
   }
   post({ ...percentiles(h), roundTrips: seen });
 }

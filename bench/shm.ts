@@ -7,19 +7,22 @@
  *  - hop: one worker publishes and receives its own messages through the broker
  *    thread, one in flight (2 thread crossings, 2 busy threads). Timed with the
  *    worker's own clock, publish call to subscriber callback.
- *  - pingpong: worker A -> broker thread -> worker B -> broker thread -> A (4
- *    crossings per round trip, 3 threads). RTT/2 at A, and one-way A -> B at B with
- *    the shared clock (performance.timeOrigin + performance.now(), see shm-worker.ts).
+ *  - pingpong: worker A -> worker B -> A. hopbus-shm: over direct channels (1 crossing
+ *    per half, 2 threads); hopbus-shm-via-broker: connected with { direct: false },
+ *    through the broker thread (2 crossings per half, 3 threads). RTT/2 at A, and
+ *    one-way A -> B at B with the shared clock (performance.timeOrigin +
+ *    performance.now(), see shm-worker.ts).
  *  - throughput: worker A publishes as fast as bounded queues allow, worker B counts;
- *    16 and 256-byte payloads.
+ *    16 and 256-byte payloads; direct and via the broker.
  * Floors, with the same threads and the same number of crossings:
  *  - raw-sab: the same topology on bare SharedArrayBuffer words (the main thread
  *    relays), waiting the same way (spin: busy loop; park: Atomics.waitAsync on a
- *    doorbell; hybrid: 50 µs of spinning, then park), no protocol, no rings.
+ *    doorbell; hybrid: 50 µs of spinning, then park), no protocol, no rings;
+ *    raw-sab-direct: A and B write each other's word, the floor of direct delivery.
  *  - message-port: the same topology with MessagePort.postMessage (the main thread
  *    relays / echoes).
  *  - ring-only (throughput): the ring between two workers without a broker, frames
- *    of the same size.
+ *    of the same size, a ring as large as a direct channel's.
  * Each case runs `runs` times, the systems interleaved so noise lands on all alike;
  * the median of the runs is reported with its spread. Spinning threads on a machine
  * with fewer cores than busy threads time-slice; every run is bounded (maxMs).
@@ -33,6 +36,7 @@ import { Worker } from 'node:worker_threads';
 import { startBroker, type StartedBroker } from '../broker/index.js';
 import { H_STATE, HUB_BYTES, STATE_CLAIMED, createConnection } from '../transports/shm/layout.js';
 import type { WaitKind } from '../transports/shm/wait.js';
+import { CHANNEL_RING } from '../transports/shm/direct.js';
 import { median, medianOf, type Percentiles } from './stats.js';
 import type { Job } from './shm-worker.js';
 
@@ -169,27 +173,43 @@ export async function benchShm(o: ShmBenchOptions = {}): Promise<ShmBenchResults
     }
     if (cases.has('pingpong')) {
       res.latency.pingpong = await latencyCase(broker, base, waits, runs, 'pingpong');
-      printLatency(log, 'Ping-pong: worker A -> broker thread -> worker B -> broker thread -> A, RTT/2 (µs; 2 crossings per half, 3 threads)', res.latency.pingpong, 'raw-sab');
-      printLatency(log, 'One-way A -> broker thread -> B in the same ping-pong, shared clock (µs)', res.latency.oneway = splitOneWay(res.latency.pingpong), 'raw-sab');
+      res.latency.oneway = splitOneWay(res.latency.pingpong);
+      printLatency(
+        log,
+        'Ping-pong between workers A and B, RTT/2 (µs). hopbus-shm: direct channels, 1 crossing per half, 2 threads (floor: raw-sab-direct); hopbus-shm-via-broker and raw-sab: through the broker / main thread, 2 crossings per half, 3 threads (floor: raw-sab)',
+        res.latency.pingpong,
+        'raw-sab',
+        FLOOR_OF,
+      );
+      printLatency(log, 'One-way A -> B in the same ping-pong, shared clock (µs)', res.latency.oneway, 'raw-sab', FLOOR_OF);
     }
     if (cases.has('throughput')) {
-      log('\n## One-way throughput, worker A -> broker thread -> worker B\n');
+      log('\n## One-way throughput, worker A -> worker B (hopbus-shm: direct channel; hopbus-shm-via-broker: through the broker thread)\n');
       log('| wait | payload | system | msg/s (median) | spread | ratio to ring-only |');
       log('|---|---:|---|---:|---|---:|');
       for (const wait of waits) {
         for (const size of [16, 256]) {
           const key = `${wait}/${size}`;
-          const rows: Record<string, number[]> = { 'hopbus-shm': [], 'ring-only': [] };
+          const rows: Record<string, number[]> = { 'hopbus-shm': [], 'hopbus-shm-via-broker': [], 'ring-only': [] };
           for (let r = 0; r < runs; r++) {
             rows['hopbus-shm']!.push(await busThroughput(broker, { ...base, wait, size }));
+            rows['hopbus-shm-via-broker']!.push(await busThroughput(broker, { ...base, wait, size, direct: false }));
             rows['ring-only']!.push(await ringThroughput({ ...base, wait, size }));
           }
           res.throughput[key] = {};
           const floor = median(rows['ring-only']!);
-          for (const [sys, xs] of Object.entries(rows)) {
+          for (const [sys, all] of Object.entries(rows)) {
+            const xs = all.filter((x) => Number.isFinite(x));
+            const cut = all.length - xs.length;
+            const note = cut > 0 ? ` (${cut} of ${all.length} runs void: the subscriber was cut off as a slow consumer)` : '';
+            if (xs.length === 0) {
+              res.throughput[key]![sys] = { median: NaN, runs: all };
+              log(`| ${wait} | ${size} B | ${sys} | -${note} | | |`);
+              continue;
+            }
             const m = median(xs);
-            res.throughput[key]![sys] = { median: m, runs: xs };
-            log(`| ${wait} | ${size} B | ${sys} | ${Math.round(m).toLocaleString('en-US')} | ${Math.min(...xs).toLocaleString('en-US')}..${Math.max(...xs).toLocaleString('en-US')} | ${(m / floor).toFixed(2)} |`);
+            res.throughput[key]![sys] = { median: m, runs: all };
+            log(`| ${wait} | ${size} B | ${sys} | ${Math.round(m).toLocaleString('en-US')}${note} | ${Math.min(...xs).toLocaleString('en-US')}..${Math.max(...xs).toLocaleString('en-US')} | ${(m / floor).toFixed(2)} |`);
           }
         }
       }
@@ -208,8 +228,9 @@ async function latencyCase(
 ): Promise<Record<string, Record<string, Latency>>> {
   const out: Record<string, Record<string, Latency>> = {};
   for (const wait of waits) {
-    const rows: Record<string, Percentiles[]> = { 'hopbus-shm': [], 'raw-sab': [], 'message-port': [] };
-    const oneWay: Record<string, Percentiles[]> = { 'hopbus-shm': [], 'raw-sab': [], 'message-port': [] };
+    const names = kind === 'hop' ? ['hopbus-shm', 'raw-sab', 'message-port'] : ['hopbus-shm', 'raw-sab-direct', 'hopbus-shm-via-broker', 'raw-sab', 'message-port'];
+    const rows: Record<string, Percentiles[]> = Object.fromEntries(names.map((n) => [n, []]));
+    const oneWay: Record<string, Percentiles[]> = Object.fromEntries(names.map((n) => [n, []]));
     const job = { ...base, wait };
     for (let r = 0; r < runs; r++) {
       if (kind === 'hop') {
@@ -217,8 +238,12 @@ async function latencyCase(
         rows['raw-sab']!.push(await rawHop(job));
         rows['message-port']!.push(await portHop(job));
       } else {
-        for (const [sys, f] of [['hopbus-shm', busPingPong], ['raw-sab', rawPingPong], ['message-port', portPingPong]] as const) {
-          const [half, one] = await f(broker, job);
+        const systems = [
+          ['hopbus-shm', busPingPong], ['raw-sab-direct', rawPingPong], ['hopbus-shm-via-broker', busPingPong], ['raw-sab', rawPingPong], ['message-port', portPingPong],
+        ] as const;
+        for (const [sys, f] of systems) {
+          const variant = sys === 'hopbus-shm-via-broker' ? { direct: false } : sys === 'raw-sab-direct' ? { rawDirect: true } : {};
+          const [half, one] = await f(broker, { ...job, ...variant });
           rows[sys]!.push(half);
           oneWay[sys]!.push(one);
         }
@@ -272,7 +297,7 @@ async function rawPingPong(_broker: StartedBroker, job: Omit<Job, 'role'>): Prom
   const b = spawn({ role: 'raw-pong', sab }, job);
   const a = spawn({ role: 'raw-ping', sab }, job);
   const results = Promise.all([resultOf<Percentiles>(a), resultOf<Percentiles>(b)]);
-  await rawRelay(sab, job.wait, false, job.maxMs);
+  if (!job.rawDirect) await rawRelay(sab, job.wait, false, job.maxMs);
   return results;
 }
 
@@ -292,12 +317,15 @@ async function portPingPong(_broker: StartedBroker, job: Omit<Job, 'role'>): Pro
 async function busThroughput(broker: StartedBroker, job: Omit<Job, 'role'>): Promise<number> {
   const sub = spawn({ role: 'tp-sub', ep: broker.endpoint('shm') }, job);
   const pub = spawn({ role: 'tp-pub', ep: broker.endpoint('shm') }, job);
-  const [{ tEnd, received }, { t0 }] = await Promise.all([resultOf<{ tEnd: number; received: number }>(sub), resultOf<{ t0: number }>(pub)]);
+  const [{ tEnd, received, cut }, { t0 }] = await Promise.all([resultOf<{ tEnd: number; received: number; cut: string }>(sub), resultOf<{ t0: number }>(pub)]);
+  // A subscriber the broker cut off as a slow consumer: no figure for this run (NaN, reported as such).
+  if (cut !== '') return NaN;
   return Math.round(received / ((tEnd - t0) / 1000));
 }
 
 async function ringThroughput(job: Omit<Job, 'role'>): Promise<number> {
-  const conn = createConnection(1 << 20);
+  // The same ring size as a direct channel: the floor of what the channel carries.
+  const conn = createConnection(CHANNEL_RING);
   Atomics.store(new Int32Array(conn), H_STATE, STATE_CLAIMED);
   const hub = new SharedArrayBuffer(HUB_BYTES);
   const sub = spawn({ role: 'ring-tp-sub', conn, hub }, job);
@@ -308,14 +336,19 @@ async function ringThroughput(job: Omit<Job, 'role'>): Promise<number> {
 
 let maxMsOf = 0;
 
-function printLatency(log: (s: string) => void, title: string, byWait: Record<string, Record<string, Latency>>, floorName: string): void {
+/** Which raw floor a system is measured against (the same threads and crossings). */
+const FLOOR_OF: Record<string, string> = { 'hopbus-shm': 'raw-sab-direct' };
+
+function printLatency(
+  log: (s: string) => void, title: string, byWait: Record<string, Record<string, Latency>>, floorName: string, floorOf: Record<string, string> = {},
+): void {
   log(`\n## ${title}\n`);
-  log('median of the runs; spread of p50 over the runs.\n');
-  log('| wait | system | samples | p50 | p90 | p99 | p99.9 | max | p50 spread | p50 / raw-sab | p99 / raw-sab |');
+  log('median of the runs; spread of p50 over the runs; ratios to each system\'s own floor.\n');
+  log('| wait | system | samples | p50 | p90 | p99 | p99.9 | max | p50 spread | p50 / floor | p99 / floor |');
   log('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|');
   for (const [wait, systems] of Object.entries(byWait)) {
-    const floor = systems[floorName]?.median;
     for (const [sys, l] of Object.entries(systems)) {
+      const floor = systems[floorOf[sys] ?? floorName]?.median;
       const m = l.median;
       const ratio = (k: 'p50' | 'p99') => (floor && floor[k] > 0 ? (m[k] / floor[k]).toFixed(2) : '-');
       const n = Math.round(l.runs.reduce((a, r) => a + r.count, 0) / l.runs.length);
