@@ -104,7 +104,9 @@ export class InprocLink implements Link {
   reserve(n: number): Buffer {
     if (this.used + n > this.fill.length) {
       const keep = this.used - this.from;
-      const next = Buffer.allocUnsafe(Math.max(CHUNK, keep + n));
+      // At least doubled: a batch larger than CHUNK (a fan-out of a whole inbound chunk)
+      // would otherwise be copied over again for every frame added to it.
+      const next = Buffer.allocUnsafe(Math.max(CHUNK, 2 * (keep + n)));
       this.fill.copy(next, 0, this.from, this.used);
       this.fill = next;
       this.from = 0;

@@ -221,11 +221,11 @@ function paced(rate: number, label: string): Case {
 const pingpong: Case = {
   id: 'pingpong',
   group: 'pingpong',
-  title: 'Ping-pong across two processes, RTT/2',
+  title: 'Ping-pong, RTT/2 (across two processes unless noted)',
   metric: 'latency',
   unit: 'µs',
   async run(t, ep, z) {
-    const echo = await startNode('bench/peers/echo.js', [t.name, JSON.stringify(ep)], /^READY/);
+    const echo = t.echo !== undefined ? await t.echo(ep) : await startNode('bench/peers/echo.js', [t.name, JSON.stringify(ep)], /^READY/);
     try {
       const names = t.duplex ? ['bench-ping'] : ['bench-ping', 'bench-pong'];
       return await using(t, ep, names, async (cs) => {

@@ -15,6 +15,8 @@ export interface SystemInfo {
   serverCommand: string;
   client: string;
   settings: readonly string[];
+  /** Where the ping-pong's far side ran, when not in another process. */
+  echoWhere?: string;
 }
 
 export type LatencySummary = Percentiles & { spread: Record<string, [number, number]>; lost: number };
@@ -115,6 +117,10 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
     if (r === undefined) continue;
     md.push('', `## ${c.title}`, '');
     const names = withFigures(r, order);
+    if (c.group === 'pingpong') {
+      const elsewhere = names.filter((n) => res.systems[n]?.echoWhere).map((n) => `${n}: ${res.systems[n]!.echoWhere}`);
+      if (elsewhere.length > 0) md.push(`The far side runs in another process, except (a transport that does not leave its process) ${elsewhere.join('; ')}.`, '');
+    }
     if (c.metric === 'latency') {
       md.push(`\`${c.id}\`, µs. ![${c.id}](peers-${c.id}.svg)`, '');
       md.push('| system | p50 | p90 | p99 | p99.9 | max | p50 spread | p99 spread | lost |', '|---|---:|---:|---:|---:|---:|---|---|---:|');

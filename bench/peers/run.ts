@@ -151,7 +151,7 @@ async function main(): Promise<void> {
       continue;
     }
     active.push(t);
-    res.systems[t.name] = { kind: t.kind, server: t.server, serverVersion: srv.version, serverCommand: srv.command, client: t.client, settings: t.settings };
+    res.systems[t.name] = { kind: t.kind, server: t.server, serverVersion: srv.version, serverCommand: srv.command, client: t.client, settings: t.settings, ...(t.echoWhere ? { echoWhere: t.echoWhere } : {}) };
   }
 
   for (const c of cases) {

@@ -48,6 +48,14 @@ export interface Target {
   endpoint(server: RunningServer): Endpoint;
   /** Opens one client connection. `name` is for the server's logs. */
   connect(endpoint: Endpoint, name: string): Promise<BusClient>;
+  /**
+   * Starts the ping-pong's far side, when it cannot be another process (a transport
+   * between threads of one process): it answers every bench.ping with a bench.pong.
+   * Without it the far side is `node dist/bench/peers/echo.js` in a process of its own.
+   */
+  echo?(endpoint: Endpoint): Promise<{ stop(): Promise<void> }>;
+  /** Where the ping-pong's far side runs, for the tables: 'another process' when unset. */
+  readonly echoWhere?: string;
 }
 
 export interface RunningServer {

@@ -27,7 +27,7 @@ export function registerBrokerListener(transport: string, l: BrokerListener): vo
   listeners.set(transport, l);
 }
 
-function hopbusVersion(): string {
+export function hopbusVersion(): string {
   const pkg = path.join(distRoot, '..', 'package.json');
   let commit = '';
   try {
@@ -61,7 +61,7 @@ export const HOPBUS_SETTINGS = [
   'timestamps off, verbose off',
 ];
 
-class HopbusClient implements BusClient {
+export class HopbusClient implements BusClient {
   constructor(private readonly bus: Bus) {}
 
   publish(subject: string, payload: Uint8Array): void {

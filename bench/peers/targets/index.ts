@@ -4,18 +4,21 @@
  * it needs a process of its own, a Server), plus a line in each list below.
  *
  * A hopbus transport gets a file like hopbus-unix.ts: registerBrokerListener() for
- * the broker's flags, hopbusTarget() for the client side. Not here yet: shm and inproc,
- * whose clients live in a worker thread or in the broker's own process, which this
- * harness (clients in the bench process, broker in its own) does not model; they are
- * measured by `npm run bench` (bench/shm.ts) against their own floors.
+ * the broker's flags, hopbusTarget() for the client side. hopbus-shm and hopbus-inproc
+ * run their broker inside the bench process (on a worker thread, on the bench's own
+ * thread) and their ping-pong's far side on a thread (Target.echo), since neither
+ * transport leaves its process.
  *
- * Floors still to come: node-sab-pingpong (two processes' worth of threads over a
- * SharedArrayBuffer with Atomics.wait/notify) and node-dgram-pingpong (UDP on
- * loopback). Each is a Target of kind 'floor' whose `cases` names the ones it can run
- * (hop, pingpong), so the other cases show it as "n/a".
+ * Floors are Targets of kind 'floor' whose `cases` names the ones they can run (hop,
+ * pingpong) where they have no subjects, so the other cases show them as "n/a": the
+ * Node TCP relay, a relay thread over SharedArrayBuffer rings, a UDP relay process.
  */
 import type { Server, Target } from '../target.js';
 import { floorTcpRelay, relayServer } from './floor-tcp-relay.js';
+import { floorSab, sabRelayServer } from './floor-sab.js';
+import { dgramRelayServer, floorDgram } from './floor-dgram.js';
+import { embeddedBroker, hopbusInproc } from './hopbus-inproc.js';
+import { hopbusShm, shmBrokerThread } from './hopbus-shm.js';
 import { hopbusBroker } from './hopbus.js';
 import { hopbusTcp } from './hopbus-tcp.js';
 import { hopbusUnix } from './hopbus-unix.js';
@@ -25,9 +28,13 @@ import { nats, natsServer } from './nats.js';
 import { redis, redisServer } from './redis.js';
 import { mosquittoServer, mqtt } from './mqtt.js';
 
-export const SERVERS: readonly Server[] = [relayServer, hopbusBroker, natsServer, redisServer, mosquittoServer];
+export const SERVERS: readonly Server[] = [
+  relayServer, sabRelayServer, dgramRelayServer, hopbusBroker, shmBrokerThread, embeddedBroker, natsServer, redisServer, mosquittoServer,
+];
 
-export const TARGETS: readonly Target[] = [floorTcpRelay, hopbusTcp, hopbusUnix, hopbusWs, hopbusUdp, nats, redis, mqtt];
+export const TARGETS: readonly Target[] = [
+  floorTcpRelay, floorSab, floorDgram, hopbusTcp, hopbusUnix, hopbusShm, hopbusInproc, hopbusWs, hopbusUdp, nats, redis, mqtt,
+];
 
 export function targetNamed(name: string): Target {
   const t = TARGETS.find((x) => x.name === name);
