@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const distRoot = path.resolve(here, '..');
@@ -111,4 +112,21 @@ export function startNode(script: string, args: string[], ready: RegExp, timeout
   const argv = [process.execPath, path.join(distRoot, script), ...args];
   const cmd = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, ...argv] : argv;
   return startProcess(cmd[0]!, cmd.slice(1), ready, { timeoutMs, ...(opts.stdin ? { stdin: true } : {}) });
+}
+
+/** Resolves on a worker thread's first message (its "ready"), rejects on its error. */
+export function workerReady(w: Worker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    w.once('message', () => resolve());
+    w.once('error', reject);
+  });
+}
+
+/** Asks a bench worker thread to close ('close'), and terminates it if it has not exited within 3 s. */
+export async function stopWorker(w: Worker): Promise<void> {
+  const exited = new Promise((r) => w.once('exit', r));
+  w.postMessage('close');
+  const t = setTimeout(() => void w.terminate(), 3000);
+  await exited;
+  clearTimeout(t);
 }

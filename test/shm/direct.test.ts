@@ -35,6 +35,19 @@ async function report(a: Agent): Promise<Record<string, SubReport>> {
   return (await a.call<{ subs: Record<string, SubReport> }>('report')).subs;
 }
 
+/**
+ * The agent's report for `subject` once `done` holds for it, or as it is after 5 s of
+ * waiting (the caller's expectations then say what is missing).
+ */
+async function settled(a: Agent, subject: string, done: (r: SubReport) => boolean): Promise<SubReport> {
+  let r = (await report(a))[subject]!;
+  for (let i = 0; i < 500 && !done(r); i++) {
+    await new Promise((res) => setTimeout(res, 10));
+    r = (await report(a))[subject]!;
+  }
+  return r;
+}
+
 /** A TCP subscriber counting u32 sequence numbers on `subject`. */
 async function tcpSub(b: StartedBroker, subject: string): Promise<{ st: SubReport; bus: Bus }> {
   const bus = await connect(b.url, { name: 'tcp-sub' });
@@ -61,12 +74,8 @@ describe('direct delivery between workers', () => {
     await pub.call('pub', { subject: 'direct.a', n, size: 16 });
     await until(() => b.broker.direct.stats().channels === 1, 'a channel from pub to sub');
     await sub.call('flush');
-    let subs = await report(sub);
-    for (let i = 0; i < 500 && subs['direct.a']!.received < n; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      subs = await report(sub);
-    }
-    expect(subs['direct.a']).toMatchObject({ received: n, outOfOrder: 0, first: 0, next: n });
+    const r = await settled(sub, 'direct.a', (x) => x.received >= n);
+    expect(r).toMatchObject({ received: n, outOfOrder: 0, first: 0, next: n });
     // Only the first few, sent while the channel was being set up, went through the broker.
     expect(b.broker.counters.msgsIn).toBeLessThan(n / 2);
   });
@@ -103,11 +112,7 @@ describe('direct delivery between workers', () => {
     await publishing;
     expect(b.broker.direct.stats().channels).toBe(2);
     for (const a of [sub, late]) {
-      let r = (await report(a))['run.x']!;
-      for (let i = 0; i < 500 && r.next < n; i++) {
-        await new Promise((res) => setTimeout(res, 10));
-        r = (await report(a))['run.x']!;
-      }
+      const r = await settled(a, 'run.x', (x) => x.next >= n);
       expect(r.first).toBeGreaterThanOrEqual(0);
       expect(r).toMatchObject({ outOfOrder: 0, next: n, received: n - r.first });
     }
@@ -150,11 +155,7 @@ describe('direct delivery between workers', () => {
     await sub.call('sub', { subject: 'pol.a', seq: true, options: { policy: 'drop-newest' } });
     await pub.call('pub', { subject: 'pol.a', n: 2000 });
     await sub.call('flush');
-    let r = (await report(sub))['pol.a']!;
-    for (let i = 0; i < 200 && r.received < 2000; i++) {
-      await new Promise((res) => setTimeout(res, 10));
-      r = (await report(sub))['pol.a']!;
-    }
+    const r = await settled(sub, 'pol.a', (x) => x.received >= 2000);
     expect(r).toMatchObject({ received: 2000, outOfOrder: 0 });
     expect(b.broker.direct.stats().channels).toBe(0);
     expect(b.broker.counters.msgsIn).toBeGreaterThanOrEqual(2000);
@@ -167,11 +168,7 @@ describe('direct delivery between workers', () => {
     await sub.call('sub', { subject: 'plain.a', seq: true });
     await pub.call('pub', { subject: 'plain.a', n: 3000 });
     await sub.call('flush');
-    let r = (await report(sub))['plain.a']!;
-    for (let i = 0; i < 200 && r.received < 3000; i++) {
-      await new Promise((res) => setTimeout(res, 10));
-      r = (await report(sub))['plain.a']!;
-    }
+    const r = await settled(sub, 'plain.a', (x) => x.received >= 3000);
     expect(r).toMatchObject({ received: 3000, outOfOrder: 0, first: 0 });
     expect(b.broker.direct.stats()).toMatchObject({ members: 1, channels: 0 });
   });
@@ -192,11 +189,7 @@ describe('direct delivery between workers', () => {
     await exited(victim.worker);
     await publishing;
     await until(() => b.broker.direct.stats().members === 2, 'the victim has left the direct plane');
-    let r = (await report(keeper))['crash.a']!;
-    for (let i = 0; i < 500 && r.received < n + 1000; i++) {
-      await new Promise((res) => setTimeout(res, 10));
-      r = (await report(keeper))['crash.a']!;
-    }
+    const r = await settled(keeper, 'crash.a', (x) => x.received >= n + 1000);
     expect(r.received).toBe(n + 1000);
     expect(r.outOfOrder).toBe(1); // the second run starts again at 0
     // The publisher is still connected and serves a new subscriber.
@@ -204,11 +197,7 @@ describe('direct delivery between workers', () => {
     await fresh.call('sub', { subject: 'crash.b', seq: true });
     await pub.call('pub', { subject: 'crash.b', n: 100 });
     await fresh.call('flush');
-    let f = (await report(fresh))['crash.b']!;
-    for (let i = 0; i < 200 && f.received < 100; i++) {
-      await new Promise((res) => setTimeout(res, 10));
-      f = (await report(fresh))['crash.b']!;
-    }
+    const f = await settled(fresh, 'crash.b', (x) => x.received >= 100);
     expect(f).toMatchObject({ received: 100, outOfOrder: 0 });
   });
 });

@@ -15,7 +15,7 @@ import { createConnection } from '../../../transports/shm/layout.js';
 import { ShmLink } from '../../../transports/shm/link.js';
 import { Poller } from '../../../transports/shm/poller.js';
 import { HybridWait } from '../../../transports/shm/wait.js';
-import { distRoot } from '../../procs.js';
+import { distRoot, stopWorker, workerReady } from '../../procs.js';
 import type { BusClient, OnMessage, Server, Target } from '../target.js';
 
 let relay: { worker: Worker; hub: SharedArrayBuffer } | null = null;
@@ -34,23 +34,19 @@ export const sabRelayServer: Server = {
       endpoints: { sab: 'worker thread' },
       version: `node ${process.version}`,
       command: 'dist/bench/peers/sab-relay.js on a worker thread of the bench process',
-      stop: async () => {
+      stop: () => {
         relay = null;
-        const exited = new Promise((r) => worker.once('exit', r));
-        worker.postMessage('close');
-        await exited;
+        return stopWorker(worker);
       },
     };
   },
 };
 
-/** One connection to the relay: a fresh pair of rings, adopted by the relay thread. */
-export async function sabConnect(): Promise<SabClient> {
+/** A fresh pair of rings, adopted by the relay thread; returns its buffer and the relay's hub block. */
+async function adopt(): Promise<{ conn: SharedArrayBuffer; hub: SharedArrayBuffer }> {
   const r = relay;
   if (r === null) throw new Error('the SAB relay is not running');
   const conn = createConnection(1 << 20);
-  const link = new ShmLink({ conn, hub: r.hub, side: 'client', remote: 'sab relay', maxFrame: 1 << 26, heartbeatMs: 1000, heartbeatTimeoutMs: Infinity });
-  link.attach(new Poller(link.ownSignal, new HybridWait({ blocking: false }), false));
   const adopted = new Promise<void>((resolve) => {
     const on = (m: unknown) => {
       if (m !== 'adopted') return;
@@ -61,6 +57,14 @@ export async function sabConnect(): Promise<SabClient> {
   });
   r.worker.postMessage({ conn });
   await adopted;
+  return { conn, hub: r.hub };
+}
+
+/** One connection to the relay, served by a poll loop on this thread. */
+export async function sabConnect(): Promise<SabClient> {
+  const { conn, hub } = await adopt();
+  const link = new ShmLink({ conn, hub, side: 'client', remote: 'sab relay', maxFrame: 1 << 26, heartbeatMs: 1000, heartbeatTimeoutMs: Infinity });
+  link.attach(new Poller(link.ownSignal, new HybridWait({ blocking: false }), false));
   return new SabClient(link);
 }
 
@@ -111,27 +115,8 @@ export const floorSab: Target = {
   endpoint: () => ({ transport: 'sab' }),
   connect: () => sabConnect(),
   async echo() {
-    const r = relay;
-    if (r === null) throw new Error('the SAB relay is not running');
-    const conn = createConnection(1 << 20);
-    const w = new Worker(path.join(distRoot, 'bench/peers/sab-echo.js'), { workerData: { conn, hub: r.hub } });
-    const adopted = new Promise<void>((resolve) => {
-      const on = (m: unknown) => {
-        if (m !== 'adopted') return;
-        r.worker.off('message', on);
-        resolve();
-      };
-      r.worker.on('message', on);
-    });
-    r.worker.postMessage({ conn });
-    await adopted;
-    await new Promise((resolve) => w.once('message', resolve));
-    return {
-      stop: async () => {
-        const exited = new Promise((res) => w.once('exit', res));
-        w.postMessage('close');
-        await exited;
-      },
-    };
+    const w = new Worker(path.join(distRoot, 'bench/peers/sab-echo.js'), { workerData: await adopt() });
+    await workerReady(w);
+    return { stop: () => stopWorker(w) };
   },
 };

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { connect } from '../../../client/index.js';
 import type { ServerAddress } from '../../../transports/dial.js';
-import { distRoot } from '../../procs.js';
+import { distRoot, stopWorker, workerReady } from '../../procs.js';
 import type { Endpoint, Server, Target } from '../target.js';
 import { HOPBUS_SETTINGS, HopbusClient, hopbusVersion } from './hopbus.js';
 
@@ -36,31 +36,20 @@ function endpoint(): Promise<unknown> {
   });
 }
 
-function ready(w: Worker): Promise<void> {
-  return new Promise((resolve, reject) => {
-    w.once('message', () => resolve());
-    w.once('error', reject);
-  });
-}
-
 export const shmBrokerThread: Server = {
   name: 'hopbus-broker-thread',
   packages: [],
   async start() {
     const w = new Worker(path.join(distRoot, 'bench/peers/shm-broker.js'));
-    await ready(w);
+    await workerReady(w);
     brokerThread = w;
     return {
       endpoints: { shm: 'worker thread' },
       version: hopbusVersion(),
       command: 'startBroker() on a worker thread of the bench process (dist/bench/peers/shm-broker.js)',
-      stop: async () => {
+      stop: () => {
         brokerThread = null;
-        const exited = new Promise((r) => w.once('exit', r));
-        w.postMessage('close');
-        const t = setTimeout(() => void w.terminate(), 3000);
-        await exited;
-        clearTimeout(t);
+        return stopWorker(w);
       },
     };
   },
@@ -86,15 +75,7 @@ export const hopbusShm: Target = {
   },
   async echo() {
     const w = new Worker(path.join(distRoot, 'bench/peers/shm-echo.js'), { workerData: { ep: await endpoint(), options: OPTIONS } });
-    await ready(w);
-    return {
-      stop: async () => {
-        const exited = new Promise((r) => w.once('exit', r));
-        w.postMessage('close');
-        const t = setTimeout(() => void w.terminate(), 3000);
-        await exited;
-        clearTimeout(t);
-      },
-    };
+    await workerReady(w);
+    return { stop: () => stopWorker(w) };
   },
 };
