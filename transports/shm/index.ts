@@ -9,6 +9,8 @@
  *   link.ts    ShmLink: the Link contract over a pair of rings (either side)
  *   hub.ts     the broker side: endpoints, adoption, one loop over all rings
  *   dial.ts    the client side: connect(endpoint, { wait })
+ *   direct.ts  direct channels between clients: their memory (made by the broker,
+ *              passed on a BroadcastChannel) and their links
  *
  * Knows frames, not subjects or sessions; imports nothing from broker/ or client/.
  * Importing this module registers the 'shm' dialer.
