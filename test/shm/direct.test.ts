@@ -173,6 +173,18 @@ describe('direct delivery between workers', () => {
     expect(b.broker.direct.stats()).toMatchObject({ members: 1, channels: 0 });
   });
 
+  it('a broker with rate limits does not grant direct delivery (only it can apply them): workers are served through it', async () => {
+    const b = await start({ subjectRates: [{ pattern: 'rl.>', msgsPerSec: 1_000_000, action: 'slow' }] });
+    const sub = await agent(b, 'sub');
+    const pub = await agent(b, 'pub');
+    await sub.call('sub', { subject: 'rl.a', seq: true });
+    await pub.call('pub', { subject: 'rl.a', n: 2000 });
+    const r = await settled(sub, 'rl.a', (x) => x.received >= 2000);
+    expect(r).toMatchObject({ received: 2000, outOfOrder: 0, first: 0 });
+    expect(b.broker.direct.stats()).toMatchObject({ members: 0, channels: 0 });
+    expect(b.broker.counters.msgsIn).toBeGreaterThanOrEqual(2000);
+  });
+
   it('a subscriber that is terminated mid-stream: the publisher carries on, the other subscriber gets everything', async () => {
     const b = await start();
     const victim = await agent(b, 'victim');
