@@ -47,6 +47,8 @@ interface Channel {
   /** Seq of the last PEER_ADD about the reader sent to the writer, and the seq the reader may read up to. */
   lastAdd: number;
   marked: number;
+  /** [messages, bytes] the writer has put in it (shared memory, written by the writer). */
+  readonly counts: Float64Array;
 }
 
 interface PongWait {
@@ -60,6 +62,9 @@ export class DirectPlane {
   private readonly members = new Map<number, Member>();
   private readonly waits: PongWait[] = [];
   private maker: ChannelMaker | null = null;
+  /** Messages and bytes of channels closed since start. */
+  private closedMsgs = 0;
+  private closedBytes = 0;
 
   constructor(private readonly broker: Broker) {}
 
@@ -165,8 +170,8 @@ export class DirectPlane {
     }
     if (m.out.has(peer.session)) return; // already open (a repeated WANT)
     const maker = (this.maker ??= new ChannelMaker(this.broker.serverId));
-    const id = maker.open({ id: m.session.id, conn: m.conn }, { id: peer.session.id, conn: peer.conn });
-    const ch: Channel = { id, writer: m, reader: peer, lastAdd: 0, marked: 0 };
+    const { chan: id, counts } = maker.open({ id: m.session.id, conn: m.conn }, { id: peer.session.id, conn: peer.conn });
+    const ch: Channel = { id, writer: m, reader: peer, lastAdd: 0, marked: 0, counts };
     m.out.set(peer.session, ch);
     peer.in.set(id, ch);
     send(m.session, DirectKind.OPEN, id, peerId, this.broker.options.maxPending);
@@ -236,10 +241,12 @@ export class DirectPlane {
     if (m === null) return;
     this.members.delete(session.id);
     for (const ch of m.out.values()) {
+      this.retire(ch);
       ch.reader.in.delete(ch.id);
       if (ch.reader.session.open) send(ch.reader.session, DirectKind.CLOSE, ch.id, session.id, 0);
     }
     for (const ch of m.in.values()) {
+      this.retire(ch);
       ch.writer.out.delete(session);
       ch.writer.acked.delete(session);
       if (ch.writer.session.open) send(ch.writer.session, DirectKind.CLOSE, ch.id, session.id, 0);
@@ -249,11 +256,28 @@ export class DirectPlane {
     if (this.waits.length > 0) this.releasePongs();
   }
 
-  /** Counters for monitoring. */
-  stats(): { members: number; channels: number; seq: number } {
+  /** A channel is closing: keep what it carried in the totals. */
+  private retire(ch: Channel): void {
+    this.closedMsgs += ch.counts[0]!;
+    this.closedBytes += ch.counts[1]!;
+  }
+
+  /**
+   * For monitoring: direct clients, open channels, the interest seq, and the messages
+   * and bytes written into channels since start (read from their shared counters).
+   */
+  stats(): { members: number; channels: number; seq: number; msgs: number; bytes: number } {
     let channels = 0;
-    for (const m of this.members.values()) channels += m.out.size;
-    return { members: this.members.size, channels, seq: this.seq };
+    let msgs = this.closedMsgs;
+    let bytes = this.closedBytes;
+    for (const m of this.members.values()) {
+      channels += m.out.size;
+      for (const ch of m.out.values()) {
+        msgs += ch.counts[0]!;
+        bytes += ch.counts[1]!;
+      }
+    }
+    return { members: this.members.size, channels, seq: this.seq, msgs, bytes };
   }
 
   close(): void {

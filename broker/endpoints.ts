@@ -43,6 +43,7 @@ export function varz(b: Broker) {
     totalConnections: c.connectionsTotal,
     subscriptions: b.tree.size,
     totals: { ...c },
+    direct: b.direct.stats(),
     rates: m.rates,
     bursts: m.bursts,
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },

@@ -48,6 +48,10 @@ export function prometheus(b: Broker): string {
   o.metric('messages_dropped_total', 'counter', 'Messages dropped by slow-consumer policies.', [[{ reason: 'oldest' }, c.droppedOldest], [{ reason: 'newest' }, c.droppedNewest]]);
   o.one('messages_conflated_total', 'counter', 'Messages replaced by a newer one on the same subject.', c.conflated);
   o.one('messages_rate_refused_total', 'counter', 'Messages refused by a rate limit.', c.rateRefused);
+  const d = b.direct.stats();
+  o.one('direct_messages_total', 'counter', 'Messages shm clients wrote into each other\'s direct channels (not in messages_in/out).', d.msgs);
+  o.one('direct_bytes_total', 'counter', 'Bytes of those messages.', d.bytes);
+  o.one('direct_channels', 'gauge', 'Open direct channels between shm clients.', d.channels);
   o.one('publishers_paused_seconds_total', 'counter', 'Time publishers spent paused by rate limits or the block policy.', c.pausedMs / 1000);
   o.metric('rate_messages_per_second', 'gauge', 'Message rate over the last monitor interval.', [[{ direction: 'in' }, m.rates.msgsInPerSec], [{ direction: 'out' }, m.rates.msgsOutPerSec]]);
   o.metric('rate_bytes_per_second', 'gauge', 'Byte rate over the last monitor interval.', [[{ direction: 'in' }, m.rates.bytesInPerSec], [{ direction: 'out' }, m.rates.bytesOutPerSec]]);

@@ -327,7 +327,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       for (let i = 0; i < peers.length; i++) {
         const peer = peers[i]!;
         this.encode(peer.link!, Op.MSG, 0, flags, ts, weight, sentAt, sentAt, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
-        d.checkPending(peer);
+        d.wrote(peer, total);
       }
       if (route.broker) this.encode(w, Op.PUB, d.seq, flags, ts, weight, sentAt, 0, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
     } else {

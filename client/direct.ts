@@ -54,6 +54,8 @@ class Peer {
   link: Link | null = null;
   /** Bytes allowed to wait in the channel's overflow before the peer counts as a slow consumer. */
   limit = 0;
+  /** The channel's [messages, bytes] written, in its shared memory (the broker reads them). */
+  counts: Float64Array | null = null;
   readonly patterns = new Map<string, Interest>();
   constructor(readonly id: number) {}
 }
@@ -185,8 +187,11 @@ export class DirectRouter {
     return d;
   }
 
-  /** After writing to `peer`: a channel over its limit makes the peer a slow consumer. */
-  checkPending(peer: Peer): void {
+  /** After writing a frame of `bytes` to `peer`: counted; a channel over its limit makes the peer a slow consumer. */
+  wrote(peer: Peer, bytes: number): void {
+    const c = peer.counts!;
+    c[0]!++;
+    c[1]! += bytes;
     const link = peer.link!;
     if (link.pendingBytes <= peer.limit) return;
     this.control(DirectKind.SLOW, peer.chan, peer.id, link.pendingBytes);
@@ -274,8 +279,9 @@ export class DirectRouter {
   };
 
   private openWriter(p: Peer): void {
-    const link = this.port.writer(p.chan);
+    const { link, counts } = this.port.writer(p.chan);
     p.link = link;
+    p.counts = counts;
     p.state = PeerState.OPEN;
     this.writing = [...this.writing, p];
     link.start(this.writerHandler(p, link));

@@ -81,8 +81,11 @@ export interface DirectPort {
   onMemory: ((chan: number) => void) | null;
   /** True once the memory of channel `chan` is here. */
   has(chan: number): boolean;
-  /** The writing end of channel `chan` (its memory must be here), served by this link's poll loop. */
-  writer(chan: number): Link;
+  /**
+   * The writing end of channel `chan` (its memory must be here), served by this link's
+   * poll loop, and the channel's counters: [messages, bytes] written, for the broker.
+   */
+  writer(chan: number): { link: Link; counts: Float64Array };
   /** The reading end of channel `chan` (its memory must be here), served by this link's poll loop. */
   reader(chan: number): Link;
   /** Forgets channel memory that will not be used. */

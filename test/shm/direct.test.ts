@@ -76,8 +76,12 @@ describe('direct delivery between workers', () => {
     await sub.call('flush');
     const r = await settled(sub, 'direct.a', (x) => x.received >= n);
     expect(r).toMatchObject({ received: n, outOfOrder: 0, first: 0, next: n });
-    // Only the first few, sent while the channel was being set up, went through the broker.
+    // Only the first few, sent while the channel was being set up, went through the broker;
+    // every message went one way or the other, exactly once.
     expect(b.broker.counters.msgsIn).toBeLessThan(n / 2);
+    const d = b.broker.direct.stats();
+    expect(d.msgs + b.broker.counters.msgsOut).toBe(n);
+    expect(d.bytes).toBeGreaterThan(d.msgs * 16);
   });
 
   it('a TCP subscriber and a worker subscriber of the same subject each get every message once, in order', async () => {

@@ -1,6 +1,6 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import type { DirectPort, Link } from '../link.js';
-import { H_CLIENT_PARKED, H_CLIENT_SEQ, LINE, MIN_RING, createConnection } from './layout.js';
+import { CHANNEL_COUNTS_AT, H_CLIENT_PARKED, H_CLIENT_SEQ, LINE, MIN_RING, createConnection } from './layout.js';
 import { ShmLink } from './link.js';
 import { Signal } from './wait.js';
 
@@ -40,6 +40,11 @@ export function channelName(serverId: string): string {
   return `hopbus-direct:${serverId}`;
 }
 
+/** A channel's [messages, bytes] written (layout.ts, CHANNEL_COUNTS_AT). */
+export function channelCounts(sab: SharedArrayBuffer): Float64Array {
+  return new Float64Array(sab, CHANNEL_COUNTS_AT, 2);
+}
+
 function doorbell(conn: SharedArrayBuffer): Signal {
   return new Signal(new Int32Array(conn, 0, LINE), H_CLIENT_SEQ, H_CLIENT_PARKED);
 }
@@ -54,12 +59,12 @@ export class ChannelMaker {
     (this.bc as unknown as { unref(): void }).unref();
   }
 
-  /** A fresh channel from client `writer` to client `reader`; returns its number. */
-  open(writer: { id: number; conn: SharedArrayBuffer }, reader: { id: number; conn: SharedArrayBuffer }): number {
+  /** A fresh channel from client `writer` to client `reader`: its number, and its counters (channelCounts). */
+  open(writer: { id: number; conn: SharedArrayBuffer }, reader: { id: number; conn: SharedArrayBuffer }): { chan: number; counts: Float64Array } {
     const chan = ++this.next;
     const m: ChannelMemory = { chan, sab: createConnection(this.capacity, MIN_RING), writer: writer.id, reader: reader.id, writerConn: writer.conn, readerConn: reader.conn };
     this.bc.postMessage(m);
-    return chan;
+    return { chan, counts: channelCounts(m.sab) };
   }
 
   close(): void {
@@ -98,9 +103,9 @@ export class ShmDirectPort implements DirectPort {
     return this.memory.has(chan);
   }
 
-  writer(chan: number): Link {
+  writer(chan: number): { link: Link; counts: Float64Array } {
     const m = this.take(chan);
-    return this.make(m, 'client', `direct channel ${chan} to client ${m.reader}`, doorbell(m.readerConn));
+    return { link: this.make(m, 'client', `direct channel ${chan} to client ${m.reader}`, doorbell(m.readerConn)), counts: channelCounts(m.sab) };
   }
 
   reader(chan: number): Link {

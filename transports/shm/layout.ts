@@ -12,6 +12,8 @@
  *              | CONTROL  magic 'HBS1' | layout version | ring capacity | state     |
  *              |          client wait kind | client closed | broker closed          |
  *              |          client thread id | DOWN ring capacity (0: as UP)         |
+ *              |          a direct channel's counters: messages and bytes        |
+ *              |          written, two float64 at byte 48 (its writer only)      |
  *              |          (written once at set-up, or once at close)              |
  *   byte 128   +------------------------------------------------------------------+
  *              | CLIENT HEARTBEAT   counter the client thread bumps periodically   |
@@ -76,6 +78,12 @@ export const H_CLIENT_THREAD = 7;
  * direct channel (direct.ts) only uses UP, so its DOWN ring is the smallest there is.
  */
 export const H_DOWN_CAPACITY = 8;
+/**
+ * Byte offset of a direct channel's two float64 counters, messages and bytes written.
+ * The writer stores them with plain writes (aligned 8-byte stores); the broker reads
+ * them for monitoring, where a value a message behind does no harm.
+ */
+export const CHANNEL_COUNTS_AT = 48;
 export const H_CLIENT_BEAT = 1 * W;
 export const H_BROKER_BEAT = 2 * W;
 export const H_CLIENT_SEQ = 3 * W;
