@@ -5,7 +5,8 @@ import {
   ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, Policy,
   maxFrameFor, msgSize, writeMsgHeader,
 } from '../transports/frame.js';
-import { chunkNowNs, writeU64 } from '../metrics/clock.js';
+import { chunkNowNs } from '../metrics/clock.js';
+import { writeU64 } from '../runtime/clock.js';
 import { listenHttp } from './http.js';
 import { Monitor } from './monitor.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -22,7 +23,8 @@ import { Session } from './session.js';
 import { MulticastBridge } from './bridge.js';
 import { DirectPlane } from './direct.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../transports/protocol/version.js';
+import { VERSION } from '../transports/protocol/version.js';
 
 export interface BrokerCounters {
   msgsIn: number;

@@ -17,7 +17,8 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { PayloadKind } from '../transports/frame.js';
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
-import { chunkNowNs, readU64 } from '../metrics/clock.js';
+import { chunkNowNs } from '../metrics/clock.js';
+import { readU64 } from '../runtime/clock.js';
 import { HOPS, Sampler, stampWeight, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
 import { SpaceSaving, type HeavyHitter } from '../metrics/topk.js';
 import type { Broker } from './broker.js';

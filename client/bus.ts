@@ -6,7 +6,8 @@ import {
   FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MSG_HEADER, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
   encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
 } from '../transports/frame.js';
-import { monoNs, writeU64 } from '../metrics/clock.js';
+import { monoNs, writeU64 } from '../runtime/clock.js';
+import { VERSION } from '../transports/protocol/version.js';
 import { LatencyMeter, type ClientLatencyStats } from './latency.js';
 import { StampSampler } from '../metrics/latency.js';
 import { SubjectCache } from '../transports/intern.js';
@@ -823,7 +824,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
           packr.pack({
             name: this.options.name,
             lang: 'typescript',
-            version: '0.1.0',
+            version: VERSION,
             verbose: this.options.verbose,
             timestamps: this.options.timestamps,
             ...(this.options.publishRate ? { publishRate: this.options.publishRate } : {}),

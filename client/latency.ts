@@ -11,7 +11,8 @@
  * Nothing is allocated. Off with connect option `latency: false`.
  */
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
-import { chunkNowNs, monoNs, readU64 } from '../metrics/clock.js';
+import { chunkNowNs } from '../metrics/clock.js';
+import { monoNs, readU64 } from '../runtime/clock.js';
 import { batching, windowId } from '../transports/batch.js';
 import { HopRecorder, Sampler, stampWeight, encodeHistogram, summarize, type ClientReport, type LatencySummary } from '../metrics/latency.js';
 

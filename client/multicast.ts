@@ -27,7 +27,8 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { ChannelMap } from '../topics/channels.js';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
-import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, monoNs, msgSize, writeMsgHeader } from '../transports/frame.js';
+import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, msgSize, writeMsgHeader } from '../transports/frame.js';
+import { monoNs, writeU64 } from '../runtime/clock.js';
 import { SubjectCache } from '../transports/intern.js';
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint,
@@ -306,8 +307,9 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     const buf = w.reserve(total);
     let at = writeMsgHeader(buf, w.writeOffset, total, Op.MSG, flags | (ts ? FLAG_TS : 0), p.kind, 0, sLen, rLen, hLen);
     if (ts) {
-      buf.writeBigUInt64LE(monoNs(), at);
-      buf.writeBigUInt64LE(0n, at + 8);
+      // Two u32 halves: no BigInt allocated per message.
+      writeU64(buf, at, monoNs());
+      writeU64(buf, at + 8, 0);
       at += TS_BLOCK;
     }
     if (sMeta > 0) {

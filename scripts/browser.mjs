@@ -6,6 +6,7 @@
 // `events`, randomBytes from crypto.getRandomValues, process.hrtime from
 // performance.now(), and timers whose handles have unref().
 // Run after tsc: `npm run build` does both.
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -23,6 +24,12 @@ const browserOnly = {
     build.onResolve({ filter: /^node:crypto$|^crypto$/ }, () => ({ path: path.join(shims, 'crypto.js') }));
     // The shm wait strategies (named in connect options) ask whether they run on the main thread.
     build.onResolve({ filter: /^node:worker_threads$/ }, () => ({ path: path.join(shims, 'worker-threads.js') }));
+    // transports/protocol/version.ts reads the version from package.json: only that field
+    // goes into the bundle, not the whole file (dependency names and all).
+    build.onLoad({ filter: /package\.json$/ }, async (args) => {
+      const { version } = JSON.parse(await readFile(args.path, 'utf8'));
+      return { contents: JSON.stringify({ version }), loader: 'json' };
+    });
     build.onResolve({ filter: /^node:events$/ }, () => build.resolve('events', { kind: 'import-statement', resolveDir: root }));
     build.onResolve({ filter: /^(node:)?(net|fs|tls|dgram|child_process)$|^pino$|^ws$|^uWebSockets\.js$/ }, (args) => ({
       errors: [{ text: `"${args.path}" (imported by ${path.relative(root, args.importer)}) must not reach the browser bundle` }],

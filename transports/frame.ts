@@ -171,9 +171,6 @@ export function writeMsgHeader(
   return off + MSG_HEADER;
 }
 
-/** Monotonic clock in ns as a bigint (CLOCK_MONOTONIC: shared by processes of one host). */
-export const monoNs: () => bigint = process.hrtime.bigint;
-
 export function subSize(patternBytes: number, queueBytes: number): number {
   return FRAME_PREFIX + 2 + 4 + 2 + 2 + patternBytes + queueBytes;
 }

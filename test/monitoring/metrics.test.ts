@@ -1,6 +1,6 @@
 /** The measurement primitives of metrics/: clock, u64 halves, burst meter, heavy hitters, histograms. */
 import { describe, expect, it } from 'vitest';
-import { CLOCK_ORIGIN_NS, monoNs, readU64, writeU64 } from '../../metrics/clock.js';
+import { CLOCK_ORIGIN_NS, monoNs, readU64, writeU64 } from '../../runtime/clock.js';
 import { BurstMeter } from '../../metrics/burst.js';
 import { SpaceSaving } from '../../metrics/topk.js';
 import { FastCounts, HopRecorder, SAMPLE_TARGET_PER_SEC, Sampler, decodeHistogram, encodeHistogram, nsHistogram, summarize } from '../../metrics/latency.js';
