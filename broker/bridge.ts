@@ -20,7 +20,7 @@
  */
 import { ChannelMap } from '../topics/channels.js';
 import { SubjectTree, isValidPattern, isValidSubject } from '../topics/index.js';
-import { FLAG_REQUEST, FLAG_TS, MsgView, Op } from '../transports/frame.js';
+import { FLAG_REQUEST, FLAG_TS, MsgView, Op } from '../transports/protocol/index.js';
 import { SubjectCache, copyBytes } from '../transports/intern.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import {

@@ -4,7 +4,7 @@ import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
   ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, Policy,
   maxFrameFor, msgSize, writeMsgHeader,
-} from '../transports/frame.js';
+} from '../transports/protocol/index.js';
 import { chunkNowNs } from '../metrics/clock.js';
 import { writeU64 } from '../runtime/clock.js';
 import { listenHttp } from './http.js';
@@ -23,8 +23,8 @@ import { Session } from './session.js';
 import { MulticastBridge } from './bridge.js';
 import { DirectPlane } from './direct.js';
 
-export { VERSION } from '../transports/protocol/version.js';
-import { VERSION } from '../transports/protocol/version.js';
+export { VERSION } from '../transports/protocol/index.js';
+import { VERSION } from '../transports/protocol/index.js';
 
 export interface BrokerCounters {
   msgsIn: number;

@@ -4,7 +4,7 @@
  * key or a value of the wrong kind is refused with an error that names it.
  */
 
-import { POLICY_NAMES, type PolicyName } from '../transports/frame.js';
+import { POLICY_NAMES, type PolicyName } from '../transports/protocol/index.js';
 import { isValidPattern } from '../topics/index.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';

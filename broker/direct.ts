@@ -1,4 +1,4 @@
-import { DIRECT_HEADER, DirectKind, ErrCode, Op, Policy, directSize, writeDirect } from '../transports/frame.js';
+import { DIRECT_HEADER, DirectKind, ErrCode, Op, Policy, directSize, writeDirect } from '../transports/protocol/index.js';
 import { ChannelMaker } from '../transports/shm/direct.js';
 import { ShmLink } from '../transports/shm/link.js';
 import type { Broker } from './broker.js';

@@ -4,7 +4,7 @@
  * Field names are stable: docs/MONITORING.md lists each one, and dashboards, `hopbus
  * top` and users' scripts read them. Add fields; never rename or remove one.
  */
-import { POLICY_NAMES } from '../transports/frame.js';
+import { POLICY_NAMES } from '../transports/protocol/index.js';
 import { HOPS } from '../metrics/latency.js';
 import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION, type Broker } from './broker.js';

@@ -15,7 +15,7 @@
  * Threading: the broker's thread.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { PayloadKind } from '../transports/frame.js';
+import { PayloadKind } from '../transports/protocol/index.js';
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
 import { chunkNowNs } from '../metrics/clock.js';
 import { readU64 } from '../runtime/clock.js';

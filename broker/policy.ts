@@ -23,11 +23,31 @@
  * Threading: broker thread only. Nothing here is on the path of a consumer that
  * keeps up.
  */
-import { LOSS_SIZE, Policy, writeLoss } from '../transports/frame.js';
+import { LOSS_SIZE, Policy, writeLoss } from '../transports/protocol/index.js';
 import { copyBytes } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
 import type { Limiter } from './ratelimit.js';
-import type { Subscription } from './route.js';
+
+/**
+ * Which policy a connection's copy of a message follows when several of its
+ * subscriptions match it with different policies: the lowest rank wins, so the order
+ * is block, disconnect, drop-oldest, drop-newest, conflate (the least lossy wins).
+ * Indexed by Policy; DEFAULT never reaches it (the broker resolves it first).
+ */
+export const POLICY_RANK = [9, 1, 2, 3, 4, 0];
+
+/**
+ * The loss counters of one subscription (broker/route.ts Subscription), which Outbound
+ * adds to and reports in LOSS frames. Narrow so that this file does not import route.ts.
+ */
+export interface LossCounters {
+  readonly sid: number;
+  readonly policy: Policy;
+  dropped: number;
+  conflated: number;
+  unreportedDropped: number;
+  unreportedConflated: number;
+}
 
 /**
  * One held message: a private copy of its MSG frame, and who it is for. Mutable so
@@ -40,7 +60,7 @@ export class Held {
     public frame: Buffer,
     public subject: string,
     /** The subscriptions of this session the message was for (for loss accounting). */
-    public subs: readonly Subscription[],
+    public subs: readonly LossCounters[],
     public policy: Policy,
   ) {}
 }
@@ -166,7 +186,7 @@ export class Outbound {
   readonly hold = new HoldQueue();
   readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0 };
   /** Subscriptions with losses not reported to the client yet. */
-  private readonly lossy = new Set<Subscription>();
+  private readonly lossy = new Set<LossCounters>();
   /** Publishers paused because this consumer (block policy) is behind. */
   private blocked: Set<OutboundPublisher> | null = null;
   private pumpTimer: NodeJS.Timeout | null = null;
@@ -189,7 +209,7 @@ export class Outbound {
    * Queues one MSG frame. `sid` patches the subscription-id field in this copy only
    * (queue deliveries). Returns the bytes queued (0 if the policy dropped it).
    */
-  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: OutboundPublisher | null): number {
+  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly LossCounters[], policy: Policy, from: OutboundPublisher | null): number {
     const link = this.owner.link;
     if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, performance.now()))) {
       // The consumer keeps up: straight into the link's write buffer.
@@ -205,7 +225,7 @@ export class Outbound {
     return this.congested(buf, off, len, sid, subject, subs, policy, from);
   }
 
-  private congested(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: OutboundPublisher | null): number {
+  private congested(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly LossCounters[], policy: Policy, from: OutboundPublisher | null): number {
     const link = this.owner.link;
     const rateLimited = this.limiter !== null && link.pendingBytes <= this.highWater;
     if (this.hold.length === 0 && !rateLimited && (policy === Policy.DISCONNECT || policy === Policy.BLOCK)) {
@@ -309,7 +329,7 @@ export class Outbound {
     if (p > this.stats.pendingPeak) this.stats.pendingPeak = p;
   }
 
-  private lose(subs: readonly Subscription[], dropped: number, conflated: number): void {
+  private lose(subs: readonly LossCounters[], dropped: number, conflated: number): void {
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i]!;
       sub.dropped += dropped;

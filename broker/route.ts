@@ -1,5 +1,6 @@
-import { POLICY_RANK, Policy } from '../transports/frame.js';
+import { Policy } from '../transports/protocol/index.js';
 import { SubjectTree } from '../topics/index.js';
+import { POLICY_RANK } from './policy.js';
 import type { Limiter } from './ratelimit.js';
 import type { Session } from './session.js';
 

@@ -2,7 +2,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import {
   ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION, Policy, type ProtocolError,
   encodeErr, encodeHandshake, writeBare, writeOk,
-} from '../transports/frame.js';
+} from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Broker } from './broker.js';
 import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';

@@ -5,9 +5,9 @@ import { queueNameProblem } from '../topics/queue.js';
 import {
   FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MSG_HEADER, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
   encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
-} from '../transports/frame.js';
+} from '../transports/protocol/index.js';
 import { monoNs, writeU64 } from '../runtime/clock.js';
-import { VERSION } from '../transports/protocol/version.js';
+import { VERSION } from '../transports/protocol/index.js';
 import { LatencyMeter, type ClientLatencyStats } from './latency.js';
 import { StampSampler } from '../metrics/latency.js';
 import { SubjectCache } from '../transports/intern.js';

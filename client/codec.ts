@@ -1,5 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { PayloadKind } from '../transports/frame.js';
+import { PayloadKind } from '../transports/protocol/index.js';
 import { MaxPayloadError, OptionsError } from './errors.js';
 
 /**

@@ -1,5 +1,5 @@
 import { SubjectTree } from '../topics/index.js';
-import { DIRECT_HEADER, DirectKind, Op, directSize, writeDirect } from '../transports/frame.js';
+import { DIRECT_HEADER, DirectKind, Op, directSize, writeDirect } from '../transports/protocol/index.js';
 import type { DirectPort, Link, LinkHandler } from '../transports/link.js';
 import { ConnectionError } from './errors.js';
 

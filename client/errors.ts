@@ -3,7 +3,7 @@
  * says what happened and what to do.
  */
 export { SubjectError } from '../topics/index.js';
-import { ERR_NAMES } from '../transports/frame.js';
+import { ERR_NAMES } from '../transports/protocol/index.js';
 
 export class HopbusError extends Error {
   readonly code: string;

@@ -1,4 +1,4 @@
-import { FLAG_NO_RESPONDERS, FLAG_TS, type MsgView } from '../transports/frame.js';
+import { FLAG_NO_RESPONDERS, FLAG_TS, type MsgView } from '../transports/protocol/index.js';
 import { decodePayload, unpackr } from './codec.js';
 
 /** What Msg needs from its connection to answer a request. */

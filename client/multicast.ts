@@ -5,7 +5,7 @@
  *
  * The same calls as Bus (publish, subscribe, unsubscribe, request, flush, drain,
  * close, the 'error' and 'loss' events) and the same Msg and Subscription
- * classes. Messages travel as MSG frames (transports/frame.ts) inside sequenced
+ * classes. Messages travel as MSG frames (transports/protocol/) inside sequenced
  * datagrams (transports/multicast/). Subjects map onto channels with
  * topics/channels.ts; a subscription joins the groups of the channels it needs and
  * the bus filters what arrives by subject. See docs/MULTICAST.md.
@@ -27,7 +27,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { ChannelMap } from '../topics/channels.js';
 import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
-import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, msgSize, writeMsgHeader } from '../transports/frame.js';
+import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, msgSize, writeMsgHeader } from '../transports/protocol/index.js';
 import { monoNs, writeU64 } from '../runtime/clock.js';
 import { SubjectCache } from '../transports/intern.js';
 import {

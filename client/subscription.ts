@@ -1,4 +1,4 @@
-import { POLICY_NAMES } from '../transports/frame.js';
+import { POLICY_NAMES } from '../transports/protocol/index.js';
 import { SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
 

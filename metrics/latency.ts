@@ -1,6 +1,6 @@
 /**
  * Latency histograms per hop class: what the broker and each client measure from the
- * timestamps a message carries (frame.ts FLAG_TS), and how they are summarised and
+ * timestamps a message carries (transports/protocol FLAG_TS), and how they are summarised and
  * reported. docs/MONITORING.md explains the hop classes; docs/PROTOCOL.md the report.
  *
  *   publisher send ──pubToBroker──▶ broker receive ──brokerToClient──▶ client receive ──handler──▶ callbacks done

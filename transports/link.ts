@@ -7,7 +7,7 @@
  * Threading: a Link is used only from the thread that created it.
  */
 
-import { ProtocolError } from './frame.js';
+import { ProtocolError } from './protocol/index.js';
 
 export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
 

@@ -1,4 +1,4 @@
-import { FRAME_PREFIX, ErrCode, ProtocolError, checkFrame, isKnownOp } from './frame.js';
+import { FRAME_PREFIX, ErrCode, ProtocolError, checkFrame, isKnownOp } from './protocol/index.js';
 
 /** Receives whole frames. The bytes buf[off, off+len) are the receiver's to keep. */
 export interface FrameSink {

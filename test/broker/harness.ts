@@ -1,7 +1,7 @@
 /**
  * Test harness shared by the broker and client suites: real brokers on loopback
  * (TCP, or a Unix socket in a temporary directory), real SDK clients, and a raw
- * socket client that speaks the wire format byte by byte (transports/frame.ts)
+ * socket client that speaks the wire format byte by byte (transports/protocol/)
  * for the cases the SDK would never produce.
  *
  * `useWorld()` registers an afterEach that closes everything the test opened,
@@ -20,7 +20,7 @@ import { connect, type Bus, type ConnectOptions } from '../../client/index.js';
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
-// Wire constants, restated from transports/frame.ts so the raw client is an
+// Wire constants, restated from transports/protocol/ so the raw client is an
 // independent reading of the documented layout.
 export const OP = {
   CONNECT: 0x01, INFO: 0x02, PUB: 0x10, MSG: 0x11, SUB: 0x20, UNSUB: 0x21,

@@ -1,6 +1,6 @@
 /**
  * The broker as seen on the wire: a raw socket writes frames by the documented
- * layout (transports/frame.ts) and reads what the broker answers.
+ * layout (transports/protocol/) and reads what the broker answers.
  */
 import { describe, expect, it } from 'vitest';
 import {

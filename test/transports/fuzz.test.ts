@@ -14,7 +14,7 @@ import { connect, type Bus } from '../../client/index.js';
 import {
   DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, ProtocolError, maxFrameFor, msgSize, subSize, writeDirect,
   writeMsgHeader, writeSub,
-} from '../../transports/frame.js';
+} from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
 
 const MAX_PAYLOAD = 4096;

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Op, msgSize, writeMsgHeader } from '../../transports/frame.js';
+import { Op, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { ChannelSender, type SenderHost } from '../../transports/multicast/source.js';
 import { parseChannel } from '../../transports/multicast/endpoint.js';
 import { resolveChannels } from '../../transports/multicast/config.js';

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   ErrCode, FLAG_TS, Op, ProtocolError, encodeErr, encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeOk, writeSub, writeUnsub,
-} from '../../transports/frame.js';
+} from '../../transports/protocol/index.js';
 import { FrameReader, type FrameSink } from '../../transports/reader.js';
 
 // --- frames -------------------------------------------------------------------------

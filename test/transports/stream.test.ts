@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runBatched } from '../../transports/batch.js';
-import { ErrCode, Op, ProtocolError, msgSize, writeMsgHeader } from '../../transports/frame.js';
+import { ErrCode, Op, ProtocolError, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import type { Link, LinkHandler, Listener } from '../../transports/link.js';
 import { StreamLink, dialStream, listenStream } from '../../transports/stream.js';
 import { parseUrl, type Endpoint } from '../../transports/url.js';

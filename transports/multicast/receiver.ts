@@ -22,7 +22,7 @@
  *
  * Threading: the endpoint's thread only.
  */
-import { FRAME_PREFIX, Op, checkFrame } from '../frame.js';
+import { FRAME_PREFIX, Op, checkFrame } from '../protocol/index.js';
 import { DType, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
 import type { ChannelAddr } from './source.js';
 

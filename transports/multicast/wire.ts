@@ -1,7 +1,7 @@
 /**
  * The multicast datagram format. docs/PROTOCOL.md ("Multicast datagrams") describes
  * it byte by byte; keep the two in step. Messages inside DATA datagrams are MSG
- * frames of transports/frame.ts, unchanged: one codec for every transport.
+ * frames of transports/protocol/, unchanged: one codec for every transport.
  *
  * Every datagram starts with the same 20-byte header (integers little-endian):
  *

@@ -46,7 +46,7 @@
  * other direction: a slot is rewritten only after the consumer has released it, so
  * a full ring never overwrites unread data.
  *
- * Records are the protocol frames themselves (transports/frame.ts): the frame's own
+ * Records are the protocol frames themselves (transports/protocol/): the frame's own
  * u32 length is the record's length prefix. A frame that does not fit before the end
  * of the ring is split: it continues at offset 0, and the consumer copies it out in
  * two parts. The ring is therefore a byte pipe with TCP's semantics, read with the

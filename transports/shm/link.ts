@@ -1,4 +1,4 @@
-import { ErrCode, ProtocolError } from '../frame.js';
+import { ErrCode, ProtocolError } from '../protocol/index.js';
 import { batching, deferFlush, type Flushable } from '../batch.js';
 import { FrameReader } from '../reader.js';
 import { readFailed, type DirectPort, type Link, type LinkHandler } from '../link.js';

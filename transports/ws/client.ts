@@ -10,7 +10,7 @@
  * implementations copy what send() is given, so the buffer is reused.
  * Sends over MAX_MESSAGE are cut into several messages (frames may span messages).
  */
-import { ProtocolError } from '../frame.js';
+import { ProtocolError } from '../protocol/index.js';
 import { FrameReader } from '../reader.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
 import { readFailed, growBuffer, type Link, type LinkHandler, type TransportName } from '../link.js';

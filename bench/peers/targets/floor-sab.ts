@@ -10,7 +10,7 @@
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { MsgView, Op, msgSize, writeMsgHeader } from '../../../transports/frame.js';
+import { MsgView, Op, msgSize, writeMsgHeader } from '../../../transports/protocol/index.js';
 import { createConnection } from '../../../transports/shm/layout.js';
 import { ShmLink } from '../../../transports/shm/link.js';
 import { Poller } from '../../../transports/shm/poller.js';

@@ -6,7 +6,7 @@ import {
   ERR_NAMES, ErrCode, FLAG_FATAL, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, FRAME_PREFIX, MSG_HEADER, MsgView, OK_SIZE, OP_NAMES, Op,
   PING_SIZE, PROTOCOL_VERSION, ProtocolError, TS_BLOCK, UNSUB_SIZE, checkFrame, encodeErr, encodeHandshake, isKnownOp, maxFrameFor, msgSize,
   subSize, writeBare, writeMsgHeader, writeOk, writeSub, writeUnsub,
-} from '../../transports/frame.js';
+} from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
 
 const packr = new Packr({ useRecords: false });
