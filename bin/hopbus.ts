@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, startBroker, type BrokerOptions } from '../broker/index.js';
-import { OptionsError, SubjectError, connect, type Bus, type Msg } from '../client/index.js';
+import { OptionsError, SubjectError, UrlError, connect, type Bus, type Msg } from '../client/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
-import { UrlError, parseUrl } from '../transports/url.js';
+import { parseUrl } from '../transports/url.js';
 import { runTop } from './top.js';
 
 const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus

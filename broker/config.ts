@@ -6,6 +6,7 @@
 
 import { POLICY_NAMES, type PolicyName } from '../transports/protocol/index.js';
 import { isValidPattern } from '../topics/index.js';
+import { HopbusError } from '../runtime/errors.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 
@@ -113,11 +114,11 @@ export const DEFAULTS: ResolvedOptions = {
 
 const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
-export class ConfigError extends Error {
-  readonly code = 'BAD_CONFIG';
+/** Broker options that cannot be used; the message names the option and what it accepts. */
+export class ConfigError extends HopbusError {
+  declare readonly code: 'BAD_CONFIG';
   constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
+    super('BAD_CONFIG', message);
   }
 }
 

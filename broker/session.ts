@@ -435,7 +435,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
 
   /** The peer sent bytes that are not a frame: tell it why, then close. */
   onProtocolError(err: ProtocolError): void {
-    this.fatal(err.code, err.message);
+    this.fatal(ErrCode[err.code], err.message);
   }
 
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */

@@ -1,18 +1,18 @@
 /**
- * Errors the SDK raises. Each has a stable `code` to branch on, and a message that
- * says what happened and what to do.
+ * Errors the SDK raises. Each has a stable `code` to branch on (runtime/errors.ts:
+ * one vocabulary for every layer and for what the broker reports), and a message
+ * that says what happened and what to do. This module gathers every error class a
+ * user can meet (but MulticastConfigError, which client/index.ts adds: its module
+ * needs node:dgram, and this one is in the browser bundle too).
  */
-export { SubjectError } from '../topics/index.js';
 import { ERR_NAMES } from '../transports/protocol/index.js';
+import { HopbusError } from '../runtime/errors.js';
 
-export class HopbusError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
+export { HopbusError, ConnectionError, type HopbusErrorCode, type WireErrorName, type LocalErrorCode } from '../runtime/errors.js';
+export { SubjectError } from '../topics/index.js';
+export { ChannelConfigError } from '../topics/channels.js';
+export { ProtocolError } from '../transports/protocol/index.js';
+export { UrlError } from '../transports/url.js';
 
 /** A payload larger than the server's max payload; nothing was sent. */
 export class MaxPayloadError extends HopbusError {
@@ -41,13 +41,6 @@ export class SlowConsumerError extends HopbusError {
   }
 }
 
-/** The connection is closed, draining, or could not be established. */
-export class ConnectionError extends HopbusError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('CONNECTION', message, options);
-  }
-}
-
 /** Outbound bytes over a bound: while disconnected (reconnect buffer) or while the socket is busy. */
 export class PendingLimitError extends HopbusError {
   constructor(message: string) {
@@ -62,12 +55,17 @@ export class OptionsError extends HopbusError {
   }
 }
 
-/** An ERR frame from the server. `serverCode` is its name (e.g. MAX_SUBSCRIPTIONS). */
+/**
+ * An ERR frame from the server. `code` is the name of the code it carried (e.g.
+ * MAX_SUBSCRIPTIONS, MAX_PAYLOAD: the same code as when the client refuses the same
+ * thing itself), `E<number>` for a code this release does not know; `serverCode` is
+ * the same name (kept for code written against earlier releases).
+ */
 export class ServerError extends HopbusError {
   readonly serverCode: string;
   constructor(code: number, text: string, readonly fatal: boolean, readonly sid: number) {
-    const name = ERR_NAMES[code] ?? `E${code}`;
-    super(name === 'SLOW_CONSUMER' ? 'SLOW_CONSUMER' : 'SERVER', `server error ${name}: ${text}`);
+    const name = ERR_NAMES[code] ?? (`E${code}` as const);
+    super(name, `server error ${name}: ${text}`);
     this.serverCode = name;
   }
 }

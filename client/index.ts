@@ -44,8 +44,10 @@ export { Subscription, type MsgHandler, type SubscribeOptions } from './subscrip
 export { CLIENT_DEFAULTS, type ConnectOptions } from './options.js';
 export {
   HopbusError, SubjectError, MaxPayloadError, NoRespondersError, TimeoutError, SlowConsumerError,
-  ConnectionError, PendingLimitError, OptionsError, ServerError,
+  ConnectionError, PendingLimitError, OptionsError, ServerError, ProtocolError, UrlError, ChannelConfigError,
+  type HopbusErrorCode, type WireErrorName, type LocalErrorCode,
 } from './errors.js';
+export { MulticastConfigError } from '../transports/multicast/endpoint.js';
 export type { ServerAddress, EndpointDescriptor } from '../transports/dial.js';
 export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';
 export { SpinWait, HybridWait, ParkWait, type WaitStrategy, type WaitKind, type WaitOptions } from '../transports/shm/wait.js';

@@ -1,5 +1,5 @@
 import { POLICY_NAMES } from '../transports/protocol/index.js';
-import { SlowConsumerError } from './errors.js';
+import { OptionsError, SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
 
 export type MsgHandler = (msg: Msg) => void;
@@ -148,7 +148,7 @@ export class Subscription implements AsyncIterable<Msg> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Msg> {
-    if (this.callback !== null) throw new Error(`subscription "${this.subject}" has a callback; iterate only subscriptions made without one`);
+    if (this.callback !== null) throw new OptionsError(`subscription "${this.subject}" has a callback; iterate only subscriptions made without one`);
     return {
       next: (): Promise<IteratorResult<Msg>> => {
         if (this.count > 0) {

@@ -32,6 +32,7 @@
  * Pure: no Node APIs, no I/O (see README.md in this folder).
  */
 import { isValidPattern, isValidSubject } from './subject.js';
+import { HopbusError } from '../runtime/errors.js';
 
 export interface ChannelRule {
   /** A literal subject prefix, in whole tokens: `md.fx` covers `md.fx` and `md.fx.>`. */
@@ -53,9 +54,11 @@ export interface ChannelMapConfig {
 export const DEFAULT_HASH_TOKENS = 2;
 
 /** Thrown for an invalid channel map configuration. */
-export class ChannelConfigError extends Error {
-  readonly code = 'BAD_CHANNELS';
-  override readonly name = 'ChannelConfigError';
+export class ChannelConfigError extends HopbusError {
+  declare readonly code: 'BAD_CHANNELS';
+  constructor(message: string) {
+    super('BAD_CHANNELS', message);
+  }
 }
 
 interface Rule {

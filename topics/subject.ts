@@ -17,6 +17,7 @@
  * charCodeAt loop: no regex, no split, no allocation. Everything that builds
  * strings (error messages) lives on the failure path.
  */
+import { HopbusError } from '../runtime/errors.js';
 
 /** Largest subject or pattern accepted, in UTF-8 bytes (not UTF-16 code units). */
 export const MAX_SUBJECT_BYTES = 1024;
@@ -25,14 +26,13 @@ export const MAX_SUBJECT_BYTES = 1024;
 export const MAX_SUBJECT_TOKENS = 64;
 
 /** Thrown for every refused subject or pattern; the message names the problem and the subject. */
-export class SubjectError extends Error {
-  readonly code = 'BAD_SUBJECT';
-  override readonly name = 'SubjectError';
+export class SubjectError extends HopbusError {
+  declare readonly code: 'BAD_SUBJECT';
   /** The refused input (stringified if it was not a string). */
   readonly subject: string;
 
   constructor(message: string, subject: string) {
-    super(message);
+    super('BAD_SUBJECT', message);
     this.subject = subject;
   }
 }

@@ -1,4 +1,4 @@
-import { FRAME_PREFIX, ErrCode, ProtocolError, checkFrame, isKnownOp } from './protocol/index.js';
+import { FRAME_PREFIX, ProtocolError, checkFrame, isKnownOp } from './protocol/index.js';
 
 /** Receives whole frames. The bytes buf[off, off+len) are the receiver's to keep. */
 export interface FrameSink {
@@ -46,7 +46,7 @@ export class FrameReader {
 
   /** Hands out every whole frame; returns the bytes of `chunk` consumed (all of them unless halt() was called). */
   push(chunk: Buffer, sink: FrameSink): number {
-    if (this.failed) throw new ProtocolError(ErrCode.PROTOCOL, 'frame reader used after a protocol error');
+    if (this.failed) throw new ProtocolError('PROTOCOL', 'frame reader used after a protocol error');
     let pos = 0;
     const end = chunk.length;
     this.halted = false;
@@ -108,15 +108,15 @@ export class FrameReader {
   }
 
   private checkLength(len: number): void {
-    if (len < FRAME_PREFIX) throw new ProtocolError(ErrCode.PROTOCOL, `frame length ${len} is shorter than the ${FRAME_PREFIX}-byte frame prefix`);
-    if (len > this.maxFrame) throw new ProtocolError(ErrCode.FRAME_TOO_LARGE, `frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
+    if (len < FRAME_PREFIX) throw new ProtocolError('PROTOCOL', `frame length ${len} is shorter than the ${FRAME_PREFIX}-byte frame prefix`);
+    if (len > this.maxFrame) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
   }
 
   private emit(buf: Buffer, off: number, len: number, sink: FrameSink): void {
     const op = buf[off + 4]!;
-    if (!isKnownOp(op)) throw new ProtocolError(ErrCode.UNKNOWN_OP, `unknown op 0x${op.toString(16).padStart(2, '0')}`);
+    if (!isKnownOp(op)) throw new ProtocolError('UNKNOWN_OP', `unknown op 0x${op.toString(16).padStart(2, '0')}`);
     const bad = checkFrame(buf, off, len);
-    if (bad !== null) throw new ProtocolError(ErrCode.PROTOCOL, bad);
+    if (bad !== null) throw new ProtocolError('PROTOCOL', bad);
     sink.onFrame(buf, off, len);
   }
 }

@@ -1,4 +1,5 @@
 import type { TransportName } from './link.js';
+import { HopbusError } from '../runtime/errors.js';
 
 /** A parsed transport address. */
 export interface Endpoint {
@@ -15,11 +16,11 @@ export interface Endpoint {
 
 export const DEFAULT_PORT = 7400;
 
-export class UrlError extends Error {
-  readonly code = 'BAD_URL';
+/** A server address that cannot be parsed or dialed. */
+export class UrlError extends HopbusError {
+  declare readonly code: 'BAD_URL';
   constructor(message: string) {
-    super(message);
-    this.name = 'UrlError';
+    super('BAD_URL', message);
   }
 }
 

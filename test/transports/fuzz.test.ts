@@ -140,7 +140,7 @@ function predict(bytes: Buffer): Prediction {
   try {
     reader.push(bytes, { onFrame });
   } catch (err) {
-    if (fatal === null) return { kind: 'decoder', code: (err as ProtocolError).code, connected, pings };
+    if (fatal === null) return { kind: 'decoder', code: ErrCode[(err as ProtocolError).code], connected, pings };
   }
   return fatal === null ? { kind: 'ok', connected, pings } : { kind: 'session', code: fatal, connected, pings };
 }

@@ -356,7 +356,7 @@ describe('checkFrame refusals', () => {
       caught = err;
     }
     expect(caught).toBeInstanceOf(ProtocolError);
-    expect((caught as ProtocolError).code).toBe(ErrCode.PROTOCOL);
+    expect((caught as ProtocolError).code).toBe('PROTOCOL');
     expect((caught as ProtocolError).message).toBe(check(bad));
   });
 });

@@ -27,6 +27,7 @@
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { HopbusError } from '../../runtime/errors.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
 import { ChannelSender, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
 import { RecvStream, type ReceiveCounters, type ReceiverOptions, type StreamHost } from './receiver.js';
@@ -134,9 +135,11 @@ export interface EndpointStats extends ReceiveCounters {
 }
 
 /** Thrown for a bad multicast address or option. */
-export class MulticastConfigError extends Error {
-  readonly code = 'BAD_MULTICAST';
-  override readonly name = 'MulticastConfigError';
+export class MulticastConfigError extends HopbusError {
+  declare readonly code: 'BAD_MULTICAST';
+  constructor(message: string) {
+    super('BAD_MULTICAST', message);
+  }
 }
 
 /** Parses 'group:port' (an IPv4 multicast group). */

@@ -46,6 +46,8 @@
  *                   (shm only: the control plane of direct delivery, docs/SHM.md "Direct delivery")
  */
 
+import type { WireErrorName } from '../../runtime/errors.js';
+
 export const PROTOCOL_VERSION = 1;
 
 /** Size of the fixed part of a PUB/MSG frame (before the optional timestamps). */
@@ -126,7 +128,7 @@ export const enum DirectKind {
   SLOW = 19,
 }
 
-/** Error codes carried by ERR frames; clients branch on them. */
+/** The numbers ERR frames carry for the error names of runtime/errors.ts; clients branch on the names. */
 export const ErrCode = {
   PROTOCOL: 1, // malformed or truncated frame, bad field
   UNKNOWN_OP: 2,
@@ -143,7 +145,8 @@ export const ErrCode = {
   AUTH: 13,
   RATE_LIMITED: 14, // messages refused: over a publish rate limit
   BAD_OPTION: 15, // unknown or invalid CONNECT/SUB option
-} as const;
+} as const satisfies Record<WireErrorName, number>;
+/** The name of an ERR code, and so the `code` of the error it becomes (runtime/errors.ts). */
 export type ErrCodeName = keyof typeof ErrCode;
 export const ERR_NAMES: Record<number, ErrCodeName> = Object.fromEntries(
   Object.entries(ErrCode).map(([k, v]) => [v, k as ErrCodeName]),

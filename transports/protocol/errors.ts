@@ -1,11 +1,14 @@
 /** The decoder's one error: bytes that are not a valid frame. */
+import { HopbusError } from '../../runtime/errors.js';
+import type { ErrCodeName } from './constants.js';
 
-/** Raised by the decoder for bytes that are not a valid frame. The connection cannot recover. */
-export class ProtocolError extends Error {
-  readonly code: number;
-  constructor(code: number, message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-    this.code = code;
+/**
+ * Raised by the decoder for bytes that are not a valid frame. The connection cannot
+ * recover. `code` is the ERR name the broker answers with (ErrCode[code] on the wire).
+ */
+export class ProtocolError extends HopbusError {
+  declare readonly code: ErrCodeName;
+  constructor(code: ErrCodeName, message: string) {
+    super(code, message);
   }
 }

@@ -1,4 +1,4 @@
-import { ErrCode, ProtocolError } from '../protocol/index.js';
+import { ProtocolError } from '../protocol/index.js';
 import { batching, deferFlush, type Flushable } from '../batch.js';
 import { FrameReader } from '../reader.js';
 import { readFailed, type DirectPort, type Link, type LinkHandler } from '../link.js';
@@ -322,7 +322,7 @@ export class ShmLink implements Link, Flushable, Pollable {
 
   private read(avail: number): number {
     if (avail < 0 || avail > this.in.capacity) {
-      this.destroy(new ProtocolError(ErrCode.PROTOCOL, `shm ring indices are corrupt (${avail} bytes available in a ${this.in.capacity}-byte ring)`));
+      this.destroy(new ProtocolError('PROTOCOL', `shm ring indices are corrupt (${avail} bytes available in a ${this.in.capacity}-byte ring)`));
       return 1;
     }
     const n = avail < MAX_CHUNK ? avail : MAX_CHUNK;

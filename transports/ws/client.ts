@@ -38,7 +38,7 @@ function toBuffer(data: unknown): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (data instanceof ArrayBuffer) return Buffer.from(data);
   if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  throw new ProtocolError(1, 'text WebSocket message: hopbus frames travel in binary messages');
+  throw new ProtocolError('PROTOCOL', 'text WebSocket message: hopbus frames travel in binary messages');
 }
 
 export class WsClientLink implements Link, Flushable {
