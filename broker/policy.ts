@@ -24,6 +24,7 @@
  * keeps up.
  */
 import { LOSS_SIZE, Policy, writeLoss } from '../transports/protocol/index.js';
+import { Ring } from '../runtime/ring.js';
 import { copyBytes } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
 import type { Limiter } from './ratelimit.js';
@@ -65,43 +66,41 @@ export class Held {
   ) {}
 }
 
-/** A FIFO of held messages with byte and message bounds and a per-subject index. */
+/**
+ * The held messages of one session, oldest first (a Ring, unbounded in entries: the
+ * bounds, in bytes and messages, are Outbound's policy), with their byte total and,
+ * for conflate, the newest held message per subject.
+ */
 export class HoldQueue {
-  private ring: (Held | undefined)[] = new Array(64);
-  private head = 0;
-  length = 0;
+  private readonly ring = new Ring<Held>(Infinity, 64);
   bytes = 0;
   /** Newest held conflatable message per subject. */
   private readonly latest = new Map<string, Held>();
 
+  get length(): number {
+    return this.ring.length;
+  }
+
   push(h: Held): void {
-    if (this.length === this.ring.length) this.grow();
-    this.ring[(this.head + this.length) % this.ring.length] = h;
-    this.length++;
+    this.ring.push(h);
     this.bytes += h.frame.length;
     if (h.policy === Policy.CONFLATE) this.latest.set(h.subject, h);
   }
 
   peek(): Held | undefined {
-    return this.length === 0 ? undefined : this.ring[this.head];
+    return this.ring.peek();
   }
 
   /** Puts a message back at the head (it could not be sent yet). */
   unshift(h: Held): void {
-    if (this.length === this.ring.length) this.grow();
-    this.head = (this.head - 1 + this.ring.length) % this.ring.length;
-    this.ring[this.head] = h;
-    this.length++;
+    this.ring.unshift(h);
     this.bytes += h.frame.length;
     if (h.policy === Policy.CONFLATE && !this.latest.has(h.subject)) this.latest.set(h.subject, h);
   }
 
   shift(): Held | undefined {
-    if (this.length === 0) return undefined;
-    const h = this.ring[this.head]!;
-    this.ring[this.head] = undefined;
-    this.head = (this.head + 1) % this.ring.length;
-    this.length--;
+    const h = this.ring.shift();
+    if (h === undefined) return undefined;
     this.bytes -= h.frame.length;
     if (this.latest.get(h.subject) === h) this.latest.delete(h.subject);
     return h;
@@ -118,17 +117,8 @@ export class HoldQueue {
     h.frame = frame;
   }
 
-  private grow(): void {
-    const next: (Held | undefined)[] = new Array(this.ring.length * 2);
-    for (let i = 0; i < this.length; i++) next[i] = this.ring[(this.head + i) % this.ring.length];
-    this.ring = next;
-    this.head = 0;
-  }
-
   clear(): void {
-    this.ring = new Array(64);
-    this.head = 0;
-    this.length = 0;
+    this.ring.clear();
     this.bytes = 0;
     this.latest.clear();
   }

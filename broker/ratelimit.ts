@@ -1,57 +1,10 @@
 /**
- * Token buckets for rate control. A bucket holds up to `burst` tokens and refills at
- * `rate` tokens per second; taking more than it holds drives it into debt, which
- * the holder repays by waiting (`waitMs`). Time comes from the caller, so one clock
- * read serves every bucket a message touches.
+ * Rate limits as the broker configures them: a RateLimit (publish or delivery, per
+ * connection or per subject pattern) enforced by a Limiter, a pair of token buckets
+ * (runtime/bucket.ts) in messages and bytes. Time comes from the caller, so one clock
+ * read serves every limiter a message touches.
  */
-export class TokenBucket {
-  private tokens: number;
-  private last: number;
-
-  constructor(
-    readonly rate: number,
-    readonly burst: number,
-    now: number,
-  ) {
-    this.tokens = burst;
-    this.last = now;
-  }
-
-  private refill(now: number): void {
-    const dt = now - this.last;
-    if (dt > 0) {
-      this.tokens = Math.min(this.burst, this.tokens + (dt * this.rate) / 1000);
-      this.last = now;
-    }
-  }
-
-  /** Takes n tokens if available; returns false (taking nothing) if not. */
-  tryTake(n: number, now: number): boolean {
-    this.refill(now);
-    if (this.tokens < n) return false;
-    this.tokens -= n;
-    return true;
-  }
-
-  /** Takes n tokens even into debt; returns true if the bucket is now in debt. */
-  take(n: number, now: number): boolean {
-    this.refill(now);
-    this.tokens -= n;
-    return this.tokens < 0;
-  }
-
-  /** Milliseconds until n tokens are available. */
-  timeUntil(n: number, now: number): number {
-    this.refill(now);
-    return this.tokens >= n ? 0 : ((n - this.tokens) * 1000) / this.rate;
-  }
-
-  /** Milliseconds until the bucket is out of debt (0 if it is not in debt). */
-  waitMs(now: number): number {
-    this.refill(now);
-    return this.tokens >= 0 ? 0 : (-this.tokens * 1000) / this.rate;
-  }
-}
+import { TokenBucket } from '../runtime/bucket.js';
 
 /** A message-rate and byte-rate limit, as configured. */
 export interface RateLimit {

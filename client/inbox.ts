@@ -29,6 +29,8 @@
  *
  * Threading: the bus's thread only.
  */
+import { TokenBucket } from '../runtime/bucket.js';
+import { Ring } from '../runtime/ring.js';
 import type { Msg } from './msg.js';
 import type { Subscription } from './subscription.js';
 
@@ -36,42 +38,42 @@ export type InboxPolicy = 'drop-oldest' | 'drop-newest' | 'conflate' | 'disconne
 export const INBOX_POLICIES: readonly InboxPolicy[] = ['drop-oldest', 'drop-newest', 'conflate', 'disconnect'];
 
 /**
- * A token bucket in messages: at most `perSec` a second after a burst of `burst`.
- * The receiver-side counterpart of the broker's deliverRate.
+ * A delivery rate in messages: at most `perSec` a second after a burst of `burst`
+ * (a TokenBucket counted in messages). The receiver-side counterpart of the broker's
+ * deliverRate. Time (ms) comes from the caller.
  */
 export class MsgRate {
-  private tokens: number;
-  private at = performance.now();
+  private readonly bucket: TokenBucket;
   constructor(
     readonly perSec: number,
     readonly burst: number,
+    now: number,
   ) {
-    this.tokens = burst;
+    this.bucket = new TokenBucket(perSec, burst, now);
   }
 
+  /** Takes one message's token; false (taking nothing) when the rate is spent. */
   admit(now: number): boolean {
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSec);
-    this.at = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return this.bucket.tryTake(1, now);
   }
 
   /** Milliseconds until one more message is admitted. */
   waitMs(now: number): number {
-    const have = Math.min(this.burst, this.tokens + ((now - this.at) / 1000) * this.perSec);
-    return have >= 1 ? 0 : ((1 - have) / this.perSec) * 1000;
+    return this.bucket.timeUntil(1, now);
   }
 }
 
+/** A queued message; a box so that conflate can swap the message while the box keeps its queue position. */
 class Slot {
   constructor(public msg: Msg) {}
 }
 
+/**
+ * One subscription's queue (a Ring of slots bounded by `max`) and the policy that acts
+ * at the bound. See the top of this file.
+ */
 export class Inbox {
-  private ring: (Slot | undefined)[] = [];
-  private head = 0;
-  count = 0;
+  private readonly ring: Ring<Slot>;
   /** Newest queued slot per subject (conflate only). */
   private readonly latest: Map<string, Slot> | null;
   unreportedDropped = 0;
@@ -86,7 +88,13 @@ export class Inbox {
     /** Delivery rate limit of this subscription, or null. */
     readonly rate: MsgRate | null = null,
   ) {
+    this.ring = new Ring(Math.max(1, max));
     this.latest = policy === 'conflate' ? new Map() : null;
+  }
+
+  /** Messages queued. */
+  get count(): number {
+    return this.ring.length;
   }
 
   /** Queues a message; returns false when the disconnect policy's bound is passed. */
@@ -100,7 +108,8 @@ export class Inbox {
         return true;
       }
     }
-    if (this.count >= this.max) {
+    let slot: Slot | undefined;
+    if (this.ring.length >= this.max) {
       switch (this.policy) {
         case 'disconnect':
           return false;
@@ -109,41 +118,32 @@ export class Inbox {
           this.unreportedDropped++;
           return true;
         default:
-          this.shift();
+          // drop-oldest (and conflate at its bound): the evicted slot carries the arriving message.
+          slot = this.evict();
           this.sub.dropped++;
           this.unreportedDropped++;
       }
     }
-    if (this.count === this.ring.length) this.grow();
-    const slot = new Slot(msg);
-    this.ring[(this.head + this.count) % this.ring.length] = slot;
-    this.count++;
+    if (slot === undefined) slot = new Slot(msg);
+    else slot.msg = msg;
+    this.ring.push(slot);
     this.latest?.set(msg.subject, slot);
     return true;
   }
 
   shift(): Msg | undefined {
-    if (this.count === 0) return undefined;
-    const slot = this.ring[this.head]!;
-    this.ring[this.head] = undefined;
-    this.head = (this.head + 1) % this.ring.length;
-    this.count--;
-    if (this.latest !== null && this.latest.get(slot.msg.subject) === slot) this.latest.delete(slot.msg.subject);
-    return slot.msg;
+    return this.evict()?.msg;
   }
 
   clear(): void {
-    this.ring = [];
-    this.head = 0;
-    this.count = 0;
+    this.ring.clear();
     this.latest?.clear();
   }
 
-  private grow(): void {
-    const n = Math.min(Math.max(16, this.ring.length * 2), Math.max(16, this.max));
-    const next: (Slot | undefined)[] = new Array(n);
-    for (let i = 0; i < this.count; i++) next[i] = this.ring[(this.head + i) % this.ring.length];
-    this.ring = next;
-    this.head = 0;
+  /** Removes the oldest slot (and its subject's conflation entry). */
+  private evict(): Slot | undefined {
+    const slot = this.ring.shift();
+    if (slot !== undefined && this.latest !== null && this.latest.get(slot.msg.subject) === slot) this.latest.delete(slot.msg.subject);
+    return slot;
   }
 }

@@ -362,7 +362,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     const sid = this.nextSid++;
     const { policy: _p, ...rest } = opts;
     const sub = new Subscription(this, sid, pattern, cb, rest);
-    const rate = this.deliverRate === null ? null : new MsgRate(this.deliverRate.msgsPerSec, this.deliverRate.burstMsgs);
+    const rate = this.deliverRate === null ? null : new MsgRate(this.deliverRate.msgsPerSec, this.deliverRate.burstMsgs, performance.now());
     const inbox = new Inbox(sub, policy, opts.maxPending ?? this.defaultMaxPending, this.map.channelsFor(pattern), rate);
     this.subs.set(sid, inbox);
     this.tree.insert(pattern, inbox);

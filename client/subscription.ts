@@ -1,4 +1,5 @@
 import { POLICY_NAMES } from '../transports/protocol/index.js';
+import { Ring } from '../runtime/ring.js';
 import { OptionsError, SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
 
@@ -43,10 +44,8 @@ export class Subscription implements AsyncIterable<Msg> {
   /** Wire value of the slow-consumer policy (0 = the broker's default). */
   readonly policy: number;
   private isClosed = false;
-  // Iterator buffer: a ring of Msg, grown on demand up to maxPending.
-  private buf: (Msg | undefined)[] = [];
-  private head = 0;
-  private count = 0;
+  // Iterator buffer: grown on demand up to maxPending; when it is full, the arriving message is dropped.
+  private readonly buf: Ring<Msg>;
   private readonly maxPending: number;
   private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
   private rejectWaiter: ((err: Error) => void) | null = null;
@@ -67,6 +66,7 @@ export class Subscription implements AsyncIterable<Msg> {
     this.policy = options.policy === undefined ? 0 : POLICY_NAMES.indexOf(options.policy);
     this.max = options.max ?? 0;
     this.maxPending = options.maxPending ?? 65_536;
+    this.buf = new Ring(Math.max(1, this.maxPending));
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
@@ -97,25 +97,13 @@ export class Subscription implements AsyncIterable<Msg> {
       w({ value: msg, done: false });
       return;
     }
-    if (this.count >= this.maxPending) {
+    if (!this.buf.push(msg)) {
       this.dropped++;
       if (!this.overflowing) {
         this.overflowing = true;
         this.owner.reportError(new SlowConsumerError(`subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`));
       }
-      return;
     }
-    if (this.count === this.buf.length) this.grow();
-    this.buf[(this.head + this.count) % this.buf.length] = msg;
-    this.count++;
-  }
-
-  private grow(): void {
-    const n = Math.max(16, this.buf.length * 2);
-    const next: (Msg | undefined)[] = new Array(n);
-    for (let i = 0; i < this.count; i++) next[i] = this.buf[(this.head + i) % this.buf.length];
-    this.buf = next;
-    this.head = 0;
   }
 
   /** Stops the subscription; with `max`, after that many messages in total. */
@@ -134,7 +122,7 @@ export class Subscription implements AsyncIterable<Msg> {
     if (this.isClosed) return;
     this.isClosed = true;
     if (err) this.failure = err;
-    if (this.waiter !== null && this.count === 0) {
+    if (this.waiter !== null && this.buf.length === 0) {
       const w = this.waiter;
       this.waiter = null;
       if (err) {
@@ -151,12 +139,9 @@ export class Subscription implements AsyncIterable<Msg> {
     if (this.callback !== null) throw new OptionsError(`subscription "${this.subject}" has a callback; iterate only subscriptions made without one`);
     return {
       next: (): Promise<IteratorResult<Msg>> => {
-        if (this.count > 0) {
-          const msg = this.buf[this.head]!;
-          this.buf[this.head] = undefined;
-          this.head = (this.head + 1) % this.buf.length;
-          this.count--;
-          if (this.count === 0) this.overflowing = false;
+        if (this.buf.length > 0) {
+          const msg = this.buf.shift()!;
+          if (this.buf.length === 0) this.overflowing = false;
           return Promise.resolve({ value: msg, done: false });
         }
         if (this.isClosed) {
