@@ -24,6 +24,7 @@
  * keeps up.
  */
 import { LOSS_SIZE, Policy, writeLoss } from '../transports/protocol/index.js';
+import { realClock, type Clock, type Timer } from '../runtime/clock.js';
 import { Ring } from '../runtime/ring.js';
 import { copyBytes } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
@@ -179,7 +180,7 @@ export class Outbound {
   private readonly lossy = new Set<LossCounters>();
   /** Publishers paused because this consumer (block policy) is behind. */
   private blocked: Set<OutboundPublisher> | null = null;
-  private pumpTimer: NodeJS.Timeout | null = null;
+  private pumpTimer: Timer | null = null;
 
   constructor(
     private readonly owner: OutboundOwner,
@@ -188,6 +189,8 @@ export class Outbound {
     readonly maxMsgs: number,
     /** Delivery rate limit of this connection (holds what is over it), or null. */
     readonly limiter: Limiter | null,
+    /** Time for the delivery-rate limit and its pump timer. */
+    private readonly clock: Clock = realClock,
   ) {}
 
   /** Bytes queued towards the peer: in the link and held here. */
@@ -201,7 +204,7 @@ export class Outbound {
    */
   deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly LossCounters[], policy: Policy, from: OutboundPublisher | null): number {
     const link = this.owner.link;
-    if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, performance.now()))) {
+    if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, this.clock.now()))) {
       // The consumer keeps up: straight into the link's write buffer.
       writeFrame(link, buf, off, len, sid);
       const pending = link.pendingBytes;
@@ -359,7 +362,7 @@ export class Outbound {
     }
     while (this.hold.length > 0 && link.pendingBytes <= this.highWater) {
       const h = this.hold.shift()!;
-      if (this.limiter !== null && !this.limiter.admit(h.frame.length, performance.now())) {
+      if (this.limiter !== null && !this.limiter.admit(h.frame.length, this.clock.now())) {
         this.hold.unshift(h);
         this.schedulePump();
         break;
@@ -374,8 +377,8 @@ export class Outbound {
 
   private schedulePump(): void {
     if (this.pumpTimer !== null || this.limiter === null) return;
-    const wait = Math.max(1, this.limiter.nextAdmitMs(this.hold.length > 0 ? this.hold.peek()!.frame.length : 1, performance.now()));
-    this.pumpTimer = setTimeout(() => {
+    const wait = Math.max(1, this.limiter.nextAdmitMs(this.hold.length > 0 ? this.hold.peek()!.frame.length : 1, this.clock.now()));
+    this.pumpTimer = this.clock.timeout(() => {
       this.pumpTimer = null;
       this.pump();
     }, wait);
@@ -383,7 +386,7 @@ export class Outbound {
 
   /** The session is gone: release what it held and the publishers it paused. */
   close(): void {
-    if (this.pumpTimer !== null) clearTimeout(this.pumpTimer);
+    this.clock.clear(this.pumpTimer);
     this.pumpTimer = null;
     this.hold.clear();
     this.lossy.clear();
