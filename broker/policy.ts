@@ -68,39 +68,38 @@ export class Held {
 }
 
 /**
- * The held messages of one session, oldest first (a Ring, unbounded in entries: the
- * bounds, in bytes and messages, are Outbound's policy), with their byte total and,
- * for conflate, the newest held message per subject.
+ * The held messages of one session, oldest first, with their byte total and, for
+ * conflate, the newest held message per subject. A Ring unbounded in entries: the
+ * bounds, in bytes and messages, are Outbound's policy. It extends Ring (rather than
+ * holding one) so that `length`, which Outbound.deliver reads for every message of a
+ * consumer that keeps up, is a field of this object.
  */
-export class HoldQueue {
-  private readonly ring = new Ring<Held>(Infinity, 64);
+export class HoldQueue extends Ring<Held> {
   bytes = 0;
   /** Newest held conflatable message per subject. */
   private readonly latest = new Map<string, Held>();
 
-  get length(): number {
-    return this.ring.length;
+  constructor() {
+    super(Infinity, 64);
   }
 
-  push(h: Held): void {
-    this.ring.push(h);
+  override push(h: Held): boolean {
+    super.push(h);
     this.bytes += h.frame.length;
     if (h.policy === Policy.CONFLATE) this.latest.set(h.subject, h);
-  }
-
-  peek(): Held | undefined {
-    return this.ring.peek();
+    return true;
   }
 
   /** Puts a message back at the head (it could not be sent yet). */
-  unshift(h: Held): void {
-    this.ring.unshift(h);
+  override unshift(h: Held): boolean {
+    super.unshift(h);
     this.bytes += h.frame.length;
     if (h.policy === Policy.CONFLATE && !this.latest.has(h.subject)) this.latest.set(h.subject, h);
+    return true;
   }
 
-  shift(): Held | undefined {
-    const h = this.ring.shift();
+  override shift(): Held | undefined {
+    const h = super.shift();
     if (h === undefined) return undefined;
     this.bytes -= h.frame.length;
     if (this.latest.get(h.subject) === h) this.latest.delete(h.subject);
@@ -118,8 +117,8 @@ export class HoldQueue {
     h.frame = frame;
   }
 
-  clear(): void {
-    this.ring.clear();
+  override clear(): void {
+    super.clear();
     this.bytes = 0;
     this.latest.clear();
   }
