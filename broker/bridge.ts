@@ -5,7 +5,7 @@
  * to the broker's own subscribers, exactly like a PUB from a connection.
  *
  * No loops and no duplicates, by construction:
- *  - what the bridge imports is routed to local sessions only (Broker.routeImported),
+ *  - what the bridge imports is routed to local sessions only (Router.routeImported),
  *    never exported again, so a message crosses the bridge at most once;
  *  - the bridge's endpoint drops datagrams carrying its own session id (the
  *    kernel loops multicast back to the sending host), so it never imports what it
@@ -16,7 +16,8 @@
  * Which groups it joins: the channels that can carry a subject of an `import`
  * pattern (topics/channels.ts channelsFor), once, at start.
  *
- * Threading: the broker's thread.
+ * Threading: the broker's thread. Must not import broker.ts (config.ts imports this
+ * file for its option check): it sees the broker as `BridgeHost`.
  */
 import { ChannelMap } from '../topics/channels.js';
 import { SubjectTree, isValidPattern, isValidSubject } from '../topics/index.js';
@@ -26,7 +27,7 @@ import { resolveChannels, type ChannelSpec } from '../transports/multicast/confi
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint, type EndpointHandler, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent,
 } from '../transports/multicast/endpoint.js';
-import type { Broker } from './broker.js';
+import type { Logger } from 'pino';
 
 export interface MulticastBridgeOptions extends ChannelSpec, Partial<Omit<EndpointOptions, 'receiveOwn' | 'testDrop' | 'iface'>> {
   /** udp://group:port?iface=ADDR: channel 0 and the interface. */
@@ -79,6 +80,14 @@ export function bridgeOptionsProblem(v: unknown): string | null {
   return null;
 }
 
+/** What the bridge needs of the broker. */
+export interface BridgeHost {
+  readonly log: Logger;
+  /** Largest frame the broker accepts (and the bridge reassembles). */
+  readonly maxFrame: number;
+  readonly router: { routeImported(buf: Buffer, off: number, len: number, subject: string, tsOff: number): void };
+}
+
 export class MulticastBridge implements EndpointHandler {
   readonly counters: BridgeCounters = { exported: 0, imported: 0, lostMessages: 0, sourcesGone: 0 };
   private readonly ep: MulticastEndpoint;
@@ -90,7 +99,7 @@ export class MulticastBridge implements EndpointHandler {
   private readonly subjects = new SubjectCache(4096);
 
   private constructor(
-    private readonly broker: Broker,
+    private readonly broker: BridgeHost,
     readonly options: MulticastBridgeOptions,
   ) {
     const { url, iface, export: ex = ['>'], import: im = ['>'], lingerMs = 100, channels: _c, rules: _r, hashTokens: _h, fallback: _f, ...tuning } = options;
@@ -101,12 +110,12 @@ export class MulticastBridge implements EndpointHandler {
     this.lingerMs = lingerMs;
     this.ep = new MulticastEndpoint(
       r.addrs,
-      { ...tuning, ...(r.ttl === undefined || tuning.ttl !== undefined ? {} : { ttl: r.ttl }), iface: iface ?? r.iface ?? '127.0.0.1', receiveOwn: false, maxMessageBytes: broker.maxFrameBytes },
+      { ...tuning, ...(r.ttl === undefined || tuning.ttl !== undefined ? {} : { ttl: r.ttl }), iface: iface ?? r.iface ?? '127.0.0.1', receiveOwn: false, maxMessageBytes: broker.maxFrame },
       this,
     );
   }
 
-  static async start(broker: Broker, options: MulticastBridgeOptions): Promise<MulticastBridge> {
+  static async start(broker: BridgeHost, options: MulticastBridgeOptions): Promise<MulticastBridge> {
     const b = new MulticastBridge(broker, options);
     await b.ep.open();
     const need = new Set<number>();
@@ -170,7 +179,7 @@ export class MulticastBridge implements EndpointHandler {
     if (v.replyLen > 0 && !isValidSubject(v.reply())) return;
     if (this.imports.match(subject).length === 0) return;
     this.counters.imported++;
-    this.broker.routeImported(buf, off, len, subject, v.tsOff);
+    this.broker.router.routeImported(buf, off, len, subject, v.tsOff);
   }
 
   /** @internal */

@@ -1,9 +1,8 @@
 import { DIRECT_HEADER, DirectKind, ErrCode, Op, Policy, directSize, writeDirect } from '../transports/protocol/index.js';
 import { ChannelMaker } from '../transports/shm/direct.js';
-import { ShmLink } from '../transports/shm/link.js';
-import type { Broker } from './broker.js';
-import type { Subscription } from './route.js';
-import type { Session } from './session.js';
+import type { Link } from '../transports/link.js';
+import type { ResolvedOptions } from './config.js';
+import type { Subscriber, Subscription } from './subscription.js';
 
 /**
  * The broker's half of direct delivery between shm clients (docs/SHM.md, "Direct
@@ -16,26 +15,48 @@ import type { Session } from './session.js';
  * exist bumps `seq`, and each direct client acknowledges the seq it has applied
  * (IACK) and stamps it on its PUBs. A subscription remembers the seq it came with, so
  * for a PUB from a direct publisher the broker knows which subscribers the publisher
- * already served itself (see Broker.fanout), and a client's flush (PING) is answered
+ * already served itself (see Router.fanout), and a client's flush (PING) is answered
  * only once every direct client has applied the interest changes made before it: after
  * `await bus.flush()` a new subscription is known to every publisher.
  *
  * Threading: the broker's thread.
+ *
+ * Must not import sessions or the broker: it sees them as `DirectPeer` and `DirectHost`.
  */
+
+/** What the plane needs of a session (broker/session.ts implements it). */
+export interface DirectPeer extends Subscriber {
+  readonly link: Link;
+  readonly subs: ReadonlyMap<number, Subscription>;
+  direct: Member | null;
+  fatal(code: number, text: string): void;
+  slowConsumer(reason: string): void;
+  sendBare(op: Op.PING | Op.PONG): void;
+}
+
+/** What the plane needs of the broker. */
+export interface DirectHost {
+  readonly serverId: string;
+  readonly options: ResolvedOptions;
+  readonly defaultPolicy: Policy;
+  readonly sessions: Iterable<DirectPeer>;
+  /** The multicast bridge, when there is one. */
+  readonly bridge: object | null;
+}
 
 /** A session in the direct plane. */
 export class Member {
   /** Peers this member writes to itself (it has ACKed their channel): skipped for its PUBs. */
-  readonly acked = new Set<Session>();
+  readonly acked = new Set<Subscriber>();
   /** Channels this member writes, by reader. */
-  readonly out = new Map<Session, Channel>();
+  readonly out = new Map<Subscriber, Channel>();
   /** Channels this member reads, by number. */
   readonly in = new Map<number, Channel>();
   /** Interest seq last sent to it, and last applied by it. */
   sent = 0;
   applied = 0;
   constructor(
-    readonly session: Session,
+    readonly session: DirectPeer,
     readonly conn: SharedArrayBuffer,
   ) {}
 }
@@ -52,7 +73,7 @@ interface Channel {
 }
 
 interface PongWait {
-  session: Session;
+  session: DirectPeer;
   seq: number;
 }
 
@@ -66,12 +87,12 @@ export class DirectPlane {
   private closedMsgs = 0;
   private closedBytes = 0;
 
-  constructor(private readonly broker: Broker) {}
+  constructor(private readonly broker: DirectHost) {}
 
   /** Why a client asking for direct delivery does not get it, or null. */
-  refusal(session: Session): string | null {
+  refusal(session: DirectPeer): string | null {
     const o = this.broker.options;
-    if (!(session.link instanceof ShmLink)) return 'direct delivery is for shm connections';
+    if (session.link.shared === undefined) return 'direct delivery is for shm connections';
     if (o.publishRate || o.subjectRates.length > 0 || o.deliverRate) return 'the broker has rate limits, which only it can apply';
     if (this.broker.defaultPolicy !== Policy.DISCONNECT) return 'the broker\'s default slow-consumer policy is not "disconnect"';
     if (this.broker.bridge !== null) return 'the broker bridges to multicast, which must see every message';
@@ -79,8 +100,8 @@ export class DirectPlane {
   }
 
   /** A session joins after its handshake: it learns everybody's interest as of now. */
-  join(session: Session): Member {
-    const m = new Member(session, (session.link as ShmLink).header.buffer as SharedArrayBuffer);
+  join(session: DirectPeer): Member {
+    const m = new Member(session, session.link.shared!);
     this.members.set(session.id, m);
     let told = false;
     for (const s of this.broker.sessions) {
@@ -151,7 +172,8 @@ export class DirectPlane {
       case DirectKind.IACK:
         return this.iack(m, a);
       case DirectKind.SLOW: {
-        const ch = m.out.get(this.members.get(b)?.session as Session);
+        const peer = this.members.get(b);
+        const ch = peer === undefined ? undefined : m.out.get(peer.session);
         if (ch !== undefined && ch.id === a && ch.reader.session.open) {
           ch.reader.session.slowConsumer(`${c} bytes waiting in the direct channel from client ${s.id}`);
         }
@@ -203,7 +225,7 @@ export class DirectPlane {
   // --- flush barrier -----------------------------------------------------------------------
 
   /** Answers a PING now, or once every other member has applied the interest changes made so far. */
-  ping(session: Session): void {
+  ping(session: DirectPeer): void {
     if (this.waits.length === 0 && this.settled(session, this.seq)) {
       session.sendBare(Op.PONG);
       return;
@@ -211,7 +233,7 @@ export class DirectPlane {
     this.waits.push({ session, seq: this.seq });
   }
 
-  private settled(session: Session, seq: number): boolean {
+  private settled(session: DirectPeer, seq: number): boolean {
     for (const m of this.members.values()) {
       if (m.session !== session && m.applied < Math.min(seq, m.sent)) return false;
     }
@@ -236,7 +258,7 @@ export class DirectPlane {
   // --- leaving ---------------------------------------------------------------------------
 
   /** A member's session ends (before its subscriptions are removed): close its channels. */
-  leave(session: Session): void {
+  leave(session: DirectPeer): void {
     const m = session.direct;
     if (m === null) return;
     this.members.delete(session.id);
@@ -296,7 +318,7 @@ function served(sub: Subscription): boolean {
   return sub.session.direct !== null && sub.queue === '' && sub.policy === Policy.DISCONNECT;
 }
 
-function send(s: Session, kind: DirectKind, a: number, b: number, c: number, pattern = ''): void {
+function send(s: DirectPeer, kind: DirectKind, a: number, b: number, c: number, pattern = ''): void {
   const link = s.link;
   if (link.closed) return;
   const n = directSize(pattern === '' ? 0 : Buffer.byteLength(pattern, 'utf8'));

@@ -7,13 +7,36 @@
 import { POLICY_NAMES } from '../transports/protocol/index.js';
 import { HOPS } from '../metrics/latency.js';
 import { summarize, type LatencySummary } from '../metrics/latency.js';
-import { VERSION, type Broker } from './broker.js';
+import { VERSION } from '../transports/protocol/version.js';
+import type { ResolvedOptions } from './config.js';
+import type { BrokerCounters } from './counters.js';
+import type { DirectPlane } from './direct.js';
+import type { Monitor } from './monitor.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
 
-export function healthz(b: Broker) {
+/**
+ * What the endpoints (and /metrics, broker/prometheus.ts) read of the broker. Must not
+ * import broker.ts: the broker imports the HTTP port, which imports this.
+ */
+export interface Observed {
+  readonly serverId: string;
+  readonly startedAt: number;
+  readonly options: ResolvedOptions;
+  readonly counters: BrokerCounters;
+  readonly sessions: ReadonlySet<Session>;
+  readonly router: Router;
+  readonly monitor: Monitor;
+  readonly direct: Pick<DirectPlane, 'stats'>;
+  readonly urls: string[];
+  readonly httpPort: number | null;
+}
+
+export function healthz(b: Observed) {
   return { status: 'ok', serverId: b.serverId, uptimeSec: Math.round((Date.now() - b.startedAt) / 1000) };
 }
 
-export function varz(b: Broker) {
+export function varz(b: Observed) {
   const o = b.options;
   const m = b.monitor;
   const c = b.counters;
@@ -41,7 +64,7 @@ export function varz(b: Broker) {
     },
     connections: b.sessions.size,
     totalConnections: c.connectionsTotal,
-    subscriptions: b.tree.size,
+    subscriptions: b.router.tree.size,
     totals: { ...c },
     direct: b.direct.stats(),
     rates: m.rates,
@@ -50,7 +73,7 @@ export function varz(b: Broker) {
   };
 }
 
-export function connz(b: Broker) {
+export function connz(b: Observed) {
   const now = Date.now();
   const connections = [...b.sessions].map((s) => {
     const m = s.metrics();
@@ -92,8 +115,8 @@ export function connz(b: Broker) {
   return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections };
 }
 
-export function subsz(b: Broker) {
-  const st = b.tree.stats();
+export function subsz(b: Observed) {
+  const st = b.router.tree.stats();
   let queue = 0;
   const byPolicy: Record<string, number> = {};
   for (const s of b.sessions) {
@@ -107,7 +130,7 @@ export function subsz(b: Broker) {
   return {
     serverId: b.serverId,
     now: new Date().toISOString(),
-    subscriptions: b.tree.size,
+    subscriptions: b.router.tree.size,
     queueSubscriptions: queue,
     byPolicy,
     cache: { size: st.cached, capacity: b.options.matchCacheSize, hits: st.hits, misses: st.misses, hitRate: lookups === 0 ? 0 : Math.round((st.hits / lookups) * 10000) / 10000 },
@@ -116,11 +139,11 @@ export function subsz(b: Broker) {
   };
 }
 
-export function latencyz(b: Broker) {
+export function latencyz(b: Observed) {
   return b.monitor.latencyReport();
 }
 
 /** Since-start summaries per hop class, for Prometheus. */
-export function latencyTotals(b: Broker): Record<string, LatencySummary> {
+export function latencyTotals(b: Observed): Record<string, LatencySummary> {
   return Object.fromEntries(HOPS.map((h) => [h, summarize(b.monitor.hops[h].total)]));
 }

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
 import type { Listener } from '../transports/link.js';
 import { wsBehavior } from '../transports/ws/server.js';
-import type { Broker } from './broker.js';
+import type { Link } from '../transports/link.js';
 import { DASHBOARD_HTML } from './dashboard.js';
-import { connz, healthz, latencyz, subsz, varz } from './endpoints.js';
+import { connz, healthz, latencyz, subsz, varz, type Observed } from './endpoints.js';
 import { prometheus } from './prometheus.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -45,7 +45,14 @@ function formatHost(h: string): string {
 }
 
 /** Starts the HTTP/WebSocket server on host:port; the listener's url is the ws:// address of /bus. */
-export function listenHttp(broker: Broker, host: string, port: number): Promise<Listener> {
+/** What the HTTP port needs of the broker: what the endpoints read, and the way in for WebSocket links. */
+export interface HttpHost extends Observed {
+  readonly accept: (link: Link) => void;
+  readonly maxFrame: number;
+  httpPort: number | null;
+}
+
+export function listenHttp(broker: HttpHost, host: string, port: number): Promise<Listener> {
   const app = uWS.App();
   const o = broker.options;
   app.ws('/bus', wsBehavior(broker.accept, { maxFrame: broker.maxFrame, maxBackpressure: 2 * o.maxPending + broker.maxFrame + (1 << 20) }));

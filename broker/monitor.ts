@@ -12,18 +12,33 @@
  *   above: metrics/latency.ts Sampler) and a typed-array increment. Nothing is allocated.
  * Everything else happens once per interval, on a timer.
  *
- * Threading: the broker's thread.
+ * Threading: the broker's thread. Must not import broker.ts or the router's users:
+ * it sees the broker as `MonitorHost`, and the router sees it as a PublishTap.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { PayloadKind } from '../transports/protocol/index.js';
 import { BurstMeter, type BurstPeaks } from '../metrics/burst.js';
 import { chunkNowNs } from '../metrics/clock.js';
 import { readU64 } from '../runtime/clock.js';
-import { HOPS, Sampler, stampWeight, decodeHistogram, hopRecorders, summarize, type ClientReport, type Hop, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
+import { HOPS, Sampler, stampWeight, hopRecorders, summarize, type HopRecorders, type LatencySummary } from '../metrics/latency.js';
 import { SpaceSaving, type HeavyHitter } from '../metrics/topk.js';
-import type { Broker } from './broker.js';
+import type { ResolvedOptions } from './config.js';
+import type { BrokerCounters } from './counters.js';
+import { decodeReport } from './report.js';
 import type { Route } from './route.js';
+import type { PublishTap, Router } from './router.js';
 import type { Session } from './session.js';
+import type { Publisher } from './subscription.js';
+
+/** What the monitor reads of the broker. */
+export interface MonitorHost {
+  readonly serverId: string;
+  readonly startedAt: number;
+  readonly options: ResolvedOptions;
+  readonly counters: BrokerCounters;
+  readonly sessions: ReadonlySet<Session>;
+  readonly router: Router;
+}
 
 /** Subjects of the latency service (docs/PROTOCOL.md, "System subjects"). */
 export const SYS_REPORT_PREFIX = '$SYS.report.';
@@ -38,17 +53,6 @@ const TOP_CAPACITY = 100;
 const TOP_SHOWN = 10;
 
 const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-
-/** A client's last latency report, as kept on its session. */
-export interface ClientLatency {
-  at: number;
-  intervalMs: number;
-  msgsIn: number;
-  peak1ms: number;
-  peak5ms: number;
-  hops: Partial<Record<Hop, LatencySummary>>;
-}
 
 export interface Rates {
   intervalMs: number;
@@ -67,7 +71,7 @@ export interface SubjectRate {
 const ZERO_RATES: Rates = { intervalMs: 0, msgsInPerSec: 0, bytesInPerSec: 0, msgsOutPerSec: 0, bytesOutPerSec: 0 };
 const ZERO_BURSTS: BurstPeaks = { peak1msMsgs: 0, peak1msBytes: 0, peak5msMsgs: 0, peak5msBytes: 0 };
 
-export class Monitor {
+export class Monitor implements PublishTap {
   /** The latency service is on (config `latency`). */
   readonly enabled: boolean;
   readonly hops: HopRecorders = hopRecorders();
@@ -86,7 +90,7 @@ export class Monitor {
   badReports = 0;
   reports = 0;
 
-  constructor(private readonly broker: Broker) {
+  constructor(private readonly broker: MonitorHost) {
     this.enabled = broker.options.latency;
   }
 
@@ -116,28 +120,10 @@ export class Monitor {
   }
 
   /** A message on a `$SYS.` subject from a client: a latency report is taken in. Routed as usual afterwards. */
-  onSystem(from: Session, subject: string, buf: Buffer, payloadOff: number, payloadLen: number, kind: number): void {
+  onSystem(from: Publisher, subject: string, buf: Buffer, payloadOff: number, payloadLen: number, kind: number): void {
     if (!this.enabled || !subject.startsWith(SYS_REPORT_PREFIX) || kind !== PayloadKind.MSGPACK) return;
     try {
-      const r = unpackr.unpack(buf.subarray(payloadOff, payloadOff + payloadLen)) as ClientReport;
-      if (r === null || typeof r !== 'object' || r.v !== 1 || typeof r.hist !== 'object' || r.hist === null) throw new Error('not a v1 report');
-      const hops: Partial<Record<Hop, LatencySummary>> = {};
-      for (const hop of ['brokerToClient', 'endToEnd', 'handler'] as const) {
-        const enc = r.hist[hop];
-        if (typeof enc !== 'string') continue;
-        const h = decodeHistogram(enc);
-        hops[hop] = summarize(h);
-        this.hops[hop].merge(h);
-        h.destroy();
-      }
-      from.report = {
-        at: Date.now(),
-        intervalMs: Number(r.intervalMs) || 0,
-        msgsIn: Number(r.msgsIn) || 0,
-        peak1ms: Number(r.peak1ms) || 0,
-        peak5ms: Number(r.peak5ms) || 0,
-        hops,
-      };
+      from.report = decodeReport(buf.subarray(payloadOff, payloadOff + payloadLen), this.hops);
       this.reports++;
     } catch {
       this.badReports++;
@@ -165,8 +151,9 @@ export class Monitor {
     for (const hop of HOPS) this.hops[hop].roll();
     this.harvest(dt);
     // Publish only to someone listening: building a report is not free.
-    if (b.hasSubscribers(SYS_LATENCY)) b.publishInternal(SYS_LATENCY, packr.pack(this.latencyReport()));
-    if (b.hasSubscribers(SYS_STATS)) b.publishInternal(SYS_STATS, packr.pack(this.statsReport()));
+    const r = b.router;
+    if (r.hasSubscribers(SYS_LATENCY)) r.publishInternal(SYS_LATENCY, packr.pack(this.latencyReport()));
+    if (r.hasSubscribers(SYS_STATS)) r.publishInternal(SYS_STATS, packr.pack(this.statsReport()));
   };
 
   /** Moves the per-route counts of this interval into the busiest-subjects figures. */
@@ -239,7 +226,7 @@ export class Monitor {
       now: new Date().toISOString(),
       uptimeSec: Math.round((Date.now() - b.startedAt) / 1000),
       connections: b.sessions.size,
-      subscriptions: b.tree.size,
+      subscriptions: b.router.tree.size,
       rates: this.rates,
       bursts: this.bursts,
       totals: { ...c },

@@ -6,8 +6,8 @@
  * figures are in /latency).
  */
 import { HOPS } from '../metrics/latency.js';
-import { VERSION, type Broker } from './broker.js';
-import { latencyTotals } from './endpoints.js';
+import { VERSION } from '../transports/protocol/version.js';
+import { latencyTotals, type Observed } from './endpoints.js';
 
 const HOP_LABEL: Record<string, string> = { pubToBroker: 'pub_to_broker', brokerToClient: 'broker_to_client', endToEnd: 'end_to_end', handler: 'handler' };
 
@@ -29,7 +29,7 @@ class Out {
   }
 }
 
-export function prometheus(b: Broker): string {
+export function prometheus(b: Observed): string {
   const c = b.counters;
   const m = b.monitor;
   const o = new Out();
@@ -37,7 +37,7 @@ export function prometheus(b: Broker): string {
   o.one('uptime_seconds', 'gauge', 'Seconds since the broker started.', Math.round((Date.now() - b.startedAt) / 1000));
   o.one('connections', 'gauge', 'Open client connections.', b.sessions.size);
   o.one('connections_total', 'counter', 'Connections accepted since start.', c.connectionsTotal);
-  o.one('subscriptions', 'gauge', 'Subscriptions held by all connections.', b.tree.size);
+  o.one('subscriptions', 'gauge', 'Subscriptions held by all connections.', b.router.tree.size);
   o.one('messages_in_total', 'counter', 'Messages published to the broker.', c.msgsIn);
   o.one('bytes_in_total', 'counter', 'Bytes of published frames.', c.bytesIn);
   o.one('messages_out_total', 'counter', 'Messages delivered to connections.', c.msgsOut);
@@ -57,7 +57,7 @@ export function prometheus(b: Broker): string {
   o.metric('rate_bytes_per_second', 'gauge', 'Byte rate over the last monitor interval.', [[{ direction: 'in' }, m.rates.bytesInPerSec], [{ direction: 'out' }, m.rates.bytesOutPerSec]]);
   o.metric('burst_messages', 'gauge', 'Published messages in the busiest window of the last interval.', [[{ window: '1ms' }, m.bursts.peak1msMsgs], [{ window: '5ms' }, m.bursts.peak5msMsgs]]);
   o.metric('burst_bytes', 'gauge', 'Published bytes in the busiest window of the last interval.', [[{ window: '1ms' }, m.bursts.peak1msBytes], [{ window: '5ms' }, m.bursts.peak5msBytes]]);
-  const st = b.tree.stats();
+  const st = b.router.tree.stats();
   o.metric('match_cache_lookups_total', 'counter', 'Subject match cache lookups.', [[{ result: 'hit' }, st.hits], [{ result: 'miss' }, st.misses]]);
   o.one('match_cache_entries', 'gauge', 'Subjects in the match cache.', st.cached);
   const totals = latencyTotals(b);

@@ -1,39 +1,14 @@
+/**
+ * broker/route.ts: a Route, the fanout lists of one subject, built from its matching
+ * subscriptions and cached by the subject tree.
+ *
+ * Must not import the router, sessions or the broker (it is below them).
+ */
 import { Policy } from '../transports/protocol/index.js';
-import { SubjectTree } from '../topics/index.js';
 import { POLICY_RANK } from './policy.js';
+import { SubjectTree } from '../topics/index.js';
 import type { Limiter } from './ratelimit.js';
-import type { Session } from './session.js';
-
-/** One subscription held by a session, as the subject tree stores it. */
-export class Subscription {
-  /** Messages delivered so far (counted only when `max` is set). */
-  delivered = 0;
-  /** Auto-unsubscribe after this many messages; 0 = no limit. */
-  max = 0;
-  /** Messages a slow-consumer policy dropped / conflated for it, in total. */
-  dropped = 0;
-  conflated = 0;
-  /**
-   * The direct plane's interest seq from which direct publishers serve this
-   * subscription themselves; Infinity when they never do (broker/direct.ts).
-   */
-  servedSeq = Infinity;
-  /** Not yet reported to the client in a LOSS frame. */
-  unreportedDropped = 0;
-  unreportedConflated = 0;
-  /** [this], for loss accounting of queue deliveries without an allocation per message. */
-  readonly self: readonly Subscription[];
-  constructor(
-    readonly session: Session,
-    readonly sid: number,
-    readonly pattern: string,
-    readonly queue: string,
-    /** The policy it asked for; DEFAULT means the broker's. */
-    readonly policy: Policy,
-  ) {
-    this.self = [this];
-  }
-}
+import type { Subscriber, Subscription } from './subscription.js';
 
 /** A subject-pattern rate limit from the config, shared by every subject it matches. */
 export interface SubjectLimit {
@@ -55,12 +30,12 @@ export interface SubjectLimit {
  *  - `limiters`: the subject-pattern rate limits that apply to this subject.
  */
 export class Route {
-  readonly sessions: Session[] = [];
+  readonly sessions: Subscriber[] = [];
   readonly sessionSubs: Subscription[][] = [];
   readonly sessionPolicy: Policy[] = [];
   /**
    * The lowest interest seq among `sessionSubs[i]`: a direct publisher that had applied
-   * it knew at least one of them, so it served that session itself (Broker.fanout).
+   * it knew at least one of them, so it served that session itself (Router.fanout).
    */
   readonly sessionMinSeq: number[] = [];
   readonly groups: Subscription[][] = [];
@@ -95,7 +70,7 @@ export class Route {
     this.total = subs.length;
     this.subject = subject;
     const byQueue = new Map<string, Subscription[]>();
-    const index = new Map<Session, number>();
+    const index = new Map<Subscriber, number>();
     for (const sub of subs) {
       if (sub.queue !== '') {
         let g = byQueue.get(sub.queue);

@@ -1,19 +1,29 @@
-import { Packr, Unpackr } from 'msgpackr';
+/**
+ * broker/session.ts: one client connection speaking the hopbus protocol, over any
+ * transport: frames in, dispatched to the router, the handshake, liveness and the
+ * direct plane; messages out through its Outbound (broker/policy.ts). It owns its
+ * subscriptions; the router owns routing.
+ *
+ * It is the hopbus codec's `Subscriber` and `Publisher` (broker/subscription.ts). A NATS
+ * session (issue 13) would be a sibling class over the same SessionHost.
+ *
+ * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
+ */
 import {
-  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, PROTOCOL_VERSION, Policy, type ProtocolError,
-  encodeErr, encodeHandshake, writeBare, writeOk,
+  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, Policy, type ProtocolError,
+  encodeErr, writeBare, writeOk,
 } from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
-import type { Broker } from './broker.js';
-import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
-import { Limiter, rateLimitProblem, type RateLimit } from './ratelimit.js';
-import { Subscription } from './route.js';
+import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
-import type { ClientLatency } from './monitor.js';
 import type { Member } from './direct.js';
-
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-const packr = new Packr({ useRecords: false });
+import { PublisherGate, type FlowStats } from './gate.js';
+import { directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import type { SessionHost } from './host.js';
+import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
+import { Limiter } from './ratelimit.js';
+import type { ClientLatency } from './report.js';
+import { Subscription, type Publisher, type Subscriber } from './subscription.js';
 
 /** ERR codes that mean the peer broke the protocol (counted in protocolErrors). */
 const PROTOCOL_CODES = new Set<number>([
@@ -26,19 +36,6 @@ const enum State {
   CLOSED,
 }
 
-/** CONNECT options a client may send, and their types. Anything else is refused. */
-const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
-  name: 'string',
-  lang: 'string',
-  version: 'string',
-  verbose: 'boolean',
-  timestamps: 'boolean',
-  // A publish rate limit the client asks for; it can only lower the broker's.
-  publishRate: 'object',
-  // shm clients: deliver to other shm clients directly (broker/direct.ts).
-  direct: 'boolean',
-};
-
 export interface SessionStats {
   msgsIn: number;
   bytesIn: number;
@@ -46,19 +43,15 @@ export interface SessionStats {
   bytesOut: number;
 }
 
-/**
- * One client connection, over any transport. Owns its subscriptions and its
- * keepalive state; the broker owns routing. Used only on the broker's thread.
- */
-export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
+/** One client connection (see the top of this file). */
+export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, Subscriber, Publisher {
   name = '';
   lang = '';
   verbose = false;
   state = State.HANDSHAKE;
   readonly subs = new Map<number, Subscription>();
-  /** PINGs sent and not answered yet. */
+  /** Keepalive state, kept by broker/liveness.ts: PINGs unanswered, when the oldest was sent. */
   pingsOut = 0;
-  /** performance.now() when the oldest unanswered keepalive PING was sent; 0 when none is out. */
   pingSentAt = 0;
   /** Round trip of the last keepalive PING/PONG in ms; -1 until one has been measured. */
   rttMs = -1;
@@ -66,7 +59,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   report: ClientLatency | null = null;
   readonly stats: SessionStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
   readonly connectedAt = Date.now();
-  private handshakeTimer: NodeJS.Timeout | null = null;
+  private handshakeTimer: Timer | null;
   /** Why the session ended, for the disconnect log line. */
   private closeReason = '';
   /** Resolves once the link has closed for good. */
@@ -74,27 +67,24 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   private resolveDone!: () => void;
   /** Outbound flow: the link fast path, held messages, slow-consumer policies. */
   readonly out: Outbound;
-  /** Inbound flow control counters (this connection as a publisher). */
-  readonly flow = { pausedMs: 0, throttled: 0, refused: 0 };
-  /** This connection's publish rate limit (config, lowered by the client's request). */
-  pubLimiter: Limiter | null = null;
+  /** Inbound flow control: rate limits and pauses of this connection as a publisher. */
+  readonly gate: PublisherGate;
   /** Its place in the direct plane, when it delivers to other shm clients itself. */
   direct: Member | null = null;
-  /** Limiters (own or subject) this publisher is in debt with. */
-  private readonly throttledBy: Limiter[] = [];
-  private throttleTimer: NodeJS.Timeout | null = null;
-  private readonly blockers = new Set<object>();
-  private pausedAt = 0;
-  private lastRefusalReport = -Infinity;
+
+  /** Inbound flow counters (paused time, throttles, refusals): the gate's. */
+  get flow(): FlowStats {
+    return this.gate.flow;
+  }
 
   constructor(
     readonly id: number,
     readonly link: Link,
-    private readonly broker: Broker,
+    private readonly host: SessionHost,
   ) {
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const o = broker.options;
-    const now = performance.now();
+    const o = host.options;
+    const now = host.clock.now();
     this.out = new Outbound(
       this,
       o.highWaterBytes,
@@ -102,14 +92,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       o.maxPendingMsgs,
       o.deliverRate ? new Limiter({ ...o.deliverRate, action: 'refuse' }, now) : null,
     );
-    if (o.publishRate) this.pubLimiter = new Limiter(o.publishRate, now);
-    const ms = broker.options.handshakeTimeoutMs;
-    if (ms > 0) {
-      this.handshakeTimer = setTimeout(() => {
-        this.fatal(ErrCode.PROTOCOL, `no CONNECT within ${ms} ms of connecting`);
-      }, ms);
-      this.handshakeTimer.unref();
-    }
+    this.gate = new PublisherGate(this, host.counters, host.clock);
+    if (o.publishRate) this.gate.own = new Limiter(o.publishRate, now);
+    this.handshakeTimer = host.liveness.expectConnect(this);
   }
 
   get open(): boolean {
@@ -128,7 +113,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       case Op.PUB:
         this.stats.msgsIn++;
         this.stats.bytesIn += len;
-        if (this.broker.publish(this, buf, off, len) && this.verbose && this.state === State.OPEN) this.ok(0);
+        if (this.host.router.publish(this, buf, off, len) && this.verbose && this.state === State.OPEN) this.ok(0);
         return;
       case Op.SUB:
         this.onSub(buf, off);
@@ -138,89 +123,52 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
         return;
       case Op.PING:
         // With direct clients about, a PONG also says they all know this client's subscriptions.
-        if (this.broker.direct.size > 0) this.broker.direct.ping(this);
+        if (this.host.direct.size > 0) this.host.direct.ping(this);
         else this.sendBare(Op.PONG);
         return;
       case Op.DIRECT:
-        if (this.direct !== null) this.broker.direct.onFrame(this.direct, buf, off, len);
+        if (this.direct !== null) this.host.direct.onFrame(this.direct, buf, off, len);
         else this.fatal(ErrCode.PROTOCOL, 'DIRECT frames are for connections that asked for direct delivery');
         return;
       case Op.PONG:
-        this.pingsOut = 0;
-        if (this.pingSentAt > 0) {
-          this.rttMs = performance.now() - this.pingSentAt;
-          this.pingSentAt = 0;
-        }
+        this.host.liveness.pong(this);
         return;
       case Op.ERR:
-        this.broker.log.warn({ cid: this.id, client: this.name, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }, 'client reported an error');
+        this.host.log.warn({ cid: this.id, client: this.name, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }, 'client reported an error');
         return;
       default:
         this.fatal(ErrCode.PROTOCOL, `op ${OP_NAMES[op]} is not sent by clients`);
     }
   }
 
+  /** The first frame: the steps of broker/handshake.ts, then the session is open. */
   private onHandshake(buf: Buffer, off: number, len: number): void {
-    const op = buf[off + 4]!;
-    if (op !== Op.CONNECT) {
-      this.fatal(ErrCode.NOT_CONNECTED, `expected CONNECT as the first frame, got ${OP_NAMES[op]}`);
+    const host = this.host;
+    const hello = readConnect(buf, off, len, host.options);
+    if (isRefusal(hello)) {
+      this.fatal(hello.code, hello.text);
       return;
     }
-    const version = buf.readUInt16LE(off + 6);
-    if (version !== PROTOCOL_VERSION) {
-      this.fatal(ErrCode.VERSION, `protocol version ${version} is not supported; this broker speaks version ${PROTOCOL_VERSION}`);
-      return;
-    }
-    let opts: unknown;
-    try {
-      opts = len > 8 ? unpackr.unpack(buf.subarray(off + 8, off + len)) : {};
-    } catch (err) {
-      this.fatal(ErrCode.PROTOCOL, `CONNECT options are not valid msgpack: ${(err as Error).message}`);
-      return;
-    }
-    if (opts === null || typeof opts !== 'object' || Object.getPrototypeOf(opts) !== Object.prototype) {
-      this.fatal(ErrCode.PROTOCOL, 'CONNECT options must be a msgpack map');
-      return;
-    }
-    for (const [k, v] of Object.entries(opts)) {
-      const type = CONNECT_KEYS[k];
-      if (type === undefined) {
-        this.fatal(ErrCode.PROTOCOL, `unknown CONNECT option "${k}"; known: ${Object.keys(CONNECT_KEYS).join(', ')}`);
-        return;
-      }
-      if (typeof v !== type) {
-        this.fatal(ErrCode.PROTOCOL, `CONNECT option "${k}" must be a ${type}`);
-        return;
-      }
-    }
-    const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean };
-    if (o.publishRate !== undefined) {
-      const bad = rateLimitProblem(o.publishRate, 'publishRate');
-      if (bad !== null) {
-        this.fatal(ErrCode.BAD_OPTION, `CONNECT option ${bad}`);
-        return;
-      }
-      this.pubLimiter = new Limiter(lowerLimit(this.broker.options.publishRate, o.publishRate), performance.now());
-    }
-    this.name = (o.name ?? '').slice(0, 256);
-    this.lang = (o.lang ?? '').slice(0, 64);
-    this.verbose = o.verbose === true;
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    // Authentication (issue 14) slots in here: given `hello` and the link, it refuses
+    // (this.fatal, as above) or lets the session open.
+    if (hello.publishRate !== undefined) this.gate.own = new Limiter(hello.publishRate, host.clock.now());
+    this.name = hello.name;
+    this.lang = hello.lang;
+    this.verbose = hello.verbose;
+    host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;
     this.state = State.OPEN;
     let direct = false;
-    if (o.direct === true) {
-      const plane = this.broker.direct;
-      const why = this.verbose ? 'verbose acknowledges every PUB' : o.publishRate !== undefined ? 'the client asked for a publish rate limit' : plane.refusal(this);
+    if (hello.direct) {
+      const why = directRefusal(hello, () => host.direct.refusal(this));
       if (why === null) direct = true;
-      else this.broker.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
+      else host.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
     }
-    const info = this.broker.info(this.id, direct);
-    const frame = encodeHandshake(Op.INFO, packr.pack(info));
+    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct));
     this.link.send(frame, 0, frame.length);
     // After INFO: joining sends the client everybody's interest.
-    if (direct) this.direct = this.broker.direct.join(this);
-    this.broker.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote, direct }, 'client connected');
+    if (direct) this.direct = host.direct.join(this);
+    host.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote, direct }, 'client connected');
   }
 
   private onSub(buf: Buffer, off: number): void {
@@ -231,20 +179,20 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
     const queue = q === 0 ? '' : buf.toString('utf8', off + 16 + p, off + 16 + p + q);
     if (sid === 0) return this.fatal(ErrCode.BAD_SID, 'subscription id 0 is reserved');
     if (this.subs.has(sid)) return this.error(ErrCode.BAD_SID, `subscription id ${sid} is already in use on this connection`, sid);
-    if (this.subs.size >= this.broker.options.maxSubscriptions) {
-      return this.error(ErrCode.MAX_SUBSCRIPTIONS, `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${this.broker.options.maxSubscriptions})`, sid);
+    if (this.subs.size >= this.host.options.maxSubscriptions) {
+      return this.error(ErrCode.MAX_SUBSCRIPTIONS, `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${this.host.options.maxSubscriptions})`, sid);
     }
     const badQueue = q > 0 ? queueNameProblem(queue) : null;
     if (badQueue !== null) return this.error(ErrCode.BAD_SUBJECT, `invalid queue group: ${badQueue}`, sid);
-    const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.broker.defaultPolicy : (buf[off + 6]! as Policy);
+    const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.host.defaultPolicy : (buf[off + 6]! as Policy);
     const sub = new Subscription(this, sid, pattern, queue, policy);
     try {
-      this.broker.tree.insert(pattern, sub);
+      this.host.router.subscribe(sub);
     } catch (err) {
       return this.error(ErrCode.BAD_SUBJECT, (err as Error).message, sid);
     }
     this.subs.set(sid, sub);
-    this.broker.direct.added(sub);
+    this.host.direct.added(sub);
     if (this.verbose) this.ok(sid);
   }
 
@@ -256,10 +204,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       return;
     }
     if (max > 0) {
-      // "After N more messages": counted from now. Re-insert so cached routes see the limit.
-      this.broker.tree.remove(sub.pattern, sub);
-      sub.max = sub.delivered + max;
-      this.broker.tree.insert(sub.pattern, sub);
+      // "After N more messages": counted from now.
+      this.host.router.limit(sub, max);
     } else {
       this.removeSub(sub);
     }
@@ -268,8 +214,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
 
   removeSub(sub: Subscription): void {
     if (!this.subs.delete(sub.sid)) return;
-    this.broker.tree.remove(sub.pattern, sub);
-    this.broker.direct.removed(sub);
+    this.host.router.unsubscribe(sub);
+    this.host.direct.removed(sub);
   }
 
   // --- outbound ------------------------------------------------------------------
@@ -279,7 +225,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
    * the frame's subscription-id field in this session's copy only (queue deliveries);
    * `subs` and `policy` say whose it is and what to do if this consumer is behind.
    */
-  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Session | null): void {
+  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Publisher | null): void {
     if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) > 0) {
       this.stats.msgsOut++;
       this.stats.bytesOut += len;
@@ -293,13 +239,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
 
   /** @internal OutboundOwner */
   slowConsumer(reason: string): void {
-    this.broker.counters.slowConsumers++;
+    this.host.counters.slowConsumers++;
     this.fatal(ErrCode.SLOW_CONSUMER, `slow consumer: ${reason} towards this connection; it was closed`);
   }
 
   /** @internal OutboundOwner */
   countDrops(oldest: number, newest: number, conflated: number): void {
-    const c = this.broker.counters;
+    const c = this.host.counters;
     c.droppedOldest += oldest;
     c.droppedNewest += newest;
     c.conflated += conflated;
@@ -323,97 +269,23 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       pendingBytes: o.pendingBytes,
       heldMsgs: o.hold.length,
       ...o.stats,
-      ...this.flow,
+      ...this.gate.flow,
       /** Not being read right now (rate limit or a blocked consumer). */
-      paused: this.paused,
+      paused: this.gate.paused,
       /** Keepalive round trip in µs, null until the first PONG. */
       rttUs: this.rttMs < 0 ? null : Math.round(this.rttMs * 1000),
     };
   }
 
-  // --- being paused as a publisher ---------------------------------------------------
-  // Two things stop the broker from reading a publisher's link: its rate limit
-  // (throttle) and consumers with the block policy (blockers). Reading resumes when
-  // neither holds it.
-
-  /** OutboundPublisher: a consumer with the block policy is behind. */
+  /** OutboundPublisher: a consumer with the block policy is behind (see broker/gate.ts). */
   block(by: object): void {
-    const wasPaused = this.paused;
-    this.blockers.add(by);
-    if (!wasPaused) this.pauseReading();
+    this.gate.block(by);
   }
 
   /** OutboundPublisher: that consumer has caught up (or gone). */
   unblock(by: object): void {
-    if (!this.blockers.delete(by)) return;
-    if (!this.paused) this.resumeReading();
+    this.gate.unblock(by);
   }
-
-  private get paused(): boolean {
-    return this.blockers.size > 0 || this.throttleTimer !== null;
-  }
-
-  private pauseReading(): void {
-    this.pausedAt = performance.now();
-    this.link.pause();
-  }
-
-  private resumeReading(): void {
-    const ms = performance.now() - this.pausedAt;
-    this.flow.pausedMs += ms;
-    this.broker.counters.pausedMs += ms;
-    if (this.state !== State.CLOSED) this.link.resume();
-  }
-
-  /**
-   * Rate control of this publisher, per message: its own limit and the subject's.
-   * Returns false when the message is refused. A `slow` limit in debt stops reading
-   * this link until the debt is repaid (TCP back-pressure reaches the publisher).
-   */
-  admitPublish(len: number, limiters: readonly Limiter[]): boolean {
-    const now = performance.now();
-    const own = this.pubLimiter;
-    if (own !== null && !this.admitOne(own, len, now)) return false;
-    for (let i = 0; i < limiters.length; i++) if (!this.admitOne(limiters[i]!, len, now)) return false;
-    return true;
-  }
-
-  private admitOne(l: Limiter, len: number, now: number): boolean {
-    if (l.admit(len, now)) return true;
-    if (l.refuse) {
-      this.flow.refused++;
-      this.broker.counters.rateRefused++;
-      if (now - this.lastRefusalReport >= 1000) {
-        this.lastRefusalReport = now;
-        this.error(ErrCode.RATE_LIMITED, `rate limit exceeded: ${this.flow.refused} message(s) refused so far on this connection`);
-      }
-      return false;
-    }
-    if (!this.throttledBy.includes(l)) this.throttledBy.push(l);
-    this.throttle(l.waitMs(now));
-    return true;
-  }
-
-  private throttle(ms: number): void {
-    if (this.throttleTimer !== null) return;
-    const wasPaused = this.paused;
-    this.throttleTimer = setTimeout(this.endThrottle, Math.max(1, ms));
-    this.flow.throttled++;
-    if (!wasPaused) this.pauseReading();
-  }
-
-  private readonly endThrottle = (): void => {
-    this.throttleTimer = null;
-    const now = performance.now();
-    let wait = 0;
-    for (const l of this.throttledBy) wait = Math.max(wait, l.waitMs(now));
-    if (wait > 0 && this.state !== State.CLOSED) {
-      this.throttleTimer = setTimeout(this.endThrottle, Math.max(1, wait));
-      return;
-    }
-    this.throttledBy.length = 0;
-    if (!this.paused) this.resumeReading();
-  };
 
   sendBare(op: Op.PING | Op.PONG): void {
     const out = this.link.reserve(PING_SIZE);
@@ -441,9 +313,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */
   fatal(code: number, text: string): void {
     if (this.state === State.CLOSED) return;
-    if (PROTOCOL_CODES.has(code)) this.broker.counters.protocolErrors++;
+    if (PROTOCOL_CODES.has(code)) this.host.counters.protocolErrors++;
     this.closeReason = text;
-    this.broker.log.warn({ cid: this.id, client: this.name, remote: this.link.remote, code, reason: text }, 'closing connection');
+    this.host.log.warn({ cid: this.id, client: this.name, remote: this.link.remote, code, reason: text }, 'closing connection');
     if (!this.link.closed) {
       const f = encodeErr(code, text, 0, true);
       this.link.send(f, 0, f.length);
@@ -465,11 +337,11 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
       this.closeReason = err ? err.message : 'closed by client';
       this.teardown();
     }
-    this.broker.log.info(
+    this.host.log.info(
       { cid: this.id, client: this.name, remote: this.link.remote, reason: this.closeReason, ...this.stats },
       'client disconnected',
     );
-    this.broker.detach(this);
+    this.host.detach(this);
     this.resolveDone();
   }
 
@@ -477,34 +349,12 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher {
   private teardown(): void {
     this.state = State.CLOSED;
     this.out.close();
-    if (this.throttleTimer !== null) clearTimeout(this.throttleTimer);
-    this.throttleTimer = null;
-    this.blockers.clear();
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.gate.close();
+    this.host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;
-    const tree = this.broker.tree;
-    const subs = this.subs;
-    const plane = this.broker.direct;
+    const plane = this.host.direct;
     plane.leave(this);
-    tree.batch(() => {
-      for (const sub of subs.values()) {
-        tree.remove(sub.pattern, sub);
-        plane.removed(sub);
-      }
-    });
-    subs.clear();
+    this.host.router.unsubscribeAll(this.subs.values(), (sub) => plane.removed(sub));
+    this.subs.clear();
   }
-}
-
-/** The stricter of the broker's limit and the client's request, field by field. */
-function lowerLimit(config: RateLimit | undefined, asked: RateLimit): RateLimit {
-  if (config === undefined) return asked;
-  const min = (a: number | undefined, b: number | undefined) => (!a ? b : !b ? a : Math.min(a, b));
-  return {
-    msgsPerSec: min(config.msgsPerSec, asked.msgsPerSec),
-    bytesPerSec: min(config.bytesPerSec, asked.bytesPerSec),
-    burstMsgs: min(config.burstMsgs, asked.burstMsgs),
-    burstBytes: min(config.burstBytes, asked.burstBytes),
-    action: config.action ?? asked.action,
-  };
 }

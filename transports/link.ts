@@ -67,6 +67,8 @@ export interface Link {
 
   /** Direct delivery between clients of one broker (shm only; docs/SHM.md). */
   readonly direct?: DirectPort;
+  /** The connection's shared memory, for links that have one (shm): the broker's direct plane hands out channels through it. */
+  readonly shared?: SharedArrayBuffer;
 }
 
 /**

@@ -82,6 +82,10 @@ export class ShmLink implements Link, Flushable, Pollable {
   onEnd: ((link: ShmLink) => void) | null = null;
 
   readonly header: Int32Array;
+  /** Link.shared: the connection's shared memory (its header), which direct channels are announced in. */
+  get shared(): SharedArrayBuffer {
+    return this.header.buffer as SharedArrayBuffer;
+  }
   /** This side's doorbell (what its poll loop parks on) and the peer's. */
   readonly ownSignal: Signal;
   private readonly peerSignal: Signal;

@@ -1,0 +1,142 @@
+/**
+ * broker/handshake.ts: the CONNECT handshake of the hopbus codec, apart from the
+ * session's steady state. A connection's first frame must be CONNECT; it is read and
+ * validated in steps, each of which may refuse the connection with an ERR code:
+ *
+ *   1. the frame: op CONNECT, protocol version          (readConnect)
+ *   2. the options: a msgpack map of known keys, typed  (readConnect)
+ *   3. the client's publish rate, lowered to the broker's
+ *   4. [authentication, issue 14: a step here, given the Hello and the link, that
+ *      returns a refusal or lets the session open; nothing else changes]
+ *   5. direct delivery granted or not                   (directRefusal)
+ *   6. INFO back                                        (encodeInfo)
+ *
+ * The session (broker/session.ts) runs the steps and applies the result; the handshake
+ * timeout is broker/liveness.ts's.
+ *
+ * Must not import sessions, the router or the broker: pure functions over bytes and options.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { ErrCode, Op, OP_NAMES, PROTOCOL_VERSION, encodeHandshake } from '../transports/protocol/index.js';
+import { VERSION } from '../transports/protocol/version.js';
+import type { ResolvedOptions } from './config.js';
+import { rateLimitProblem, type RateLimit } from './ratelimit.js';
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const packr = new Packr({ useRecords: false });
+
+/** CONNECT options a client may send, and their types. Anything else is refused. */
+const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
+  name: 'string',
+  lang: 'string',
+  version: 'string',
+  verbose: 'boolean',
+  timestamps: 'boolean',
+  // A publish rate limit the client asks for; it can only lower the broker's.
+  publishRate: 'object',
+  // shm clients: deliver to other shm clients directly (broker/direct.ts).
+  direct: 'boolean',
+};
+
+/** What a valid CONNECT says about the client. */
+export interface Hello {
+  name: string;
+  lang: string;
+  verbose: boolean;
+  /** The client asked for a publish rate limit: the broker's, lowered by that request. Undefined when it did not ask. */
+  publishRate: RateLimit | undefined;
+  /** The client asked for direct delivery. */
+  direct: boolean;
+}
+
+/** Why a connection is refused: the ERR it gets before it is closed. */
+export interface Refusal {
+  code: number;
+  text: string;
+}
+
+/** Steps 1-3: the CONNECT frame buf[off, off+len), read against the broker's config. */
+export function readConnect(buf: Buffer, off: number, len: number, config: Pick<ResolvedOptions, 'publishRate'>): Hello | Refusal {
+  const op = buf[off + 4]!;
+  if (op !== Op.CONNECT) return { code: ErrCode.NOT_CONNECTED, text: `expected CONNECT as the first frame, got ${OP_NAMES[op]}` };
+  const version = buf.readUInt16LE(off + 6);
+  if (version !== PROTOCOL_VERSION) {
+    return { code: ErrCode.VERSION, text: `protocol version ${version} is not supported; this broker speaks version ${PROTOCOL_VERSION}` };
+  }
+  let opts: unknown;
+  try {
+    opts = len > 8 ? unpackr.unpack(buf.subarray(off + 8, off + len)) : {};
+  } catch (err) {
+    return { code: ErrCode.PROTOCOL, text: `CONNECT options are not valid msgpack: ${(err as Error).message}` };
+  }
+  if (opts === null || typeof opts !== 'object' || Object.getPrototypeOf(opts) !== Object.prototype) {
+    return { code: ErrCode.PROTOCOL, text: 'CONNECT options must be a msgpack map' };
+  }
+  for (const [k, v] of Object.entries(opts)) {
+    const type = CONNECT_KEYS[k];
+    if (type === undefined) return { code: ErrCode.PROTOCOL, text: `unknown CONNECT option "${k}"; known: ${Object.keys(CONNECT_KEYS).join(', ')}` };
+    if (typeof v !== type) return { code: ErrCode.PROTOCOL, text: `CONNECT option "${k}" must be a ${type}` };
+  }
+  const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean };
+  if (o.publishRate !== undefined) {
+    const bad = rateLimitProblem(o.publishRate, 'publishRate');
+    if (bad !== null) return { code: ErrCode.BAD_OPTION, text: `CONNECT option ${bad}` };
+  }
+  return {
+    name: (o.name ?? '').slice(0, 256),
+    lang: (o.lang ?? '').slice(0, 64),
+    verbose: o.verbose === true,
+    publishRate: o.publishRate !== undefined ? lowerLimit(config.publishRate, o.publishRate) : undefined,
+    direct: o.direct === true,
+  };
+}
+
+export function isRefusal(r: Hello | Refusal): r is Refusal {
+  return (r as Refusal).code !== undefined;
+}
+
+/**
+ * Step 5: why a client that asked for direct delivery does not get it, or null.
+ * `planeRefusal` is the direct plane's own verdict (transport, broker config).
+ */
+export function directRefusal(hello: Hello, planeRefusal: () => string | null): string | null {
+  if (hello.verbose) return 'verbose acknowledges every PUB';
+  if (hello.publishRate !== undefined) return 'the client asked for a publish rate limit';
+  return planeRefusal();
+}
+
+/** Step 6: what INFO tells a client about this broker. */
+export function serverInfo(o: ResolvedOptions, serverId: string, clientId: number, direct = false): Record<string, unknown> {
+  return {
+    serverId,
+    serverName: o.name,
+    version: VERSION,
+    proto: PROTOCOL_VERSION,
+    clientId,
+    maxPayload: o.maxPayload,
+    maxHeaders: o.maxHeaders,
+    maxSubscriptions: o.maxSubscriptions,
+    maxPending: o.maxPending,
+    pingIntervalMs: o.pingIntervalMs,
+    // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
+    reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
+    ...(direct ? { direct: true } : {}),
+  };
+}
+
+export function encodeInfo(info: Record<string, unknown>): Buffer {
+  return encodeHandshake(Op.INFO, packr.pack(info));
+}
+
+/** The stricter of the broker's limit and the client's request, field by field. */
+function lowerLimit(config: RateLimit | undefined, asked: RateLimit): RateLimit {
+  if (config === undefined) return asked;
+  const min = (a: number | undefined, b: number | undefined) => (!a ? b : !b ? a : Math.min(a, b));
+  return {
+    msgsPerSec: min(config.msgsPerSec, asked.msgsPerSec),
+    bytesPerSec: min(config.bytesPerSec, asked.bytesPerSec),
+    burstMsgs: min(config.burstMsgs, asked.burstMsgs),
+    burstBytes: min(config.burstBytes, asked.burstBytes),
+    action: config.action ?? asked.action,
+  };
+}

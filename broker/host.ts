@@ -1,0 +1,33 @@
+/**
+ * broker/host.ts: what a session is given instead of the whole Broker. A session of
+ * any codec (hopbus today; the NATS client protocol and a leafnode later) needs the
+ * same few things: the config, the log, the counters, a clock, the router to
+ * subscribe and publish through, liveness, the direct plane, and a way to say it has
+ * gone.
+ *
+ * Types only. Must not import session.ts or broker.ts.
+ */
+import type { Logger } from 'pino';
+import type { Policy } from '../transports/protocol/index.js';
+import type { Clock } from '../runtime/clock.js';
+import type { ResolvedOptions } from './config.js';
+import type { BrokerCounters } from './counters.js';
+import type { DirectPlane } from './direct.js';
+import type { Liveness } from './liveness.js';
+import type { Router } from './router.js';
+import type { Subscriber } from './subscription.js';
+
+export interface SessionHost {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  readonly counters: BrokerCounters;
+  readonly clock: Clock;
+  readonly serverId: string;
+  /** Policy of subscriptions that name none (config slowConsumerPolicy). */
+  readonly defaultPolicy: Policy;
+  readonly router: Router;
+  readonly liveness: Liveness;
+  readonly direct: DirectPlane;
+  /** The session's link is closed for good: forget it. */
+  detach(session: Subscriber): void;
+}

@@ -1,0 +1,280 @@
+/**
+ * broker/router.ts: the routing hot path. A message in, the same bytes out to every
+ * session whose subscriptions match: the subject tree and its cached Routes, queue
+ * group cursors, the subject intern cache, no-responders replies, the broker's own
+ * publications. Like nats-server's sublist.go plus the fanout of client.go, and like
+ * them it knows no sockets, timers or listeners: test/broker/router.test.ts drives it
+ * with in-memory sessions.
+ *
+ * Protocol-agnostic by contract. The router's message format is the hopbus frame
+ * (docs/PROTOCOL.md): `publish` takes a PUB (or MSG) frame and reads subject, reply,
+ * headers, payload and flags through a MsgView over it; what a receiver gets is that
+ * frame turned into a MSG, through the `Subscriber` interface (broker/subscription.ts).
+ * Where another codec plugs in (issue 13, the NATS client protocol; issue 16, a
+ * leafnode): its session parses its own wire, writes each inbound message as a hopbus
+ * PUB frame into a scratch buffer (one encode per message, the only copy it adds) and
+ * calls `publish` with itself as the `Publisher`; as a `Subscriber` it re-encodes the
+ * MSG frame it is given into its wire format, once per fanout for all its sessions
+ * (keyed on `fanouts`), not once per subscriber.
+ *
+ * Threading: the broker's thread; not re-entrant (links deliver frames asynchronously,
+ * so no delivery publishes synchronously).
+ *
+ * Must not import: session.ts, broker.ts, monitor.ts, bridge.ts, direct.ts, anything
+ * with a socket or a timer. It sees the monitor and the bridge through the two small
+ * interfaces below.
+ */
+import { SubjectTree, isValidSubject } from '../topics/index.js';
+import {
+  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, type Policy,
+  msgSize, writeMsgHeader,
+} from '../transports/protocol/index.js';
+import { SubjectCache } from '../transports/intern.js';
+import { chunkNowNs } from '../metrics/clock.js';
+import { writeU64 } from '../runtime/clock.js';
+import type { BrokerCounters } from './counters.js';
+import { Route, type QueueCursor, type SubjectLimit } from './route.js';
+import type { Publisher, Subscription } from './subscription.js';
+
+/** The monitor's view of each published message (broker/monitor.ts implements it). */
+export interface PublishTap {
+  /** Per-message counting is on (config `latency`). */
+  readonly enabled: boolean;
+  onPublish(route: Route, buf: Buffer, tsOff: number, len: number): void;
+  /** A message on a `$`-subject (a client's latency report), before it is routed as usual. */
+  onSystem(from: Publisher, subject: string, buf: Buffer, payloadOff: number, payloadLen: number, kind: number): void;
+}
+
+/** Where published messages also go out (the multicast bridge, broker/bridge.ts). */
+export interface Exporter {
+  /** Copies the PUB frame out if its subject is exported; true when it did. */
+  export(buf: Buffer, off: number, len: number, subject: string): boolean;
+}
+
+export interface RouterOptions {
+  maxPayload: number;
+  maxHeaders: number;
+  matchCacheSize: number;
+  /** Policy of subscriptions that name none. */
+  defaultPolicy: Policy;
+  subjectLimits: readonly SubjectLimit[];
+}
+
+export class Router {
+  readonly tree: SubjectTree<Subscription, Route>;
+  /** Set by the broker: null when there is nothing to tell. */
+  tap: PublishTap | null = null;
+  exporter: Exporter | null = null;
+  /**
+   * Fanouts so far: increases by one before each message is delivered, so a codec
+   * that re-encodes (see the top of this file) can tell a new message from the one it
+   * has just encoded.
+   */
+  fanouts = 0;
+  private readonly view = new MsgView();
+  private readonly maxPayload: number;
+  private readonly maxHeaders: number;
+  /** Round-robin position per queue group name (see Route.cursor). */
+  private readonly cursors = new Map<string, QueueCursor>();
+  private readonly cursorFor = (queue: string): QueueCursor => {
+    let c = this.cursors.get(queue);
+    if (c === undefined) this.cursors.set(queue, (c = { next: 0 }));
+    return c;
+  };
+  private readonly subjects = new SubjectCache(4096);
+
+  constructor(
+    o: RouterOptions,
+    private readonly counters: BrokerCounters,
+  ) {
+    this.maxPayload = o.maxPayload;
+    this.maxHeaders = o.maxHeaders;
+    const { defaultPolicy, subjectLimits } = o;
+    this.tree = new SubjectTree<Subscription, Route>({
+      cacheSize: o.matchCacheSize,
+      build: (subs, subject) => new Route(subs, subject, defaultPolicy, subjectLimits, this.cursorFor),
+    });
+  }
+
+  // --- interest ------------------------------------------------------------------------
+
+  /** Adds a subscription; throws a SubjectError when its pattern is invalid. */
+  subscribe(sub: Subscription): void {
+    this.tree.insert(sub.pattern, sub);
+  }
+
+  unsubscribe(sub: Subscription): void {
+    this.tree.remove(sub.pattern, sub);
+  }
+
+  /** "After `max` more messages": re-inserted so that cached routes see the limit. */
+  limit(sub: Subscription, max: number): void {
+    this.tree.remove(sub.pattern, sub);
+    sub.max = sub.delivered + max;
+    this.tree.insert(sub.pattern, sub);
+  }
+
+  /** Removes many at once (a session closing): routes are rebuilt once, not per subscription. */
+  unsubscribeAll(subs: Iterable<Subscription>, each: (sub: Subscription) => void): void {
+    const tree = this.tree;
+    tree.batch(() => {
+      for (const sub of subs) {
+        tree.remove(sub.pattern, sub);
+        each(sub);
+      }
+    });
+  }
+
+  /** True when at least one subscription matches `subject`. */
+  hasSubscribers(subject: string): boolean {
+    return this.tree.match(subject).total > 0;
+  }
+
+  // --- messages ------------------------------------------------------------------------
+
+  /**
+   * The hot path: one PUB frame in, the same bytes out to every interested session.
+   * The frame is turned into a MSG in place (op byte, broker timestamp) and copied
+   * into each receiving link's write buffer; nothing is re-encoded per subscriber.
+   * Returns false when the message was refused (the publisher has been told why).
+   */
+  publish(from: Publisher, buf: Buffer, off: number, len: number): boolean {
+    const v = this.view.parse(buf, off, len);
+    const c = this.counters;
+    c.msgsIn++;
+    c.bytesIn += len;
+    if (v.payloadLen > this.maxPayload) {
+      from.fatal(ErrCode.MAX_PAYLOAD, `maximum payload exceeded: ${v.payloadLen} bytes, the limit is ${this.maxPayload}`);
+      return false;
+    }
+    if (v.headersLen > this.maxHeaders) {
+      from.fatal(ErrCode.MAX_PAYLOAD, `maximum headers size exceeded: ${v.headersLen} bytes, the limit is ${this.maxHeaders}`);
+      return false;
+    }
+    // Only subjects that passed validation are cached, so a hit needs no check.
+    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
+    if (subject === null) {
+      subject = v.subject();
+      if (!isValidSubject(subject)) {
+        from.error(ErrCode.BAD_SUBJECT, `invalid publish subject "${subject}"; the message was dropped`);
+        return false;
+      }
+      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
+    }
+    if (v.replyLen > 0 && !isValidSubject(v.reply())) {
+      from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);
+      return false;
+    }
+    const route = this.tree.match(subject);
+    const tap = this.tap;
+    if (tap !== null) {
+      if (tap.enabled) tap.onPublish(route, buf, v.tsOff, len);
+      // '$': a system subject (a client's latency report); routed as usual afterwards.
+      if (subject.charCodeAt(0) === 36) tap.onSystem(from, subject, buf, v.payloadOff, v.payloadLen, v.kind);
+    }
+    const gate = from.gate;
+    if ((gate.own !== null || route.limiters.length > 0) && !gate.admit(len, route.limiters)) return false;
+    // Out on multicast too (a copy, before this frame is patched into a MSG).
+    const bridged = this.exporter !== null && this.exporter.export(buf, off, len, subject);
+    if (route.total === 0) {
+      if (!bridged) c.unrouted++;
+      // Multicast subscribers are unknown to the broker: a bridged request waits for its timeout.
+      if (v.flags & FLAG_REQUEST && v.replyLen > 0 && !bridged) this.noResponders(v.reply());
+      return true;
+    }
+    buf[off + 4] = Op.MSG;
+    buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
+    buf.writeUInt32LE(0, off + 8);
+    // The time the chunk holding this frame arrived (one clock read per chunk, no BigInt).
+    if (v.tsOff >= 0) writeU64(buf, v.tsOff + 8, chunkNowNs());
+    // A direct publisher's PUB carries its interest seq in the sid field (broker/direct.ts).
+    this.fanout(route, buf, off, len, subject, from, v.sid);
+    return true;
+  }
+
+  private fanout(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Publisher | null, pubSeq = 0): void {
+    const c = this.counters;
+    this.fanouts++;
+    const sessions = route.sessions;
+    // Peers a direct publisher serves itself: skipped if it knew a matching subscription of theirs.
+    const served = from !== null && from.direct !== null && from.direct.acked.size > 0 ? from.direct.acked : null;
+    let n = 0;
+    for (let i = 0; i < sessions.length; i++) {
+      const s = sessions[i]!;
+      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) continue;
+      if (s.open) s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+      n++;
+    }
+    c.msgsOut += n;
+    c.bytesOut += n * len;
+    const groups = route.groups;
+    for (let g = 0; g < groups.length; g++) {
+      const members = groups[g]!;
+      // Round robin, skipping members whose session is closing.
+      const cursor = route.cursor[g]!;
+      for (let tries = 0; tries < members.length; tries++) {
+        const k = cursor.next++ % members.length;
+        if (cursor.next >= 0x40000000) cursor.next = 0;
+        const sub = members[k]!;
+        if (!sub.session.open) continue;
+        sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
+        c.msgsOut++;
+        c.bytesOut += len;
+        if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
+        break;
+      }
+    }
+    const limited = route.limited;
+    for (let i = 0; i < limited.length; i++) {
+      const sub = limited[i]!;
+      if (++sub.delivered >= sub.max) sub.session.removeSub(sub);
+    }
+  }
+
+  /**
+   * A MSG frame the multicast bridge heard (subject already validated): routed to
+   * this broker's subscribers like a PUB, and never exported again (no loops).
+   */
+  routeImported(buf: Buffer, off: number, len: number, subject: string, tsOff: number): void {
+    const c = this.counters;
+    c.msgsIn++;
+    c.bytesIn += len;
+    const route = this.tree.match(subject);
+    if (route.total === 0) {
+      c.unrouted++;
+      return;
+    }
+    buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
+    buf.writeUInt32LE(0, off + 8);
+    if (tsOff >= 0) writeU64(buf, tsOff + 8, chunkNowNs());
+    this.fanout(route, buf, off, len, subject, null);
+  }
+
+  /**
+   * Publishes a message from the broker itself (the $SYS reports): a MSG frame with a
+   * msgpack payload, routed to every matching subscription like any message.
+   */
+  publishInternal(subject: string, payload: Uint8Array): void {
+    const route = this.tree.match(subject);
+    if (route.total === 0) return;
+    const s = Buffer.byteLength(subject);
+    const total = msgSize(s, 0, 0, payload.length, false);
+    const frame = Buffer.allocUnsafe(total);
+    let at = writeMsgHeader(frame, 0, total, Op.MSG, 0, PayloadKind.MSGPACK, 0, s, 0, 0);
+    at += frame.write(subject, at, s, 'utf8');
+    frame.set(payload, at);
+    this.fanout(route, frame, 0, total, subject, null);
+  }
+
+  /** Tells a requester at once that nobody subscribes to its subject. */
+  private noResponders(reply: string): void {
+    const route = this.tree.match(reply);
+    if (route.total === 0) return;
+    const s = Buffer.byteLength(reply);
+    const total = msgSize(s, 0, 0, 0, false);
+    const frame = Buffer.allocUnsafe(total);
+    const at = writeMsgHeader(frame, 0, total, Op.MSG, FLAG_NO_RESPONDERS, PayloadKind.RAW, 0, s, 0, 0);
+    frame.write(reply, at, s, 'utf8');
+    this.fanout(route, frame, 0, total, reply, null);
+  }
+}
