@@ -8,24 +8,14 @@ import { POLICY_NAMES } from '../transports/protocol/index.js';
 import { HOPS } from '../metrics/latency.js';
 import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
-import type { ResolvedOptions } from './config.js';
-import type { BrokerCounters } from './counters.js';
 import type { DirectPlane } from './direct.js';
-import type { Monitor } from './monitor.js';
-import type { Router } from './router.js';
-import type { Session } from './session.js';
+import type { Monitor, MonitorHost } from './monitor.js';
 
 /**
  * What the endpoints (and /metrics, broker/prometheus.ts) read of the broker. Must not
  * import broker.ts: the broker imports the HTTP port, which imports this.
  */
-export interface Observed {
-  readonly serverId: string;
-  readonly startedAt: number;
-  readonly options: ResolvedOptions;
-  readonly counters: BrokerCounters;
-  readonly sessions: ReadonlySet<Session>;
-  readonly router: Router;
+export interface Observed extends MonitorHost {
   readonly monitor: Monitor;
   readonly direct: Pick<DirectPlane, 'stats'>;
   readonly urls: string[];
