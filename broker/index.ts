@@ -14,23 +14,23 @@
  *   index.ts       what hopbus/broker exports (this file)
  *   broker.ts      lifecycle: makes and wires the parts, listeners, accept, endpoint(), close
  *   http.ts        the HTTP/WebSocket port (monitoring endpoints, dashboard, /bus)
- *   endpoints.ts   the JSON of /varz /connz /subsz /latency /healthz
  *   prometheus.ts  /metrics in the Prometheus text format
+ *   endpoints.ts   the JSON of /varz /connz /subsz /latency /healthz
  *   dashboard.ts   the dashboard page
  *   monitor.ts     monitoring and the latency service: rates, bursts, histograms, $SYS reports
  *   session.ts     one connection speaking the hopbus protocol: frames in, dispatch, steady state
  *   host.ts        SessionHost: what a session is given instead of the Broker
  *   handshake.ts   the CONNECT steps (parse, validate, [auth], direct grant) and the INFO answer
  *   liveness.ts    keepalive PINGs, stale connections, write deadlines, handshake timeout (on a Clock)
- *   gate.ts        the publisher gate: rate limits, block-policy pauses, paused time (on a Clock)
  *   direct.ts      the broker's half of direct delivery between shm clients
  *   router.ts      the routing hot path: subject tree, fanout, queue groups, no-responders (no I/O)
  *   route.ts       a Route: the fanout lists of one subject, cached by the tree
  *   subscription.ts  a Subscription; the Subscriber/Publisher seam every codec's session implements
+ *   gate.ts        the publisher gate: rate limits, block-policy pauses, paused time (on a Clock)
  *   policy.ts      what happens to a slow consumer (Outbound, the hold queue)
- *   ratelimit.ts   token buckets and rate limits
- *   bridge.ts      the multicast bridge
  *   config.ts      options, defaults, validation
+ *   ratelimit.ts   rate limits (Limiter, over runtime/ token buckets)
+ *   bridge.ts      the multicast bridge
  *   counters.ts    the broker-wide counters
  *   report.ts      clients' latency reports: decoding, the summary kept per session
  */
