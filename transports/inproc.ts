@@ -1,8 +1,6 @@
-import { runBatched } from './batch.js';
+import { BufferedLink } from './buffered.js';
 import { registerDialer } from './dial.js';
-
-import { FrameReader } from './reader.js';
-import { readFailed, type AcceptFn, type Link, type LinkHandler } from './link.js';
+import type { AcceptFn } from './link.js';
 
 /**
  * inproc: a client on the broker's own thread, joined to it by a pair of in-memory
@@ -22,9 +20,6 @@ import { readFailed, type AcceptFn, type Link, type LinkHandler } from './link.j
  *
  * Threading: one thread; an inproc endpoint cannot be used from another thread.
  */
-
-const CHUNK = 64 * 1024;
-const EMPTY = Buffer.alloc(0);
 
 // --- delivery scheduling ----------------------------------------------------------------
 // A microtask per batch, but never more than MAX_BURST in a row without the event loop
@@ -50,70 +45,24 @@ function enqueue(task: () => void): void {
   }
 }
 
-export class InprocLink implements Link {
+export class InprocLink extends BufferedLink {
   readonly transport = 'inproc' as const;
-  readonly remote: string;
-  closed = false;
-  writeBlockedSince = 0;
   peer!: InprocLink;
-
-  private fill: Buffer = EMPTY;
-  /** Committed and not handed over yet: fill[from, used). */
-  private from = 0;
-  private used = 0;
-  private wOff = 0;
+  /** A hand-off (deliverTask) is due. */
   private queued = false;
-  private closing = false;
-  private readonly inbox: Buffer[] = [];
-  private inboxBytes = 0;
-  private readonly reader: FrameReader;
-  private handler: LinkHandler | null = null;
-  private paused = false;
-  private failed = false;
   private peerClosed = false;
-  private ended = false;
-  private closeErr: Error | null = null;
 
   constructor(remote: string, maxFrame: number) {
-    this.remote = remote;
-    this.reader = new FrameReader(maxFrame);
+    // The peer parses views of the bytes it is handed: they are never rewritten.
+    super(remote, maxFrame, undefined, false);
   }
 
   get pendingBytes(): number {
-    return this.used - this.from + this.peer.inboxBytes;
+    return this.used - this.from + this.peer.heldBytes;
   }
 
-  get writeOffset(): number {
-    return this.wOff;
-  }
-
-  setMaxFrame(n: number): void {
-    this.reader.maxFrame = n;
-  }
-
-  start(handler: LinkHandler): void {
-    this.handler = handler;
-    if (this.ended) {
-      this.handler = null;
-      handler.onClose(this.closeErr);
-      return;
-    }
-    if (this.inbox.length > 0 || this.peerClosed) enqueue(this.drainTask);
-  }
-
-  reserve(n: number): Buffer {
-    if (this.used + n > this.fill.length) {
-      const keep = this.used - this.from;
-      // At least doubled: a batch larger than CHUNK (a fan-out of a whole inbound chunk)
-      // would otherwise be copied over again for every frame added to it.
-      const next = Buffer.allocUnsafe(Math.max(CHUNK, 2 * (keep + n)));
-      this.fill.copy(next, 0, this.from, this.used);
-      this.fill = next;
-      this.from = 0;
-      this.used = keep;
-    }
-    this.wOff = this.used;
-    return this.fill;
+  protected override started(): void {
+    if (this.held.length > 0 || this.peerClosed) enqueue(this.drainTask);
   }
 
   commit(n: number): void {
@@ -125,62 +74,45 @@ export class InprocLink implements Link {
     }
   }
 
-  send(bytes: Uint8Array, off: number, len: number): void {
-    const buf = this.reserve(len);
-    buf.set(off === 0 && len === bytes.length ? bytes : bytes.subarray(off, off + len), this.wOff);
-    this.commit(len);
-  }
-
-  /** Hands what was committed to the peer as one chunk. */
   private readonly deliverTask = (): void => {
     this.queued = false;
+    this.flush();
+    if (this.closing && !this.closed) this.end(null, false);
+  };
+
+  /** Hands what was committed to the peer as one chunk. */
+  flush(): void {
     if (this.used > this.from && !this.closed) {
       const chunk = this.fill.subarray(this.from, this.used);
       this.from = this.used;
-      this.peer.receive(chunk);
+      this.peer.take(chunk);
       if (this.pendingBytes === 0) this.handler?.onDrain?.();
     }
-    if (this.closing && !this.closed) this.finish(null, false);
-  };
-
-  private receive(chunk: Buffer): void {
-    if (this.closed) return;
-    this.inbox.push(chunk);
-    this.inboxBytes += chunk.length;
-    this.drain();
   }
 
-  private readonly drainTask = (): void => this.drain();
+  private take(chunk: Buffer): void {
+    if (this.closed) return;
+    this.receive(chunk);
+    this.settle();
+  }
 
-  private drain(): void {
-    while (this.inbox.length > 0 && this.handler !== null && !this.paused && !this.failed && !this.closed) {
-      const chunk = this.inbox.shift()!;
-      this.inboxBytes -= chunk.length;
-      runBatched(this.read, chunk);
-    }
-    const blocked = this.inbox.length > 0;
-    if (blocked && this.peer.writeBlockedSince === 0) this.peer.writeBlockedSince = performance.now();
+  private readonly drainTask = (): void => {
+    this.readHeld();
+    this.settle();
+  };
+
+  /** After a read: the peer's write is blocked while chunks wait here; once they are read, the peer drains (or ends). */
+  private settle(): void {
+    const blocked = this.held.length > 0;
+    if (blocked && this.peer.writeBlockedSince === 0) this.peer.writeBlockedSince = this.clock.now();
     else if (!blocked && this.peer.writeBlockedSince !== 0) {
       this.peer.writeBlockedSince = 0;
       if (this.peer.pendingBytes === 0) this.peer.handler?.onDrain?.();
     }
-    if (this.peerClosed && !blocked && !this.closed) this.finish(null, false);
+    if (this.peerClosed && !blocked && !this.closed) this.end(null, false);
   }
 
-  private readonly read = (chunk: Buffer): void => {
-    try {
-      this.reader.push(chunk, this.handler!);
-    } catch (err) {
-      this.failed = true;
-      readFailed(this.handler, err, (e) => this.destroy(e));
-    }
-  };
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
+  override resume(): void {
     if (!this.paused) return;
     this.paused = false;
     enqueue(this.drainTask);
@@ -197,30 +129,21 @@ export class InprocLink implements Link {
 
   destroy(err?: Error): void {
     if (this.closed) return;
-    this.finish(err ?? null, true);
+    this.end(err ?? null, true);
   }
 
   /** Ends this side; the peer ends once it has read what it was handed (at once after a reset). */
-  private finish(err: Error | null, reset: boolean): void {
+  private end(err: Error | null, reset: boolean): void {
     this.closed = true;
     this.closeErr = err;
-    this.fill = EMPTY;
-    this.from = this.used = 0;
-    this.inbox.length = 0;
-    this.inboxBytes = 0;
-    this.writeBlockedSince = 0;
+    this.dropQueued();
     const peer = this.peer;
     if (!peer.closed) {
       peer.peerClosed = true;
-      if (reset) peer.finish(new Error('inproc connection reset by the peer'), false);
+      if (reset) peer.end(new Error('inproc connection reset by the peer'), false);
       else enqueue(peer.drainTask);
     }
-    queueMicrotask(() => {
-      this.ended = true;
-      const h = this.handler;
-      this.handler = null;
-      h?.onClose(err);
-    });
+    this.finishSoon();
   }
 }
 

@@ -5,9 +5,12 @@
  * give a Link a handler and write frames into it.
  *
  * Threading: a Link is used only from the thread that created it.
+ *
+ * The Link classes (stream.ts, inproc.ts, shm/link.ts, ws/server.ts, ws/client.ts)
+ * share their bookkeeping through BufferedLink (buffered.ts).
  */
 
-import { ProtocolError } from './protocol/index.js';
+import type { ProtocolError } from './protocol/index.js';
 
 export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
 
@@ -107,20 +110,3 @@ export interface Listener {
 }
 
 export type AcceptFn = (link: Link) => void;
-
-/**
- * What a link does when its reader throws: a ProtocolError goes to the handler, which
- * tells the peer (ERR) and closes; anything else destroys the link. The caller has
- * already stopped reading, since a byte stream cannot be resynchronised.
- */
-export function readFailed(handler: LinkHandler | null, err: unknown, destroy: (err: Error) => void): void {
-  if (err instanceof ProtocolError && handler?.onProtocolError) handler.onProtocolError(err);
-  else destroy(err as Error);
-}
-
-/** Grows a write buffer holding `used` bytes so that it can hold `need` (at least doubling), keeping its contents. */
-export function growBuffer(buf: Buffer, used: number, need: number): Buffer {
-  const grown = Buffer.allocUnsafe(Math.max(need, buf.length * 2));
-  buf.copy(grown, 0, 0, used);
-  return grown;
-}

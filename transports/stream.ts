@@ -1,15 +1,11 @@
 import net from 'node:net';
 import fs from 'node:fs';
 
-import { FrameReader } from './reader.js';
-import { batching, deferFlush, runBatched, type Flushable } from './batch.js';
-import { readFailed, growBuffer, type AcceptFn, type Link, type LinkHandler, type Listener, type TransportName } from './link.js';
+import type { Clock } from '../runtime/clock.js';
+import { batching, deferFlush, runBatched } from './batch.js';
+import { BufferedLink, KEEP_BUFFER_MAX, WRITE_BUFFER } from './buffered.js';
+import type { AcceptFn, Listener, TransportName } from './link.js';
 import type { Endpoint } from './url.js';
-
-/** Initial size of each of a link's two write buffers; they grow on demand. */
-const WRITE_BUFFER = 64 * 1024;
-/** A write buffer grown past this is dropped after use rather than kept for reuse. */
-const KEEP_BUFFER_MAX = 1024 * 1024;
 
 /**
  * A Link over a byte stream: a TCP or Unix-domain socket.
@@ -21,78 +17,41 @@ const KEEP_BUFFER_MAX = 1024 * 1024;
  * unless a batch window is open (see batch.ts), in which case it flushes when the
  * window closes. Steady state allocates nothing: the buffers swap roles.
  */
-export class StreamLink implements Link, Flushable {
+export class StreamLink extends BufferedLink {
   readonly transport: TransportName;
-  readonly remote: string;
-  closed = false;
-  batched = false;
-
-  private fill: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
-  private used = 0;
   private spare: Buffer | null = Buffer.allocUnsafe(WRITE_BUFFER);
   /** The buffer the socket is writing now, and how many of its bytes. */
   private sending: Buffer | null = null;
   private sendingLen = 0;
-  writeBlockedSince = 0;
-  private closing = false;
-  private handler: LinkHandler | null = null;
-  private readonly reader: FrameReader;
-  private closeErr: Error | null = null;
-  private finished = false;
 
-  constructor(private readonly socket: net.Socket, transport: TransportName, remote: string, maxFrame: number) {
+  constructor(private readonly socket: net.Socket, transport: TransportName, remote: string, maxFrame: number, clock?: Clock) {
+    super(remote, maxFrame, clock);
     this.transport = transport;
-    this.remote = remote;
-    this.reader = new FrameReader(maxFrame);
+    this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
     if (transport === 'tcp') socket.setNoDelay(true);
     socket.on('error', (err) => {
       this.closeErr ??= err;
     });
-    socket.on('close', () => this.finish());
+    // Runs once: the socket is gone.
+    socket.on('close', () => {
+      this.sending = null;
+      this.sendingLen = 0;
+      this.finish();
+    });
   }
 
   get pendingBytes(): number {
-    return this.used + this.sendingLen;
+    return this.used - this.from + this.sendingLen;
   }
 
-  get writeOffset(): number {
-    return this.used;
-  }
-
-  /** Raises or lowers the largest frame this link accepts (after the handshake). */
-  setMaxFrame(n: number): void {
-    this.reader.maxFrame = n;
-  }
-
-  start(handler: LinkHandler): void {
-    this.handler = handler;
+  protected override started(): void {
     this.socket.on('data', this.onData);
-    if (this.finished) {
-      this.handler = null;
-      handler.onClose(this.closeErr);
-    }
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    // A reader that failed ignores the rest of the stream (readChunk checks `failed`).
     runBatched(this.readChunk, chunk);
   };
-
-  private readonly readChunk = (chunk: Buffer): void => {
-    if (this.closed || this.handler === null) return;
-    try {
-      this.reader.push(chunk, this.handler);
-    } catch (err) {
-      // The stream cannot be resynchronised: stop reading; the handler says why and closes.
-      this.socket.off('data', this.onData);
-      readFailed(this.handler, err, (e) => this.destroy(e));
-    }
-  };
-
-  reserve(n: number): Buffer {
-    const need = this.used + n;
-    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
-    return this.fill;
-  }
 
   commit(n: number): void {
     if (this.closed) return; // the link is gone: drop, do not accumulate
@@ -103,19 +62,13 @@ export class StreamLink implements Link, Flushable {
     }
   }
 
-  send(bytes: Uint8Array, off: number, len: number): void {
-    const buf = this.reserve(len);
-    buf.set(len === bytes.length && off === 0 ? bytes : bytes.subarray(off, off + len), this.used);
-    this.commit(len);
-  }
-
   flush(): void {
     if (this.sending !== null || this.used === 0 || this.closed) return;
     const out = this.fill;
     const n = this.used;
     this.sending = out;
     this.sendingLen = n;
-    this.writeBlockedSince = performance.now();
+    this.writeBlockedSince = this.clock.now();
     this.fill = this.spare ?? Buffer.allocUnsafe(WRITE_BUFFER);
     this.spare = null;
     this.used = 0;
@@ -128,7 +81,8 @@ export class StreamLink implements Link, Flushable {
       this.destroy(err);
       return;
     }
-    const done = this.sending!;
+    const done = this.sending;
+    if (done === null) return; // the socket closed meanwhile
     this.sending = null;
     this.sendingLen = 0;
     this.writeBlockedSince = 0;
@@ -141,11 +95,11 @@ export class StreamLink implements Link, Flushable {
     }
   };
 
-  pause(): void {
+  override pause(): void {
     this.socket.pause();
   }
 
-  resume(): void {
+  override resume(): void {
     this.socket.resume();
   }
 
@@ -155,7 +109,7 @@ export class StreamLink implements Link, Flushable {
     this.flush();
     if (this.sending === null) this.socket.end();
     // Bound the wait for a peer that stopped reading: the close must end.
-    setTimeout(() => this.socket.destroy(), 2000).unref();
+    this.closeWithin(() => this.socket.destroy());
   }
 
   destroy(err?: Error): void {
@@ -163,18 +117,6 @@ export class StreamLink implements Link, Flushable {
     this.socket.destroy();
     // 'close' follows asynchronously and calls finish(); mark now so writers stop.
     this.closed = true;
-  }
-
-  /** Runs once, on the socket's 'close' event. */
-  private finish(): void {
-    this.closed = true;
-    this.finished = true;
-    this.used = 0;
-    this.sending = null;
-    this.sendingLen = 0;
-    const h = this.handler;
-    this.handler = null;
-    h?.onClose(this.closeErr);
   }
 }
 

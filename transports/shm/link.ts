@@ -1,7 +1,8 @@
+import type { Clock } from '../../runtime/clock.js';
 import { ProtocolError } from '../protocol/index.js';
-import { batching, deferFlush, type Flushable } from '../batch.js';
-import { FrameReader } from '../reader.js';
-import { readFailed, type DirectPort, type Link, type LinkHandler } from '../link.js';
+import { batching, deferFlush } from '../batch.js';
+import { BufferedLink, EMPTY } from '../buffered.js';
+import type { DirectPort } from '../link.js';
 import {
   CLOSED_ABORT, CLOSED_CLEAN, CLOSED_EXITED, H_BROKER_BEAT, H_BROKER_CLOSED, H_CAPACITY, H_CLIENT_BEAT, H_CLIENT_CLOSED,
   H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, downCapacity, ringOffset,
@@ -12,11 +13,6 @@ import { Signal } from './wait.js';
 
 /** Most bytes taken out of the ring per poll: bounds the copy and the time one link holds the loop. */
 const MAX_CHUNK = 256 * 1024;
-/** An overflow buffer grown past this is dropped once empty rather than kept. */
-const KEEP_OVERFLOW_MAX = 1024 * 1024;
-/** A graceful close waits this long for the peer to take what is queued. */
-const CLOSE_GRACE_MS = 2000;
-const EMPTY = Buffer.alloc(0);
 
 const enum Target {
   RING,
@@ -41,6 +37,8 @@ export interface ShmLinkConfig {
   signals?: { own: Signal; peer: Signal };
   /** Does an open link keep its thread's event loop alive? (default true) */
   keepsAlive?: boolean;
+  /** Heartbeat times and the close timer (default: the real clock). */
+  clock?: Clock;
 }
 
 /** Links of this thread that are open, so the thread's exit can tell their peers. */
@@ -55,7 +53,7 @@ let exitHooked = false;
  * Writing: reserve(n) hands out the ring's own memory when the frame fits before the
  * end of the ring (encoders write in place, no copy), a scratch buffer when it would
  * wrap (copied in in two parts at commit), and the overflow queue when the ring is
- * full. The write index is published once per batch: at the end of the poll pass
+ * full (the write buffer every link has, see buffered.ts). The write index is published once per batch: at the end of the poll pass
  * (runBatched) or, for writes made outside one, in a microtask. A full ring never
  * blocks the writer and never overwrites unread bytes: what does not fit waits in the
  * overflow queue, counted in pendingBytes exactly like a socket's unsent bytes, and
@@ -67,13 +65,9 @@ let exitHooked = false;
  *
  * Threading: the thread that created it; its peer is another thread.
  */
-export class ShmLink implements Link, Flushable, Pollable {
+export class ShmLink extends BufferedLink implements Pollable {
   readonly transport = 'shm' as const;
-  readonly remote: string;
-  closed = false;
-  batched = false;
-  /** performance.now() since which queued bytes have waited without the reader taking any; 0 when none wait. */
-  writeBlockedSince = 0;
+  // writeBlockedSince: since when queued bytes have waited without the reader taking any; 0 when none wait.
   readonly keepsAlive: boolean;
   readonly tickMs: number;
   /** Direct channels to other clients (client side only; set by the dialer). */
@@ -91,39 +85,28 @@ export class ShmLink implements Link, Flushable, Pollable {
   private readonly peerSignal: Signal;
   private readonly out: RingWriter;
   private readonly in: RingReader;
-  private readonly reader: FrameReader;
   private readonly ownClosed: number;
   private readonly peerClosed: number;
   private readonly ownBeat: number;
   private readonly peerBeat: number;
   private readonly heartbeatTimeoutMs: number;
   private peerBeatSeen = -1;
-  private peerBeatAt = performance.now();
+  private peerBeatAt: number;
 
   private poller: Poller | null = null;
-  private handler: LinkHandler | null = null;
   private target = Target.RING;
-  private wOff = 0;
   private scratch: Buffer = EMPTY;
-  /** Bytes committed while the ring was full, in order: ovf[ovfStart, ovfEnd). */
-  private ovf: Buffer = EMPTY;
-  private ovfStart = 0;
-  private ovfEnd = 0;
+  // The overflow queue is the write buffer: bytes committed while the ring was full, in order, fill[from, used).
   private wantingSpace = false;
   private publishQueued = false;
-  private paused = false;
   /** Inside reader.push(): a pause() then halts it at the current frame. */
   private pushing = false;
   /** Bytes read out of the ring but not handed out yet: the rest of a chunk a pause() stopped. */
   private leftover: Buffer | null = null;
-  private failed = false;
-  private closing = false;
-  private closeTimer: NodeJS.Timeout | null = null;
-  private ended = false;
-  private closeErr: Error | null = null;
 
   constructor(c: ShmLinkConfig) {
-    this.remote = c.remote;
+    super(c.remote, c.maxFrame, c.clock);
+    this.peerBeatAt = this.clock.now();
     this.tickMs = c.heartbeatMs;
     this.heartbeatTimeoutMs = c.heartbeatTimeoutMs;
     this.header = new Int32Array(c.conn, 0, LINE);
@@ -133,7 +116,6 @@ export class ShmLink implements Link, Flushable, Pollable {
     // The client writes UP and reads DOWN; the broker the other way round.
     this.out = new RingWriter(c.conn, ringOffset(cap, !client), client ? cap : down);
     this.in = new RingReader(c.conn, ringOffset(cap, client), client ? down : cap);
-    this.reader = new FrameReader(c.maxFrame);
     const clientSignal = new Signal(this.header, H_CLIENT_SEQ, H_CLIENT_PARKED);
     const hubSignal = new Signal(new Int32Array(c.hub), HUB_SEQ, HUB_PARKED);
     this.ownSignal = c.signals?.own ?? (client ? clientSignal : hubSignal);
@@ -162,31 +144,17 @@ export class ShmLink implements Link, Flushable, Pollable {
   }
 
   get pendingBytes(): number {
-    return this.ovfEnd - this.ovfStart;
+    return this.used - this.from;
   }
 
-  get writeOffset(): number {
-    return this.wOff;
-  }
-
-  setMaxFrame(n: number): void {
-    this.reader.maxFrame = n;
-  }
-
-  start(handler: LinkHandler): void {
-    this.handler = handler;
-    if (this.ended) {
-      this.handler = null;
-      handler.onClose(this.closeErr);
-      return;
-    }
+  protected override started(): void {
     this.poller?.kick();
   }
 
   // --- writing ---------------------------------------------------------------------
 
-  reserve(n: number): Buffer {
-    if (this.ovfEnd === this.ovfStart && this.out.free(n) >= n) {
+  override reserve(n: number): Buffer {
+    if (this.used === this.from && this.out.free(n) >= n) {
       const out = this.out;
       if (out.contiguous(n)) {
         this.target = Target.RING;
@@ -199,21 +167,7 @@ export class ShmLink implements Link, Flushable, Pollable {
       return this.scratch;
     }
     this.target = Target.OVERFLOW;
-    const need = this.ovfEnd + n;
-    if (need > this.ovf.length) {
-      const used = this.ovfEnd - this.ovfStart;
-      if (used + n <= this.ovf.length >>> 1) {
-        this.ovf.copy(this.ovf, 0, this.ovfStart, this.ovfEnd);
-      } else {
-        const grown = Buffer.allocUnsafe(Math.max(64 * 1024, (used + n) * 2));
-        this.ovf.copy(grown, 0, this.ovfStart, this.ovfEnd);
-        this.ovf = grown;
-      }
-      this.ovfStart = 0;
-      this.ovfEnd = used;
-    }
-    this.wOff = this.ovfEnd;
-    return this.ovf;
+    return super.reserve(n);
   }
 
   commit(n: number): void {
@@ -226,12 +180,12 @@ export class ShmLink implements Link, Flushable, Pollable {
         this.out.write(this.scratch, 0, n);
         break;
       default:
-        if (this.ovfEnd === this.ovfStart) {
-          this.writeBlockedSince = performance.now();
+        if (this.used === this.from) {
+          this.writeBlockedSince = this.clock.now();
           this.wantingSpace = true;
           this.out.wantSpace(true);
         }
-        this.ovfEnd += n;
+        this.used += n;
     }
     if (this.poller !== null) this.poller.writes++;
     if (!this.publishQueued) {
@@ -241,19 +195,13 @@ export class ShmLink implements Link, Flushable, Pollable {
     }
   }
 
-  send(bytes: Uint8Array, off: number, len: number): void {
-    const buf = this.reserve(len);
-    buf.set(off === 0 && len === bytes.length ? bytes : bytes.subarray(off, off + len), this.wOff);
-    this.commit(len);
-  }
-
   private readonly flushTask = (): void => this.flush();
 
   /** Publishes what was written (and moves queued bytes in as space allows). */
   flush(): void {
     this.publishQueued = false;
     if (this.closed) return;
-    if (this.ovfEnd !== this.ovfStart) this.pump();
+    if (this.used !== this.from) this.pump();
     else if (this.out.dirty) {
       this.out.publish();
       this.peerSignal.notify();
@@ -262,7 +210,7 @@ export class ShmLink implements Link, Flushable, Pollable {
 
   /** Moves queued bytes into the ring as far as it has room; returns how many. */
   private pump(): number {
-    const queued = this.ovfEnd - this.ovfStart;
+    const queued = this.used - this.from;
     const free = this.out.free(queued);
     if (free === 0) {
       if (this.out.dirty) {
@@ -272,20 +220,19 @@ export class ShmLink implements Link, Flushable, Pollable {
       return 0;
     }
     const n = Math.min(free, queued);
-    this.out.write(this.ovf, this.ovfStart, n);
-    this.ovfStart += n;
+    this.out.write(this.fill, this.from, n);
+    this.from += n;
     this.out.publish();
     this.peerSignal.notify();
-    if (this.ovfStart === this.ovfEnd) this.drained();
+    if (this.from === this.used) this.drained();
     // The reader made progress: like a socket write completing, restart the clock a
     // write deadline is measured on.
-    else this.writeBlockedSince = performance.now();
+    else this.writeBlockedSince = this.clock.now();
     return n;
   }
 
   private drained(): void {
-    this.ovfStart = this.ovfEnd = 0;
-    if (this.ovf.length > KEEP_OVERFLOW_MAX) this.ovf = EMPTY;
+    this.emptied();
     this.writeBlockedSince = 0;
     if (this.wantingSpace) {
       this.wantingSpace = false;
@@ -300,7 +247,7 @@ export class ShmLink implements Link, Flushable, Pollable {
   poll(): number {
     if (this.closed) return 0;
     let work = 0;
-    if (this.ovfEnd !== this.ovfStart) work += this.pump();
+    if (this.used !== this.from) work += this.pump();
     if (this.handler !== null && !this.paused && !this.failed) {
       if (this.leftover !== null) {
         const rest = this.leftover;
@@ -320,7 +267,7 @@ export class ShmLink implements Link, Flushable, Pollable {
     if (this.closed) return false;
     const reading = this.handler !== null && !this.paused && !this.failed;
     if (reading && (this.leftover !== null || this.in.available() !== 0)) return true;
-    if (this.ovfEnd !== this.ovfStart && this.out.freshFree() > 0) return true;
+    if (this.used !== this.from && this.out.freshFree() > 0) return true;
     return Atomics.load(this.header, this.peerClosed) !== OPEN && (this.handler === null || !this.paused || this.failed);
   }
 
@@ -345,8 +292,7 @@ export class ShmLink implements Link, Flushable, Pollable {
       if (used < chunk.length) this.leftover = chunk.subarray(used);
     } catch (err) {
       // The byte stream cannot be resynchronised: stop reading; the handler says why and closes.
-      this.failed = true;
-      readFailed(this.handler, err, (e) => this.destroy(e));
+      this.readFailed(err);
     } finally {
       this.pushing = false;
     }
@@ -375,12 +321,12 @@ export class ShmLink implements Link, Flushable, Pollable {
   }
 
   /** Stops reading; called from a handler, right after the frame being handled (the rest waits for resume()). */
-  pause(): void {
+  override pause(): void {
     this.paused = true;
     if (this.pushing) this.reader.halt();
   }
 
-  resume(): void {
+  override resume(): void {
     if (!this.paused) return;
     this.paused = false;
     this.poller?.kick();
@@ -391,15 +337,12 @@ export class ShmLink implements Link, Flushable, Pollable {
   close(): void {
     if (this.closed || this.closing) return;
     this.closing = true;
-    if (this.ovfEnd === this.ovfStart) {
+    if (this.used === this.from) {
       this.finishClose();
       return;
     }
     this.pump();
-    if (!this.closed) {
-      this.closeTimer = setTimeout(() => this.destroy(new Error('shm close timed out: the peer did not take what was queued')), CLOSE_GRACE_MS);
-      this.closeTimer.unref();
-    }
+    if (!this.closed) this.closeWithin(() => this.destroy(new Error('shm close timed out: the peer did not take what was queued')));
   }
 
   private finishClose(): void {
@@ -419,20 +362,12 @@ export class ShmLink implements Link, Flushable, Pollable {
     this.closeErr = err;
     Atomics.compareExchange(this.header, this.ownClosed, OPEN, how);
     this.peerSignal.ring();
-    if (this.closeTimer) clearTimeout(this.closeTimer);
-    this.closeTimer = null;
     live.delete(this);
     this.poller?.remove(this);
-    this.ovf = this.scratch = EMPTY;
-    this.ovfStart = this.ovfEnd = 0;
-    this.writeBlockedSince = 0;
+    this.dropQueued();
+    this.scratch = EMPTY;
     this.onEnd?.(this);
-    queueMicrotask(() => {
-      this.ended = true;
-      const h = this.handler;
-      this.handler = null;
-      h?.onClose(err);
-    });
+    this.finishSoon();
   }
 
   /** On thread exit: publish what was written, and tell the peer the thread is gone. */

@@ -10,13 +10,13 @@
  * implementations copy what send() is given, so the buffer is reused.
  * Sends over MAX_MESSAGE are cut into several messages (frames may span messages).
  */
+import type { Clock } from '../../runtime/clock.js';
 import { ProtocolError } from '../protocol/index.js';
-import { FrameReader } from '../reader.js';
-import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import { readFailed, growBuffer, type Link, type LinkHandler, type TransportName } from '../link.js';
+import { batching, deferFlush } from '../batch.js';
+import { BufferedLink } from '../buffered.js';
+import type { TransportName } from '../link.js';
 import type { Endpoint } from '../url.js';
 
-const WRITE_BUFFER = 64 * 1024;
 const MAX_MESSAGE = 1024 * 1024;
 
 /** The part of the WebSocket interface used here (browser and `ws` alike). */
@@ -41,56 +41,30 @@ function toBuffer(data: unknown): Buffer {
   throw new ProtocolError('PROTOCOL', 'text WebSocket message: hopbus frames travel in binary messages');
 }
 
-export class WsClientLink implements Link, Flushable {
+export class WsClientLink extends BufferedLink {
   readonly transport: TransportName = 'ws';
-  closed = false;
-  batched = false;
-  writeBlockedSince = 0;
-  private fill: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
-  private used = 0;
   private scheduled = false;
-  private handler: LinkHandler | null = null;
-  private readonly reader: FrameReader;
-  private closeErr: Error | null = null;
-  private finished = false;
-  private paused = false;
-  private held: Buffer[] = [];
 
   constructor(
     private readonly ws: WebSocketLike,
-    readonly remote: string,
+    remote: string,
     maxFrame: number,
+    clock?: Clock,
   ) {
-    this.reader = new FrameReader(maxFrame);
+    super(remote, maxFrame, clock);
     ws.onmessage = (ev) => this.onMessage(ev.data);
-    ws.onclose = (ev) => this.finish(ev.code);
+    ws.onclose = (ev) => this.onClosed(ev.code);
     ws.onerror = () => {
       this.closeErr ??= new Error(`WebSocket error on ${remote}`);
     };
   }
 
   get pendingBytes(): number {
-    return this.used + this.ws.bufferedAmount;
-  }
-
-  get writeOffset(): number {
-    return this.used;
-  }
-
-  setMaxFrame(n: number): void {
-    this.reader.maxFrame = n;
-  }
-
-  start(handler: LinkHandler): void {
-    this.handler = handler;
-    if (this.finished) {
-      this.handler = null;
-      handler.onClose(this.closeErr);
-    }
+    return this.used - this.from + this.ws.bufferedAmount;
   }
 
   private onMessage(data: unknown): void {
-    if (this.closed || this.handler === null) return;
+    if (this.closed) return;
     let chunk: Buffer;
     try {
       chunk = toBuffer(data);
@@ -98,23 +72,7 @@ export class WsClientLink implements Link, Flushable {
       this.destroy(err as Error);
       return;
     }
-    if (this.paused) this.held.push(chunk);
-    else runBatched(this.readChunk, chunk);
-  }
-
-  private readonly readChunk = (chunk: Buffer): void => {
-    if (this.closed || this.handler === null) return;
-    try {
-      this.reader.push(chunk, this.handler);
-    } catch (err) {
-      readFailed(this.handler, err, (e) => this.destroy(e));
-    }
-  };
-
-  reserve(n: number): Buffer {
-    const need = this.used + n;
-    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
-    return this.fill;
+    this.receive(chunk);
   }
 
   commit(n: number): void {
@@ -132,26 +90,10 @@ export class WsClientLink implements Link, Flushable {
     this.flush();
   };
 
-  send(bytes: Uint8Array, off: number, len: number): void {
-    const buf = this.reserve(len);
-    buf.set(len === bytes.length && off === 0 ? bytes : bytes.subarray(off, off + len), this.used);
-    this.commit(len);
-  }
-
   flush(): void {
-    if (this.used === 0 || this.closed || this.ws.readyState !== 1) return;
-    for (let at = 0; at < this.used; at += MAX_MESSAGE) this.ws.send(this.fill.subarray(at, Math.min(this.used, at + MAX_MESSAGE)));
-    this.used = 0;
-    if (this.fill.length > MAX_MESSAGE) this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
-  }
-
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    this.paused = false;
-    while (this.held.length > 0 && !this.paused && !this.closed) runBatched(this.readChunk, this.held.shift()!);
+    if (this.used === this.from || this.closed || this.ws.readyState !== 1) return;
+    for (let at = this.from; at < this.used; at += MAX_MESSAGE) this.ws.send(this.fill.subarray(at, Math.min(this.used, at + MAX_MESSAGE)));
+    this.emptied();
   }
 
   close(): void {
@@ -168,15 +110,10 @@ export class WsClientLink implements Link, Flushable {
     this.ws.close(1000, err ? err.message.slice(0, 120) : 'closed');
   }
 
-  private finish(code: number): void {
+  private onClosed(code: number): void {
     if (this.finished) return;
-    this.finished = true;
-    this.closed = true;
-    this.used = 0;
     if (this.closeErr === null && code !== 1000 && code !== 1001 && code !== 1005) this.closeErr = new Error(`WebSocket closed with code ${code}`);
-    const h = this.handler;
-    this.handler = null;
-    h?.onClose(this.closeErr);
+    this.finish();
   }
 }
 

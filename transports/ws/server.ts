@@ -22,12 +22,11 @@
  */
 import type uWS from 'uWebSockets.js';
 
-import { FrameReader } from '../reader.js';
-import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import { readFailed, growBuffer, type AcceptFn, type Link, type LinkHandler, type TransportName } from '../link.js';
+import type { Clock } from '../../runtime/clock.js';
+import { batching, deferFlush } from '../batch.js';
+import { BufferedLink } from '../buffered.js';
+import type { AcceptFn, TransportName } from '../link.js';
 
-const WRITE_BUFFER = 64 * 1024;
-const KEEP_BUFFER_MAX = 1024 * 1024;
 /** Inbound bytes held while a link is paused before the peer is disconnected. */
 export const PAUSE_BUFFER_MAX = 16 * 1024 * 1024;
 
@@ -36,48 +35,21 @@ export interface WsUserData {
   remote: string;
 }
 
-export class UwsLink implements Link, Flushable {
+export class UwsLink extends BufferedLink {
   readonly transport: TransportName = 'ws';
-  closed = false;
-  batched = false;
-  writeBlockedSince = 0;
-  private fill: Buffer = Buffer.allocUnsafe(WRITE_BUFFER);
-  private used = 0;
-  private handler: LinkHandler | null = null;
-  private readonly reader: FrameReader;
-  private paused = false;
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  private closing = false;
-  private closeErr: Error | null = null;
-  private ended = false;
+  private sendStatus = 1;
 
   constructor(
     private readonly ws: uWS.WebSocket<WsUserData>,
-    readonly remote: string,
+    remote: string,
     maxFrame: number,
+    clock?: Clock,
   ) {
-    this.reader = new FrameReader(maxFrame);
+    super(remote, maxFrame, clock);
   }
 
   get pendingBytes(): number {
-    return this.used + (this.ended ? 0 : this.ws.getBufferedAmount());
-  }
-
-  get writeOffset(): number {
-    return this.used;
-  }
-
-  setMaxFrame(n: number): void {
-    this.reader.maxFrame = n;
-  }
-
-  start(handler: LinkHandler): void {
-    this.handler = handler;
-    if (this.ended) {
-      this.handler = null;
-      handler.onClose(this.closeErr);
-    }
+    return this.used - this.from + (this.finished ? 0 : this.ws.getBufferedAmount());
   }
 
   /** uWS message event. The ArrayBuffer is only valid during the call: its bytes are copied. */
@@ -87,31 +59,8 @@ export class UwsLink implements Link, Flushable {
       this.destroy(new Error('text WebSocket message: hopbus frames travel in binary messages'));
       return;
     }
-    const chunk = Buffer.from(new Uint8Array(data));
-    if (this.paused) {
-      this.held.push(chunk);
-      this.heldBytes += chunk.length;
-      if (this.heldBytes > PAUSE_BUFFER_MAX) this.destroy(new Error(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
-      return;
-    }
-    runBatched(this.readChunk, chunk);
-  }
-
-  private readonly readChunk = (chunk: Buffer): void => {
-    if (this.closed || this.handler === null) return;
-    try {
-      this.reader.push(chunk, this.handler);
-    } catch (err) {
-      this.paused = true; // read nothing more
-      this.held = [];
-      readFailed(this.handler, err, (e) => this.destroy(e));
-    }
-  };
-
-  reserve(n: number): Buffer {
-    const need = this.used + n;
-    if (need > this.fill.length) this.fill = growBuffer(this.fill, this.used, need);
-    return this.fill;
+    this.receive(Buffer.from(new Uint8Array(data)));
+    if (this.heldBytes > PAUSE_BUFFER_MAX) this.destroy(new Error(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
   }
 
   commit(n: number): void {
@@ -121,36 +70,28 @@ export class UwsLink implements Link, Flushable {
     else this.flush();
   }
 
-  send(bytes: Uint8Array, off: number, len: number): void {
-    const buf = this.reserve(len);
-    buf.set(len === bytes.length && off === 0 ? bytes : bytes.subarray(off, off + len), this.used);
-    this.commit(len);
-  }
-
   /** Hands what is queued to uWS in one message; uWS copies it, so the buffer is reused at once. */
   flush(): void {
-    if (this.used === 0 || this.closed || this.ended) return;
+    if (this.used === this.from || this.closed || this.finished) return;
     this.ws.cork(this.corkedSend);
-    this.used = 0;
+    this.emptied();
     const status = this.sendStatus;
-    if (this.fill.length > KEEP_BUFFER_MAX) this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
     if (status === 2) {
       this.destroy(new Error('uWS dropped a message (maxBackpressure reached)'));
       return;
     }
-    if (status === 0 && this.writeBlockedSince === 0) this.writeBlockedSince = performance.now();
+    if (status === 0 && this.writeBlockedSince === 0) this.writeBlockedSince = this.clock.now();
     if (this.closing && this.ws.getBufferedAmount() === 0) this.endNow();
   }
 
-  private sendStatus = 1;
   /** One closure per link, not per flush. */
   private readonly corkedSend = (): void => {
-    this.sendStatus = this.ws.send(this.fill.subarray(0, this.used), true, false);
+    this.sendStatus = this.ws.send(this.fill.subarray(this.from, this.used), true, false);
   };
 
   /** uWS drain event: some buffered bytes went out. */
   onDrain(): void {
-    if (this.ended) return;
+    if (this.finished) return;
     if (this.ws.getBufferedAmount() === 0) {
       this.writeBlockedSince = 0;
       if (this.closing) {
@@ -162,27 +103,13 @@ export class UwsLink implements Link, Flushable {
     this.handler?.onDrain?.();
   }
 
-  pause(): void {
-    this.paused = true;
-  }
-
-  resume(): void {
-    if (!this.paused || this.closed) return;
-    this.paused = false;
-    while (this.held.length > 0 && !this.paused && !this.closed) {
-      const chunk = this.held.shift()!;
-      this.heldBytes -= chunk.length;
-      runBatched(this.readChunk, chunk);
-    }
-  }
-
   close(): void {
     if (this.closed || this.closing) return;
     this.closing = true;
     this.flush();
-    if (!this.ended && this.ws.getBufferedAmount() === 0) this.endNow();
+    if (!this.finished && this.ws.getBufferedAmount() === 0) this.endNow();
     // Bound the wait for a peer that stopped reading.
-    setTimeout(() => this.destroy(), 2000).unref();
+    this.closeWithin(() => this.destroy());
   }
 
   /**
@@ -191,7 +118,7 @@ export class UwsLink implements Link, Flushable {
    */
   private endNow(): void {
     setImmediate(() => {
-      if (!this.ended) this.ws.end(1000, 'closed');
+      if (!this.finished) this.ws.end(1000, 'closed');
     });
   }
 
@@ -199,23 +126,17 @@ export class UwsLink implements Link, Flushable {
     if (err) this.closeErr ??= err;
     this.closed = true;
     setImmediate(() => {
-      if (!this.ended) this.ws.close();
+      if (!this.finished) this.ws.close();
     });
   }
 
   /** uWS close event: the socket is gone. */
   onClosed(code: number): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.closed = true;
-    this.used = 0;
-    this.held = [];
+    if (this.finished) return;
     if (this.closeErr === null && code !== 1000 && code !== 1001 && code !== 1005 && !this.closing) {
       this.closeErr = new Error(`WebSocket closed with code ${code}`);
     }
-    const h = this.handler;
-    this.handler = null;
-    h?.onClose(this.closeErr);
+    this.finish();
   }
 }
 
