@@ -12,7 +12,7 @@ import { FakeClock, type Clock } from '../../runtime/clock.js';
 import { batching, deferFlush, runBatched } from '../../transports/batch.js';
 import { BufferedLink, CLOSE_GRACE_MS, KEEP_BUFFER_MAX, WRITE_BUFFER } from '../../transports/buffered.js';
 import { ProtocolError } from '../../transports/protocol/index.js';
-import { inprocPair } from '../../transports/inproc.js';
+import { inprocPair, type InprocLink } from '../../transports/inproc.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { StreamLink } from '../../transports/stream.js';
 
@@ -512,12 +512,18 @@ describe('inproc: the base on the cheapest real link', () => {
     for (let i = 0; i < 5; i++) await tick();
   }
 
-  it('close() delivers what is queued, then both ends close cleanly', async () => {
+  /** A started pair: c (client end) and b (broker end), with their handlers. */
+  function joined(): { c: InprocLink; b: InprocLink; hc: Handler; hb: Handler } {
     const [c, b] = inprocPair('inproc://t', 1 << 20, 1 << 20);
     const hc = new Handler();
     const hb = new Handler();
     c.start(hc);
     b.start(hb);
+    return { c, b, hc, hb };
+  }
+
+  it('close() delivers what is queued, then both ends close cleanly', async () => {
+    const { c, b, hc, hb } = joined();
     for (let i = 0; i < 3; i++) c.send(frame(12, i), 0, 12);
     c.close();
     await settle();
@@ -527,11 +533,7 @@ describe('inproc: the base on the cheapest real link', () => {
   });
 
   it('destroy() drops what is queued and resets the peer', async () => {
-    const [c, b] = inprocPair('inproc://t', 1 << 20, 1 << 20);
-    const hc = new Handler();
-    const hb = new Handler();
-    c.start(hc);
-    b.start(hb);
+    const { c, b, hc, hb } = joined();
     c.send(frame(12, 1), 0, 12);
     c.destroy(new Error('gone'));
     await settle();
@@ -541,11 +543,7 @@ describe('inproc: the base on the cheapest real link', () => {
   });
 
   it('a paused receiver holds what it was handed; the sender counts it as pending until resume', async () => {
-    const [c, b] = inprocPair('inproc://t', 1 << 20, 1 << 20);
-    const hc = new Handler();
-    const hb = new Handler();
-    c.start(hc);
-    b.start(hb);
+    const { c, b, hc, hb } = joined();
     b.pause();
     c.send(frame(12, 1), 0, 12);
     c.send(frame(12, 2), 0, 12);
@@ -562,10 +560,7 @@ describe('inproc: the base on the cheapest real link', () => {
   });
 
   it('frames handed over stay intact while the sender keeps writing', async () => {
-    const [c, b] = inprocPair('inproc://t', 1 << 20, 1 << 20);
-    const hb = new Handler();
-    c.start(new Handler());
-    b.start(hb);
+    const { c, hb } = joined();
     for (let round = 0; round < 20; round++) {
       for (let i = 0; i < 50; i++) c.send(frame(1000, round * 50 + i), 0, 1000);
       await tick();
