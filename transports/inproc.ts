@@ -14,9 +14,10 @@ import type { AcceptFn } from './link.js';
  * into it): each end fills its buffer front to back and starts a new one when full,
  * leaving the old one to the garbage collector with the views that still use it.
  *
- * Back-pressure: a paused receiver (the broker pausing a publisher) keeps what it was
- * handed in its inbox; the sender's pendingBytes counts it, exactly as a socket's
- * unsent bytes would be counted.
+ * Back-pressure: a paused receiver (the broker pausing a publisher) holds what it was
+ * handed unread (BufferedLink's held chunks); the sender's pendingBytes counts it,
+ * exactly as a socket's unsent bytes would be counted, and its writeBlockedSince runs
+ * until the receiver has read it all.
  *
  * Threading: one thread; an inproc endpoint cannot be used from another thread.
  */

@@ -53,8 +53,9 @@ let exitHooked = false;
  * Writing: reserve(n) hands out the ring's own memory when the frame fits before the
  * end of the ring (encoders write in place, no copy), a scratch buffer when it would
  * wrap (copied in in two parts at commit), and the overflow queue when the ring is
- * full (the write buffer every link has, see buffered.ts). The write index is published once per batch: at the end of the poll pass
- * (runBatched) or, for writes made outside one, in a microtask. A full ring never
+ * full: the write buffer of BufferedLink (buffered.ts), fill[from, used). The write
+ * index is published once per batch: at the end of the poll pass (runBatched) or,
+ * for writes made outside one, in a microtask. A full ring never
  * blocks the writer and never overwrites unread bytes: what does not fit waits in the
  * overflow queue, counted in pendingBytes exactly like a socket's unsent bytes, and
  * moves into the ring as the reader frees space (it wakes this side when it does).
@@ -67,7 +68,6 @@ let exitHooked = false;
  */
 export class ShmLink extends BufferedLink implements Pollable {
   readonly transport = 'shm' as const;
-  // writeBlockedSince: since when queued bytes have waited without the reader taking any; 0 when none wait.
   readonly keepsAlive: boolean;
   readonly tickMs: number;
   /** Direct channels to other clients (client side only; set by the dialer). */
@@ -96,7 +96,6 @@ export class ShmLink extends BufferedLink implements Pollable {
   private poller: Poller | null = null;
   private target = Target.RING;
   private scratch: Buffer = EMPTY;
-  // The overflow queue is the write buffer: bytes committed while the ring was full, in order, fill[from, used).
   private wantingSpace = false;
   private publishQueued = false;
   /** Inside reader.push(): a pause() then halts it at the current frame. */
@@ -181,6 +180,7 @@ export class ShmLink extends BufferedLink implements Pollable {
         break;
       default:
         if (this.used === this.from) {
+          // writeBlockedSince: since when queued bytes have waited without the reader taking any.
           this.writeBlockedSince = this.clock.now();
           this.wantingSpace = true;
           this.out.wantSpace(true);
