@@ -9,22 +9,13 @@ import { CLOSE_GRACE_MS } from '../../transports/buffered.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { WsClientLink, type WebSocketLike } from '../../transports/ws/client.js';
 import { PAUSE_BUFFER_MAX, UwsLink } from '../../transports/ws/server.js';
-
-function frame(size: number, seq: number): Buffer {
-  const b = Buffer.alloc(size, seq & 0xff);
-  b.writeUInt32LE(size, 0);
-  b[4] = 0x02; // INFO
-  b[5] = 0;
-  b.writeUInt16LE(1, 6);
-  b.writeUInt32LE(seq, size - 4);
-  return b;
-}
+import { frameOf as frame } from '../shm/helpers.js';
 
 class Handler implements LinkHandler {
   seqs: number[] = [];
   closes: (Error | null)[] = [];
   onFrame(buf: Buffer, off: number, len: number): void {
-    this.seqs.push(buf.readUInt32LE(off + len - 4));
+    this.seqs.push(buf.readUInt32LE(off + 8)); // frameOf's sequence number
   }
   onClose(err: Error | null): void {
     this.closes.push(err);
