@@ -47,6 +47,35 @@ describe('NATS parser: each op', () => {
     expect(seen).toBe(chunk);
   });
 
+  it('gathers a message that spans chunks in one buffer it reuses for the next such message', () => {
+    const bufs: Buffer[] = [];
+    const r = new Recorder();
+    const record = r.onPub.bind(r);
+    r.onPub = (buf, ...rest) => {
+      bufs.push(buf);
+      record(buf, ...rest);
+    };
+    const p = new NatsParser(r, { maxPayload: 1024 });
+    p.parse(Buffer.from('PUB a 5\r\nhel'));
+    p.parse(Buffer.from('lo\r\nPUB b 2\r'));
+    p.parse(Buffer.from('\nhi\r\n'));
+    expect(r.events).toEqual([
+      { op: 'pub', subject: 'a', reply: '', headers: '', payload: 'hello' },
+      { op: 'pub', subject: 'b', reply: '', headers: '', payload: 'hi' },
+    ]);
+    expect(bufs[1]).toBe(bufs[0]);
+  });
+
+  it('reads a payload far larger than its first buffer, arriving in many chunks', () => {
+    const body = Buffer.alloc(200_000);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff;
+    const whole = Buffer.concat([Buffer.from(`PUB big r ${body.length}\r\n`), body, Buffer.from('\r\nPING\r\n')]);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < whole.length; i += 1000) chunks.push(whole.subarray(i, i + 1000));
+    const ev = run(chunks, { maxPayload: 1 << 20 });
+    expect(ev).toEqual([{ op: 'pub', subject: 'big', reply: 'r', headers: '', payload: body.toString('latin1') }, { op: 'ping' }]);
+  });
+
   it('reads HPUB: header block and body apart, sizes are header and total', () => {
     const hdr = 'NATS/1.0\r\nA: b\r\n\r\n';
     const line = `HPUB foo ${hdr.length} ${hdr.length + 5}\r\n${hdr}hello\r\n`;
@@ -134,6 +163,13 @@ describe('NATS parser: errors (each text is nats-server\'s, each one stops the p
     // Exactly at the limit is fine (the limit counts the arguments, not the op or CR LF).
     const sub = 'b'.repeat(MAX_CONTROL_LINE_SIZE - 2);
     expect(run(`SUB ${sub} 1\r\n`)).toEqual([{ op: 'sub', subject: sub, queue: '', sid: '1', sidNum: 1 }]);
+  });
+
+  it('counts the limit without the CR, also when a chunk ends between CR and LF', () => {
+    const subject = 'c'.repeat(MAX_CONTROL_LINE_SIZE - 2);
+    const ev = run([Buffer.from(`SUB ${subject} 1\r`), Buffer.from('\n')]);
+    expect(ev).toEqual([{ op: 'sub', subject, queue: '', sid: '1', sidNum: 1 }]);
+    expect(errorOf(run([Buffer.from(`SUB ${subject}x 1\r`), Buffer.from('\n')]))).toBe(ERR_MAX_CONTROL_LINE);
   });
 
   it('refuses a too-long control line before its end arrives, and does not keep buffering', () => {
