@@ -104,6 +104,17 @@ export function writeUint(buf: Buffer, off: number, n: number): number {
   return d;
 }
 
+/** `MSG ` or, for a message with headers, `HMSG `. */
+function writeOp(buf: Buffer, off: number, headers: boolean): number {
+  let p = off;
+  if (headers) buf[p++] = 0x48; // H
+  buf[p++] = 0x4d; // M
+  buf[p++] = 0x53; // S
+  buf[p++] = 0x47; // G
+  buf[p++] = SP;
+  return p - off;
+}
+
 function writeBytes(buf: Buffer, off: number, src: Uint8Array, srcOff: number, len: number): number {
   for (let i = 0; i < len; i++) buf[off + i] = src[srcOff + i]!;
   return len;
@@ -134,14 +145,7 @@ export function writeMsg(
   buf: Buffer, off: number, subject: string, sid: Uint8Array, reply: string,
   hdr: Buffer | null, hdrOff: number, hdrLen: number, payload: Buffer, payloadOff: number, payloadLen: number,
 ): number {
-  let p = off;
-  if (hdrLen > 0) {
-    buf[p++] = 0x48; // H
-  }
-  buf[p++] = 0x4d; // M
-  buf[p++] = 0x53; // S
-  buf[p++] = 0x47; // G
-  buf[p++] = SP;
+  let p = off + writeOp(buf, off, hdrLen > 0);
   p += writeString(buf, p, subject);
   buf[p++] = SP;
   p += writeBytes(buf, p, sid, 0, sid.length);
@@ -203,12 +207,7 @@ export class MsgTemplate {
     if (s + 6 > this.head.length) this.head = Buffer.allocUnsafe(s + 6 + TEMPLATE_START);
     if (r + 32 > this.rest.length) this.rest = Buffer.allocUnsafe(r + 32 + TEMPLATE_START);
     const head = this.head;
-    let p = 0;
-    if (hdrLen > 0) head[p++] = 0x48; // H
-    head[p++] = 0x4d; // M
-    head[p++] = 0x53; // S
-    head[p++] = 0x47; // G
-    head[p++] = SP;
+    let p = writeOp(head, 0, hdrLen > 0);
     p += writeString(head, p, subject);
     head[p++] = SP;
     this.headLen = p;
@@ -261,12 +260,7 @@ export function noRespondersSize(replyLen: number, sidLen: number, subjectLen: n
 export function writeNoResponders(buf: Buffer, off: number, reply: string, sid: Uint8Array, subject: string): number {
   const s = utf8Length(subject);
   const h = 32 + s;
-  let p = off;
-  buf[p++] = 0x48; // H
-  buf[p++] = 0x4d; // M
-  buf[p++] = 0x53; // S
-  buf[p++] = 0x47; // G
-  buf[p++] = SP;
+  let p = off + writeOp(buf, off, true);
   p += writeString(buf, p, reply);
   buf[p++] = SP;
   p += writeBytes(buf, p, sid, 0, sid.length);

@@ -119,9 +119,12 @@ function lit(s: string): Uint8Array {
   return Uint8Array.from(s, (c) => c.charCodeAt(0));
 }
 
-/** server/util.go parseSize: 1 to 9 decimal digits, else -1 (so no size can overflow). */
-function parseSize(b: Buffer, off: number, len: number): number {
-  if (len === 0 || len > 9) return -1;
+/**
+ * Up to `max` decimal digits as a number, else -1. Sizes take 9 (server/util.go
+ * parseSize: no size can overflow), sids 15 (still exact in a double).
+ */
+function parseDigits(b: Buffer, off: number, len: number, max: number): number {
+  if (len === 0 || len > max) return -1;
   let n = 0;
   for (let i = 0; i < len; i++) {
     const d = b[off + i]! - 48;
@@ -131,16 +134,12 @@ function parseSize(b: Buffer, off: number, len: number): number {
   return n;
 }
 
-/** A sid as a number when it is up to 15 decimal digits (exact in a double), else -1. */
+function parseSize(b: Buffer, off: number, len: number): number {
+  return parseDigits(b, off, len, 9);
+}
+
 function parseSid(b: Buffer, off: number, len: number): number {
-  if (len === 0 || len > 15) return -1;
-  let n = 0;
-  for (let i = 0; i < len; i++) {
-    const d = b[off + i]! - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
+  return parseDigits(b, off, len, 15);
 }
 
 /** The control line as nats-server's %q shows it in its log lines (error path only). */
