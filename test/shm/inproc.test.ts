@@ -86,9 +86,8 @@ describe('inproc pub/sub and request/reply', () => {
     // A timer set now still fires during the ping-pong: the microtask chain yields to the event loop.
     let timerFiredAt = -1;
     setTimeout(() => (timerFiredAt = rounds), 0);
-    let seenAtReturn = -1;
     pinger.publish('ping', 'p');
-    seenAtReturn = rounds;
+    const seenAtReturn = rounds;
     expect(seenAtReturn).toBe(0);
     await finished;
     expect(rounds).toBe(N);

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CLOSED_EXITED, H_CLIENT_CLOSED } from '../../transports/shm/layout.js';
-import { Collector, frameOf, linkPair, until } from './helpers.js';
+import { type Collector, frameOf, linkPair, until } from './helpers.js';
 
 describe('shm link: frames through the rings', () => {
   it('delivers frames of every size up to the ring capacity, in order, byte for byte, both ways', async () => {

@@ -31,6 +31,7 @@ const utf8 = new TextEncoder();
 function referenceValid(s: unknown, pattern: boolean): boolean {
   if (typeof s !== 'string' || s.length === 0) return false;
   if (utf8.encode(s).length > MAX_SUBJECT_BYTES) return false;
+  // eslint-disable-next-line no-control-regex -- the grammar forbids control characters, so the reference names them
   if (/[\s\u0000-\u001f\u007f]/.test(s)) return false;
   if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s)) return false; // a lone surrogate
 

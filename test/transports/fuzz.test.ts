@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
 import {
-  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, ProtocolError, maxFrameFor, msgSize, subSize, writeDirect,
+  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, type ProtocolError, maxFrameFor, msgSize, subSize, writeDirect,
   writeMsgHeader, writeSub,
 } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
