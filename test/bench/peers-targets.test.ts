@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { BusClient, RunningServer, Target } from '../../dist/bench/peers/target.js';
 import { SERVERS, targetNamed } from '../../dist/bench/peers/targets/index.js';
 import { startNode } from '../../dist/bench/procs.js';
+import { until } from '../kit/index.js';
 
 let running: RunningServer | null = null;
 const clients: BusClient[] = [];
@@ -30,14 +31,6 @@ async function client(t: Target, srv: RunningServer, name: string): Promise<BusC
   const c = await t.connect(t.endpoint(srv), name);
   clients.push(c);
   return c;
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 describe.each(['hopbus-shm', 'hopbus-inproc', 'node-sab-relay', 'node-dgram-relay'])('peer bench target %s', (name) => {

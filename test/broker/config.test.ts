@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULTS, VERSION, startBroker } from '../../broker/index.js';
-import { portOf, useWorld } from './harness.js';
+import { portOf, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

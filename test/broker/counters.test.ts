@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sessionOf, useWorld } from './harness.js';
+import { sessionOf, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, LossEvent, ServerError } from '../../client/index.js';
-import { sessionOf, until, useWorld } from './harness.js';
+import { sessionOf, until, useWorld } from '../kit/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, '..', 'fixtures', 'subscriber.mjs');

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ERR, FLAG_FATAL, FLAG_NO_RESPONDERS, FLAG_REQUEST, OP, bareFrame, connectFrame, pubFrame, subFrame, unsubFrame, useWorld,
   type RawClient,
-} from './harness.js';
+} from '../kit/index.js';
 
 const w = useWorld();
 
@@ -72,7 +72,7 @@ describe('handshake', () => {
 describe('publish and subscribe on the wire', () => {
   it('a PUB matching a SUB of the same connection comes back as MSG with sid 0, the subject, the reply and the payload', async () => {
     const { raw } = await rawSession();
-    raw.send(subFrame(5, 'w.*'), pubFrame('w.x', 'hi', 'back.here'));
+    raw.send(subFrame(5, 'w.*'), pubFrame('w.x', 'hi', { reply: 'back.here' }));
     await raw.roundTrip();
     const msgs = raw.frames.filter((f) => f.op === OP.MSG);
     expect(msgs).toHaveLength(1);
@@ -174,7 +174,7 @@ describe('publish and subscribe on the wire', () => {
 describe('requests without responders', () => {
   it('a PUB flagged as a request to a subject nobody subscribes to gets an empty MSG flagged NO_RESPONDERS on its reply subject', async () => {
     const { raw } = await rawSession();
-    raw.send(subFrame(1, 'inbox.*'), pubFrame('nobody', 'q', 'inbox.1', FLAG_REQUEST));
+    raw.send(subFrame(1, 'inbox.*'), pubFrame('nobody', 'q', { reply: 'inbox.1', flags: FLAG_REQUEST }));
     await raw.roundTrip();
     const msgs = raw.frames.filter((f) => f.op === OP.MSG);
     expect(msgs).toHaveLength(1);
@@ -185,7 +185,7 @@ describe('requests without responders', () => {
 
   it('a plain PUB (no request flag) to nobody gets no answer', async () => {
     const { raw } = await rawSession();
-    raw.send(subFrame(1, 'inbox.*'), pubFrame('nobody', 'q', 'inbox.1'));
+    raw.send(subFrame(1, 'inbox.*'), pubFrame('nobody', 'q', { reply: 'inbox.1' }));
     await raw.roundTrip();
     expect(raw.msgCount).toBe(0);
   });

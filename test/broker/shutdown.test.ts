@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { OP, portOf, subFrame, useWorld } from './harness.js';
+import { OP, portOf, subFrame, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

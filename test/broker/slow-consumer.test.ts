@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ERR, FLAG_FATAL, subFrame, until, useWorld } from './harness.js';
+import { ERR, FLAG_FATAL, subFrame, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, startBroker } from '../../broker/index.js';
 import { connect } from '../../client/index.js';
-import { OP, subFrame, pubFrame, useWorld } from './harness.js';
+import { OP, subFrame, pubFrame, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   Bus, ConnectionError, MaxPayloadError, OptionsError, PendingLimitError, ServerError, SubjectError, connect,
 } from '../../client/index.js';
-import { ERR, FLAG_FATAL, OP, pubFrame, until, useWorld } from '../broker/harness.js';
+import { ERR, FLAG_FATAL, OP, pubFrame, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { ConnectionError } from '../../client/index.js';
-import { until, useWorld } from '../broker/harness.js';
+import { until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Msg } from '../../client/index.js';
-import { sessionOf, until, useWorld } from '../broker/harness.js';
+import { sessionOf, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bus, Subscription } from '../../client/index.js';
-import { until, useWorld } from '../broker/harness.js';
+import { until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Bus, ConnectionError, PendingLimitError, connect } from '../../client/index.js';
-import { deadUrl, guard, portOf, sessionOf, until, useWorld } from '../broker/harness.js';
+import { deadUrl, guard, portOf, sessionOf, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConnectionError, NoRespondersError, OptionsError, TimeoutError, type Msg } from '../../client/index.js';
-import { guard, useWorld } from '../broker/harness.js';
+import { guard, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

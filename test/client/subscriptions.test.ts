@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Bus, Msg } from '../../client/index.js';
-import { sessionOf, useWorld } from '../broker/harness.js';
+import { sessionOf, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 

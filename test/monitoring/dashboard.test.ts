@@ -4,21 +4,18 @@
  * WebSocket at /bus, and its numbers change when this test publishes. A screenshot
  * is written to test-results/dashboard.png for a person to look at.
  *
- * Skipped, with a message saying so, when /usr/bin/chromium is missing; .ci/run
- * installs it, so CI runs this.
+ * Skipped, saying so (test/kit/guards.ts), when /usr/bin/chromium is missing; .ci/run
+ * installs it and then requires it, so CI runs this.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { until, useWorld } from '../broker/harness.js';
+import { CHROMIUM, chromiumProblem, describeNeeding, until, useWorld } from '../kit/index.js';
 import { httpBase } from './http.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const present = fs.existsSync(CHROMIUM);
-if (!present) console.warn(`SKIPPED: the dashboard end-to-end test needs ${CHROMIUM} (apt-get install -y chromium); .ci/run installs it`);
 const SHOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-results', 'dashboard.png');
 
 // The functions given to page.evaluate run in the page (the test project has no DOM types).
@@ -29,7 +26,7 @@ const w = useWorld();
 let browser: BrowserContext | null = null;
 let profile = '';
 
-describe.skipIf(!present)('the dashboard in headless Chromium', () => {
+describeNeeding('chromium', chromiumProblem())('the dashboard in headless Chromium', () => {
   beforeAll(async () => {
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-chromium-'));
     // A fresh --user-data-dir: playwright passes `profile` as that flag.

@@ -3,7 +3,7 @@
  * docs/MONITORING.md lists them, and the Prometheus text format.
  */
 import { describe, expect, it } from 'vitest';
-import { until, useWorld } from '../broker/harness.js';
+import { until, useWorld } from '../kit/index.js';
 import { getJson, getText, httpBase } from './http.js';
 
 const w = useWorld();

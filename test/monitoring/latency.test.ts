@@ -4,7 +4,7 @@
  * hops to the broker; $SYS.latency reports reach any subscriber; bus.stats().
  */
 import { describe, expect, it } from 'vitest';
-import { until, useWorld } from '../broker/harness.js';
+import { until, useWorld } from '../kit/index.js';
 import type { Msg } from '../../client/index.js';
 import { getJson } from './http.js';
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Bus } from '../../client/index.js';
-import { until } from '../broker/harness.js';
+import { until } from '../kit/index.js';
 
 const BIN = fileURLToPath(new URL('../../dist/bin/hopbus.js', import.meta.url));
 const procs: ChildProcess[] = [];

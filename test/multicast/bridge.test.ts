@@ -1,12 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ConfigError, resolveOptions } from '../../broker/index.js';
 import type { Msg } from '../../client/index.js';
-import { useWorld } from '../broker/harness.js';
-import { channelOf, multicastProblem, sleep, until, urlOf, useBuses } from './helpers.js';
+import { useWorld } from '../kit/index.js';
+import { channelOf, describeMulticast, sleep, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 3;
-const problem = await multicastProblem();
-const suite = problem === null ? describe : describe.skip;
 const world = useWorld();
 const w = useBuses();
 const url = urlOf(FILE, 0);
@@ -19,7 +17,7 @@ function collect(): { list: string[]; on: (m: Msg) => void } {
   return { list, on: (m) => list.push(`${m.subject}=${m.string()}`) };
 }
 
-suite(problem === null ? 'broker bridge to multicast' : `broker bridge to multicast: SKIPPED, ${problem}`, () => {
+describeMulticast('broker bridge to multicast', () => {
   it('both ways, exactly once each, no loops: TCP -> multicast, multicast -> TCP, and each side\'s own copy', async () => {
     const b = await world.broker(mc());
     const tcp = await world.connect(b.url, { name: 'tcp' });

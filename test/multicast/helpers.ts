@@ -1,66 +1,17 @@
 /**
- * Shared by the multicast suites: can this machine do multicast at all (tests skip,
- * saying why, when it cannot), unique groups and ports per test file so parallel
+ * Shared by the multicast suites: a describe that skips loudly, saying why, when this
+ * machine cannot do loopback multicast (test/kit/guards.ts), unique groups and ports per test file so parallel
  * files never hear each other, and buses closed after every test even when it failed.
  */
-import dgram from 'node:dgram';
-import { execFileSync } from 'node:child_process';
 import { afterEach } from 'vitest';
 import { connectMulticast, type MulticastBus, type MulticastConnectOptions } from '../../client/index.js';
 
-export { until } from '../broker/harness.js';
+import { describeNeeding, multicastProblem } from '../kit/index.js';
 
-/** null when loopback multicast works here, else why not. */
-export async function multicastProblem(): Promise<string | null> {
-  const group = '239.250.250.250';
-  const r = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  const s = dgram.createSocket('udp4');
-  try {
-    const port = await new Promise<number>((resolve, reject) => {
-      r.once('error', reject);
-      r.bind(0, group, () => resolve(r.address().port));
-    });
-    r.addMembership(group, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind(0, '127.0.0.1', () => resolve());
-    });
-    s.setMulticastInterface('127.0.0.1');
-    const got = new Promise<boolean>((resolve) => {
-      r.once('message', () => resolve(true));
-      setTimeout(() => resolve(false), 1000).unref();
-    });
-    s.send('probe', port, group);
-    return (await got) ? null : 'a datagram sent to a multicast group on loopback did not come back within 1 s';
-  } catch (err) {
-    return `loopback multicast fails: ${(err as Error).message}`;
-  } finally {
-    r.close();
-    s.close();
-  }
-}
+export { until } from '../kit/index.js';
 
-/** null when network namespaces with veth pairs can be made (root, iproute2), else why not. */
-export function netnsProblem(): string | null {
-  if (process.getuid?.() !== 0) return 'not root: network namespaces need root';
-  const ns = `hbprobe${process.pid}`;
-  try {
-    execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
-    execFileSync('ip', ['netns', 'del', ns], { stdio: 'pipe' });
-    return null;
-  } catch (err) {
-    return `cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`;
-  }
-}
-
-export function nftProblem(): string | null {
-  try {
-    execFileSync('nft', ['--version'], { stdio: 'pipe' });
-    return null;
-  } catch {
-    return 'nft (Debian package nftables) is not installed';
-  }
-}
+/** `describe` for a suite that needs loopback multicast: skipped loudly (or failed under HOPBUS_REQUIRE) without it. */
+export const describeMulticast = describeNeeding('multicast', await multicastProblem());
 
 /**
  * A group and port for test file `file` (1..40), channel n (0..9), unique per run:

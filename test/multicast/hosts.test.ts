@@ -3,16 +3,13 @@
  * pair, loss injected with nftables. Runs as root (CI does); elsewhere it says why
  * and skips.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { multicastProblem, netnsProblem, nftProblem } from './helpers.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeNeeding, itNeeding, multicastProblem, netnsProblem, nftProblem } from '../kit/index.js';
 import { TwoHosts, type Peer, type RecvStats } from '../../bench/netns.js';
 
-const problem = (await multicastProblem()) ?? netnsProblem();
-const noNft = nftProblem();
-if (problem !== null) console.warn(`cross-host multicast suite skipped: ${problem}`);
-if (problem === null && noNft !== null) console.warn(`nftables loss tests skipped: ${noNft}`);
-const suite = problem === null ? describe : describe.skip;
-const nftIt = noNft === null ? it : it.skip;
+const multicast = await multicastProblem();
+const suite = describeNeeding(multicast === null ? 'netns' : 'multicast', multicast ?? netnsProblem());
+const nftIt = itNeeding('nft', nftProblem());
 
 // A channel of its own; nothing else on the machine uses these namespaces.
 const GROUP = '239.77.1.1';
@@ -26,7 +23,7 @@ interface SentStats {
   datagramsOut: number;
 }
 
-suite(problem === null ? 'multicast across hosts (network namespaces, veth)' : `multicast across hosts: SKIPPED, ${problem}`, () => {
+suite('multicast across hosts (network namespaces, veth)', () => {
   let net: TwoHosts;
   const urlA = () => `udp://${GROUP}:${PORT}?iface=${net.addrA}`;
   const urlB = () => `udp://${GROUP}:${PORT}?iface=${net.addrB}`;

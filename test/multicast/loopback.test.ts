@@ -1,17 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { connect, MaxPayloadError, OptionsError, TimeoutError, type Msg, type MulticastLossEvent, type MulticastSourceEvent } from '../../client/index.js';
 import { SubjectError } from '../../topics/index.js';
-import { channelOf, multicastProblem, sleep, until, urlOf, useBuses } from './helpers.js';
+import { channelOf, describeMulticast, sleep, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 1;
-const problem = await multicastProblem();
-if (problem !== null) console.warn(`multicast suites skipped: ${problem}`);
-const suite = problem === null ? describe : describe.skip;
 const w = useBuses();
 const url = urlOf(FILE, 0);
 const more = [channelOf(FILE, 1).key, channelOf(FILE, 2).key, channelOf(FILE, 3).key];
 
-suite(problem === null ? 'multicast over loopback' : `multicast over loopback: SKIPPED, ${problem}`, () => {
+describeMulticast('multicast over loopback', () => {
   it('connect("udp://...") gives a brokerless client: what one bus publishes another receives, in order', async () => {
     const a = await connect(url as `udp://${string}`, { lingerMs: 0 });
     const b = await w.open(url);

@@ -1,13 +1,11 @@
 import dgram from 'node:dgram';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import type { MulticastLossEvent, MulticastSourceEvent } from '../../client/index.js';
 import { startNode } from '../../bench/procs.js';
 import { DType, HEADER, NAK_SIZE, writeHeader, writeIpv4 } from '../../transports/multicast/wire.js';
-import { channelOf, multicastProblem, sleep, until, urlOf, useBuses } from './helpers.js';
+import { channelOf, describeMulticast, sleep, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 2;
-const problem = await multicastProblem();
-const suite = problem === null ? describe : describe.skip;
 const w = useBuses();
 const url = urlOf(FILE, 0);
 
@@ -19,7 +17,7 @@ async function oneByOne(bus: { publish(s: string, d: string): void }, subject: s
   }
 }
 
-suite(problem === null ? 'multicast loss repair' : `multicast loss repair: SKIPPED, ${problem}`, () => {
+describeMulticast('multicast loss repair', () => {
   it('datagrams dropped at the source (test hook) are NAKed, resent and delivered in order, with no loss reported', async () => {
     const drop = new Set([3, 5, 6, 20]);
     const a = await w.open(url, { testDrop: (seq, _ch, re) => !re && drop.has(seq) });

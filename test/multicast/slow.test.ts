@@ -1,10 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { SlowConsumerError, type MulticastLossEvent } from '../../client/index.js';
-import { multicastProblem, sleep, until, urlOf, useBuses } from './helpers.js';
+import { describeMulticast, sleep, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 4;
-const problem = await multicastProblem();
-const suite = problem === null ? describe : describe.skip;
 const w = useBuses();
 const url = urlOf(FILE, 0);
 const TOTAL = 3000;
@@ -16,7 +14,7 @@ function spin(ms: number): void {
   }
 }
 
-suite(problem === null ? 'multicast slow consumers' : `multicast slow consumers: SKIPPED, ${problem}`, () => {
+describeMulticast('multicast slow consumers', () => {
   it('drop-oldest (the default): a slow callback sees the newest messages; every message is delivered or counted dropped and reported', async () => {
     const a = await w.open(url);
     const b = await w.open(url, { dispatchBudgetMs: 5 });

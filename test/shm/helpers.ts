@@ -12,6 +12,8 @@ import { ShmLink } from '../../transports/shm/link.js';
 import { Poller } from '../../transports/shm/poller.js';
 import { ParkWait, type WaitStrategy } from '../../transports/shm/wait.js';
 
+export { until } from '../kit/index.js';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 export const OP_PING = 0x30;
@@ -70,15 +72,6 @@ export function linkPair(capacity = 4096, o: { heartbeatMs?: number; heartbeatTi
   client.start(atClient);
   broker.start(atBroker);
   return { client, broker, atClient, atBroker };
-}
-
-/** Polls `cond` every few ms until it holds; fails with `what` after `timeoutMs`. */
-export async function until(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 /** Starts a fixture worker (test/shm/fixtures/<name>.mjs, which loads dist/). */

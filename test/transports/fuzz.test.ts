@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
 import {
-  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, type ProtocolError, maxFrameFor, msgSize, subSize, writeDirect,
-  writeMsgHeader, writeSub,
+  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, type ProtocolError, maxFrameFor, writeDirect,
 } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
+import { bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
 
 const MAX_PAYLOAD = 4096;
 const MAX_HEADERS = 1024;
@@ -26,55 +26,6 @@ const ATTACK_MS = 5000;
 const packr = new Packr({ useRecords: false });
 // Same options as the broker's (broker/session.ts), so the model below decodes CONNECT exactly as it does.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-
-// --- frame builders -------------------------------------------------------------------
-
-function connectFrame(opts: unknown = {}, version = PROTOCOL_VERSION): Buffer {
-  const body = opts instanceof Uint8Array ? opts : packr.pack(opts);
-  const f = Buffer.alloc(8 + body.length);
-  f.writeUInt32LE(f.length, 0);
-  f[4] = Op.CONNECT;
-  f.writeUInt16LE(version, 6);
-  f.set(body, 8);
-  return f;
-}
-
-function pubFrame(subject: string, payload: Uint8Array | string, o: { reply?: string; headers?: Uint8Array; sid?: number; flags?: number } = {}): Buffer {
-  const p = Buffer.from(payload);
-  const s = Buffer.byteLength(subject);
-  const r = Buffer.byteLength(o.reply ?? '');
-  const h = o.headers?.length ?? 0;
-  const total = msgSize(s, r, h, p.length, false);
-  const f = Buffer.alloc(total);
-  let at = writeMsgHeader(f, 0, total, Op.PUB, o.flags ?? 0, 1, o.sid ?? 0, s, r, h);
-  at += f.write(subject, at);
-  at += f.write(o.reply ?? '', at);
-  if (o.headers) at += Buffer.from(o.headers).copy(f, at);
-  p.copy(f, at);
-  return f;
-}
-
-function subFrame(sid: number, pattern: string, queue?: string): Buffer {
-  const f = Buffer.alloc(subSize(Buffer.byteLength(pattern), queue ? Buffer.byteLength(queue) : 0));
-  writeSub(f, 0, sid, pattern, queue);
-  return f;
-}
-
-function unsubFrame(sid: number, max: number): Buffer {
-  const f = Buffer.alloc(16);
-  f.writeUInt32LE(16, 0);
-  f[4] = Op.UNSUB;
-  f.writeUInt32LE(sid, 8);
-  f.writeUInt32LE(max, 12);
-  return f;
-}
-
-function bare(op: number, len = 6): Buffer {
-  const f = Buffer.alloc(len);
-  f.writeUInt32LE(len, 0);
-  f[4] = op;
-  return f;
-}
 
 // --- a model of the broker's reaction -----------------------------------------------------
 
@@ -184,18 +135,10 @@ afterAll(async () => {
 /** Healthy sessions: the two SDK clients. */
 const BASELINE_SESSIONS = 2;
 
-async function until(cond: () => boolean, what: string, ms = ATTACK_MS): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** The healthy subscriber is still receiving: more messages arrive after this call. */
 async function streamStillFlowing(): Promise<void> {
   const n = received.length;
-  await until(() => received.length > n + 20, 'the healthy stream to keep flowing');
+  await until(() => received.length > n + 20, 'the healthy stream to keep flowing', ATTACK_MS);
 }
 
 interface Frame {
@@ -260,7 +203,7 @@ async function attack(bytes: Buffer, after: 'wait' | 'end' | 'destroy' = 'wait')
     malformed = (err as Error).message;
   }
   // The broker releases the session too (it may notice the close a moment after us).
-  await until(() => b.broker.sessions.size === sessionsBefore, 'the broker to release the hostile session');
+  await until(() => b.broker.sessions.size === sessionsBefore, 'the broker to release the hostile session', ATTACK_MS);
   return { frames, malformed, closed: wasClosed, socketError };
 }
 
@@ -318,7 +261,7 @@ const pubArb = fc
     headers: fc.oneof({ weight: 8, arbitrary: fc.uint8Array({ maxLength: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: MAX_HEADERS - 4, max: MAX_HEADERS + 4 }).map((n) => new Uint8Array(n)) }),
     request: fc.boolean(),
   })
-  .map((m) => pubFrame(m.subject, m.payload, { reply: m.reply, headers: m.headers, flags: m.request ? FLAG_REQUEST : 0 }));
+  .map((m) => pubFrame(m.subject, m.payload, { reply: m.reply, headers: m.headers, flags: m.request ? FLAG_REQUEST : 0, kind: 1 }));
 const subArb = fc
   .record({ sid: fc.integer({ min: 1, max: 4 }), pattern: fc.constantFrom('fz.*', 'fz.>', 'fz.a'), queue: fc.option(fc.constantFrom('q1', 'q2'), { nil: undefined }) })
   .map((s) => subFrame(s.sid, s.pattern, s.queue));
@@ -604,7 +547,7 @@ describe('the healthy stream', () => {
     }
     expect(outOfOrder, `first position where the sequence broke (got ${received[outOfOrder]})`).toBe(-1);
     expect(healthyTrouble).toEqual([]);
-    await until(() => b.broker.sessions.size === BASELINE_SESSIONS, 'only the healthy sessions to remain');
+    await until(() => b.broker.sessions.size === BASELINE_SESSIONS, 'only the healthy sessions to remain', ATTACK_MS);
   });
 });
 
@@ -653,7 +596,7 @@ describe('broker timers against silent peers', () => {
       await new Promise((r) => silent.once('close', r));
       expect(frames.map((f) => f.op)).toEqual([Op.INFO, Op.PING, Op.PING, Op.PING, Op.ERR]);
       expect(frames[4]).toEqual({ op: Op.ERR, flags: FLAG_FATAL, code: ErrCode.STALE_CONNECTION, text: 'stale connection: 3 PINGs unanswered' });
-      await until(() => pingsAnswered >= 5, 'the answering peer to outlive several PINGs');
+      await until(() => pingsAnswered >= 5, 'the answering peer to outlive several PINGs', ATTACK_MS);
       expect(answering.destroyed).toBe(false);
     } finally {
       answering.destroy();

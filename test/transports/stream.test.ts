@@ -9,17 +9,9 @@ import { Op, ProtocolError, msgSize, writeMsgHeader } from '../../transports/pro
 import type { Link, LinkHandler, Listener } from '../../transports/link.js';
 import { StreamLink, dialStream, listenStream } from '../../transports/stream.js';
 import { parseUrl, type Endpoint } from '../../transports/url.js';
+import { until } from '../kit/index.js';
 
 const MAX_FRAME = 8 * 1024 * 1024;
-
-/** Polls `cond` until it holds; fails with `what` after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** Records what a link hands its handler. */
 class Recorder implements LinkHandler {

@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { connectFrame, subFrame, until, useWorld } from '../broker/harness.js';
+import { connectFrame, subFrame, until, useWorld } from '../kit/index.js';
 import { wsUrl } from '../monitoring/http.js';
 
 const w = useWorld();

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
-import { connectFrame, until, useWorld } from '../broker/harness.js';
+import { connectFrame, until, useWorld } from '../kit/index.js';
 import { ConnectionError, connect, type Msg } from '../../client/index.js';
 import { getJson, wsUrl } from '../monitoring/http.js';
 
