@@ -1,8 +1,7 @@
 import { expect, it } from 'vitest';
 import { ConfigError, resolveOptions } from '../../broker/index.js';
-import type { Msg } from '../../client/index.js';
 import { useWorld } from '../kit/index.js';
-import { channelOf, describeMulticast, sleep, until, urlOf, useBuses } from './helpers.js';
+import { channelOf, collect, describeMulticast, fence, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 3;
 const world = useWorld();
@@ -10,12 +9,6 @@ const w = useBuses();
 const url = urlOf(FILE, 0);
 const ch1 = channelOf(FILE, 1).key;
 const mc = (extra: Record<string, unknown> = {}) => ({ multicast: { url, channels: [ch1], lingerMs: 0, ...extra } });
-
-/** Collects message payloads per receiver. */
-function collect(): { list: string[]; on: (m: Msg) => void } {
-  const list: string[] = [];
-  return { list, on: (m) => list.push(`${m.subject}=${m.string()}`) };
-}
 
 describeMulticast('broker bridge to multicast', () => {
   it('both ways, exactly once each, no loops: TCP -> multicast, multicast -> TCP, and each side\'s own copy', async () => {
@@ -31,7 +24,10 @@ describeMulticast('broker bridge to multicast', () => {
     for (let i = 0; i < 50; i++) tcp.publish(`px.t${i % 3}`, `tcp${i}`);
     for (let i = 0; i < 50; i++) m.publish(`px.m${i % 3}`, `mc${i}`);
     await until(() => atTcp.list.length >= 100 && atMc.list.length >= 100, '100 messages on each side');
-    await sleep(50); // anything extra (a loop, a duplicate) would arrive meanwhile
+    // Anything extra (a loop, a duplicate) would arrive before a fence each way.
+    const subjects = [0, 1, 2].flatMap((k) => [`px.t${k}`, `px.m${k}`]);
+    await fence(m, subjects, atTcp, atMc);
+    await fence(tcp, subjects, atTcp, atMc);
     expect(atTcp.list).toHaveLength(100);
     expect(atMc.list).toHaveLength(100);
     expect(new Set(atTcp.list).size).toBe(100);
@@ -42,8 +38,9 @@ describeMulticast('broker bridge to multicast', () => {
       expect(atTcp.list.filter((x) => x.startsWith(`px.m${k}=`))).toEqual([...Array(50).keys()].filter((i) => i % 3 === k).map((i) => `px.m${k}=mc${i}`));
     }
     const s = b.broker.bridge!.stats();
-    expect(s.exported).toBe(50);
-    expect(s.imported).toBe(50);
+    // Plus the fences: one marker per subject each way.
+    expect(s.exported).toBe(50 + subjects.length);
+    expect(s.imported).toBe(50 + subjects.length);
   });
 
   it('two brokers on the same channels: a message crosses to the other broker once and never comes back', async () => {
@@ -60,11 +57,13 @@ describeMulticast('broker bridge to multicast', () => {
     for (let i = 0; i < 20; i++) c1.publish('two.a', String(i));
     for (let i = 0; i < 20; i++) c2.publish('two.b', String(i));
     await until(() => at1.list.length >= 40 && at2.list.length >= 40, '40 at each');
-    await sleep(50);
+    await fence(c1, ['two.a'], at1, at2);
+    await fence(c2, ['two.b'], at1, at2);
     expect(at1.list).toHaveLength(40);
     expect(at2.list).toHaveLength(40);
-    expect(b1.broker.bridge!.stats().exported).toBe(20);
-    expect(b2.broker.bridge!.stats().exported).toBe(20);
+    // Plus one fence each.
+    expect(b1.broker.bridge!.stats().exported).toBe(20 + 1);
+    expect(b2.broker.bridge!.stats().exported).toBe(20 + 1);
   });
 
   it('export and import patterns choose what crosses; the bridge joins only the channels its imports need', async () => {
@@ -84,7 +83,9 @@ describeMulticast('broker bridge to multicast', () => {
     m.publish('in.y', '2');
     m.publish('out.z', 'not imported'); // not in the bridge's imports (m hears its own copy)
     await until(() => atMc.list.length >= 2 && atTcp.list.length >= 3, 'deliveries');
-    await sleep(50);
+    // in.> is imported (on ch1, the one channel the bridge joined), out.> exported.
+    await fence(m, ['in.fence'], atTcp);
+    await fence(tcp, ['out.fence'], atMc);
     expect(atMc.list.sort()).toEqual(['out.x=1', 'out.z=not imported']);
     expect(atTcp.list.sort()).toEqual(['in.y=2', 'out.x=1', 'private.x=local only']);
   });

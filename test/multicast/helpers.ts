@@ -4,11 +4,10 @@
  * files never hear each other, and buses closed after every test even when it failed.
  */
 import { afterEach } from 'vitest';
-import { connectMulticast, type MulticastBus, type MulticastConnectOptions } from '../../client/index.js';
+import { connectMulticast, type Msg, type MulticastBus, type MulticastConnectOptions } from '../../client/index.js';
+import { describeNeeding, multicastProblem, until } from '../kit/index.js';
 
-import { describeNeeding, multicastProblem } from '../kit/index.js';
-
-export { until } from '../kit/index.js';
+export { until };
 
 /** `describe` for a suite that needs loopback multicast: skipped loudly (or failed under HOPBUS_REQUIRE) without it. */
 export const describeMulticast = describeNeeding('multicast', await multicastProblem());
@@ -47,3 +46,42 @@ export function useBuses(): { open(url: string, o?: MulticastConnectOptions): Pr
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What one receiver got, as `subject=payload`, with fence markers kept apart (fence()). */
+export interface Log {
+  list: string[];
+  fences: Set<string>;
+  on: (m: Msg) => void;
+}
+
+const FENCE = 'fence:';
+
+export function collect(): Log {
+  const list: string[] = [];
+  const fences = new Set<string>();
+  return {
+    list,
+    fences,
+    on: (m) => {
+      const s = m.string();
+      if (s.startsWith(FENCE)) fences.add(`${m.subject}=${s}`);
+      else list.push(`${m.subject}=${s}`);
+    },
+  };
+}
+
+let fences = 0;
+
+/**
+ * The acknowledgement a negative check waits for ("nothing more arrives"): `from`
+ * publishes a marker on each of `subjects`, and each of `at` must receive them all. A
+ * multicast channel keeps a source's order, and so does a TCP connection, so whatever
+ * the traffic before it caused on those paths (a loop, a duplicate) has arrived by then.
+ * Use one subject per channel the traffic used.
+ */
+export async function fence(from: { publish(subject: string, data: string): void }, subjects: string[], ...at: Log[]): Promise<void> {
+  const tag = `${FENCE}${++fences}`;
+  for (const s of subjects) from.publish(s, tag);
+  const want = subjects.map((s) => `${s}=${tag}`);
+  await until(() => at.every((l) => want.every((w) => l.fences.has(w))), `the fence ${tag} on ${subjects.join(', ')}`);
+}
