@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { until, useWorld } from '../kit/index.js';
+import type { StartedBroker } from '../../broker/index.js';
 import type { Msg } from '../../client/index.js';
 import { getJson } from './http.js';
 
@@ -25,6 +26,18 @@ async function traffic(url: string, timestamps: boolean, n = 200) {
   await pub.flush();
   await until(() => got === n, 'every message delivered');
   return { sub, pub };
+}
+
+/**
+ * Resolves once the broker's monitor has run `n` more intervals (it replaces its rates at
+ * each): what a negative check about periodic reports waits for, instead of a sleep.
+ * Clients report on the same period (INFO reportIntervalMs = monitorIntervalMs).
+ */
+async function intervals(b: StartedBroker, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const r = b.broker.monitor.rates;
+    await until(() => b.broker.monitor.rates !== r, `monitor interval ${i + 1} of ${n}`);
+  }
 }
 
 describe('latency histograms', () => {
@@ -69,7 +82,7 @@ describe('latency histograms', () => {
   it('stay empty when the publisher does not stamp timestamps', async () => {
     const b = await w.broker(FAST);
     const { sub } = await traffic(b.url, false);
-    await new Promise((r) => setTimeout(r, 150));
+    await intervals(b, 3);
     const l = await getJson(b, '/latency');
     for (const hop of HOPS) expect(l.total[hop].count, hop).toBe(0);
     expect(l.clients).toHaveLength(0);
@@ -146,7 +159,7 @@ describe('$SYS.latency and $SYS.stats', () => {
     const b = await w.broker(FAST);
     await traffic(b.url, true, 10);
     const before = b.broker.counters.msgsOut;
-    await new Promise((r) => setTimeout(r, 200));
+    await intervals(b, 4);
     // Only the client's own reports (to nobody) were published meanwhile.
     expect(b.broker.counters.msgsOut).toBe(before);
   });

@@ -35,9 +35,7 @@ describe('a full ring', () => {
     const pub = await Agent.start(b.endpoint('shm', { ringBytes: 4096 }), { name: 'pub', wait: 'park' });
     agents.push(sub, pub);
     await sub.call('sub', { subject: 'bp.test', seq: true, options: { policy: 'block' } });
-    const gate = new SharedArrayBuffer(4);
-    sub.post('freeze', { sab: gate });
-    await new Promise((r) => setTimeout(r, 50));
+    const frozen = await sub.freeze();
 
     const n = 1000;
     const { pendingBytes } = await pub.call<{ pendingBytes: number }>('pubNoWait', { subject: 'bp.test', n, size: 1000 });
@@ -53,8 +51,7 @@ describe('a full ring', () => {
 
     // Release the consumer: the held bytes flow, the broker resumes the publisher,
     // whose flush() then resolves.
-    Atomics.store(new Int32Array(gate), 0, 1);
-    Atomics.notify(new Int32Array(gate), 0);
+    frozen.release();
     const flushed = await pub.call<{ pendingBytes: number }>('flush', { timeoutMs: 20_000 }, 30_000);
     expect(flushed.pendingBytes).toBe(0);
     await sub.call('flush');
@@ -71,9 +68,7 @@ describe('a full ring', () => {
     agents.push(stuck, fine, pub);
     await stuck.call('sub', { subject: 'sc.test', seq: true });
     await fine.call('sub', { subject: 'sc.test', seq: true });
-    const gate = new SharedArrayBuffer(4);
-    stuck.post('freeze', { sab: gate, ms: 10_000 });
-    await new Promise((r) => setTimeout(r, 50));
+    const frozen = await stuck.freeze(10_000);
 
     await pub.call('pub', { subject: 'sc.test', n: 500, size: 1000 });
     await until(() => b.broker.counters.slowConsumers === 1, 'the stuck consumer is closed');
@@ -85,8 +80,7 @@ describe('a full ring', () => {
 
     // Once it thaws, the stuck worker reads the ERR and learns why it was dropped.
     const told = nextMessage<{ event?: string; reason?: string }>(stuck.worker, (m) => m.event === 'disconnect');
-    Atomics.store(new Int32Array(gate), 0, 1);
-    Atomics.notify(new Int32Array(gate), 0);
+    frozen.release();
     await told;
     const { events } = await stuck.call<{ events: string[] }>('report');
     expect(events.join('\n')).toMatch(/slow consumer/i);

@@ -12,7 +12,9 @@ import { ShmLink } from '../../transports/shm/link.js';
 import { Poller } from '../../transports/shm/poller.js';
 import { ParkWait, type WaitStrategy } from '../../transports/shm/wait.js';
 
-export { until } from '../kit/index.js';
+import { until } from '../kit/index.js';
+
+export { until };
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -131,6 +133,22 @@ export class Agent {
     const r = await reply;
     if (r.error) throw new Error(`agent ${cmd}: ${r.error}`);
     return r as T;
+  }
+
+  /**
+   * Stops the agent's thread cold (a consumer that is stuck) and resolves once it is
+   * frozen; it stays so until `release()` or `ms`.
+   */
+  async freeze(ms?: number): Promise<{ release(): void }> {
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    this.post('freeze', { sab: gate.buffer, ms });
+    await until(() => Atomics.load(gate, 1) === 1, `agent ${this.worker.threadId} to freeze`);
+    return {
+      release() {
+        Atomics.store(gate, 0, 1);
+        Atomics.notify(gate, 0);
+      },
+    };
   }
 
   /** Sends a command without waiting for its answer. */

@@ -9,7 +9,7 @@ import { Op, ProtocolError, msgSize, writeMsgHeader } from '../../transports/pro
 import type { Link, LinkHandler, Listener } from '../../transports/link.js';
 import { StreamLink, dialStream, listenStream } from '../../transports/stream.js';
 import { parseUrl, type Endpoint } from '../../transports/url.js';
-import { until } from '../kit/index.js';
+import { tick, until } from '../kit/index.js';
 
 const MAX_FRAME = 8 * 1024 * 1024;
 
@@ -225,7 +225,10 @@ describe.each(['tcp', 'unix'] as const)('StreamLink over %s', (transport) => {
     client.start(new Recorder());
     for (let i = 0; i < 10; i++) writeSeq(client, i);
     const s = new Recorder();
-    await new Promise((r) => setTimeout(r, 50));
+    // Two turns of the event loop: the second includes a poll phase begun after the bytes were in
+    // the server's receive buffer (the client's drain), where a reading socket would have read them.
+    await tick();
+    await tick();
     server.start(s);
     await until(() => s.frames.length >= 10, '10 frames after start');
     expect(s.seqs()).toEqual(range(10));
@@ -236,7 +239,10 @@ describe.each(['tcp', 'unix'] as const)('StreamLink over %s', (transport) => {
     server.pause();
     for (let i = 0; i < 10; i++) writeSeq(client, i);
     await until(() => c.drains > 0, 'the client to hand its bytes to the OS');
-    await new Promise((r) => setTimeout(r, 50));
+    // Two turns of the event loop: the second includes a poll phase begun after the bytes were in
+    // the server's receive buffer (the client's drain), where a reading socket would have read them.
+    await tick();
+    await tick();
     expect(s.frames).toHaveLength(0);
     server.resume();
     await until(() => s.frames.length >= 10, '10 frames after resume');
