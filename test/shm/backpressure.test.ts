@@ -5,21 +5,15 @@
  * shm connections as on TCP ones.
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
-import { Agent, nextMessage, until } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import type { BrokerOptions, StartedBroker } from '../../broker/index.js';
+import { Agent, nextMessage, until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const agents: Agent[] = [];
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { agents } = shm;
 
 async function start(o: BrokerOptions): Promise<StartedBroker> {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...o });
-  return broker;
+  return shm.start(o);
 }
 
 function session(b: StartedBroker, name: string) {

@@ -4,32 +4,24 @@
  * that dies is noticed by its shm clients.
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import type { ShmEndpoint, ShmEndpointOptions } from '../../transports/shm/hub.js';
 import { H_CAPACITY, H_STATE, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, STATE_CLAIMED, ringOffset } from '../../transports/shm/layout.js';
 import { RingWriter } from '../../transports/shm/ring.js';
 import { Signal } from '../../transports/shm/wait.js';
 import { connect, type Bus } from '../../client/index.js';
 import type { Worker } from 'node:worker_threads';
-import { Agent, exited, nextMessage, startWorker, until } from './helpers.js';
+import { Agent, exited, nextMessage, startWorker, until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const agents: Agent[] = [];
-const buses: Bus[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.close()));
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { buses, agents } = shm;
 
 const shmSessions = (b: StartedBroker) => [...b.broker.sessions].filter((s) => s.link.transport === 'shm');
 
 /** A broker with a TCP client and a healthy worker, plus a doomed worker subscribed to `doomed.>`. */
 async function scene(endpointOptions: ShmEndpointOptions = {}) {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-  const b = broker;
+  const b = await shm.start();
   const healthy = await Agent.start(b.endpoint('shm'), { wait: 'hybrid', name: 'healthy' });
   agents.push(healthy);
   await healthy.call('echo', { subject: 'svc.healthy' });
@@ -83,8 +75,7 @@ describe('a worker that dies', () => {
   });
 
   it('worker.terminate() of a Worker bound to its endpoint: freed on the Worker\'s exit event', async () => {
-    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    const b = broker;
+    const b = await shm.start();
     const healthy = await Agent.start(b.endpoint('shm'), { wait: 'hybrid', name: 'healthy' });
     agents.push(healthy);
     await healthy.call('echo', { subject: 'svc.healthy' });
@@ -153,8 +144,7 @@ describe('a client that breaks the ring protocol', () => {
   }
 
   it('bytes that are not a frame: ERR and close, like TCP; everyone else is served', async () => {
-    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    const b = broker;
+    const b = await shm.start();
     const tcp = await connect(b.url, { reconnect: false });
     buses.push(tcp);
     tcp.subscribe('svc.tcp', (m) => m.respond(m.data));
@@ -170,8 +160,7 @@ describe('a client that breaks the ring protocol', () => {
   });
 
   it('ring indices that make no sense (more bytes than the ring holds): the connection is closed', async () => {
-    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    const b = broker;
+    const b = await shm.start();
     const r = rogue(b.endpoint('shm', { ringBytes: 4096 }));
     Atomics.store(r.indices, 0, 10 * 4096); // tail far past head
     r.announce();

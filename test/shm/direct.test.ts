@@ -4,24 +4,16 @@
  * date (docs/SHM.md, "Direct delivery"). Real worker threads, a real broker, real TCP
  * clients beside them. Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { BrokerOptions, StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
-import { Agent, exited, until } from './helpers.js';
+import { Agent, exited, until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const agents: Agent[] = [];
-const buses: Bus[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.close()));
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { buses, agents } = shm;
 
 async function start(o: BrokerOptions = {}): Promise<StartedBroker> {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...o });
-  return broker;
+  return shm.start(o);
 }
 
 async function agent(b: StartedBroker, name: string, o: { direct?: boolean; wait?: string } = {}): Promise<Agent> {

@@ -2,22 +2,16 @@
  * broker.endpoint(), connect(endpoint, { wait }), and the life of an shm connection
  * seen from the client API.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { HybridWait, connect, type Bus } from '../../client/index.js';
-import { until } from './helpers.js';
+import { until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const buses: Bus[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.close()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { buses } = shm;
 
 async function world(): Promise<StartedBroker> {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-  return broker;
+  return shm.start();
 }
 
 describe('broker.endpoint', () => {
@@ -50,7 +44,7 @@ describe('broker.endpoint', () => {
     expect(() => b.endpoint('shm', { ringBytes: 2 ** 31 })).toThrow(/over the limit/);
     await b.close();
     expect(() => b.endpoint('shm')).toThrow(/closed/);
-    broker = null;
+    shm.broker = null;
   });
 
   it('ring sizes are rounded up to a power of two', async () => {
@@ -106,7 +100,7 @@ describe('the end of an shm connection', () => {
     bus.on('reconnect', () => events.push('reconnect'));
     const closed = new Promise<void>((r) => bus.once('close', () => r()));
     await b.close();
-    broker = null;
+    shm.broker = null;
     await closed;
     expect(events).toEqual(['disconnect']);
     expect(bus.isClosed).toBe(true);
@@ -118,7 +112,7 @@ describe('withdrawn endpoints', () => {
     const b = await world();
     const ep = b.endpoint('shm');
     await b.close();
-    broker = null;
+    shm.broker = null;
     await expect(connect(ep, { reconnect: false })).rejects.toThrow(/withdrawn: its broker has closed/);
   });
 });

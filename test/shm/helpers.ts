@@ -6,6 +6,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { afterEach } from 'vitest';
+import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
+import type { Bus } from '../../client/index.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { H_STATE, HUB_BYTES, STATE_CLAIMED, createConnection } from '../../transports/shm/layout.js';
 import { ShmLink } from '../../transports/shm/link.js';
@@ -159,4 +162,36 @@ export class Agent {
   async stop(): Promise<void> {
     await this.worker.terminate();
   }
+}
+
+/**
+ * What one shm test opened, closed after it even when it failed: SDK clients first, then
+ * agents (their workers), then the broker. Set `broker` to the one the test starts (or to
+ * null when the test closed it itself).
+ */
+export interface ShmWorld {
+  broker: StartedBroker | null;
+  readonly buses: Bus[];
+  readonly agents: Agent[];
+  /** Starts the test's broker on 127.0.0.1, a free port, silent logs, plus `options`. */
+  start(options?: BrokerOptions): Promise<StartedBroker>;
+}
+
+export function useShmWorld(): ShmWorld {
+  const world: ShmWorld = {
+    broker: null,
+    buses: [],
+    agents: [],
+    async start(options = {}) {
+      world.broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', ...options });
+      return world.broker;
+    },
+  };
+  afterEach(async () => {
+    await Promise.all(world.buses.splice(0).map((b) => b.close()));
+    await Promise.all(world.agents.splice(0).map((a) => a.stop()));
+    await world.broker?.close();
+    world.broker = null;
+  });
+  return world;
 }

@@ -1,26 +1,18 @@
 /**
  * inproc: clients on the broker's own thread, joined by a pair of in-memory links.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { inprocPair } from '../../transports/inproc.js';
-import { Agent, until } from './helpers.js';
+import { Agent, until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const buses: Bus[] = [];
-const agents: Agent[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.close()));
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { buses, agents } = shm;
 
 async function world(): Promise<StartedBroker> {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-  return broker;
+  return shm.start();
 }
 async function client(addr: Parameters<typeof connect>[0], name = ''): Promise<Bus> {
   const b = await connect(addr, { reconnect: false, name });

@@ -3,24 +3,16 @@
  * clients on the broker's thread all see each other's messages and requests.
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
-import { Agent, until } from './helpers.js';
+import { Agent, until, useShmWorld } from './helpers.js';
 
-let broker: StartedBroker | null = null;
-const agents: Agent[] = [];
-const buses: Bus[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.close()));
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { buses, agents } = shm;
 
 async function world(): Promise<StartedBroker> {
-  broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-  return broker;
+  return shm.start();
 }
 async function client(addr: Parameters<typeof connect>[0]): Promise<Bus> {
   const b = await connect(addr, { reconnect: false });

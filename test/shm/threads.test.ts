@@ -4,21 +4,15 @@
  * from a publishing worker through the broker thread to a subscribing worker.
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { describe, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { H_STATE, HUB_BYTES, STATE_CLAIMED, createConnection } from '../../transports/shm/layout.js';
-import { Agent, exited, nextMessage, startWorker } from './helpers.js';
+import { Agent, exited, nextMessage, startWorker, useShmWorld } from './helpers.js';
 import type { Worker } from 'node:worker_threads';
 
 const workers: Worker[] = [];
-const agents: Agent[] = [];
-let broker: StartedBroker | null = null;
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.terminate()));
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  await broker?.close();
-  broker = null;
-});
+const shm = useShmWorld();
+const { agents } = shm;
 
 async function ringAcrossThreads(count: number, consumerWait: string, producerWait: string): Promise<{ received: number; errors: number; firstError: string }> {
   const conn = createConnection(64 * 1024);
@@ -58,9 +52,9 @@ describe('shm ring across threads', () => {
 
 describe('through the broker thread', () => {
   it('1,000,000 messages from a publishing worker reach a subscribing worker in order, none lost', async () => {
-    broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
-    const sub = await Agent.start(broker.endpoint('shm'), { wait: 'hybrid', name: 'sub' });
-    const pub = await Agent.start(broker.endpoint('shm'), { wait: 'hybrid', name: 'pub' });
+    const b = await shm.start();
+    const sub = await Agent.start(b.endpoint('shm'), { wait: 'hybrid', name: 'sub' });
+    const pub = await Agent.start(b.endpoint('shm'), { wait: 'hybrid', name: 'pub' });
     agents.push(sub, pub);
     await sub.call('sub', { subject: 'load.test', seq: true });
     const n = 1_000_000;
