@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Bus, LossEvent, ServerError } from '../../client/index.js';
-import { sessionOf, until, useWorld } from '../kit/index.js';
+import { eventually, sessionOf, until, useWorld } from '../kit/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, '..', 'fixtures', 'subscriber.mjs');
@@ -76,9 +76,13 @@ const SMALL = { maxPending: 256 * 1024, highWaterBytes: 64 * 1024 };
 describe('slow-consumer policies with a frozen subscriber', () => {
   const w = useWorld();
 
-  it('disconnect (the default): the frozen subscriber is closed as a slow consumer, the healthy one gets everything in order', async () => {
+  /**
+   * A broker with small bounds, a frozen subscriber with `policy` and a healthy one; N
+   * messages published past them. Resolves once the healthy one has all, in order.
+   */
+  async function pastFrozen(policy: string) {
     const b = await w.broker(SMALL);
-    const frozen = await frozenSubscriber(b.url, 'md.>', 'default');
+    const frozen = await frozenSubscriber(b.url, 'md.>', policy);
     const ok = await w.connect(b.url, { name: 'healthy' });
     const got = healthy(ok, 'md.>');
     await ok.flush();
@@ -87,30 +91,25 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     await publishSeq(pub, N, () => 'md.EURUSD.bid');
     await until(() => got.length === N, 'the healthy subscriber to get all');
     expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+    return { b, frozen };
+  }
+
+  it('disconnect (the default): the frozen subscriber is closed as a slow consumer, the healthy one gets everything in order', async () => {
+    const { b } = await pastFrozen('default');
     expect(b.broker.counters.slowConsumers).toBe(1);
     // Its subscriptions are gone at once; the socket itself is closed within the close grace.
     await until(() => ![...b.broker.sessions].some((s) => s.name === 'frozen'), 'the frozen session to be gone');
   });
 
   it('drop-newest: the frozen subscriber stays connected, memory stays bounded, and after thawing it learns exactly how many it lost', async () => {
-    const b = await w.broker(SMALL);
-    const frozen = await frozenSubscriber(b.url, 'md.>', 'drop-newest');
-    const ok = await w.connect(b.url, { name: 'healthy' });
-    const got = healthy(ok, 'md.>');
-    await ok.flush();
-    frozen.child.kill('SIGSTOP');
-    const pub = await w.connect(b.url, { name: 'pub' });
-    await publishSeq(pub, N, () => 'md.EURUSD.bid');
-    await until(() => got.length === N, 'the healthy subscriber to get all');
-    expect(got).toEqual(Array.from({ length: N }, (_, i) => i));
+    const { b, frozen } = await pastFrozen('drop-newest');
     const m = sessionOf(b, 'frozen').metrics();
     expect(m.pendingBytes).toBeLessThanOrEqual(SMALL.maxPending);
     expect(m.droppedNewest).toBeGreaterThan(0);
     expect(b.broker.counters.droppedNewest).toBe(m.droppedNewest);
     frozen.child.kill('SIGCONT');
     // Once it catches up, it has every message either received or reported lost.
-    let r = await frozen.report();
-    await until(() => r.received + r.dropped === N || (void frozen.report().then((x) => (r = x)), false), 'received + dropped to cover every message', 15_000);
+    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped === N, 'received + dropped to cover every message', 15_000);
     expect(r.received + r.dropped).toBe(N);
     expect(r.ordered).toBe(true);
     // drop-newest keeps the oldest: the first messages arrived.
@@ -127,8 +126,7 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     expect(m.droppedOldest).toBeGreaterThan(0);
     expect(m.pendingBytes).toBeLessThanOrEqual(SMALL.maxPending);
     frozen.child.kill('SIGCONT');
-    let r = await frozen.report();
-    await until(() => r.received + r.dropped === N || (void frozen.report().then((x) => (r = x)), false), 'received + dropped to cover every message', 15_000);
+    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped === N, 'received + dropped to cover every message', 15_000);
     expect(r.received + r.dropped).toBe(N);
     expect(r.ordered).toBe(true);
     expect(r.tail[r.tail.length - 1]).toBe(N - 1);
@@ -146,8 +144,7 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     // Conflation keeps at most one held message per subject.
     expect(m.heldMsgs).toBeLessThanOrEqual(SUBJECTS);
     frozen.child.kill('SIGCONT');
-    let r = await frozen.report();
-    await until(() => r.received + r.dropped + r.conflated === N || (void frozen.report().then((x) => (r = x)), false), 'every message accounted for', 15_000);
+    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped + x.conflated === N, 'every message accounted for', 15_000);
     expect(r.received + r.dropped + r.conflated).toBe(N);
     for (let s = 0; s < SUBJECTS; s++) expect(r.lastBySubject[`md.SYM${s}.bid`]).toBe(N - SUBJECTS + s);
   });
@@ -172,8 +169,7 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     const r = await frozen.report();
     expect(r.dropped).toBe(0);
     await until(() => b.broker.counters.pausedMs > 0, 'the pause to be accounted');
-    let rr = r;
-    await until(() => rr.received === M || (void frozen.report().then((x) => (rr = x)), false), 'the frozen one to get all', 20_000);
+    const rr = await eventually(() => frozen.report(), (x) => x.received === M, 'the frozen one to get all', 20_000);
     expect(rr.ordered).toBe(true);
     expect(b.broker.counters.droppedNewest + b.broker.counters.droppedOldest).toBe(0);
   });

@@ -25,3 +25,18 @@ export function guard(ms: number, what: string): Promise<never> {
 
 /** One turn of the event loop: lets I/O callbacks and timers due now run. */
 export const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * until() for a value read asynchronously (another process's or thread's report): reads
+ * it, one read at a time, until `done` holds, and returns the last value read; fails,
+ * naming `what` and the last value, after `timeoutMs` (a safety net).
+ */
+export async function eventually<T>(read: () => Promise<T>, done: (v: T) => boolean, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (done(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}; last read: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

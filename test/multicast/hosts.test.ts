@@ -4,7 +4,7 @@
  * and skips.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeNeeding, itNeeding, multicastProblem, netnsProblem, nftProblem } from '../kit/index.js';
+import { describeNeeding, eventually, itNeeding, multicastProblem, netnsProblem, nftProblem } from '../kit/index.js';
 import { TwoHosts, type Peer, type RecvStats } from '../../bench/netns.js';
 
 const multicast = await multicastProblem();
@@ -42,13 +42,8 @@ suite('multicast across hosts (network namespaces, veth)', () => {
     try {
       src.send('go');
       const sent = await src.line<SentStats>('SENT');
-      // Wait until every receiver has everything, or has stopped making progress.
-      let got: RecvStats[] = [];
-      for (let i = 0; i < 150; i++) {
-        got = await Promise.all(receivers.map((r) => r.stats()));
-        if (got.every((g) => g.received + g.lostReported >= count)) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      // Wait until every receiver has everything (received or reported lost).
+      const got = await eventually(() => Promise.all(receivers.map((r) => r.stats())), (gs) => gs.every((g) => g.received + g.lostReported >= count), 'every receiver to account for every message', 15_000);
       if (pubOpts.exitAfterMs !== undefined) return { sent, got }; // it is dead by now
       src.send('stats');
       return { sent: { ...sent, ...(await src.line<SentStats>('STATS')) }, got };
@@ -110,15 +105,9 @@ suite('multicast across hosts (network namespaces, veth)', () => {
     const rb = await net.peer(net.b, ['recv', urlB(), 'x.>', JSON.stringify({ sourceTimeoutMs: 400 })]);
     try {
       await run([rb], { exitAfterMs: 0, heartbeatMaxMs: 50 }, 1000);
-      let g: RecvStats | null = null;
-      for (let i = 0; i < 50; i++) {
-        const s = await rb.stats();
-        g = s;
-        if (s.gone.length > 0) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(g!.received).toBe(1000);
-      expect(g!.gone).toEqual(['timeout']);
+      const g = await eventually(() => rb.stats(), (s) => s.gone.length > 0, 'the receiver to declare the source gone', 5_000);
+      expect(g.received).toBe(1000);
+      expect(g.gone).toEqual(['timeout']);
     } finally {
       rb.send('quit');
     }

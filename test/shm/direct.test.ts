@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { BrokerOptions, StartedBroker } from '../../broker/index.js';
 import { connect, type Bus } from '../../client/index.js';
+import { eventually } from '../kit/index.js';
 import { Agent, exited, until, useShmWorld } from './helpers.js';
 
 const shm = useShmWorld();
@@ -27,17 +28,9 @@ async function report(a: Agent): Promise<Record<string, SubReport>> {
   return (await a.call<{ subs: Record<string, SubReport> }>('report')).subs;
 }
 
-/**
- * The agent's report for `subject` once `done` holds for it, or as it is after 5 s of
- * waiting (the caller's expectations then say what is missing).
- */
-async function settled(a: Agent, subject: string, done: (r: SubReport) => boolean): Promise<SubReport> {
-  let r = (await report(a))[subject]!;
-  for (let i = 0; i < 500 && !done(r); i++) {
-    await new Promise((res) => setTimeout(res, 10));
-    r = (await report(a))[subject]!;
-  }
-  return r;
+/** The agent's report for `subject` once `done` holds for it. */
+function settled(a: Agent, subject: string, done: (r: SubReport) => boolean): Promise<SubReport> {
+  return eventually(async () => (await report(a))[subject]!, done, `the report for ${subject}`, 5_000);
 }
 
 /** A TCP subscriber counting u32 sequence numbers on `subject`. */

@@ -5,34 +5,14 @@
  * no timer, no waiting.
  */
 import { describe, expect, it } from 'vitest';
-import { Op, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
-import { ChannelSender, type SenderHost } from '../../transports/multicast/source.js';
-import { parseChannel } from '../../transports/multicast/endpoint.js';
 import { DType, F_RETRANSMIT } from '../../transports/multicast/wire.js';
-
-const SESSION = 0x0badcafe;
+import { capture, put } from './multicast-sender.js';
 
 /** A sender whose datagrams are captured, with `n` one-message datagrams (seq 1..n) already sent. */
 function sent(n: number, o: { slots?: number; repairHoldoffMs?: number; repairBytesPerSec?: number } = {}) {
-  const out: Buffer[] = [];
-  const host: SenderHost = {
-    session: SESSION,
-    transmit: (b, off, len) => out.push(Buffer.from(b.subarray(off, off + len))),
-    committed: () => {},
-    testDrop: null,
-  };
-  const s = new ChannelSender(0, parseChannel('239.1.2.3:7500'), host, {
-    budget: 1400, slots: o.slots ?? 16, heartbeatMinMs: 5, heartbeatMaxMs: 1000, repairHoldoffMs: o.repairHoldoffMs ?? 0, repairBytesPerSec: o.repairBytesPerSec ?? 0,
-  });
+  const { s, out } = capture(1400, o.slots ?? 16, { repairHoldoffMs: o.repairHoldoffMs ?? 0, repairBytesPerSec: o.repairBytesPerSec ?? 0 });
   for (let i = 0; i < n; i++) {
-    const subject = 'r.x';
-    const value = `m${i}`;
-    const total = msgSize(Buffer.byteLength(subject), 0, 0, Buffer.byteLength(value), false);
-    const b = s.reserve(total);
-    let at = writeMsgHeader(b, s.writeOffset, total, Op.MSG, 0, 1, 0, Buffer.byteLength(subject), 0, 0);
-    at += b.write(subject, at);
-    b.write(value, at);
-    s.commit(total);
+    put(s, 'r.x', `m${i}`);
     s.flush();
   }
   const data = out.filter((d) => d[3] === DType.DATA);

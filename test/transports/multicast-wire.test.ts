@@ -1,34 +1,12 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Op, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
-import { ChannelSender, type SenderHost } from '../../transports/multicast/source.js';
+import { Op, msgSize } from '../../transports/protocol/index.js';
 import { parseChannel } from '../../transports/multicast/endpoint.js';
 import { resolveChannels } from '../../transports/multicast/config.js';
+import { capture, put } from './multicast-sender.js';
 import { HEADER, datagramType, isIpv4Multicast, seqAdd, seqDiff } from '../../transports/multicast/wire.js';
 
 const doc = fs.readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
-
-/** A sender whose datagrams are captured instead of sent. */
-function capture(budget = 1400, slots = 16): { s: ChannelSender; out: Buffer[] } {
-  const out: Buffer[] = [];
-  const host: SenderHost = {
-    session: 0x1a2b3c4d,
-    transmit: (b, off, len) => out.push(Buffer.from(b.subarray(off, off + len))),
-    committed: () => {},
-    testDrop: null,
-  };
-  const s = new ChannelSender(0, parseChannel('239.1.2.3:7500'), host, { budget, slots, heartbeatMinMs: 5, heartbeatMaxMs: 1000, repairHoldoffMs: 5, repairBytesPerSec: 0 });
-  return { s, out };
-}
-
-function put(s: ChannelSender, subject: string, value: string): void {
-  const total = msgSize(Buffer.byteLength(subject), 0, 0, Buffer.byteLength(value), false);
-  const b = s.reserve(total);
-  let at = writeMsgHeader(b, s.writeOffset, total, Op.MSG, 0, 1, 0, Buffer.byteLength(subject), 0, 0);
-  at += b.write(subject, at);
-  b.write(value, at);
-  s.commit(total);
-}
 
 describe('multicast datagram format', () => {
   it('the DATA dump of docs/PROTOCOL.md is exactly what the source produces', () => {
