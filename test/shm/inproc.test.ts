@@ -9,7 +9,7 @@ import { inprocPair } from '../../transports/inproc.js';
 import { Agent, until, useShmWorld } from './helpers.js';
 
 const shm = useShmWorld();
-const { buses, agents } = shm;
+const { buses } = shm;
 
 async function world(): Promise<StartedBroker> {
   return shm.start();

@@ -5,7 +5,6 @@
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
 import { describe, expect, it } from 'vitest';
-import type { StartedBroker } from '../../broker/index.js';
 import { H_STATE, HUB_BYTES, STATE_CLAIMED, createConnection } from '../../transports/shm/layout.js';
 import { Agent, exited, nextMessage, startWorker, useShmWorld } from './helpers.js';
 import type { Worker } from 'node:worker_threads';
