@@ -6,11 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Bus } from '../../client/index.js';
+import { dist } from '../kit/index.js';
 
-const BIN = fileURLToPath(new URL('../../dist/bin/hopbus.js', import.meta.url));
+const BIN = dist('bin/hopbus.js'); // built fresh: test/kit/setup.ts refuses a stale dist/
 /** A port nobody listens on (so nothing here ever reaches a broker on the default 7400). */
 const DEAD = 'tcp://127.0.0.1:1';
 

@@ -4,12 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type Bus } from '../../client/index.js';
-import { until } from '../kit/index.js';
+import { dist, until } from '../kit/index.js';
 
-const BIN = fileURLToPath(new URL('../../dist/bin/hopbus.js', import.meta.url));
+const BIN = dist('bin/hopbus.js'); // built fresh: test/kit/setup.ts refuses a stale dist/
 const procs: ChildProcess[] = [];
 const buses: Bus[] = [];
 
