@@ -74,11 +74,15 @@ export default tseslint.config(
     rules: { 'no-useless-assignment': 'warn' },
   },
   {
-    files: ['bench/peers/report.ts', 'bench/peers/targets/hopbus.ts', 'client/multicast.ts'],
+    files: ['bench/peers/report.ts', 'bench/peers/targets/hopbus.ts', 'client/multicast.ts', 'test/transports/buffered.test.ts', 'test/transports/ws-links.test.ts'],
     rules: { '@typescript-eslint/no-unused-vars': 'warn' },
   },
   {
     files: ['broker/direct.ts'],
     rules: { 'prefer-const': 'warn' },
+  },
+  {
+    files: ['broker/broker.ts'],
+    rules: { '@typescript-eslint/consistent-type-imports': 'warn' },
   },
 );
