@@ -40,30 +40,9 @@ async function violations(baseDir: string, folders: string[], tsConfig?: string)
   }
 }
 
-/**
- * The import circle in broker/ as it stands on main today (issue 12: "eleven of the
- * fourteen files in broker/ import each other in one circle"). A cycle made only of these
- * files is reported loudly but tolerated until the broker's redesign (which removes the
- * circle) is merged; then this set must be emptied so that every cycle fails. Any cycle
- * through another file fails today.
- */
-const KNOWN_BROKER_CIRCLE = new Set<string>(
-  ['bridge', 'broker', 'config', 'direct', 'endpoints', 'http', 'monitor', 'policy', 'prometheus', 'route', 'session'].map((f) => `broker/${f}.ts`),
-);
-
-function inKnownCircle(v: string): boolean {
-  if (!v.startsWith('no-cycle: ')) return false;
-  return v.slice('no-cycle: '.length).split(' -> ').every((m) => KNOWN_BROKER_CIRCLE.has(m));
-}
-
 describe('the layering of the source tree', () => {
-  it('has no forbidden import and no cycle (beyond the broker circle being removed)', async () => {
-    const found = await violations(root, FOLDERS, 'tsconfig.json');
-    const known = found.filter(inKnownCircle);
-    if (known.length > 0) {
-      console.warn(`layers: ${known.length} known import cycle(s) in broker/ still present (issue 12 removes them):\n  ${known.join('\n  ')}`);
-    }
-    expect(found.filter((v) => !inKnownCircle(v))).toEqual([]);
+  it('has no forbidden import and no cycle', async () => {
+    expect(await violations(root, FOLDERS, 'tsconfig.json')).toEqual([]);
   }, 60_000);
 });
 
