@@ -94,8 +94,10 @@ describe('direct delivery between workers', () => {
     // A second subscriber too, connected but not subscribed yet: its channel is opened while the stream runs.
     const late = await agent(b, 'late');
     const n = 1_000_000;
+    const before = b.broker.counters.msgsIn;
     const publishing = pub.call('pub', { subject: 'run.x', n, size: 16 }, 60_000);
-    await new Promise((r) => setTimeout(r, 20));
+    // The stream runs: its first messages reach the broker (nobody wants run.x yet, so they take the broker path).
+    await until(() => b.broker.counters.msgsIn > before, 'the stream to start');
     await sub.call('sub', { subject: 'run.x', seq: true });
     await late.call('sub', { subject: 'run.x', seq: true });
     await publishing;
@@ -184,8 +186,10 @@ describe('direct delivery between workers', () => {
     await pub.call('pub', { subject: 'crash.a', n: 1000 });
     await until(() => b.broker.direct.stats().channels === 2, 'channels to both subscribers');
     const n = 100_000;
+    const sent = b.broker.direct.stats().msgs;
     const publishing = pub.call('pub', { subject: 'crash.a', n, size: 16 }, 60_000);
-    await new Promise((r) => setTimeout(r, 5));
+    // Mid-stream: the channels have carried some of the new run.
+    await until(() => b.broker.direct.stats().msgs > sent, 'the stream to start');
     await victim.worker.terminate();
     await exited(victim.worker);
     await publishing;
