@@ -11,7 +11,7 @@
  *    publisher can go with bounded queues; messages counted at the subscriber.
  */
 import net from 'node:net';
-import { connect, type Bus, type ConnectOptions } from '../client/index.js';
+import { connectBroker, type Bus, type ConnectOptions } from '../client/index.js';
 import { histogram, nowNs, percentiles, type Percentiles } from './stats.js';
 import { startNode, type Proc } from './procs.js';
 
@@ -61,8 +61,8 @@ export class HopbusTarget implements Target {
   ) {}
 
   async open(): Promise<this> {
-    this.pub = await connect(this.url, { name: 'bench-pub', ...this.options });
-    this.sub = await connect(this.url, { name: 'bench-sub', ...this.options });
+    this.pub = await connectBroker(this.url, { name: 'bench-pub', ...this.options });
+    this.sub = await connectBroker(this.url, { name: 'bench-sub', ...this.options });
     return this;
   }
 

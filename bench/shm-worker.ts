@@ -10,7 +10,7 @@
  * the percentiles' spread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connect, type Bus } from '../client/index.js';
+import { connectBroker, type Bus } from '../client/index.js';
 import { ShmLink } from '../transports/shm/link.js';
 import { Poller } from '../transports/shm/poller.js';
 import { waitStrategy } from '../transports/shm/wait.js';
@@ -45,7 +45,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 // --- hopbus over shm --------------------------------------------------------------------
 
 async function bus(): Promise<Bus> {
-  return connect(job.ep as never, { wait: job.wait, name: job.role, reconnect: false, direct: job.direct ?? true });
+  return connectBroker(job.ep as never, { wait: job.wait, name: job.role, reconnect: false, direct: job.direct ?? true });
 }
 
 /** Publisher and subscriber in this worker: publish -> broker thread -> back here. One in flight. */

@@ -18,7 +18,7 @@ import os from 'node:os';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect, type Bus } from '../client/index.js';
+import { connectBroker, type Bus } from '../client/index.js';
 import { histogram, medianOf, median, percentiles, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
 
@@ -110,8 +110,8 @@ export async function benchSlow(opts: { runs?: number; seconds?: number; rates?:
         const url = broker.ready.split(' ')[1]!;
         const extra: Proc[] = [];
         try {
-          const pub = await connect(url, { name: 'paced-pub' });
-          const sub = await connect(url, { name: 'healthy' });
+          const pub = await connectBroker(url, { name: 'paced-pub' });
+          const sub = await connectBroker(url, { name: 'healthy' });
           if (mode.startsWith('frozen:')) {
             const f = await startNode('bench/frozen.js', [url, 'md.>', mode.slice(7)], /^READY/);
             extra.push(f);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, startBroker, type BrokerOptions } from '../broker/index.js';
-import { OptionsError, SubjectError, UrlError, connect, type Bus, type Msg } from '../client/index.js';
+import { OptionsError, SubjectError, UrlError, connect, type Connection, type Msg } from '../client/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { parseUrl } from '../transports/url.js';
@@ -179,7 +179,7 @@ function checkServer(server: string | undefined): void {
   if (server !== undefined) parseUrl(server);
 }
 
-async function open(server: string | undefined, name: string): Promise<Bus> {
+async function open(server: string | undefined, name: string): Promise<Connection> {
   const bus = await connect(server ?? 'tcp://127.0.0.1:7400', { name, reconnect: false });
   bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
   return bus;

@@ -1,69 +1,36 @@
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
-import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
+import { validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import {
-  FLAG_FATAL, FLAG_REQUEST, FLAG_TS, MSG_HEADER, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, TS_BLOCK, UNSUB_SIZE, maxFrameFor,
-  encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
+  FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, UNSUB_SIZE, maxFrameFor,
+  subSize, writeBare, writeSub, writeUnsub,
 } from '../transports/protocol/index.js';
-import { monoNs, writeU64 } from '../runtime/clock.js';
-import { VERSION } from '../transports/protocol/index.js';
+import { monoNs, realClock, type Clock, type Timer } from '../runtime/clock.js';
 import { LatencyMeter, type ClientLatencyStats } from './latency.js';
 import { StampSampler } from '../metrics/latency.js';
 import { SubjectCache } from '../transports/intern.js';
-import type { Link, LinkHandler } from '../transports/link.js';
-import { canDial, canRedial, dial, toEndpoint, type ServerAddress } from '../transports/dial.js';
+import type { Link } from '../transports/link.js';
+import { dial, type ServerAddress } from '../transports/dial.js';
 // The inproc dialer: pure JavaScript, so browsers get it too. The shm dialer is
 // registered by the Node entry point (client/index.ts).
 import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
-import { EncodedPayload, encodeHeaders, encodePayload, packr, unpackr } from './codec.js';
-import {
-  ConnectionError, MaxPayloadError, NoRespondersError, OptionsError, PendingLimitError, ServerError, TimeoutError,
-} from './errors.js';
+import { encodeHeaders, unpackr } from './codec.js';
+import { ConnectionError, OptionsError, PendingLimitError, ServerError } from './errors.js';
 import { Msg } from './msg.js';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './options.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { DirectRouter, type DirectHost } from './direct.js';
+import { FrameWriter, type WriteTarget } from './writer.js';
+import { Registry } from './registry.js';
+import { RequestMux } from './mux.js';
+import { Keepalive } from './keepalive.js';
+import { Backlog, Reconnector, ServerList } from './reconnect.js';
+import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame } from './connection.js';
+import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
+import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
-/** What the broker tells a client in INFO. */
-export interface ServerInfo {
-  serverId: string;
-  serverName: string;
-  version: string;
-  proto: number;
-  clientId: number;
-  maxPayload: number;
-  maxHeaders: number;
-  maxSubscriptions: number;
-  maxPending: number;
-  pingIntervalMs: number;
-  /** How often to report latency histograms on $SYS.report.<clientId>; 0 or absent = never. */
-  reportIntervalMs?: number;
-  /** The broker lets this (shm) client deliver to other shm clients directly (docs/SHM.md). */
-  direct?: boolean;
-}
-
-export interface PublishOptions {
-  /** Subject the receiver should answer on. */
-  reply?: string;
-  /** String headers, carried beside the payload. */
-  headers?: Record<string, string>;
-}
-
-export interface RequestOptions {
-  timeoutMs?: number;
-  headers?: Record<string, string>;
-}
-
-/** Emitted as 'loss' when the broker reports messages a subscription lost to its slow-consumer policy. */
-export interface LossEvent {
-  subscription: Subscription;
-  subject: string;
-  dropped: number;
-  conflated: number;
-  policy: string;
-}
+export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export interface BusStats {
   msgsIn: number;
@@ -92,88 +59,16 @@ const enum State {
   CLOSED,
 }
 
-/** Largest frame accepted before INFO tells the real limits. */
-const INITIAL_MAX_FRAME = 64 * 1024 * 1024 + 256 * 1024;
-const PUB_KEYS = new Set(['reply', 'headers']);
-const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
-const REQ_KEYS = new Set(['timeoutMs', 'headers']);
-
-/** Write side shared by a live link and the disconnected backlog. */
-interface Writer {
-  reserve(n: number): Buffer;
-  readonly writeOffset: number;
-  commit(n: number): void;
-}
-
-/** Publishes made while disconnected, sent in order on reconnect. Bounded. */
-class Backlog implements Writer {
-  buf = Buffer.allocUnsafe(0);
-  used = 0;
-  constructor(private readonly limit: number) {}
-  get writeOffset(): number {
-    return this.used;
-  }
-  reserve(n: number): Buffer {
-    if (this.used + n > this.limit) {
-      throw new PendingLimitError(`not connected, and the reconnect buffer is full (${this.used} of ${this.limit} bytes): the message was not queued`);
-    }
-    if (this.used + n > this.buf.length) {
-      const next = Buffer.allocUnsafe(Math.min(this.limit, Math.max(4096, (this.used + n) * 2)));
-      this.buf.copy(next, 0, 0, this.used);
-      this.buf = next;
-    }
-    return this.buf;
-  }
-  commit(n: number): void {
-    this.used += n;
-  }
-  take(): Buffer {
-    const out = this.buf.subarray(0, this.used);
-    this.buf = Buffer.allocUnsafe(0);
-    this.used = 0;
-    return out;
-  }
-}
-
-interface PendingRequest {
-  resolve(msg: Msg): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
-  subject: string;
-}
-
-interface PongWaiter {
-  resolve(): void;
-  reject(err: Error): void;
-}
-
-/** Binds one link's events to the bus, so events of a replaced link are told apart. */
-class Conn implements LinkHandler {
-  /** Resolves when the link has closed. */
-  readonly closed: Promise<void>;
-  private resolveClosed!: () => void;
-  constructor(
-    readonly bus: Bus,
-    readonly link: Link,
-    readonly ep: Endpoint,
-  ) {
-    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-  }
-  onFrame(buf: Buffer, off: number, len: number): void {
-    this.bus.onFrame(this, buf, off, len);
-  }
-  onClose(err: Error | null): void {
-    this.resolveClosed();
-    this.bus.onLinkClose(this, err);
-  }
-}
-
 /**
- * A connection to the bus: publish, subscribe, request, over any transport, with
- * reconnection. Used from one thread; events: 'error', 'disconnect', 'reconnect',
- * 'close'.
+ * A connection to a broker: publish, subscribe, request, over any transport, with
+ * reconnection. A facade over one job per file: the frame writer (writer.ts), the
+ * subscription registry (registry.ts), the request mux (mux.ts), PING/PONG
+ * (keepalive.ts), the server list, reconnect loop and backlog (reconnect.ts), the
+ * link and its handshake (connection.ts); what stays here is the state, the wiring,
+ * and the dispatch of what the broker sends. Used from one thread; events: 'error',
+ * 'loss', 'disconnect', 'reconnect', 'close'.
  */
-export class Bus extends EventEmitter implements SubscriptionOwner {
+export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   info: ServerInfo | null = null;
   readonly options: ResolvedConnectOptions;
   /** Counters of this connection (also readable as bus.stats.msgsIn etc.). */
@@ -187,47 +82,33 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   private readonly latency: LatencyMeter | null;
   /** Which publishes carry timestamps when the latency service samples (null: all of them). */
   private readonly stamps: StampSampler | null;
-  private reportTimer: NodeJS.Timeout | null = null;
+  private reportTimer: Timer | null = null;
   private state = State.CONNECTING;
   private conn: Conn | null = null;
-  private readonly servers: Endpoint[];
-  private serverIdx = 0;
-  private readonly subs = new Map<number, Subscription>();
-  /** Local dispatch of broadcast MSGs: non-queue subscriptions only. */
-  private readonly tree = new SubjectTree<Subscription>({ cacheSize: 1024 });
-  private nextSid = 1;
-  private readonly pongWaiters: (PongWaiter | null)[] = [];
-  private unsentPings = 0;
-  private pingsOut = 0;
-  private pingTimer: NodeJS.Timeout | null = null;
+  private readonly servers: ServerList;
+  private readonly reconnector: Reconnector;
+  private readonly subs = new Registry<Subscription>();
+  private readonly keepalive: Keepalive;
   private readonly backlog: Backlog;
   private readonly view = new MsgView();
   private readonly subjects = new SubjectCache(1024);
-  /** Publish subjects already validated, with their UTF-8 length (negated when not ASCII). */
-  private readonly validated = new Map<string, number>();
-  private readonly payload = new EncodedPayload();
-  private readonly inboxPrefix = `_INBOX.${randomBytes(8).toString('hex')}.`;
-  private mux: Subscription | null = null;
-  private readonly requests = new Map<string, PendingRequest>();
-  private reqSeq = 0;
-  private handshake: { resolve(): void; reject(err: Error): void; timer: NodeJS.Timeout } | null = null;
-  private sleeper: { timer: NodeJS.Timeout; resolve(): void } | null = null;
+  private readonly writer = new FrameWriter();
+  private readonly mux: RequestMux;
+  private handshake: Handshake | null = null;
   private closedPromise: Promise<void> | null = null;
   /** Direct delivery to other shm clients, when the broker granted it (client/direct.ts). */
   private direct: DirectRouter | null = null;
 
-  constructor(servers: ServerAddress | ServerAddress[], options: ConnectOptions = {}) {
+  constructor(servers: ServerAddress | ServerAddress[], options: ConnectOptions = {}, private readonly clock: Clock = realClock) {
     super();
     this.options = resolveConnectOptions(options);
-    const list = Array.isArray(servers) ? servers : [servers];
-    if (list.length === 0) throw new OptionsError('connect needs at least one server address');
-    this.servers = list.map((s) => toEndpoint(s));
-    for (const ep of this.servers) {
-      if (!canDial(ep)) throw new OptionsError(`transport "${ep.transport}" of "${ep.url}" is not available`);
-    }
+    this.servers = new ServerList(servers);
     this.backlog = new Backlog(this.options.reconnectBufferBytes);
     this.latency = this.options.latency ? new LatencyMeter() : null;
     this.stamps = this.options.timestamps && this.options.latency ? new StampSampler() : null;
+    this.mux = new RequestMux(this, clock, true);
+    this.keepalive = new Keepalive(this.pings, clock, this.options.pingIntervalMs, this.options.maxPingsOut);
+    this.reconnector = new Reconnector(this.redial, this.servers, this.options, clock);
     const counters = this.counters;
     const fn = (): ClientStats => ({ ...counters, pendingBytes: this.pendingBytes, latency: this.latency?.stats() ?? null });
     for (const k of Object.keys(counters) as (keyof BusStats)[]) Object.defineProperty(fn, k, { get: () => counters[k], enumerable: true });
@@ -256,16 +137,14 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   /** First connection: tries each server once, in order. */
   async open(): Promise<void> {
     const errors: string[] = [];
-    for (let i = 0; i < this.servers.length; i++) {
-      const ep = this.servers[i]!;
+    const list = this.servers.all;
+    for (let i = 0; i < list.length; i++) {
+      const ep = list[i]!;
       try {
         await this.attach(ep);
-        this.serverIdx = i;
-        this.startKeepalive();
-        if (this.latency !== null) {
-          this.reportTimer = setInterval(this.reportLatency, this.info?.reportIntervalMs || 1000);
-          this.reportTimer.unref();
-        }
+        this.servers.current = i;
+        this.keepalive.start();
+        if (this.latency !== null) this.reportTimer = this.clock.interval(this.reportLatency, this.info?.reportIntervalMs || 1000).unref();
         return;
       } catch (err) {
         errors.push(`${ep.url}: ${(err as Error).message}`);
@@ -287,11 +166,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     let reply = '';
     let headers: Buffer | null = null;
     if (options !== undefined) {
-      checkKeys(options, PUB_KEYS, 'publish');
-      if (options.reply !== undefined) {
-        validateSubject(options.reply);
-        reply = options.reply;
-      }
+      reply = publishReply(options);
       if (options.headers !== undefined) headers = this.encodeHeaders(options.headers);
     }
     this.writePub(subject, reply, headers, data, 0);
@@ -301,23 +176,19 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     return encodeHeaders(h, this.info?.maxHeaders ?? 64 * 1024);
   }
 
-
   private writePub(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {
-    const p = encodePayload(data, this.payload);
-    const max = this.info?.maxPayload ?? Infinity;
-    if (p.length > max) throw new MaxPayloadError(p.length, max);
-    const sMeta = this.subjectMeta(subject);
-    const sLen = sMeta < 0 ? -sMeta : sMeta;
-    const rLen = reply === '' ? 0 : Buffer.byteLength(reply, 'utf8');
-    const hLen = headers === null ? 0 : headers.length;
+    const wr = this.writer;
+    wr.payload(data, this.info?.maxPayload ?? Infinity);
+    wr.subject(subject);
     // With the latency service on, only a sample of messages is stamped at high rates.
     const ts = this.options.timestamps && (this.stamps === null || this.stamps.next());
-    const total = msgSize(sLen, rLen, hLen, p.length, ts);
-    const w = this.writer();
+    const total = wr.size(reply, headers, flags, ts);
+    const w = this.target();
     if (w !== this.backlog && this.pendingBytes + total > this.options.maxPendingBytes) {
       throw new PendingLimitError(`${this.pendingBytes} bytes are already queued towards the broker (limit ${this.options.maxPendingBytes}): await bus.flush() before publishing more`);
     }
-    const weight = ts && this.stamps !== null ? this.stamps.weight : 0;
+    const spec = wr.spec;
+    spec.weight = ts && this.stamps !== null ? this.stamps.weight : 0;
     const d = this.direct;
     if (d !== null && w !== this.backlog) {
       // Direct delivery: MSG frames straight into the peers' channels; a PUB to the
@@ -325,71 +196,35 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       const route = d.route(subject);
       const peers = route.peers;
       const sentAt = ts ? monoNs() : 0;
+      spec.op = Op.MSG;
+      spec.sid = 0;
+      spec.sentAt = sentAt;
+      spec.brokerAt = sentAt;
       for (let i = 0; i < peers.length; i++) {
         const peer = peers[i]!;
-        this.encode(peer.link!, Op.MSG, 0, flags, ts, weight, sentAt, sentAt, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+        wr.encode(peer.link!);
         d.wrote(peer, total);
       }
-      if (route.broker) this.encode(w, Op.PUB, d.seq, flags, ts, weight, sentAt, 0, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+      if (route.broker) {
+        spec.op = Op.PUB;
+        spec.sid = d.seq;
+        spec.brokerAt = 0;
+        wr.encode(w);
+      }
     } else {
-      this.encode(w, Op.PUB, 0, flags, ts, weight, ts ? monoNs() : 0, 0, total, subject, sMeta, sLen, reply, rLen, headers, hLen, p);
+      spec.op = Op.PUB;
+      spec.sid = 0;
+      spec.sentAt = ts ? monoNs() : 0;
+      spec.brokerAt = 0;
+      wr.encode(w);
     }
-    p.text = '';
+    wr.done();
     this.counters.msgsOut++;
     this.counters.bytesOut += total;
   }
 
-  /** Writes one PUB or MSG frame of `total` bytes into `w`. */
-  private encode(
-    w: Writer, op: Op.PUB | Op.MSG, sid: number, flags: number, ts: boolean, weight: number, sentAt: number, brokerAt: number, total: number,
-    subject: string, sMeta: number, sLen: number, reply: string, rLen: number, headers: Buffer | null, hLen: number, p: EncodedPayload,
-  ): void {
-    const buf = w.reserve(total);
-    let at = writeMsgHeader(buf, w.writeOffset, total, op, flags | (ts ? FLAG_TS : 0), p.kind, sid, sLen, rLen, hLen);
-    if (ts) {
-      if (weight !== 0) buf[at - MSG_HEADER + 7] = weight;
-      // Two u32 halves: no BigInt allocated per message. The broker fills in bytes 8..15
-      // (a direct MSG has no broker hop: the send time again).
-      writeU64(buf, at, sentAt);
-      writeU64(buf, at + 8, brokerAt); // not buf.fill: its argument validation costs more than the clock read
-      at += TS_BLOCK;
-    }
-    if (sMeta > 0) {
-      // ASCII: a char loop is several times cheaper than Buffer#write for short strings.
-      for (let i = 0; i < sLen; i++) buf[at + i] = subject.charCodeAt(i);
-      at += sLen;
-    } else {
-      at += buf.write(subject, at, sLen, 'utf8');
-    }
-    if (rLen > 0) at += buf.write(reply, at, rLen, 'utf8');
-    if (headers !== null) at += headers.copy(buf, at);
-    if (p.text !== '' && p.kind === 1) buf.write(p.text, at, p.length, 'utf8');
-    else if (p.length > 64) buf.set(p.bytes, at);
-    else {
-      // Small payloads: a byte loop beats TypedArray#set's fixed cost.
-      const src = p.bytes;
-      for (let i = 0; i < src.length; i++) buf[at + i] = src[i]!;
-    }
-    w.commit(total);
-  }
-
-  /**
-   * Validates a publish subject (throws SubjectError) and returns its UTF-8 length,
-   * negated when it is not pure ASCII. Results are remembered: a publisher repeats its
-   * subjects, and validating them again on every message would be wasted work.
-   */
-  private subjectMeta(subject: string): number {
-    const known = this.validated.get(subject);
-    if (known !== undefined) return known;
-    validateSubject(subject);
-    const bytes = Buffer.byteLength(subject, 'utf8');
-    const meta = bytes === subject.length ? bytes : -bytes;
-    if (this.validated.size >= 4096) this.validated.clear();
-    this.validated.set(subject, meta);
-    return meta;
-  }
-
-  private writer(): Writer {
+  /** Where a frame goes now: the live link, or the backlog while disconnected. */
+  private target(): WriteTarget {
     return this.state === State.CONNECTED || (this.state === State.DRAINING && this.conn !== null) ? this.conn!.link : this.backlog;
   }
 
@@ -402,25 +237,20 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   subscribe(pattern: string, handler?: MsgHandler | SubscribeOptions, options?: SubscribeOptions): Subscription {
     this.assertUsable();
     if (this.state === State.DRAINING) throw new ConnectionError('connection is draining: no new subscriptions');
-    let cb: MsgHandler | null = null;
-    if (typeof handler === 'function') cb = handler;
-    else if (handler !== undefined) options = handler;
+    const [cb, opts] = subscribeArgs(handler, options);
     validatePattern(pattern);
-    const opts = options ?? {};
     checkKeys(opts, SUB_KEYS, 'subscribe');
     if (opts.queue !== undefined) {
       const bad = queueNameProblem(opts.queue);
       if (bad !== null) throw new OptionsError(`invalid queue group: ${bad}`);
     }
-    if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0)) throw new OptionsError('subscribe option "max" must be a non-negative integer');
+    checkMax(opts);
     if (opts.policy !== undefined && (opts.policy === ('default' as never) || !(POLICY_NAMES as readonly string[]).includes(opts.policy))) {
       throw new OptionsError(`subscribe option "policy" must be one of ${POLICY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(opts.policy)}`);
     }
-    if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0)) throw new OptionsError('subscribe option "maxPending" must be a positive integer');
-    const sid = this.nextSid++;
-    const sub = new Subscription(this, sid, pattern, cb, opts);
-    this.subs.set(sid, sub);
-    if (sub.queue === '') this.tree.insert(pattern, sub);
+    checkMaxPending(opts);
+    const sub = new Subscription(this, this.subs.nextSid(), pattern, cb, opts);
+    this.subs.add(sub, sub);
     this.direct?.addOwn(pattern);
     if (this.connected) this.sendSub(this.conn!.link, sub);
     return sub;
@@ -453,10 +283,9 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
 
   /** Removes a subscription locally and ends it. */
   private forget(sub: Subscription, err?: Error): void {
-    if (!this.subs.delete(sub.sid)) return;
-    if (sub.queue === '') this.tree.remove(sub.subject, sub);
+    if (this.subs.remove(sub) === undefined) return;
     this.direct?.delOwn(sub.subject);
-    if (sub === this.mux) this.mux = null;
+    this.mux.forgotten(sub);
     sub.close(err);
   }
 
@@ -477,56 +306,18 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     this.assertUsable();
     validateSubject(subject);
     checkKeys(options, REQ_KEYS, 'request');
-    const timeoutMs = options.timeoutMs ?? this.options.requestTimeoutMs;
-    if (this.mux === null) this.mux = this.subscribe(`${this.inboxPrefix}*`, this.onReply);
-    const token = (++this.reqSeq).toString(36);
-    return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(token);
-        reject(new TimeoutError(`request to "${subject}"`, timeoutMs));
-      }, timeoutMs);
-      this.requests.set(token, { resolve, reject, timer, subject });
-      try {
-        const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
-        this.writePub(subject, this.inboxPrefix + token, headers, data, FLAG_REQUEST);
-      } catch (err) {
-        clearTimeout(timer);
-        this.requests.delete(token);
-        reject(err);
-      }
+    return this.mux.request(subject, options.timeoutMs ?? this.options.requestTimeoutMs, (reply) => {
+      const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
+      this.writePub(subject, reply, headers, data, FLAG_REQUEST);
     });
   }
-
-  private readonly onReply = (msg: Msg): void => {
-    const token = msg.subject.slice(this.inboxPrefix.length);
-    const r = this.requests.get(token);
-    if (r === undefined) return; // late reply after a timeout, or a second responder
-    this.requests.delete(token);
-    clearTimeout(r.timer);
-    if (msg.noResponders) r.reject(new NoRespondersError(r.subject));
-    else r.resolve(msg);
-  };
 
   // --- flush, drain, close -------------------------------------------------------------
 
   /** Resolves once the broker has processed everything sent before this call. */
   flush(timeoutMs = this.options.timeoutMs): Promise<void> {
     if (this.state === State.CLOSED) return Promise.reject(new ConnectionError('connection is closed'));
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TimeoutError('flush', timeoutMs)), timeoutMs);
-      this.pongWaiters.push({
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      });
-      if (this.connected) this.sendBare(Op.PING);
-      else this.unsentPings++;
-    });
+    return this.keepalive.flush(timeoutMs);
   }
 
   /**
@@ -537,15 +328,16 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     if (this.state === State.CLOSED || this.state === State.DRAINING) return this.closedPromise ?? undefined;
     if (this.state === State.RECONNECTING) {
       // What was published while disconnected is sent once we are back: wait for that
-      // (up to timeoutMs) rather than drop it.
+      // (up to timeoutMs) rather than drop it. (Issue 18: after the wait, the backlog
+      // is dropped by close() below; a drain that fails instead would decide here.)
       await new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          this.clock.clear(timer);
           this.off('reconnect', done);
           this.off('close', done);
           resolve();
         };
-        const timer = setTimeout(done, this.options.timeoutMs);
+        const timer = this.clock.timeout(done, this.options.timeoutMs);
         this.once('reconnect', done);
         this.once('close', done);
       });
@@ -554,7 +346,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const wasConnected = this.connected;
     this.state = State.DRAINING;
     for (const sub of this.subs.values()) {
-      if (sub !== this.mux && wasConnected) this.sendUnsub(this.conn!.link, sub.sid, 0);
+      if (!this.mux.owns(sub) && wasConnected) this.sendUnsub(this.conn!.link, sub.sid, 0);
     }
     if (wasConnected) {
       try {
@@ -563,7 +355,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
         /* closing anyway */
       }
     }
-    for (const sub of [...this.subs.values()]) if (sub !== this.mux) this.forget(sub);
+    for (const sub of this.subs.list()) if (!this.mux.owns(sub)) this.forget(sub);
     await this.close();
   }
 
@@ -571,22 +363,13 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
   close(): Promise<void> {
     if (this.closedPromise) return this.closedPromise;
     this.state = State.CLOSED;
-    if (this.pingTimer) clearInterval(this.pingTimer);
-    this.pingTimer = null;
-    if (this.reportTimer) clearInterval(this.reportTimer);
+    this.clock.clear(this.reportTimer);
     this.reportTimer = null;
-    if (this.sleeper) {
-      clearTimeout(this.sleeper.timer);
-      this.sleeper.resolve();
-    }
+    this.reconnector.cancel();
     const err = new ConnectionError('connection closed');
-    for (const r of this.requests.values()) {
-      clearTimeout(r.timer);
-      r.reject(err);
-    }
-    this.requests.clear();
-    for (const w of this.pongWaiters.splice(0)) w?.reject(err);
-    for (const sub of [...this.subs.values()]) this.forget(sub);
+    this.mux.close(err);
+    this.keepalive.close(err);
+    for (const sub of this.subs.list()) this.forget(sub);
     this.endDirect();
     const conn = this.conn;
     this.conn = null;
@@ -602,7 +385,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     if (this.state === State.CLOSED) throw new ConnectionError('connection is closed');
   }
 
-  // --- link events -----------------------------------------------------------------------
+  // --- what the broker sends ----------------------------------------------------------------
 
   /** @internal */
   onFrame(conn: Conn, buf: Buffer, off: number, len: number): void {
@@ -613,9 +396,8 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     }
     switch (op) {
       case Op.PONG: {
-        this.pingsOut = 0;
-        const w = this.pongWaiters.shift();
-        if (w == null) return;
+        const w = this.keepalive.pong();
+        if (w === null) return;
         const d = this.direct;
         if (d === null) {
           w.resolve();
@@ -628,7 +410,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
         return;
       }
       case Op.PING:
-        this.sendBareOn(conn.link, Op.PONG);
+        sendBare(conn.link, Op.PONG);
         return;
       case Op.OK:
         return;
@@ -650,6 +432,7 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     }
   }
 
+  /** A MSG frame, from the broker or a direct channel: per message, so nothing is allocated but the one Msg. */
   private onMsg(buf: Buffer, off: number, len: number): void {
     const v = this.view.parse(buf, off, len);
     let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
@@ -676,13 +459,14 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     if (start >= 0) lat.handled(start, weight);
   }
 
+  /** By sid for a queue-group member (the broker picked it), else every local match; one Msg shared by all. */
   private dispatch(v: MsgView, subject: string): void {
     if (v.sid !== 0) {
       const sub = this.subs.get(v.sid);
       if (sub !== undefined && !sub.deliver(new Msg(v, subject, this))) this.expired(sub);
       return;
     }
-    const list = this.tree.match(subject);
+    const list = this.subs.match(subject);
     if (list.length === 0) return;
     const msg = new Msg(v, subject, this);
     for (let i = 0; i < list.length; i++) {
@@ -781,16 +565,13 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     this.endDirect();
     if (this.state === State.CLOSED) return;
     this.emit('disconnect', err);
-    // Keepalive PINGs are gone with the link; user flushes are re-sent after reconnecting.
-    for (let i = this.pongWaiters.length - 1; i >= 0; i--) if (this.pongWaiters[i] === null) this.pongWaiters.splice(i, 1);
-    this.unsentPings = this.pongWaiters.length;
-    this.pingsOut = 0;
-    if (this.state === State.DRAINING || !this.options.reconnect || !this.servers.some(canRedial)) {
+    this.keepalive.linkLost();
+    if (this.state === State.DRAINING || !this.options.reconnect || !this.servers.redialable) {
       void this.close();
       return;
     }
     this.state = State.RECONNECTING;
-    void this.reconnectLoop();
+    void this.reconnector.run();
   }
 
   // --- connecting ------------------------------------------------------------------------
@@ -805,34 +586,15 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
     const conn = new Conn(this, link, ep);
     this.conn = conn;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new TimeoutError('handshake', this.options.timeoutMs)), this.options.timeoutMs);
-        this.handshake = {
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          reject: (e) => {
-            clearTimeout(timer);
-            reject(e);
-          },
-          timer,
-        };
+      const hs = (this.handshake = new Handshake(this.clock, this.options.timeoutMs));
+      try {
         link.start(conn);
-        const hello = encodeHandshake(
-          Op.CONNECT,
-          packr.pack({
-            name: this.options.name,
-            lang: 'typescript',
-            version: VERSION,
-            verbose: this.options.verbose,
-            timestamps: this.options.timestamps,
-            ...(this.options.publishRate ? { publishRate: this.options.publishRate } : {}),
-            ...(this.options.direct && link.direct !== undefined ? { direct: true } : {}),
-          }),
-        );
+        const hello = helloFrame(this.options, link);
         link.send(hello, 0, hello.length);
-      });
+      } catch (e) {
+        hs.reject(e as Error);
+      }
+      await hs.done;
     } catch (err) {
       this.handshake = null;
       if (this.conn === conn) this.conn = null;
@@ -852,83 +614,54 @@ export class Bus extends EventEmitter implements SubscriptionOwner {
       const pending = this.backlog.take();
       link.send(pending, 0, pending.length);
     }
-    for (; this.unsentPings > 0; this.unsentPings--) this.sendBareOn(link, Op.PING);
+    this.keepalive.resend();
   }
 
-  private async reconnectLoop(): Promise<void> {
-    let attempts = 0;
-    let delay = this.options.reconnectDelayMs;
-    let lastErr: unknown = null;
-    const max = this.options.maxReconnectAttempts;
-    while (this.state === State.RECONNECTING) {
-      for (let i = 1; i <= this.servers.length && this.state === State.RECONNECTING; i++) {
-        const idx = (this.serverIdx + i) % this.servers.length;
-        attempts++;
-        try {
-          await this.attach(this.servers[idx]!);
-          this.serverIdx = idx;
-          this.counters.reconnects++;
-          this.emit('reconnect', this.servers[idx]!.url);
-          return;
-        } catch (err) {
-          lastErr = err;
-        }
-        if (max >= 0 && attempts >= max) {
-          if (this.state === State.RECONNECTING) {
-            this.reportError(new ConnectionError(`gave up reconnecting after ${attempts} attempts`, { cause: lastErr }));
-            void this.close();
-          }
-          return;
-        }
-      }
-      await this.sleep(delay + Math.random() * this.options.reconnectJitterMs);
-      delay = Math.min(delay * 2, this.options.maxReconnectDelayMs);
-    }
-  }
+  /** The keepalive's view of this bus. */
+  private readonly pings = {
+    bus: this as Bus,
+    get connected(): boolean {
+      return this.bus.connected;
+    },
+    sendPing(): void {
+      sendBare(this.bus.conn!.link, Op.PING);
+    },
+    stale(err: Error): void {
+      this.bus.conn!.link.destroy(err);
+    },
+  };
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.sleeper = {
-        timer: setTimeout(() => {
-          this.sleeper = null;
-          resolve();
-        }, ms),
-        resolve,
-      };
-    });
-  }
-
-  private startKeepalive(): void {
-    const ms = this.options.pingIntervalMs;
-    if (ms <= 0) return;
-    this.pingTimer = setInterval(() => {
-      if (!this.connected) return;
-      if (this.pingsOut >= this.options.maxPingsOut) {
-        this.conn!.link.destroy(new ConnectionError(`stale connection: ${this.pingsOut} PINGs unanswered`));
-        return;
-      }
-      this.pingsOut++;
-      this.pongWaiters.push(null);
-      this.sendBare(Op.PING);
-    }, ms);
-    this.pingTimer.unref();
-  }
-
-  private sendBare(op: Op.PING | Op.PONG): void {
-    this.sendBareOn(this.conn!.link, op);
-  }
-
-  private sendBareOn(link: Link, op: Op.PING | Op.PONG): void {
-    const buf = link.reserve(PING_SIZE);
-    writeBare(buf, link.writeOffset, op);
-    link.commit(PING_SIZE);
-  }
+  /** The reconnect loop's view of this bus. */
+  private readonly redial = {
+    bus: this as Bus,
+    get reconnecting(): boolean {
+      return this.bus.state === State.RECONNECTING;
+    },
+    attach: (ep: Endpoint): Promise<void> => this.attach(ep),
+    reconnected: (ep: Endpoint): void => {
+      this.counters.reconnects++;
+      this.emit('reconnect', ep.url);
+    },
+    gaveUp: (err: ConnectionError): void => {
+      this.reportError(err);
+      void this.close();
+    },
+  };
 }
 
-function checkKeys(obj: object, allowed: Set<string>, what: string): void {
-  if (obj === null || typeof obj !== 'object') throw new OptionsError(`${what} options must be an object`);
-  for (const k of Object.keys(obj)) {
-    if (!allowed.has(k)) throw new OptionsError(`unknown ${what} option "${k}"; known options: ${[...allowed].join(', ')}`);
-  }
+function sendBare(link: Link, op: Op.PING | Op.PONG): void {
+  const buf = link.reserve(PING_SIZE);
+  writeBare(buf, link.writeOffset, op);
+  link.commit(PING_SIZE);
 }
 
+/**
+ * Connects to a broker (or the first reachable of a list) and completes the
+ * handshake. connect() calls it for every address but udp://; call it directly for
+ * what only a broker connection has (info, options, stats() with latency figures).
+ */
+export async function connectBroker(servers: ServerAddress | ServerAddress[], options?: ConnectOptions): Promise<Bus> {
+  const bus = new Bus(servers, options);
+  await bus.open();
+  return bus;
+}

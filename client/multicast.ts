@@ -24,24 +24,27 @@
  * Threading: one thread, like Bus.
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import { ChannelMap } from '../topics/channels.js';
-import { SubjectTree, validatePattern, validateSubject } from '../topics/index.js';
-import { FLAG_REQUEST, FLAG_TS, MsgView, Op, TS_BLOCK, msgSize, writeMsgHeader } from '../transports/protocol/index.js';
-import { monoNs, writeU64 } from '../runtime/clock.js';
+import { validatePattern, validateSubject } from '../topics/index.js';
+import { FLAG_REQUEST, MsgView, Op, msgSize } from '../transports/protocol/index.js';
+import { monoNs, realClock } from '../runtime/clock.js';
 import { SubjectCache } from '../transports/intern.js';
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint,
   type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
 } from '../transports/multicast/endpoint.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
-import type { LossEvent, PublishOptions, RequestOptions } from './bus.js';
-import { EncodedPayload, encodeHeaders, encodePayload } from './codec.js';
+import type { Connection, LossEvent, PublishOptions, RequestOptions } from './types.js';
+import { encodeHeaders } from './codec.js';
 import type { ConnectOptions } from './options.js';
-import { ConnectionError, MaxPayloadError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
+import { ConnectionError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
 import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
+import { FrameWriter } from './writer.js';
+import { Registry } from './registry.js';
+import { RequestMux } from './mux.js';
+import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
 
 /**
  * Options of a broker connection that mean nothing without a broker. They are
@@ -109,17 +112,13 @@ const OWN_KEYS = new Set([
   'name', 'channels', 'rules', 'hashTokens', 'fallback', 'maxPayload', 'maxHeaders', 'timestamps', 'requestTimeoutMs',
   'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs', 'deliverRate',
 ]);
-const PUB_KEYS = new Set(['reply', 'headers']);
-const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
-const REQ_KEYS = new Set(['timeoutMs', 'headers']);
 
-interface PendingRequest {
-  resolve(msg: Msg): void;
-  reject(err: Error): void;
-  timer: NodeJS.Timeout;
-}
-
-export class MulticastBus extends EventEmitter implements SubscriptionOwner {
+/**
+ * A brokerless client over UDP multicast. The same frame writer, subscription
+ * registry, request mux and option checks as Bus; what is its own is the channel
+ * map, the groups joined, and the receive queues with their dispatch budget.
+ */
+export class MulticastBus extends EventEmitter implements Connection, SubscriptionOwner {
   readonly url: string;
   readonly map: ChannelMap;
   readonly channels: readonly ChannelAddr[];
@@ -136,20 +135,14 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   private readonly deliverRate: { msgsPerSec: number; burstMsgs: number } | null;
   private rateTimer: NodeJS.Timeout | null = null;
   private state: 'open' | 'draining' | 'closed' = 'open';
-  private readonly subs = new Map<number, Inbox>();
-  private readonly tree = new SubjectTree<Inbox>({ cacheSize: 1024 });
+  private readonly subs = new Registry<Inbox>();
   /** Subscriptions per channel, to join and leave groups and to report gaps. */
   private readonly byChannel: Set<Inbox>[];
   private readonly joins = new Set<Promise<void>>();
-  private nextSid = 1;
   private readonly view = new MsgView();
   private readonly subjects = new SubjectCache(1024);
-  private readonly validated = new Map<string, number>();
-  private readonly payload = new EncodedPayload();
-  private readonly inboxPrefix = `_INBOX.${randomBytes(8).toString('hex')}.`;
-  private mux: Subscription | null = null;
-  private readonly requests = new Map<string, PendingRequest>();
-  private reqSeq = 0;
+  private readonly writer = new FrameWriter();
+  private readonly mux = new RequestMux(this, realClock, false, ' (over multicast nobody reports "no responders")');
   // Dispatch budget (see client/inbox.ts).
   private turnStart = 0;
   private turnFrames = 0;
@@ -264,6 +257,11 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     return this.ep.address;
   }
 
+  /** No broker, no INFO. */
+  get info(): null {
+    return null;
+  }
+
   get stats(): MulticastBusStats {
     return { ...this.ep.stats(), ...this.counts };
   }
@@ -275,11 +273,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     let reply = '';
     let headers: Buffer | null = null;
     if (options !== undefined) {
-      checkKeys(options, PUB_KEYS, 'publish');
-      if (options.reply !== undefined) {
-        validateSubject(options.reply);
-        reply = options.reply;
-      }
+      reply = publishReply(options);
       if (options.headers !== undefined) headers = this.encodeHeaders(options.headers);
     }
     this.writeMsg(subject, reply, headers, data, 0);
@@ -292,53 +286,20 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
 
   /** Encodes a MSG frame straight into the channel's open datagram (or its fragment buffer). */
   private writeMsg(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {
-    const sMeta = this.subjectMeta(subject);
-    const p = encodePayload(data, this.payload);
-    if (p.length > this.maxPayload) {
-      p.text = '';
-      throw new MaxPayloadError(p.length, this.maxPayload, 'the multicast maximum payload (option maxPayload)');
-    }
-    const sLen = sMeta < 0 ? -sMeta : sMeta;
-    const rLen = reply === '' ? 0 : Buffer.byteLength(reply, 'utf8');
-    const hLen = headers === null ? 0 : headers.length;
+    const wr = this.writer;
+    wr.subject(subject);
+    wr.payload(data, this.maxPayload, 'the multicast maximum payload (option maxPayload)');
     const ts = this.timestamps;
-    const total = msgSize(sLen, rLen, hLen, p.length, ts);
-    const w = this.ep.sender(this.map.channelOf(subject));
-    const buf = w.reserve(total);
-    let at = writeMsgHeader(buf, w.writeOffset, total, Op.MSG, flags | (ts ? FLAG_TS : 0), p.kind, 0, sLen, rLen, hLen);
-    if (ts) {
-      // Two u32 halves: no BigInt allocated per message.
-      writeU64(buf, at, monoNs());
-      writeU64(buf, at + 8, 0);
-      at += TS_BLOCK;
-    }
-    if (sMeta > 0) {
-      for (let i = 0; i < sLen; i++) buf[at + i] = subject.charCodeAt(i);
-      at += sLen;
-    } else {
-      at += buf.write(subject, at, sLen, 'utf8');
-    }
-    if (rLen > 0) at += buf.write(reply, at, rLen, 'utf8');
-    if (headers !== null) at += headers.copy(buf, at);
-    if (p.text !== '' && p.kind === 1) {
-      buf.write(p.text, at, p.length, 'utf8');
-      p.text = '';
-    } else if (p.length > 0) {
-      buf.set(p.bytes, at);
-    }
+    const total = wr.size(reply, headers, flags, ts);
+    const spec = wr.spec;
+    spec.op = Op.MSG;
+    spec.sid = 0;
+    spec.weight = 0;
+    spec.sentAt = ts ? monoNs() : 0;
+    spec.brokerAt = 0;
+    wr.encode(this.ep.sender(this.map.channelOf(subject)));
+    wr.done();
     this.counts.bytesOut += total;
-    w.commit(total);
-  }
-
-  private subjectMeta(subject: string): number {
-    const known = this.validated.get(subject);
-    if (known !== undefined) return known;
-    validateSubject(subject);
-    const bytes = Buffer.byteLength(subject, 'utf8');
-    const meta = bytes === subject.length ? bytes : -bytes;
-    if (this.validated.size >= 4096) this.validated.clear();
-    this.validated.set(subject, meta);
-    return meta;
   }
 
   // --- subscribe -------------------------------------------------------------------------------
@@ -346,26 +307,21 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   subscribe(pattern: string, handler?: MsgHandler | SubscribeOptions, options?: SubscribeOptions): Subscription {
     this.assertUsable();
     if (this.state === 'draining') throw new ConnectionError('connection is draining: no new subscriptions');
-    let cb: MsgHandler | null = null;
-    if (typeof handler === 'function') cb = handler;
-    else if (handler !== undefined) options = handler;
+    const [cb, opts] = subscribeArgs(handler, options);
     validatePattern(pattern);
-    const opts = options ?? {};
     checkKeys(opts, SUB_KEYS, 'subscribe');
     if (opts.queue !== undefined) throw new OptionsError('queue groups need a broker: over multicast every subscriber receives every message (connect to a broker, or use its multicast bridge)');
-    if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0)) throw new OptionsError('subscribe option "max" must be a non-negative integer');
+    checkMax(opts);
     const policy = (opts.policy ?? this.defaultPolicy) as InboxPolicy;
     if (!INBOX_POLICIES.includes(policy)) {
       throw new OptionsError(`subscribe option "policy" over multicast must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(opts.policy)}${opts.policy === 'block' ? ' (a receiver cannot pause a multicast source)' : ''}`);
     }
-    if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0)) throw new OptionsError('subscribe option "maxPending" must be a positive integer');
-    const sid = this.nextSid++;
+    checkMaxPending(opts);
     const { policy: _p, ...rest } = opts;
-    const sub = new Subscription(this, sid, pattern, cb, rest);
+    const sub = new Subscription(this, this.subs.nextSid(), pattern, cb, rest);
     const rate = this.deliverRate === null ? null : new MsgRate(this.deliverRate.msgsPerSec, this.deliverRate.burstMsgs, performance.now());
     const inbox = new Inbox(sub, policy, opts.maxPending ?? this.defaultMaxPending, this.map.channelsFor(pattern), rate);
-    this.subs.set(sid, inbox);
-    this.tree.insert(pattern, inbox);
+    this.subs.add(sub, inbox);
     for (const ch of inbox.channels) {
       const set = this.byChannel[ch]!;
       set.add(inbox);
@@ -391,10 +347,8 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
   }
 
   private forget(sub: Subscription, err?: Error): void {
-    const inbox = this.subs.get(sub.sid);
+    const inbox = this.subs.remove(sub);
     if (inbox === undefined) return;
-    this.subs.delete(sub.sid);
-    this.tree.remove(sub.subject, inbox);
     inbox.clear();
     this.backlog.delete(inbox);
     for (const ch of inbox.channels) {
@@ -402,7 +356,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
       set.delete(inbox);
       if (set.size === 0 && this.state !== 'closed') this.ep.leave(ch);
     }
-    if (sub === this.mux) this.mux = null;
+    this.mux.forgotten(sub);
     sub.close(err);
   }
 
@@ -423,7 +377,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     }
     this.counts.msgsIn++;
     this.counts.bytesIn += len;
-    const list = this.tree.match(subject);
+    const list = this.subs.match(subject);
     if (list.length === 0) return;
     const msg = new Msg(v, subject, this);
     if (this.turnStart === 0) {
@@ -553,39 +507,17 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.assertUsable();
     validateSubject(subject);
     checkKeys(options, REQ_KEYS, 'request');
-    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
-    if (this.mux === null) this.mux = this.subscribe(`${this.inboxPrefix}*`, this.onReply);
-    const token = (++this.reqSeq).toString(36);
-    return new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(token);
-        reject(new TimeoutError(`request to "${subject}" (over multicast nobody reports "no responders")`, timeoutMs));
-      }, timeoutMs);
-      this.requests.set(token, { resolve, reject, timer });
-      const send = () => {
-        try {
-          const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
-          this.writeMsg(subject, this.inboxPrefix + token, headers, data, FLAG_REQUEST);
-        } catch (err) {
-          clearTimeout(timer);
-          this.requests.delete(token);
-          reject(err);
-        }
-      };
+    return this.mux.request(
+      subject,
+      options.timeoutMs ?? this.requestTimeoutMs,
+      (reply) => {
+        const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
+        this.writeMsg(subject, reply, headers, data, FLAG_REQUEST);
+      },
       // The reply channel must be joined before anyone can answer.
-      if (this.joins.size > 0) void Promise.allSettled([...this.joins]).then(send);
-      else send();
-    });
+      () => (this.joins.size > 0 ? Promise.allSettled([...this.joins]) : null),
+    );
   }
-
-  private readonly onReply = (msg: Msg): void => {
-    const token = msg.subject.slice(this.inboxPrefix.length);
-    const r = this.requests.get(token);
-    if (r === undefined) return;
-    this.requests.delete(token);
-    clearTimeout(r.timer);
-    r.resolve(msg);
-  };
 
   // --- flush, drain, close ---------------------------------------------------------------------
 
@@ -612,7 +544,7 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.ep.flush();
     // Deliver what is queued before the subscriptions end.
     for (let i = 0; i < 1000 && this.backlog.size > 0; i++) await new Promise((r) => setImmediate(r));
-    for (const inbox of [...this.subs.values()]) if (inbox.sub !== this.mux) this.forget(inbox.sub);
+    for (const inbox of this.subs.list()) if (!this.mux.owns(inbox.sub)) this.forget(inbox.sub);
     await this.close();
   }
 
@@ -621,13 +553,8 @@ export class MulticastBus extends EventEmitter implements SubscriptionOwner {
     this.state = 'closed';
     if (this.rateTimer !== null) clearTimeout(this.rateTimer);
     this.rateTimer = null;
-    const err = new ConnectionError('connection closed');
-    for (const r of this.requests.values()) {
-      clearTimeout(r.timer);
-      r.reject(err);
-    }
-    this.requests.clear();
-    for (const inbox of [...this.subs.values()]) this.forget(inbox.sub);
+    this.mux.close(new ConnectionError('connection closed'));
+    for (const inbox of this.subs.list()) this.forget(inbox.sub);
     this.closedPromise = this.ep.close(this.lingerMs).then(() => {
       this.emit('close');
     });
@@ -652,13 +579,6 @@ function posInt(v: number | undefined, def: number, name: string): number {
   if (v === undefined) return def;
   if (!(Number.isSafeInteger(v) && v > 0)) throw new OptionsError(`multicast option "${name}" must be a positive integer, got ${JSON.stringify(v)}`);
   return v;
-}
-
-function checkKeys(obj: object, allowed: Set<string>, what: string): void {
-  if (obj === null || typeof obj !== 'object') throw new OptionsError(`${what} options must be an object`);
-  for (const k of Object.keys(obj)) {
-    if (!allowed.has(k)) throw new OptionsError(`unknown ${what} option "${k}"; known options: ${[...allowed].join(', ')}`);
-  }
 }
 
 /** Connects a brokerless multicast client. `connect()` calls this for udp:// URLs. */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import { dist } from '../kit/index.js';
 
 const BIN = dist('bin/hopbus.js'); // built fresh: test/kit/setup.ts refuses a stale dist/

@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Bus, ConnectionError, PendingLimitError, connect } from '../../client/index.js';
+import { ConnectionError, PendingLimitError, connect } from '../../client/index.js';
+import { Bus } from '../../client/bus.js';
 import { deadUrl, guard, portOf, sessionOf, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();

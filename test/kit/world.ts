@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach } from 'vitest';
 import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
 import type { Session } from '../../broker/session.js';
-import { connect, type Bus, type ConnectOptions } from '../../client/index.js';
+import { connectBroker as connect, type Bus, type ConnectOptions } from '../../client/index.js';
 import { RawClient } from './wire.js';
 
 /** The broker-side session of the client that connected with this name. */

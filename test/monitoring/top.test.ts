@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import { dist, until } from '../kit/index.js';
 
 const BIN = dist('bin/hopbus.js'); // built fresh: test/kit/setup.ts refuses a stale dist/

@@ -10,7 +10,7 @@ import type { ShmEndpoint, ShmEndpointOptions } from '../../transports/shm/hub.j
 import { H_CAPACITY, H_STATE, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, STATE_CLAIMED, ringOffset } from '../../transports/shm/layout.js';
 import { RingWriter } from '../../transports/shm/ring.js';
 import { Signal } from '../../transports/shm/wait.js';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import type { Worker } from 'node:worker_threads';
 import { Agent, exited, nextMessage, startWorker, until, useShmWorld } from './helpers.js';
 

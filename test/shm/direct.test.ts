@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BrokerOptions, StartedBroker } from '../../broker/index.js';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import { eventually } from '../kit/index.js';
 import { Agent, exited, until, useShmWorld } from './helpers.js';
 

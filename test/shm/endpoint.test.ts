@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { StartedBroker } from '../../broker/index.js';
-import { HybridWait, connect } from '../../client/index.js';
+import { HybridWait, connectBroker as connect } from '../../client/index.js';
 import { until, useShmWorld } from './helpers.js';
 
 const shm = useShmWorld();

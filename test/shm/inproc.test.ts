@@ -3,7 +3,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { StartedBroker } from '../../broker/index.js';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { inprocPair } from '../../transports/inproc.js';
 import { Agent, until, useShmWorld } from './helpers.js';

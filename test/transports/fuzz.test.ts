@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
-import { connect, type Bus } from '../../client/index.js';
+import { connectBroker as connect, type Bus } from '../../client/index.js';
 import {
   DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, type ProtocolError, maxFrameFor, writeDirect,
 } from '../../transports/protocol/index.js';

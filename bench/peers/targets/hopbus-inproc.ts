@@ -5,7 +5,7 @@
  * thread, not another process (an inproc endpoint does not leave its thread).
  */
 import { startBroker, type StartedBroker } from '../../../broker/index.js';
-import { connect } from '../../../client/index.js';
+import { connectBroker } from '../../../client/index.js';
 import type { Server, Target } from '../target.js';
 import { HOPBUS_SETTINGS, HopbusClient, hopbusVersion } from './hopbus.js';
 
@@ -41,7 +41,7 @@ export const hopbusInproc: Target = {
   endpoint: () => ({ transport: 'inproc' }),
   async connect(_ep, name) {
     if (embedded === null) throw new Error('the embedded broker is not running');
-    return new HopbusClient(await connect(embedded.endpoint('inproc'), { name }));
+    return new HopbusClient(await connectBroker(embedded.endpoint('inproc'), { name }));
   },
   async echo(ep) {
     const c = await hopbusInproc.connect(ep, 'bench-echo');

@@ -9,7 +9,7 @@
  */
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { connect } from '../../../client/index.js';
+import { connectBroker } from '../../../client/index.js';
 import type { ServerAddress } from '../../../transports/dial.js';
 import { distRoot, stopWorker, workerReady } from '../../procs.js';
 import type { Endpoint, Server, Target } from '../target.js';
@@ -71,7 +71,7 @@ export const hopbusShm: Target = {
   echoWhere: 'a worker thread',
   endpoint: () => ({ transport: 'shm' }),
   async connect(_ep: Endpoint, name: string) {
-    return new HopbusClient(await connect((await endpoint()) as ServerAddress, { ...OPTIONS, name, reconnect: false }));
+    return new HopbusClient(await connectBroker((await endpoint()) as ServerAddress, { ...OPTIONS, name, reconnect: false }));
   },
   async echo() {
     const w = new Worker(path.join(distRoot, 'bench/peers/shm-echo.js'), { workerData: { ep: await endpoint(), options: OPTIONS } });

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { connect, type Bus } from '../../../client/index.js';
+import { connectBroker, type Bus } from '../../../client/index.js';
 import { distRoot, startNode } from '../../procs.js';
 import type { BusClient, Endpoint, OnMessage, RunningServer, Server, Target } from '../target.js';
 
@@ -89,6 +89,6 @@ export function hopbusTarget(transport: string, settings: readonly string[] = []
     wildcards: true,
     duplex: true,
     endpoint: (s) => ({ url: s.endpoints[transport]! }),
-    connect: async (ep, name) => new HopbusClient(await connect(String(ep.url), { name })),
+    connect: async (ep, name) => new HopbusClient(await connectBroker(String(ep.url), { name })),
   };
 }

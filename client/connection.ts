@@ -1,0 +1,84 @@
+/**
+ * One link to a broker and its handshake. `Conn` binds a link's events to the bus,
+ * so the events of a replaced link are told apart from the live one's; `Handshake`
+ * is the wait for INFO after CONNECT, bounded by timeoutMs on a Clock;
+ * `helloFrame` is the CONNECT this client sends.
+ *
+ * Threading: the client's thread.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import { Op, encodeHandshake } from '../transports/protocol/index.js';
+import type { Link, LinkHandler } from '../transports/link.js';
+import { VERSION } from '../transports/protocol/index.js';
+import type { Endpoint } from '../transports/url.js';
+import { packr } from './codec.js';
+import { TimeoutError } from './errors.js';
+import type { ResolvedConnectOptions } from './options.js';
+
+/** Largest frame accepted before INFO tells the real limits. */
+export const INITIAL_MAX_FRAME = 64 * 1024 * 1024 + 256 * 1024;
+
+/** What a Conn hands its link's events to. */
+export interface ConnOwner {
+  onFrame(conn: Conn, buf: Buffer, off: number, len: number): void;
+  onLinkClose(conn: Conn, err: Error | null): void;
+}
+
+export class Conn implements LinkHandler {
+  /** Resolves when the link has closed. */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  constructor(
+    private readonly owner: ConnOwner,
+    readonly link: Link,
+    readonly ep: Endpoint,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+  onFrame(buf: Buffer, off: number, len: number): void {
+    this.owner.onFrame(this, buf, off, len);
+  }
+  onClose(err: Error | null): void {
+    this.resolveClosed();
+    this.owner.onLinkClose(this, err);
+  }
+}
+
+/** The wait for the broker's INFO; rejects with TimeoutError after timeoutMs. */
+export class Handshake {
+  readonly done: Promise<void>;
+  private res!: () => void;
+  private rej!: (err: Error) => void;
+  private readonly timer: Timer;
+  constructor(private readonly clock: Clock, timeoutMs: number) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.res = resolve;
+      this.rej = reject;
+    });
+    this.timer = clock.timeout(() => this.rej(new TimeoutError('handshake', timeoutMs)), timeoutMs);
+  }
+  resolve(): void {
+    this.clock.clear(this.timer);
+    this.res();
+  }
+  reject(err: Error): void {
+    this.clock.clear(this.timer);
+    this.rej(err);
+  }
+}
+
+/** The CONNECT frame: who this client is and what it asks of the broker. */
+export function helloFrame(options: ResolvedConnectOptions, link: Link): Buffer {
+  return encodeHandshake(
+    Op.CONNECT,
+    packr.pack({
+      name: options.name,
+      lang: 'typescript',
+      version: VERSION,
+      verbose: options.verbose,
+      timestamps: options.timestamps,
+      ...(options.publishRate ? { publishRate: options.publishRate } : {}),
+      ...(options.direct && link.direct !== undefined ? { direct: true } : {}),
+    }),
+  );
+}

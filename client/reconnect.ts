@@ -1,0 +1,149 @@
+/**
+ * Staying connected: the server list and its order, the reconnect loop (rounds over
+ * the list, the delay doubling per failed round up to a cap, plus jitter so many
+ * clients do not come back in lockstep), and the Backlog that keeps what is published
+ * while disconnected. Timers run on a Clock (runtime/clock.ts).
+ *
+ * Threading: the client's thread.
+ */
+import type { Clock, Timer } from '../runtime/clock.js';
+import { canDial, canRedial, toEndpoint, type ServerAddress } from '../transports/dial.js';
+import type { Endpoint } from '../transports/url.js';
+import { ConnectionError, OptionsError, PendingLimitError } from './errors.js';
+import type { WriteTarget } from './writer.js';
+
+/** The servers of one connection, in the order they are tried. */
+export class ServerList {
+  readonly all: Endpoint[];
+  /** Index of the server connected to last. */
+  current = 0;
+
+  constructor(servers: ServerAddress | ServerAddress[]) {
+    const list = Array.isArray(servers) ? servers : [servers];
+    if (list.length === 0) throw new OptionsError('connect needs at least one server address');
+    this.all = list.map((s) => toEndpoint(s));
+    for (const ep of this.all) {
+      if (!canDial(ep)) throw new OptionsError(`transport "${ep.transport}" of "${ep.url}" is not available`);
+    }
+  }
+
+  /** Whether any server can be dialled again (an inproc or shm endpoint of a gone broker cannot). */
+  get redialable(): boolean {
+    return this.all.some(canRedial);
+  }
+}
+
+/**
+ * Publishes made while disconnected, sent in order on reconnect. Bounded: beyond
+ * `limit` bytes publish throws PendingLimitError. (Issue 18: what the lost link still
+ * held is not carried over; a lossless flush across a reconnect would start here.)
+ */
+export class Backlog implements WriteTarget {
+  buf = Buffer.allocUnsafe(0);
+  used = 0;
+  constructor(private readonly limit: number) {}
+  get writeOffset(): number {
+    return this.used;
+  }
+  reserve(n: number): Buffer {
+    if (this.used + n > this.limit) {
+      throw new PendingLimitError(`not connected, and the reconnect buffer is full (${this.used} of ${this.limit} bytes): the message was not queued`);
+    }
+    if (this.used + n > this.buf.length) {
+      const next = Buffer.allocUnsafe(Math.min(this.limit, Math.max(4096, (this.used + n) * 2)));
+      this.buf.copy(next, 0, 0, this.used);
+      this.buf = next;
+    }
+    return this.buf;
+  }
+  commit(n: number): void {
+    this.used += n;
+  }
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.used);
+    this.buf = Buffer.allocUnsafe(0);
+    this.used = 0;
+    return out;
+  }
+}
+
+export interface ReconnectPolicy {
+  reconnectDelayMs: number;
+  maxReconnectDelayMs: number;
+  reconnectJitterMs: number;
+  /** -1: forever. */
+  maxReconnectAttempts: number;
+}
+
+/** What the reconnect loop needs from its connection. */
+export interface ReconnectHost {
+  /** Still reconnecting (false once closed or connected). */
+  readonly reconnecting: boolean;
+  /** Dials one server and runs the handshake; rejects when that fails. */
+  attach(ep: Endpoint): Promise<void>;
+  /** Connected again, to server `idx`. */
+  reconnected(ep: Endpoint): void;
+  /** Gave up after the attempts allowed. */
+  gaveUp(err: ConnectionError): void;
+}
+
+export class Reconnector {
+  private sleeper: { timer: Timer; resolve(): void } | null = null;
+
+  constructor(
+    private readonly host: ReconnectHost,
+    private readonly servers: ServerList,
+    private readonly policy: ReconnectPolicy,
+    private readonly clock: Clock,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Tries the servers after the current one, round after round, until one answers or the attempts run out. */
+  async run(): Promise<void> {
+    const host = this.host;
+    const list = this.servers.all;
+    let attempts = 0;
+    let delay = this.policy.reconnectDelayMs;
+    let lastErr: unknown = null;
+    const max = this.policy.maxReconnectAttempts;
+    while (host.reconnecting) {
+      for (let i = 1; i <= list.length && host.reconnecting; i++) {
+        const idx = (this.servers.current + i) % list.length;
+        attempts++;
+        try {
+          await host.attach(list[idx]!);
+          this.servers.current = idx;
+          host.reconnected(list[idx]!);
+          return;
+        } catch (err) {
+          lastErr = err;
+        }
+        if (max >= 0 && attempts >= max) {
+          if (host.reconnecting) host.gaveUp(new ConnectionError(`gave up reconnecting after ${attempts} attempts`, { cause: lastErr }));
+          return;
+        }
+      }
+      await this.sleep(delay + this.random() * this.policy.reconnectJitterMs);
+      delay = Math.min(delay * 2, this.policy.maxReconnectDelayMs);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.sleeper = {
+        timer: this.clock.timeout(() => {
+          this.sleeper = null;
+          resolve();
+        }, ms),
+        resolve,
+      };
+    });
+  }
+
+  /** Ends a wait between rounds at once (the connection closes). */
+  cancel(): void {
+    if (this.sleeper === null) return;
+    this.clock.clear(this.sleeper.timer);
+    this.sleeper.resolve();
+  }
+}
