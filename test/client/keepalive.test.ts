@@ -1,11 +1,16 @@
 /**
  * The SDK against a fake server that does the handshake and then goes silent, or
- * never finishes it: failures a real broker does not produce on demand.
+ * never finishes it: failures a real broker does not produce on demand. The
+ * keepalive runs on a FakeClock: the test moves time, the wire is real. Then
+ * client/keepalive.ts alone, against a recording host.
  */
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionError, connect } from '../../client/index.js';
+import { ConnectionError, TimeoutError, connect, type ConnectOptions } from '../../client/index.js';
+import { Bus } from '../../client/bus.js';
+import { Keepalive } from '../../client/keepalive.js';
+import { FakeClock } from '../../runtime/clock.js';
 import { OP, until, useWorld } from '../broker/harness.js';
 
 const w = useWorld();
@@ -60,14 +65,31 @@ async function fakeServer(handshake: boolean): Promise<Fake> {
   return fake;
 }
 
+/** A client of `url` whose timers run on `clock`: its keepalive moves only when the test advances it. */
+async function onClock(url: string, options: ConnectOptions, clock: FakeClock): Promise<Bus> {
+  const bus = w.track(new Bus(url, options, clock));
+  await bus.open();
+  return bus;
+}
+
+const pings = (fake: Fake): number => fake.ops.filter((op) => op === OP.PING).length;
+
 describe('client keepalive', () => {
   it('a client whose server stops answering PINGs drops the connection after maxPingsOut and reports a disconnect', async () => {
     const fake = await fakeServer(true);
-    const bus = await w.connect(fake.url, { pingIntervalMs: 50, maxPingsOut: 2, reconnect: false });
+    const clock = new FakeClock();
+    const bus = await onClock(fake.url, { pingIntervalMs: 50, maxPingsOut: 2, reconnect: false }, clock);
     const reasons: unknown[] = [];
     bus.on('disconnect', (err) => reasons.push(err));
+    clock.advance(50);
+    await until(() => pings(fake) === 1, 'the first keepalive PING');
+    clock.advance(50);
+    await until(() => pings(fake) === 2, 'the second keepalive PING');
+    expect(bus.connected).toBe(true);
+    // The third interval finds two PINGs unanswered: stale.
+    clock.advance(50);
     await until(() => bus.isClosed, 'the client to give up on the silent server');
-    expect(fake.ops.filter((op) => op === OP.PING)).toHaveLength(2);
+    expect(pings(fake)).toBe(2);
     expect(reasons).toHaveLength(1);
     expect(reasons[0]).toBeInstanceOf(ConnectionError);
     expect(String(reasons[0])).toMatch(/stale/);
@@ -75,13 +97,18 @@ describe('client keepalive', () => {
 
   it('with pingIntervalMs 0 the client sends no keepalive PINGs and keeps a silent server', async () => {
     const quiet = await fakeServer(true);
-    const bus = await w.connect(quiet.url, { pingIntervalMs: 0, reconnect: false });
-    // The clock: a client with 50 ms keepalive on another silent server gives up
-    // after three intervals.
+    const clock = new FakeClock();
+    const bus = await onClock(quiet.url, { pingIntervalMs: 0, reconnect: false }, clock);
+    // The control: a client with 50 ms keepalive on another silent server, on the same
+    // clock, gives up within the time advanced.
     const clockServer = await fakeServer(true);
-    const clock = await w.connect(clockServer.url, { pingIntervalMs: 50, maxPingsOut: 2, reconnect: false });
-    await until(() => clock.isClosed, 'the 50 ms client to give up');
-    expect(quiet.ops).toEqual([OP.CONNECT]);
+    const control = await onClock(clockServer.url, { pingIntervalMs: 50, maxPingsOut: 2, reconnect: false }, clock);
+    for (let i = 0; i < 100; i++) clock.advance(50);
+    await until(() => control.isClosed, 'the 50 ms client to give up');
+    // A PUB after the silence: the stream is ordered, so once it is here, no PING came before it.
+    bus.publish('after.silence');
+    await until(() => quiet.ops.length >= 2, 'the PUB sent after the silence');
+    expect(quiet.ops).toEqual([OP.CONNECT, OP.PUB]);
     expect(bus.connected).toBe(true);
   });
 });
@@ -99,5 +126,105 @@ describe('client handshake', () => {
     const b = await w.broker();
     await w.connect(b.url, { name: 'pricer-7' });
     expect([...b.broker.sessions].map((s) => [s.name, s.lang])).toEqual([['pricer-7', 'typescript']]);
+  });
+});
+
+/** A keepalive host that records what the Keepalive asks of its connection. */
+function pingHost() {
+  return {
+    connected: true,
+    sent: 0,
+    staleWith: null as Error | null,
+    sendPing() {
+      this.sent++;
+    },
+    stale(err: Error) {
+      this.staleWith = err;
+    },
+  };
+}
+
+describe('Keepalive (client/keepalive.ts, on a fake clock)', () => {
+  it('sends a PING per interval and declares the link stale after maxOut unanswered; a PONG resets the count', () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 100, 2);
+    k.start();
+    clock.advance(200);
+    expect(h.sent).toBe(2);
+    expect(k.pong()).toBeNull(); // a keepalive PING's PONG answers no flush
+    clock.advance(200);
+    expect(h.sent).toBe(4);
+    expect(h.staleWith).toBeNull();
+    clock.advance(100);
+    expect(h.sent).toBe(4);
+    expect(h.staleWith).toBeInstanceOf(ConnectionError);
+    expect(String(h.staleWith)).toMatch(/stale connection: 2 PINGs unanswered/);
+  });
+
+  it('sends nothing while disconnected, and nothing at all with interval 0', () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    h.connected = false;
+    new Keepalive(h, clock, 100, 2).start();
+    const off = pingHost();
+    new Keepalive(off, clock, 0, 2).start();
+    clock.advance(1000);
+    expect(h.sent).toBe(0);
+    expect(h.staleWith).toBeNull();
+    expect(off.sent).toBe(0);
+    expect(clock.pending).toBe(1);
+  });
+
+  it('a flush resolves on its own PONG, in order behind keepalive PINGs, and times out on the clock', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 100, 5);
+    k.start();
+    clock.advance(100); // one keepalive PING out
+    let done = false;
+    const f = k.flush(1000).then(() => (done = true));
+    expect(h.sent).toBe(2);
+    expect(k.pong()).toBeNull();
+    k.pong()!.resolve();
+    await f;
+    expect(done).toBe(true);
+    const late = k.flush(50);
+    clock.advance(50);
+    await expect(late).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it('flushes asked for while disconnected, or lost with the link, are sent after the next handshake; keepalive PINGs are not', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 100, 5);
+    k.start();
+    const f1 = k.flush(10_000);
+    clock.advance(100);
+    expect(h.sent).toBe(2);
+    k.linkLost();
+    h.connected = false;
+    const f2 = k.flush(10_000);
+    expect(h.sent).toBe(2);
+    h.connected = true;
+    k.resend();
+    expect(h.sent).toBe(4);
+    k.pong()!.resolve();
+    k.pong()!.resolve();
+    await Promise.all([f1, f2]);
+    expect(k.pong()).toBeNull();
+  });
+
+  it('close stops the interval and fails the waiting flushes', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 100, 5);
+    k.start();
+    const f = k.flush(10_000);
+    k.close(new ConnectionError('connection closed'));
+    await expect(f).rejects.toBeInstanceOf(ConnectionError);
+    expect(clock.pending).toBe(0);
+    clock.advance(1000);
+    expect(h.sent).toBe(1);
   });
 });
