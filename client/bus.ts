@@ -1,14 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
-import {
-  FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, MsgView, Op, OP_NAMES, PING_SIZE, UNSUB_SIZE, maxFrameFor,
-  subSize, writeBare, writeSub, writeUnsub,
-} from '../transports/protocol/index.js';
+import { FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, Op, OP_NAMES, maxFrameFor } from '../transports/protocol/index.js';
 import { monoNs, realClock, type Clock, type Timer } from '../runtime/clock.js';
-import { LatencyMeter, type ClientLatencyStats } from './latency.js';
+import { LatencyMeter } from './latency.js';
+import { newCounters, statsFn, type BusStats, type StatsFn } from './stats.js';
 import { StampSampler } from '../metrics/latency.js';
-import { SubjectCache } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
 import { dial, type ServerAddress } from '../transports/dial.js';
 // The inproc dialer: pure JavaScript, so browsers get it too. The shm dialer is
@@ -17,11 +14,12 @@ import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
 import { encodeHeaders, unpackr } from './codec.js';
 import { ConnectionError, OptionsError, PendingLimitError, ServerError } from './errors.js';
-import { Msg } from './msg.js';
+import type { Msg } from './msg.js';
+import { Inbound } from './inbound.js';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './options.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { DirectRouter, type DirectHost } from './direct.js';
-import { FrameWriter, type WriteTarget } from './writer.js';
+import { FrameWriter, writeBareTo, writeSubTo, writeUnsubTo, type WriteTarget } from './writer.js';
 import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
@@ -31,25 +29,7 @@ import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply,
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
-
-export interface BusStats {
-  msgsIn: number;
-  bytesIn: number;
-  msgsOut: number;
-  bytesOut: number;
-  reconnects: number;
-}
-
-/** What bus.stats() returns: the counters, and this client's latency figures. */
-export interface ClientStats extends BusStats {
-  /** Bytes queued towards the broker. */
-  pendingBytes: number;
-  /** Hops measured on timestamped messages received; null with `latency: false`. */
-  latency: ClientLatencyStats | null;
-}
-
-/** bus.stats: call it for everything; its fields still read the counters (bus.stats.msgsIn). */
-export type StatsFn = (() => ClientStats) & Readonly<BusStats>;
+export type { BusStats, ClientStats, StatsFn } from './stats.js';
 
 const enum State {
   CONNECTING,
@@ -62,17 +42,20 @@ const enum State {
 /**
  * A connection to a broker: publish, subscribe, request, over any transport, with
  * reconnection. A facade over one job per file: the frame writer (writer.ts), the
- * subscription registry (registry.ts), the request mux (mux.ts), PING/PONG
- * (keepalive.ts), the server list, reconnect loop and backlog (reconnect.ts), the
- * link and its handshake (connection.ts); what stays here is the state, the wiring,
- * and the dispatch of what the broker sends. Used from one thread; events: 'error',
- * 'loss', 'disconnect', 'reconnect', 'close'.
+ * subscription registry (registry.ts), the receive path (inbound.ts), the request
+ * mux (mux.ts), PING/PONG and keepalive (keepalive.ts), the server list, reconnect
+ * loop and backlog (reconnect.ts), the link and its handshake (connection.ts), the
+ * counters (stats.ts), direct delivery (direct.ts). What stays here is the
+ * connection's state machine (CONNECTING -> CONNECTED <-> RECONNECTING, DRAINING,
+ * CLOSED), the publish path's choice of target, and the dispatch of the broker's
+ * control frames. Used from one thread; events: 'error', 'loss', 'disconnect',
+ * 'reconnect', 'close'.
  */
 export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   info: ServerInfo | null = null;
   readonly options: ResolvedConnectOptions;
   /** Counters of this connection (also readable as bus.stats.msgsIn etc.). */
-  readonly counters: BusStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, reconnects: 0 };
+  readonly counters: BusStats = newCounters();
   /**
    * `bus.stats()`: counters, pending bytes and this client's latency figures. The
    * counters stay readable as fields (`bus.stats.msgsIn`), as before it was callable.
@@ -90,8 +73,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   private readonly subs = new Registry<Subscription>();
   private readonly keepalive: Keepalive;
   private readonly backlog: Backlog;
-  private readonly view = new MsgView();
-  private readonly subjects = new SubjectCache(1024);
+  private readonly inbound: Inbound;
   private readonly writer = new FrameWriter();
   private readonly mux: RequestMux;
   private handshake: Handshake | null = null;
@@ -107,12 +89,10 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     this.latency = this.options.latency ? new LatencyMeter() : null;
     this.stamps = this.options.timestamps && this.options.latency ? new StampSampler() : null;
     this.mux = new RequestMux(this, clock, true);
+    this.inbound = new Inbound(this.subs, this.counters, this.latency, this, (sub) => this.expired(sub));
     this.keepalive = new Keepalive(this.pings, clock, this.options.pingIntervalMs, this.options.maxPingsOut);
     this.reconnector = new Reconnector(this.redial, this.servers, this.options, clock);
-    const counters = this.counters;
-    const fn = (): ClientStats => ({ ...counters, pendingBytes: this.pendingBytes, latency: this.latency?.stats() ?? null });
-    for (const k of Object.keys(counters) as (keyof BusStats)[]) Object.defineProperty(fn, k, { get: () => counters[k], enumerable: true });
-    this.stats = fn as StatsFn;
+    this.stats = statsFn(this.counters, () => this.pendingBytes, this.latency);
   }
 
   /** The server currently connected to, or '' when disconnected. */
@@ -252,33 +232,19 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     const sub = new Subscription(this, this.subs.nextSid(), pattern, cb, opts);
     this.subs.add(sub, sub);
     this.direct?.addOwn(pattern);
-    if (this.connected) this.sendSub(this.conn!.link, sub);
+    if (this.connected) writeSubTo(this.conn!.link, sub);
     return sub;
-  }
-
-  private sendSub(link: Link, sub: Subscription): void {
-    const n = subSize(Buffer.byteLength(sub.subject), sub.queue ? Buffer.byteLength(sub.queue) : 0);
-    const buf = link.reserve(n);
-    writeSub(buf, link.writeOffset, sub.sid, sub.subject, sub.queue || undefined, sub.policy);
-    link.commit(n);
-    if (sub.max > 0) this.sendUnsub(link, sub.sid, sub.max - sub.received);
-  }
-
-  private sendUnsub(link: Link, sid: number, max: number): void {
-    const buf = link.reserve(UNSUB_SIZE);
-    writeUnsub(buf, link.writeOffset, sid, max);
-    link.commit(UNSUB_SIZE);
   }
 
   /** @internal Subscription.unsubscribe() lands here. */
   unsubscribeSid(sub: Subscription, max: number): void {
     if (max > 0) {
       // The wire counts "N more messages" from now; `max` is the subscription's total.
-      if (this.connected) this.sendUnsub(this.conn!.link, sub.sid, max - sub.received);
+      if (this.connected) writeUnsubTo(this.conn!.link, sub.sid, max - sub.received);
       return;
     }
     this.forget(sub);
-    if (this.connected && !this.conn!.link.closed) this.sendUnsub(this.conn!.link, sub.sid, 0);
+    if (this.connected && !this.conn!.link.closed) writeUnsubTo(this.conn!.link, sub.sid, 0);
   }
 
   /** Removes a subscription locally and ends it. */
@@ -346,7 +312,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     const wasConnected = this.connected;
     this.state = State.DRAINING;
     for (const sub of this.subs.values()) {
-      if (!this.mux.owns(sub) && wasConnected) this.sendUnsub(this.conn!.link, sub.sid, 0);
+      if (!this.mux.owns(sub) && wasConnected) writeUnsubTo(this.conn!.link, sub.sid, 0);
     }
     if (wasConnected) {
       try {
@@ -391,7 +357,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   onFrame(conn: Conn, buf: Buffer, off: number, len: number): void {
     const op = buf[off + 4]!;
     if (op === Op.MSG) {
-      this.onMsg(buf, off, len);
+      this.inbound.onMsg(buf, off, len);
       return;
     }
     switch (op) {
@@ -410,7 +376,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
         return;
       }
       case Op.PING:
-        sendBare(conn.link, Op.PONG);
+        writeBareTo(conn.link, Op.PONG);
         return;
       case Op.OK:
         return;
@@ -432,63 +398,20 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     }
   }
 
-  /** A MSG frame, from the broker or a direct channel: per message, so nothing is allocated but the one Msg. */
-  private onMsg(buf: Buffer, off: number, len: number): void {
-    const v = this.view.parse(buf, off, len);
-    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
-    if (subject === null) {
-      subject = v.subject();
-      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
-    }
-    this.counters.msgsIn++;
-    this.counters.bytesIn += len;
-    const lat = this.latency;
-    if (lat === null) {
-      this.dispatch(v, subject);
-      return;
-    }
-    const arrived = lat.received(len);
-    const tsOff = v.tsOff;
-    if (tsOff < 0) {
-      this.dispatch(v, subject);
-      return;
-    }
-    const start = lat.transit(buf, tsOff, arrived);
-    const weight = lat.lastWeight;
-    this.dispatch(v, subject);
-    if (start >= 0) lat.handled(start, weight);
-  }
-
-  /** By sid for a queue-group member (the broker picked it), else every local match; one Msg shared by all. */
-  private dispatch(v: MsgView, subject: string): void {
-    if (v.sid !== 0) {
-      const sub = this.subs.get(v.sid);
-      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this))) this.expired(sub);
-      return;
-    }
-    const list = this.subs.match(subject);
-    if (list.length === 0) return;
-    const msg = new Msg(v, subject, this);
-    for (let i = 0; i < list.length; i++) {
-      const sub = list[i]!;
-      if (!sub.deliver(msg)) this.expired(sub);
-    }
-  }
-
   /**
    * A subscription has had its `max` messages. The broker counts them too, but not
    * those delivered directly by other shm clients: then it is told.
    */
   private expired(sub: Subscription): void {
     this.forget(sub);
-    if (this.direct !== null && this.connected && !this.conn!.link.closed) this.sendUnsub(this.conn!.link, sub.sid, 0);
+    if (this.direct !== null && this.connected && !this.conn!.link.closed) writeUnsubTo(this.conn!.link, sub.sid, 0);
   }
 
   /** DirectHost for the router: channel messages land where the broker's would. */
   private directHost(link: Link): DirectHost {
     return {
       link,
-      onMsg: (buf, off, len) => this.onMsg(buf, off, len),
+      onMsg: (buf, off, len) => this.inbound.onMsg(buf, off, len),
       reportError: (err) => this.reportError(err),
     };
   }
@@ -609,7 +532,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     }
     this.state = State.CONNECTED;
     // Re-establish everything the server forgot: subscriptions, then queued publishes, then flushes.
-    for (const sub of this.subs.values()) this.sendSub(link, sub);
+    for (const sub of this.subs.values()) writeSubTo(link, sub);
     if (this.backlog.used > 0) {
       const pending = this.backlog.take();
       link.send(pending, 0, pending.length);
@@ -624,7 +547,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       return this.bus.connected;
     },
     sendPing(): void {
-      sendBare(this.bus.conn!.link, Op.PING);
+      writeBareTo(this.bus.conn!.link, Op.PING);
     },
     stale(err: Error): void {
       this.bus.conn!.link.destroy(err);
@@ -647,12 +570,6 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       void this.close();
     },
   };
-}
-
-function sendBare(link: Link, op: Op.PING | Op.PONG): void {
-  const buf = link.reserve(PING_SIZE);
-  writeBare(buf, link.writeOffset, op);
-  link.commit(PING_SIZE);
 }
 
 /**

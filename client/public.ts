@@ -6,7 +6,8 @@
  * `connect` function, never with `new`. Each entry point adds its own `connect`.
  */
 export type { Connection, ConnectionEvents, ConnectionCounters, ServerInfo, PublishOptions, RequestOptions, LossEvent } from './types.js';
-export type { Bus, BusStats, ClientStats, StatsFn } from './bus.js';
+export type { Bus } from './bus.js';
+export type { BusStats, ClientStats, StatsFn } from './stats.js';
 export type { ClientLatencyStats } from './latency.js';
 export type { LatencySummary } from '../metrics/latency.js';
 export type { Msg } from './msg.js';

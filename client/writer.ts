@@ -9,13 +9,19 @@
  * subject() and payload() (in the order whose error should win), then size(), then
  * encode() one or more times, then done().
  *
+ * The control frames a client writes (SUB, UNSUB, PING, PONG) are the functions at
+ * the end.
+ *
  * Threading: the client's thread; one writer per client.
  */
 import { validateSubject } from '../topics/index.js';
-import { FLAG_TS, MSG_HEADER, Op, TS_BLOCK, msgSize, writeMsgHeader } from '../transports/protocol/index.js';
+import {
+  FLAG_TS, MSG_HEADER, Op, PING_SIZE, TS_BLOCK, UNSUB_SIZE, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
+} from '../transports/protocol/index.js';
 import { writeU64 } from '../runtime/clock.js';
 import { EncodedPayload, encodePayload } from './codec.js';
 import { MaxPayloadError } from './errors.js';
+import type { Subscription } from './subscription.js';
 
 /** The write side of a link, of the reconnect backlog, of a channel or a datagram slot. */
 export interface WriteTarget {
@@ -139,4 +145,26 @@ export class FrameWriter {
     this.validated.set(subject, meta);
     return meta;
   }
+}
+
+/** SUB for `sub` (and its remaining `max` as an UNSUB, which the broker counts down). */
+export function writeSubTo(w: WriteTarget, sub: Subscription): void {
+  const n = subSize(Buffer.byteLength(sub.subject), sub.queue ? Buffer.byteLength(sub.queue) : 0);
+  const buf = w.reserve(n);
+  writeSub(buf, w.writeOffset, sub.sid, sub.subject, sub.queue || undefined, sub.policy);
+  w.commit(n);
+  if (sub.max > 0) writeUnsubTo(w, sub.sid, sub.max - sub.received);
+}
+
+/** UNSUB of `sid` after `max` more messages (0: now). */
+export function writeUnsubTo(w: WriteTarget, sid: number, max: number): void {
+  const buf = w.reserve(UNSUB_SIZE);
+  writeUnsub(buf, w.writeOffset, sid, max);
+  w.commit(UNSUB_SIZE);
+}
+
+export function writeBareTo(w: WriteTarget, op: Op.PING | Op.PONG): void {
+  const buf = w.reserve(PING_SIZE);
+  writeBare(buf, w.writeOffset, op);
+  w.commit(PING_SIZE);
 }

@@ -1,0 +1,77 @@
+/**
+ * The receive path of a broker connection, per message: a MSG frame (from the broker
+ * or a direct channel) is parsed in place, its subject interned, its hops measured
+ * when it is timestamped, and it is handed to the local subscriptions it matches.
+ * Nothing is allocated per message but the one Msg every matching subscription shares.
+ *
+ * Threading: the client's thread.
+ */
+import { MsgView } from '../transports/protocol/index.js';
+import { SubjectCache } from '../transports/intern.js';
+import type { LatencyMeter } from './latency.js';
+import { Msg, type Responder } from './msg.js';
+import type { Registry } from './registry.js';
+import type { Subscription } from './subscription.js';
+
+/** The counters the receive path adds to. */
+export interface InCounters {
+  msgsIn: number;
+  bytesIn: number;
+}
+
+export class Inbound {
+  private readonly view = new MsgView();
+  private readonly subjects = new SubjectCache(1024);
+
+  /** `expired(sub)`: the subscription had its `max` messages. */
+  constructor(
+    private readonly subs: Registry<Subscription>,
+    private readonly counters: InCounters,
+    private readonly latency: LatencyMeter | null,
+    private readonly responder: Responder,
+    private readonly expired: (sub: Subscription) => void,
+  ) {}
+
+  /** One MSG frame at buf[off, off+len). */
+  onMsg(buf: Buffer, off: number, len: number): void {
+    const v = this.view.parse(buf, off, len);
+    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
+    if (subject === null) {
+      subject = v.subject();
+      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
+    }
+    this.counters.msgsIn++;
+    this.counters.bytesIn += len;
+    const lat = this.latency;
+    if (lat === null) {
+      this.dispatch(v, subject);
+      return;
+    }
+    const arrived = lat.received(len);
+    const tsOff = v.tsOff;
+    if (tsOff < 0) {
+      this.dispatch(v, subject);
+      return;
+    }
+    const start = lat.transit(buf, tsOff, arrived);
+    const weight = lat.lastWeight;
+    this.dispatch(v, subject);
+    if (start >= 0) lat.handled(start, weight);
+  }
+
+  /** By sid for a queue-group member (the broker picked it), else every local match; one Msg shared by all. */
+  private dispatch(v: MsgView, subject: string): void {
+    if (v.sid !== 0) {
+      const sub = this.subs.get(v.sid);
+      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
+      return;
+    }
+    const list = this.subs.match(subject);
+    if (list.length === 0) return;
+    const msg = new Msg(v, subject, this.responder);
+    for (let i = 0; i < list.length; i++) {
+      const sub = list[i]!;
+      if (!sub.deliver(msg)) this.expired(sub);
+    }
+  }
+}
