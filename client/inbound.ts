@@ -19,9 +19,29 @@ export interface InCounters {
   bytesIn: number;
 }
 
-export class Inbound {
-  private readonly view = new MsgView();
+/**
+ * Parses MSG frames in place into one reused view, and gives each its subject as an
+ * interned string: a subscriber sees few distinct subjects, and decoding the same
+ * UTF-8 again for every message would be wasted work. Shared by Bus and MulticastBus.
+ */
+export class MsgDecoder {
+  readonly view = new MsgView();
   private readonly subjects = new SubjectCache(1024);
+
+  /** Parses the frame at buf[off, off+len) into `view` and returns its subject. */
+  read(buf: Buffer, off: number, len: number): string {
+    const v = this.view.parse(buf, off, len);
+    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
+    if (subject === null) {
+      subject = v.subject();
+      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
+    }
+    return subject;
+  }
+}
+
+export class Inbound {
+  private readonly decoder = new MsgDecoder();
 
   /** `expired(sub)`: the subscription had its `max` messages. */
   constructor(
@@ -34,12 +54,9 @@ export class Inbound {
 
   /** One MSG frame at buf[off, off+len). */
   onMsg(buf: Buffer, off: number, len: number): void {
-    const v = this.view.parse(buf, off, len);
-    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
-    if (subject === null) {
-      subject = v.subject();
-      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
-    }
+    const d = this.decoder;
+    const subject = d.read(buf, off, len);
+    const v = d.view;
     this.counters.msgsIn++;
     this.counters.bytesIn += len;
     const lat = this.latency;

@@ -26,9 +26,8 @@
 import { EventEmitter } from 'node:events';
 import { ChannelMap } from '../topics/channels.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
-import { FLAG_REQUEST, MsgView, Op, msgSize } from '../transports/protocol/index.js';
+import { FLAG_REQUEST, Op, msgSize } from '../transports/protocol/index.js';
 import { monoNs, realClock } from '../runtime/clock.js';
-import { SubjectCache } from '../transports/intern.js';
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint,
   type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
@@ -42,6 +41,7 @@ import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { FrameWriter } from './writer.js';
+import { MsgDecoder } from './inbound.js';
 import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
@@ -139,8 +139,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   /** Subscriptions per channel, to join and leave groups and to report gaps. */
   private readonly byChannel: Set<Inbox>[];
   private readonly joins = new Set<Promise<void>>();
-  private readonly view = new MsgView();
-  private readonly subjects = new SubjectCache(1024);
+  private readonly decoder = new MsgDecoder();
   private readonly writer = new FrameWriter();
   private readonly mux = new RequestMux(this, realClock, false, ' (over multicast nobody reports "no responders")');
   // Dispatch budget (see client/inbox.ts).
@@ -369,12 +368,9 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   // --- receive ---------------------------------------------------------------------------------
 
   private onFrame(buf: Buffer, off: number, len: number): void {
-    const v = this.view.parse(buf, off, len);
-    let subject = this.subjects.lookup(buf, v.subjectOff, v.subjectLen);
-    if (subject === null) {
-      subject = v.subject();
-      this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
-    }
+    const d = this.decoder;
+    const subject = d.read(buf, off, len);
+    const v = d.view;
     this.counts.msgsIn++;
     this.counts.bytesIn += len;
     const list = this.subs.match(subject);
