@@ -27,7 +27,7 @@ import { EventEmitter } from 'node:events';
 import { ChannelMap } from '../topics/channels.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { FLAG_REQUEST, Op, msgSize } from '../transports/protocol/index.js';
-import { monoNs, realClock } from '../runtime/clock.js';
+import { monoNs, realClock, type Clock } from '../runtime/clock.js';
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint,
   type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
@@ -141,7 +141,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   private readonly joins = new Set<Promise<void>>();
   private readonly decoder = new MsgDecoder();
   private readonly writer = new FrameWriter();
-  private readonly mux = new RequestMux(this, realClock, false, ' (over multicast nobody reports "no responders")');
+  private readonly mux: RequestMux;
   // Dispatch budget (see client/inbox.ts).
   private turnStart = 0;
   private turnFrames = 0;
@@ -151,8 +151,9 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   private closedPromise: Promise<void> | null = null;
   private readonly counts = { msgsIn: 0, bytesIn: 0, bytesOut: 0 };
 
-  constructor(url: string, options: MulticastConnectOptions = {}) {
+  constructor(url: string, options: MulticastConnectOptions = {}, clock: Clock = realClock) {
     super();
+    this.mux = new RequestMux(this, clock, false, ' (over multicast nobody reports "no responders")');
     if (options === null || typeof options !== 'object') throw new OptionsError('connect options must be an object');
     if ((options as ConnectOptions).publishRate != null) {
       throw new OptionsError('connect option "publishRate" is enforced by a broker; over multicast there is none (see docs/MULTICAST.md)');
