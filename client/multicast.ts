@@ -17,7 +17,7 @@
  *    times out (TimeoutError).
  *  - flush() resolves once the groups of every subscription are joined and every
  *    message published before it has left this process; no peer acknowledges.
- *  - Slow consumers are handled here, by client/inbox.ts; 'block' is refused.
+ *  - Slow consumers are handled here (client/delivery.ts, client/inbox.ts); 'block' is refused.
  *  - Loss the repair protocol could not undo is reported as 'loss' events with
  *    policy 'gap', and sources that go away as 'source-gone' events.
  *
@@ -36,12 +36,13 @@ import { resolveChannels, type ChannelSpec } from '../transports/multicast/confi
 import type { Connection, LossEvent, PublishOptions, RequestOptions } from './types.js';
 import { encodeHeaders } from './codec.js';
 import type { ConnectOptions } from './options.js';
-import { ConnectionError, OptionsError, SlowConsumerError, TimeoutError } from './errors.js';
+import { ConnectionError, OptionsError, TimeoutError } from './errors.js';
 import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
 import { FrameWriter } from './writer.js';
 import { MsgDecoder } from './inbound.js';
+import { InboxDelivery } from './delivery.js';
 import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
@@ -129,11 +130,9 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   private readonly requestTimeoutMs: number;
   private readonly defaultPolicy: InboxPolicy;
   private readonly defaultMaxPending: number;
-  private readonly budgetMs: number;
   private readonly lingerMs: number;
   private readonly flushTimeoutMs: number;
   private readonly deliverRate: { msgsPerSec: number; burstMsgs: number } | null;
-  private rateTimer: NodeJS.Timeout | null = null;
   private state: 'open' | 'draining' | 'closed' = 'open';
   private readonly subs = new Registry<Inbox>();
   /** Subscriptions per channel, to join and leave groups and to report gaps. */
@@ -142,12 +141,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   private readonly decoder = new MsgDecoder();
   private readonly writer = new FrameWriter();
   private readonly mux: RequestMux;
-  // Dispatch budget (see client/inbox.ts).
-  private turnStart = 0;
-  private turnFrames = 0;
-  private behind = false;
-  private draining = false;
-  private readonly backlog = new Set<Inbox>();
+  private readonly delivery: InboxDelivery;
   private closedPromise: Promise<void> | null = null;
   private readonly counts = { msgsIn: 0, bytesIn: 0, bytesOut: 0 };
 
@@ -181,7 +175,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     this.defaultPolicy = options.policy ?? 'drop-oldest';
     if (!INBOX_POLICIES.includes(this.defaultPolicy)) throw new OptionsError(`multicast option "policy" must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(this.defaultPolicy)}`);
     this.defaultMaxPending = posInt(options.maxPending, 65_536, 'maxPending');
-    this.budgetMs = options.dispatchBudgetMs ?? 10;
+    this.delivery = new InboxDelivery(this.deliveryHost, options.dispatchBudgetMs ?? 10);
     this.lingerMs = options.lingerMs ?? 100;
     this.flushTimeoutMs = posInt(options.timeoutMs, 5000, 'timeoutMs');
     const dr = options.deliverRate;
@@ -350,7 +344,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     const inbox = this.subs.remove(sub);
     if (inbox === undefined) return;
     inbox.clear();
-    this.backlog.delete(inbox);
+    this.delivery.remove(inbox);
     for (const ch of inbox.channels) {
       const set = this.byChannel[ch]!;
       set.delete(inbox);
@@ -377,107 +371,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     const list = this.subs.match(subject);
     if (list.length === 0) return;
     const msg = new Msg(v, subject, this);
-    if (this.turnStart === 0) {
-      this.turnStart = performance.now();
-      setImmediate(this.endTurn);
-    } else if ((++this.turnFrames & 31) === 0 && !this.behind && performance.now() - this.turnStart > this.budgetMs) {
-      this.behind = true;
-    }
-    for (let i = 0; i < list.length; i++) {
-      const inbox = list[i]!;
-      if (inbox.count === 0 && !this.behind && (inbox.rate === null || inbox.rate.admit(performance.now()))) {
-        if (!inbox.sub.deliver(msg)) this.forget(inbox.sub);
-      } else {
-        this.enqueue(inbox, msg);
-      }
-    }
-  }
-
-  private readonly endTurn = (): void => {
-    this.turnStart = 0;
-    this.turnFrames = 0;
-    if (this.backlog.size > 0) this.drainBacklog();
-    else this.behind = false;
-  };
-
-  private enqueue(inbox: Inbox, msg: Msg): void {
-    if (!inbox.push(msg)) {
-      const err = new SlowConsumerError(`subscription "${inbox.sub.subject}" fell more than ${inbox.max} messages behind (policy disconnect): it was closed`);
-      this.forget(inbox.sub, err);
-      this.reportError(err);
-      return;
-    }
-    this.backlog.add(inbox);
-    // Queued only by its rate limit while the bus keeps up: nothing else would drain it.
-    if (!this.behind && this.turnStart === 0) this.scheduleDrain(0);
-  }
-
-  /**
-   * Runs queued messages for up to the budget, round robin over subscriptions, each
-   * within its rate limit; the rest waits for the next turn (or, when only rate
-   * limits hold messages back, for a timer at the next admission).
-   */
-  private drainBacklog(): void {
-    if (this.draining) return;
-    this.draining = true;
-    const t0 = performance.now();
-    let outOfTime = false;
-    let waitMs = Infinity;
-    try {
-      for (;;) {
-        let progress = false;
-        for (const inbox of this.backlog) {
-          this.reportQueueLoss(inbox);
-          const rate = inbox.rate;
-          for (let k = 0; k < 64 && inbox.count > 0; k++) {
-            if (rate !== null && !rate.admit(performance.now())) {
-              waitMs = Math.min(waitMs, rate.waitMs(performance.now()));
-              break;
-            }
-            progress = true;
-            if (!inbox.sub.deliver(inbox.shift()!)) {
-              this.forget(inbox.sub);
-              break;
-            }
-          }
-          if (inbox.count === 0) this.backlog.delete(inbox);
-        }
-        if (this.backlog.size === 0 || !progress) break;
-        if (performance.now() - t0 >= this.budgetMs) {
-          outOfTime = true;
-          break;
-        }
-      }
-    } finally {
-      this.draining = false;
-    }
-    // Behind only while callbacks use up the budget; a rate limit holds back its own subscription only.
-    this.behind = outOfTime;
-    if (this.backlog.size === 0) return;
-    if (outOfTime) {
-      this.turnStart = performance.now();
-      setImmediate(this.endTurn);
-    } else {
-      this.scheduleDrain(waitMs);
-    }
-  }
-
-  private scheduleDrain(ms: number): void {
-    if (this.rateTimer !== null || this.state === 'closed') return;
-    this.rateTimer = setTimeout(() => {
-      this.rateTimer = null;
-      this.drainBacklog();
-    }, Math.max(0, Math.min(ms, 1000)));
-  }
-
-  private reportQueueLoss(inbox: Inbox): void {
-    const dropped = inbox.unreportedDropped;
-    const conflated = inbox.unreportedConflated;
-    if (dropped === 0 && conflated === 0) return;
-    inbox.unreportedDropped = 0;
-    inbox.unreportedConflated = 0;
-    this.emit('loss', { subscription: inbox.sub, subject: inbox.sub.subject, dropped, conflated, policy: inbox.policy } satisfies MulticastLossEvent);
-    if (dropped > 0) this.reportError(new SlowConsumerError(`subscription "${inbox.sub.subject}" is behind: ${dropped} message(s) dropped by its ${inbox.policy} policy (${inbox.sub.dropped} so far)`));
+    this.delivery.deliver(list, msg);
   }
 
   /** A gap the repair protocol could not close: every subscription listening on that channel hears of it. */
@@ -540,7 +434,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     this.state = 'draining';
     this.ep.flush();
     // Deliver what is queued before the subscriptions end.
-    for (let i = 0; i < 1000 && this.backlog.size > 0; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 1000 && this.delivery.queued > 0; i++) await new Promise((r) => setImmediate(r));
     for (const inbox of this.subs.list()) if (!this.mux.owns(inbox.sub)) this.forget(inbox.sub);
     await this.close();
   }
@@ -548,8 +442,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   close(): Promise<void> {
     if (this.closedPromise) return this.closedPromise;
     this.state = 'closed';
-    if (this.rateTimer !== null) clearTimeout(this.rateTimer);
-    this.rateTimer = null;
+    this.delivery.close();
     this.mux.close(new ConnectionError('connection closed'));
     for (const inbox of this.subs.list()) this.forget(inbox.sub);
     this.closedPromise = this.ep.close(this.lingerMs).then(() => {
@@ -561,6 +454,19 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   private assertUsable(): void {
     if (this.state === 'closed') throw new ConnectionError('connection is closed');
   }
+
+  /** The delivery's view of this bus. */
+  private readonly deliveryHost = {
+    bus: this as MulticastBus,
+    get closed(): boolean {
+      return this.bus.state === 'closed';
+    },
+    forget: (sub: Subscription, err?: Error): void => this.forget(sub, err),
+    reportError: (err: Error): void => this.reportError(err),
+    emitLoss: (e: LossEvent): void => {
+      this.emit('loss', e);
+    },
+  };
 }
 
 /** The endpoint constructor checks iface and sizes: its errors are option errors here. */
