@@ -25,7 +25,7 @@ import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
 import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame } from './connection.js';
-import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
+import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
@@ -143,13 +143,9 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
    */
   publish(subject: string, data?: unknown, options?: PublishOptions): void {
     this.assertUsable();
-    let reply = '';
-    let headers: Buffer | null = null;
-    if (options !== undefined) {
-      reply = publishReply(options);
-      if (options.headers !== undefined) headers = this.encodeHeaders(options.headers);
-    }
-    this.writePub(subject, reply, headers, data, 0);
+    const spec = this.writer.spec;
+    this.writer.options(options, this.info?.maxHeaders ?? 64 * 1024);
+    this.writePub(subject, spec.reply, spec.headers, data, 0);
   }
 
   private encodeHeaders(h: Record<string, string>): Buffer {

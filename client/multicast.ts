@@ -45,7 +45,9 @@ import { MsgDecoder } from './inbound.js';
 import { InboxDelivery } from './delivery.js';
 import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
-import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, publishReply, subscribeArgs } from './checks.js';
+import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
+
+const HEADERS_LIMIT = 'the multicast maximum headers size (option maxHeaders)';
 
 /**
  * Options of a broker connection that mean nothing without a broker. They are
@@ -264,17 +266,13 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
 
   publish(subject: string, data?: unknown, options?: PublishOptions): void {
     this.assertUsable();
-    let reply = '';
-    let headers: Buffer | null = null;
-    if (options !== undefined) {
-      reply = publishReply(options);
-      if (options.headers !== undefined) headers = this.encodeHeaders(options.headers);
-    }
-    this.writeMsg(subject, reply, headers, data, 0);
+    const spec = this.writer.spec;
+    this.writer.options(options, this.maxHeaders, HEADERS_LIMIT);
+    this.writeMsg(subject, spec.reply, spec.headers, data, 0);
   }
 
   private encodeHeaders(h: Record<string, string>): Buffer {
-    return encodeHeaders(h, this.maxHeaders, 'the multicast maximum headers size (option maxHeaders)');
+    return encodeHeaders(h, this.maxHeaders, HEADERS_LIMIT);
   }
 
 

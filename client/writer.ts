@@ -19,9 +19,11 @@ import {
   FLAG_TS, MSG_HEADER, Op, PING_SIZE, TS_BLOCK, UNSUB_SIZE, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
 } from '../transports/protocol/index.js';
 import { writeU64 } from '../runtime/clock.js';
-import { EncodedPayload, encodePayload } from './codec.js';
+import { EncodedPayload, encodeHeaders, encodePayload } from './codec.js';
+import { publishReply } from './checks.js';
 import { MaxPayloadError } from './errors.js';
 import type { Subscription } from './subscription.js';
+import type { PublishOptions } from './types.js';
 
 /** The write side of a link, of the reconnect backlog, of a channel or a datagram slot. */
 export interface WriteTarget {
@@ -57,6 +59,19 @@ export class FrameWriter {
   readonly spec = new FrameSpec();
   /** Publish subjects already validated, with their UTF-8 length (negated when not ASCII). */
   private readonly validated = new Map<string, number>();
+
+  /**
+   * publish()'s options into the spec's reply and headers, checked (headers over
+   * `maxHeaders` bytes throw MaxPayloadError, `what` naming the limit).
+   */
+  options(options: PublishOptions | undefined, maxHeaders: number, what?: string): void {
+    const s = this.spec;
+    s.reply = '';
+    s.headers = null;
+    if (options === undefined) return;
+    s.reply = publishReply(options);
+    if (options.headers !== undefined) s.headers = encodeHeaders(options.headers, maxHeaders, what);
+  }
 
   /** Validates the subject (throws SubjectError) into the spec. */
   subject(subject: string): void {
