@@ -11,7 +11,7 @@ import { ConnectionError, TimeoutError, connect, type ConnectOptions } from '../
 import { Bus } from '../../client/bus.js';
 import { Keepalive } from '../../client/keepalive.js';
 import { FakeClock } from '../../runtime/clock.js';
-import { OP, until, useWorld } from '../broker/harness.js';
+import { OP, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 const packr = new Packr({ useRecords: false });
