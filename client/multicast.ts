@@ -30,7 +30,7 @@ import { FLAG_REQUEST, Op, msgSize } from '../transports/protocol/index.js';
 import { monoNs, realClock, type Clock } from '../runtime/clock.js';
 import {
   ENDPOINT_DEFAULTS, MulticastEndpoint,
-  type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent, type SourceRef,
+  type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent,
 } from '../transports/multicast/endpoint.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions } from './types.js';

@@ -104,7 +104,7 @@ export class Reconnector {
     const list = this.servers.all;
     let attempts = 0;
     let delay = this.policy.reconnectDelayMs;
-    let lastErr: unknown = null;
+    let lastErr: unknown;
     const max = this.policy.maxReconnectAttempts;
     while (host.reconnecting) {
       for (let i = 1; i <= list.length && host.reconnecting; i++) {
