@@ -29,7 +29,13 @@ const HELP = `Usage: node bench/compare.mjs --base DIR [--rounds N] [--only LIST
 let args;
 try {
   args = parseArgs({
-    options: { base: { type: 'string' }, quick: { type: 'boolean' }, rounds: { type: 'string' }, only: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      base: { type: 'string' },
+      quick: { type: 'boolean' },
+      rounds: { type: 'string' },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     strict: true,
   }).values;
 } catch (err) {
@@ -96,7 +102,10 @@ try {
     for (const side of order) {
       const tree = side === 'head' ? head : base;
       process.stdout.write(`round ${r + 1}/${rounds}: ${side} (${rev(tree)}), load ${os.loadavg()[0].toFixed(2)} ... `);
-      execFileSync(process.execPath, ['dist/bench/run.js', '--only', only, '--runs', '1', ...(args.quick ? ['--quick'] : [])], { cwd: tree, stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(process.execPath, ['dist/bench/run.js', '--only', only, '--runs', '1', ...(args.quick ? ['--quick'] : [])], {
+        cwd: tree,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
       samples[side].push(JSON.parse(fs.readFileSync(path.join(tree, 'bench', 'results', 'latest.json'), 'utf8')));
       console.log('done');
     }
@@ -136,7 +145,9 @@ const latencyRows = (key, title) => {
       const fh = samples.head.map((s) => s[key]['node-tcp-relay'].runs[0][metric]);
       const row = { case: key, target, metric, base: b, head: h, floorBase: fb, floorHead: fh };
       out.rows.push(row);
-      md.push(`| ${target} | ${metric} µs | ${cell(b)} | ${cell(h)} | ${(median(h) / median(b)).toFixed(3)} | ${(median(b) / median(fb)).toFixed(3)} | ${(median(h) / median(fh)).toFixed(3)} |`);
+      md.push(
+        `| ${target} | ${metric} µs | ${cell(b)} | ${cell(h)} | ${(median(h) / median(b)).toFixed(3)} | ${(median(b) / median(fb)).toFixed(3)} | ${(median(h) / median(fh)).toFixed(3)} |`,
+      );
     }
   }
   md.push('');
@@ -145,7 +156,12 @@ latencyRows('hop', 'One hop, publisher and subscriber in one process, broker pro
 latencyRows('pingpong', 'Ping-pong across two processes, RTT/2');
 
 if (samples.head[0]?.throughput) {
-  md.push('## Throughput, 1 publisher -> 1 subscriber, msg/s', '', '| target | base | head | head / base | base / floor | head / floor |', '|---|---:|---:|---:|---:|---:|');
+  md.push(
+    '## Throughput, 1 publisher -> 1 subscriber, msg/s',
+    '',
+    '| target | base | head | head / base | base / floor | head / floor |',
+    '|---|---:|---:|---:|---:|---:|',
+  );
   for (const key of Object.keys(samples.head[0].throughput)) {
     const size = key.split('/')[1];
     const b = samples.base.map((s) => s.throughput[key]?.median).filter((x) => x !== undefined);
@@ -154,7 +170,9 @@ if (samples.head[0]?.throughput) {
     const fh = samples.head.map((s) => s.throughput[`node-tcp-relay/${size}`].median);
     if (b.length === 0) continue;
     out.rows.push({ case: 'throughput', target: key, metric: 'msgsPerSec', base: b, head: h, floorBase: fb, floorHead: fh });
-    md.push(`| ${key} B | ${cell(b)} | ${cell(h)} | ${(median(h) / median(b)).toFixed(3)} | ${(median(b) / median(fb)).toFixed(3)} | ${(median(h) / median(fh)).toFixed(3)} |`);
+    md.push(
+      `| ${key} B | ${cell(b)} | ${cell(h)} | ${(median(h) / median(b)).toFixed(3)} | ${(median(b) / median(fb)).toFixed(3)} | ${(median(h) / median(fh)).toFixed(3)} |`,
+    );
   }
   md.push('');
 }

@@ -135,7 +135,9 @@ async function recv(): Promise<void> {
     if (l === 'stats') {
       const s = bus.stats;
       if (received > 0 && (received & 255) !== 0 && lastAt < firstAt) lastAt = performance.now();
-      console.log(`STATS ${JSON.stringify({ received, distinct, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`);
+      console.log(
+        `STATS ${JSON.stringify({ received, distinct, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`,
+      );
       repairMs.length = 0;
     } else if (l === 'quit') {
       await bus.close();

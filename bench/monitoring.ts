@@ -111,11 +111,15 @@ function report(r: MonitoringBenchResult, o: MonitoringBenchOptions, samples: nu
   log(`\nOne hop, one message in flight, ${samples.toLocaleString('en-US')} samples per run (µs):\n`);
   log('| case | p50 | p90 | p99 | p99.9 | max | p50 spread |');
   log('|---|---:|---:|---:|---:|---:|---|');
-  for (const [name, m] of Object.entries(r.hop)) log(`| ${name} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p50![0]}..${m.spread.p50![1]} |`);
+  for (const [name, m] of Object.entries(r.hop))
+    log(`| ${name} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p50![0]}..${m.spread.p50![1]} |`);
   log(`\nThroughput, 1 publisher -> 1 subscriber, 16 B payloads, ${tpCount.toLocaleString('en-US')} messages per run:\n`);
   log('| case | msg/s | spread | lost |');
   log('|---|---:|---|---:|');
-  for (const [name, t] of Object.entries(r.throughput)) log(`| ${name} | ${Math.round(t.median).toLocaleString('en-US')} | ${t.spread[0].toLocaleString('en-US')}..${t.spread[1].toLocaleString('en-US')} | ${t.lost} |`);
+  for (const [name, t] of Object.entries(r.throughput))
+    log(
+      `| ${name} | ${Math.round(t.median).toLocaleString('en-US')} | ${t.spread[0].toLocaleString('en-US')}..${t.spread[1].toLocaleString('en-US')} | ${t.lost} |`,
+    );
   log(`\nlatency service on/off: hop p50 x${r.ratios.hopP50OnOverOff} (target <= 1.05), throughput x${r.ratios.throughputOnOverOff} (target >= 0.95)`);
   log(`measuring alone (timestamps on in both): throughput x${r.ratios.throughputOnOverTimestampsOnly}`);
   log(`WebSocket/TCP hop p50: x${r.ratios.wsP50OverTcpP50} (target <= 2)`);
@@ -144,7 +148,11 @@ if (isMain) {
     (r) => {
       const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
       fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, 'monitoring.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runs, quick: args.quick === true, ...r }, null, 2) + '\n');
+      fs.writeFileSync(
+        path.join(dir, 'monitoring.json'),
+        JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runs, quick: args.quick === true, ...r }, null, 2) +
+          '\n',
+      );
       process.exit(0);
     },
     (err) => {

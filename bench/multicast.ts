@@ -144,7 +144,14 @@ async function hopRaw(samples: number, warmup: number): Promise<Percentiles> {
 
 async function pingHopbus(samples: number, warmup: number): Promise<Percentiles> {
   const url = `udp://${G(3)}:${PORT}?iface=${IFACE}`;
-  const opts = { channels: [`${G(4)}:${PORT}`], rules: [{ prefix: 'bench.ping', channel: 0 }, { prefix: 'bench.pong', channel: 1 }], lingerMs: 0 };
+  const opts = {
+    channels: [`${G(4)}:${PORT}`],
+    rules: [
+      { prefix: 'bench.ping', channel: 0 },
+      { prefix: 'bench.pong', channel: 1 },
+    ],
+    lingerMs: 0,
+  };
   const echo = await startNode(PEER, ['echo', url, JSON.stringify(opts)], /^READY/, 10_000, { stdin: true });
   const bus = await connectMulticast(url, opts);
   const h = histogram();
@@ -241,7 +248,9 @@ async function throughput(receivers: number, count: number, rate: number): Promi
   const peers: PeerShim[] = [];
   try {
     for (let i = 0; i < receivers; i++) peers.push(new PeerShim(await startNode(PEER, ['recv', url, 'bench.tp'], /^READY/, 10_000, { stdin: true })));
-    const pub = new PeerShim(await startNode(PEER, ['pub', url, 'bench.tp', String(count), JSON.stringify({ size: PAYLOAD, slice: 2000, rate })], /^READY/, 10_000, { stdin: true }));
+    const pub = new PeerShim(
+      await startNode(PEER, ['pub', url, 'bench.tp', String(count), JSON.stringify({ size: PAYLOAD, slice: 2000, rate })], /^READY/, 10_000, { stdin: true }),
+    );
     peers.push(pub);
     pub.send('go');
     const sent = await pub.line<{ count: number; rate: number }>('SENT', 120_000);
@@ -316,7 +325,11 @@ async function repair(lossPercent: number, count: number, useNft: boolean): Prom
     } else {
       const url = `udp://${G(8)}:${PORT + 1}?iface=${IFACE}`;
       recv = new PeerShim(await startNode(PEER, ['recv', url, 'bench.rp'], /^READY/, 10_000, { stdin: true }));
-      pub = new PeerShim(await startNode(PEER, ['pub', url, 'bench.rp', String(count), JSON.stringify({ ...pubOpts, dropPercent: lossPercent })], /^READY/, 10_000, { stdin: true }));
+      pub = new PeerShim(
+        await startNode(PEER, ['pub', url, 'bench.rp', String(count), JSON.stringify({ ...pubOpts, dropPercent: lossPercent })], /^READY/, 10_000, {
+          stdin: true,
+        }),
+      );
     }
     peers.push(recv, pub);
     pub.send('go');
@@ -359,7 +372,12 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
   const RP = quick ? 50_000 : 300_000;
   const out: Record<string, unknown> = { loadavgBefore: os.loadavg() };
   log(`\n## Multicast (loopback, iface ${IFACE})${quick ? ' (quick mode: smoke check only)' : ''}\n`);
-  log(`load average before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `load average before: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   const lat = async (title: string, cases: Record<string, () => Promise<Percentiles>>, floorName: string, samples: number) => {
     const res = new Map<string, Percentiles[]>();
@@ -379,13 +397,29 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
     return table;
   };
 
-  if (only.has('hop')) out.hop = await lat('Hop over loopback multicast, publisher and subscriber in one process, one in flight (µs)', { 'raw-dgram': () => hopRaw(HOP, WARM), 'hopbus-udp': () => hopHopbus(HOP, WARM) }, 'raw-dgram', HOP);
-  if (only.has('pingpong')) out.pingpong = await lat('Ping-pong across two processes over loopback multicast, RTT/2 (µs)', { 'raw-dgram': () => pingRaw(HOP / 2, WARM), 'hopbus-udp': () => pingHopbus(HOP / 2, WARM) }, 'raw-dgram', HOP / 2);
+  if (only.has('hop'))
+    out.hop = await lat(
+      'Hop over loopback multicast, publisher and subscriber in one process, one in flight (µs)',
+      { 'raw-dgram': () => hopRaw(HOP, WARM), 'hopbus-udp': () => hopHopbus(HOP, WARM) },
+      'raw-dgram',
+      HOP,
+    );
+  if (only.has('pingpong'))
+    out.pingpong = await lat(
+      'Ping-pong across two processes over loopback multicast, RTT/2 (µs)',
+      { 'raw-dgram': () => pingRaw(HOP / 2, WARM), 'hopbus-udp': () => pingHopbus(HOP / 2, WARM) },
+      'raw-dgram',
+      HOP / 2,
+    );
 
   if (only.has('throughput')) {
     log(`\n### Throughput, 16-byte messages, 1 publisher process -> N receiving processes (msg/s at each receiver)\n`);
-    log(`${TP.toLocaleString('en-US')} messages per run, ${rate > 0 ? `offered at ${rate.toLocaleString('en-US')} msg/s` : 'published as fast as the publisher goes'}; median of ${runs} runs.\n`);
-    log('| receivers | msg/s per receiver (median of runs, slowest receiver) | spread | publisher msg/s | gaps repaired | NAKs | retransmits | unrepaired | silently missing |');
+    log(
+      `${TP.toLocaleString('en-US')} messages per run, ${rate > 0 ? `offered at ${rate.toLocaleString('en-US')} msg/s` : 'published as fast as the publisher goes'}; median of ${runs} runs.\n`,
+    );
+    log(
+      '| receivers | msg/s per receiver (median of runs, slowest receiver) | spread | publisher msg/s | gaps repaired | NAKs | retransmits | unrepaired | silently missing |',
+    );
     log('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
     const tp: Record<string, ThroughputRun[]> = {};
     for (const n of [1, 4]) {
@@ -394,14 +428,18 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
       tp[n] = rs;
       const slowest = rs.map((x) => Math.min(...x.rates));
       const sum = (k: keyof ThroughputRun) => rs.reduce((s, x) => s + (x[k] as number), 0);
-      log(`| ${n} | ${Math.round(median(slowest)).toLocaleString('en-US')} | ${Math.min(...slowest).toLocaleString('en-US')}..${Math.max(...slowest).toLocaleString('en-US')} | ${Math.round(median(rs.map((x) => x.sentPerSec))).toLocaleString('en-US')} | ${sum('gapsRepaired')} | ${sum('naks')} | ${sum('retransmits')} | ${sum('unrepaired')} | ${sum('silentlyMissing')} |`);
+      log(
+        `| ${n} | ${Math.round(median(slowest)).toLocaleString('en-US')} | ${Math.min(...slowest).toLocaleString('en-US')}..${Math.max(...slowest).toLocaleString('en-US')} | ${Math.round(median(rs.map((x) => x.sentPerSec))).toLocaleString('en-US')} | ${sum('gapsRepaired')} | ${sum('naks')} | ${sum('retransmits')} | ${sum('unrepaired')} | ${sum('silentlyMissing')} |`,
+      );
     }
     out.throughput = tp;
   }
 
   if (only.has('repair')) {
     const nft = canNft();
-    log(`\n### Repair under loss (${nft ? 'nftables random drop on the receiver\'s input, source and receiver in two network namespaces over a veth pair' : 'the source\'s deterministic drop hook (seeded; nftables or root not available)'})\n`);
+    log(
+      `\n### Repair under loss (${nft ? "nftables random drop on the receiver's input, source and receiver in two network namespaces over a veth pair" : "the source's deterministic drop hook (seeded; nftables or root not available)"})\n`,
+    );
     log(`${RP.toLocaleString('en-US')} messages at 100,000 msg/s per run; time from a gap's detection to its repair (ms), all runs pooled.\n`);
     log('| loss | method | gaps repaired | repair p50 | p90 | p99 | max | NAKs | unrepaired |');
     log('|---:|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -411,7 +449,9 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
       for (let r = 0; r < runs; r++) rs.push(await repair(loss, RP, nft));
       rp[loss] = rs;
       const med = (k: keyof RepairRun['repairMs']) => median(rs.map((x) => x.repairMs[k]));
-      log(`| ${loss}% | ${rs[0]!.method} | ${rs.reduce((s, x) => s + x.gapsRepaired, 0)} | ${med('p50')} | ${med('p90')} | ${med('p99')} | ${Math.max(...rs.map((x) => x.repairMs.max))} | ${rs.reduce((s, x) => s + x.naks, 0)} | ${rs.reduce((s, x) => s + x.unrepaired, 0)} |`);
+      log(
+        `| ${loss}% | ${rs[0]!.method} | ${rs.reduce((s, x) => s + x.gapsRepaired, 0)} | ${med('p50')} | ${med('p90')} | ${med('p99')} | ${Math.max(...rs.map((x) => x.repairMs.max))} | ${rs.reduce((s, x) => s + x.naks, 0)} | ${rs.reduce((s, x) => s + x.unrepaired, 0)} |`,
+      );
     }
     out.repair = rp;
   }
@@ -421,7 +461,10 @@ export async function benchMulticast(o: MulticastBenchOptions): Promise<Record<s
 
 // Standalone: node dist/bench/multicast.js [--quick] [--runs N] [--only hop,pingpong,throughput,repair] [--rate MSGS_PER_SEC]
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, runs: { type: 'string' }, only: { type: 'string' }, rate: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, runs: { type: 'string' }, only: { type: 'string' }, rate: { type: 'string' } },
+    strict: true,
+  });
   const runs = Number(values.runs ?? 5);
   benchMulticast({
     quick: values.quick === true,

@@ -72,7 +72,10 @@ export class TwoHosts {
     ip('netns', 'add', this.b);
     this.made.push(this.b);
     ip('link', 'add', 'vA', 'netns', this.a, 'type', 'veth', 'peer', 'name', 'vB', 'netns', this.b);
-    for (const [ns, dev, addr] of [[this.a, 'vA', this.addrA], [this.b, 'vB', this.addrB]] as const) {
+    for (const [ns, dev, addr] of [
+      [this.a, 'vA', this.addrA],
+      [this.b, 'vB', this.addrB],
+    ] as const) {
       ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
       ip('-n', ns, 'link', 'set', dev, 'up');
       ip('-n', ns, 'link', 'set', 'lo', 'up');

@@ -73,7 +73,12 @@ const log = (s: string) => {
 
 async function main(): Promise<void> {
   log(`# hopbus benchmark, ${results.date as string}`);
-  log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   log(`runs per case: ${RUNS}${QUICK ? ' (quick mode: smoke check only)' : ''}`);
 
   if (CASES.has('topics')) {
@@ -146,7 +151,9 @@ async function main(): Promise<void> {
           const m = median(rates);
           const lost = rs.reduce((a, x) => a + x.lost, 0);
           out[`${name}/${size}`] = { median: m, runs: rs };
-          log(`| ${name} | ${size} B | ${Math.round(m).toLocaleString('en-US')} | ${Math.min(...rates).toLocaleString('en-US')}..${Math.max(...rates).toLocaleString('en-US')} | ${lost} | ${(m / floor).toFixed(2)} |`);
+          log(
+            `| ${name} | ${size} B | ${Math.round(m).toLocaleString('en-US')} | ${Math.min(...rates).toLocaleString('en-US')}..${Math.max(...rates).toLocaleString('en-US')} | ${lost} | ${(m / floor).toFixed(2)} |`,
+          );
         }
       }
       results.throughput = out;
@@ -166,7 +173,12 @@ async function main(): Promise<void> {
   }
 
   results.loadavgAfter = os.loadavg();
-  log(`\nload average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  log(
+    `\nload average after: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   const dir = path.join(distRoot, '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
@@ -186,7 +198,9 @@ function table(title: string, runs: Map<string, Percentiles[]>, samples: number)
     const m = medianOf(rs);
     out[name] = { median: m, runs: rs };
     const sp = (k: string) => `${m.spread[k]![0]}..${m.spread[k]![1]}`;
-    log(`| ${name} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${sp('p50')} | ${sp('p99')} | ${(m.p50 / floor.p50).toFixed(2)} | ${(m.p99 / floor.p99).toFixed(2)} |`);
+    log(
+      `| ${name} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${sp('p50')} | ${sp('p99')} | ${(m.p50 / floor.p50).toFixed(2)} | ${(m.p99 / floor.p99).toFixed(2)} |`,
+    );
   }
   return out;
 }

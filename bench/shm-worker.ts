@@ -397,10 +397,19 @@ async function portPong(): Promise<void> {
 }
 
 const roles: Record<string, () => Promise<void>> = {
-  hop, ping, pong, 'tp-pub': tpPub, 'tp-sub': tpSub,
-  'ring-tp-pub': () => ringTp('client'), 'ring-tp-sub': () => ringTp('broker'),
-  'raw-hop': rawHop, 'raw-ping': rawPing, 'raw-pong': rawPong,
-  'port-hop': portHop, 'port-ping': portPing, 'port-pong': portPong,
+  hop,
+  ping,
+  pong,
+  'tp-pub': tpPub,
+  'tp-sub': tpSub,
+  'ring-tp-pub': () => ringTp('client'),
+  'ring-tp-sub': () => ringTp('broker'),
+  'raw-hop': rawHop,
+  'raw-ping': rawPing,
+  'raw-pong': rawPong,
+  'port-hop': portHop,
+  'port-ping': portPing,
+  'port-pong': portPong,
 };
 
 // A pending Atomics.waitAsync does not keep a thread alive (the raw floors park on

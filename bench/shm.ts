@@ -162,8 +162,12 @@ export async function benchShm(o: ShmBenchOptions = {}): Promise<ShmBenchResults
   maxMsOf = base.maxMs;
   const res: ShmBenchResults = { loadavgBefore: os.loadavg(), loadavgAfter: [], latency: {}, throughput: {} };
   log(`# hopbus shm benchmark, ${new Date().toISOString()}`);
-  log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}`);
-  log(`runs per case: ${runs}${quick ? ' (quick mode: smoke check only)' : ''}; ${base.samples.toLocaleString('en-US')} samples per run after ${base.warmup} warm-up, each run bounded to ${base.maxMs} ms`);
+  log(
+    `machine: ${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}, load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+  log(
+    `runs per case: ${runs}${quick ? ' (quick mode: smoke check only)' : ''}; ${base.samples.toLocaleString('en-US')} samples per run after ${base.warmup} warm-up, each run bounded to ${base.maxMs} ms`,
+  );
 
   const broker = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent' });
   try {
@@ -209,7 +213,9 @@ export async function benchShm(o: ShmBenchOptions = {}): Promise<ShmBenchResults
             }
             const m = median(xs);
             res.throughput[key]![sys] = { median: m, runs: all };
-            log(`| ${wait} | ${size} B | ${sys} | ${Math.round(m).toLocaleString('en-US')}${note} | ${Math.min(...xs).toLocaleString('en-US')}..${Math.max(...xs).toLocaleString('en-US')} | ${(m / floor).toFixed(2)} |`);
+            log(
+              `| ${wait} | ${size} B | ${sys} | ${Math.round(m).toLocaleString('en-US')}${note} | ${Math.min(...xs).toLocaleString('en-US')}..${Math.max(...xs).toLocaleString('en-US')} | ${(m / floor).toFixed(2)} |`,
+            );
           }
         }
       }
@@ -224,11 +230,16 @@ export async function benchShm(o: ShmBenchOptions = {}): Promise<ShmBenchResults
 
 /** Per wait strategy and run: hopbus, raw SAB, MessagePort, interleaved. */
 async function latencyCase(
-  broker: StartedBroker, base: Omit<Job, 'role'>, waits: WaitKind[], runs: number, kind: 'hop' | 'pingpong',
+  broker: StartedBroker,
+  base: Omit<Job, 'role'>,
+  waits: WaitKind[],
+  runs: number,
+  kind: 'hop' | 'pingpong',
 ): Promise<Record<string, Record<string, Latency>>> {
   const out: Record<string, Record<string, Latency>> = {};
   for (const wait of waits) {
-    const names = kind === 'hop' ? ['hopbus-shm', 'raw-sab', 'message-port'] : ['hopbus-shm', 'raw-sab-direct', 'hopbus-shm-via-broker', 'raw-sab', 'message-port'];
+    const names =
+      kind === 'hop' ? ['hopbus-shm', 'raw-sab', 'message-port'] : ['hopbus-shm', 'raw-sab-direct', 'hopbus-shm-via-broker', 'raw-sab', 'message-port'];
     const rows: Record<string, Percentiles[]> = Object.fromEntries(names.map((n) => [n, []]));
     const oneWay: Record<string, Percentiles[]> = Object.fromEntries(names.map((n) => [n, []]));
     const job = { ...base, wait };
@@ -239,7 +250,11 @@ async function latencyCase(
         rows['message-port']!.push(await portHop(job));
       } else {
         const systems = [
-          ['hopbus-shm', busPingPong], ['raw-sab-direct', rawPingPong], ['hopbus-shm-via-broker', busPingPong], ['raw-sab', rawPingPong], ['message-port', portPingPong],
+          ['hopbus-shm', busPingPong],
+          ['raw-sab-direct', rawPingPong],
+          ['hopbus-shm-via-broker', busPingPong],
+          ['raw-sab', rawPingPong],
+          ['message-port', portPingPong],
         ] as const;
         for (const [sys, f] of systems) {
           const variant = sys === 'hopbus-shm-via-broker' ? { direct: false } : sys === 'raw-sab-direct' ? { rawDirect: true } : {};
@@ -340,10 +355,14 @@ let maxMsOf = 0;
 const FLOOR_OF: Record<string, string> = { 'hopbus-shm': 'raw-sab-direct' };
 
 function printLatency(
-  log: (s: string) => void, title: string, byWait: Record<string, Record<string, Latency>>, floorName: string, floorOf: Record<string, string> = {},
+  log: (s: string) => void,
+  title: string,
+  byWait: Record<string, Record<string, Latency>>,
+  floorName: string,
+  floorOf: Record<string, string> = {},
 ): void {
   log(`\n## ${title}\n`);
-  log('median of the runs; spread of p50 over the runs; ratios to each system\'s own floor.\n');
+  log("median of the runs; spread of p50 over the runs; ratios to each system's own floor.\n");
   log('| wait | system | samples | p50 | p90 | p99 | p99.9 | max | p50 spread | p50 / floor | p99 / floor |');
   log('|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|');
   for (const [wait, systems] of Object.entries(byWait)) {
@@ -358,7 +377,9 @@ function printLatency(
         log(`| ${wait} | ${sys} | 0 | collapsed: at most ${trips} round trips in a run of ${maxMsOf} ms | | | | | | | |`);
         continue;
       }
-      log(`| ${wait} | ${sys} | ${n.toLocaleString('en-US')} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p50![0]}..${m.spread.p50![1]} | ${ratio('p50')} | ${ratio('p99')} |`);
+      log(
+        `| ${wait} | ${sys} | ${n.toLocaleString('en-US')} | ${m.p50} | ${m.p90} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p50![0]}..${m.spread.p50![1]} | ${ratio('p50')} | ${ratio('p99')} |`,
+      );
     }
   }
 }
@@ -380,8 +401,12 @@ async function main(): Promise<void> {
   try {
     args = parseArgs({
       options: {
-        runs: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, wait: { type: 'string' },
-        out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        runs: { type: 'string' },
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        wait: { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }).values;

@@ -36,7 +36,10 @@ const WARMUP_SECONDS = 0.5;
 async function brokerMetrics(p: Proc): Promise<{ metrics: { counters: Record<string, number>; connections: Array<Record<string, unknown>> }; rss: number }> {
   return new Promise((resolve) => {
     const onData = (d: Buffer) => {
-      const line = d.toString().split('\n').find((l) => l.startsWith('{'));
+      const line = d
+        .toString()
+        .split('\n')
+        .find((l) => l.startsWith('{'));
       if (line) {
         p.child.stdout!.off('data', onData);
         resolve(JSON.parse(line));
@@ -95,7 +98,9 @@ export async function benchSlow(opts: { runs?: number; seconds?: number; rates?:
     const lost = rs.reduce((a, r) => a + (r.sent - r.received), 0);
     const rss = median(rs.map((r) => r.rssGrowthMB));
     const ratio = base ? ` ${(m.p99 / base.p99).toFixed(2)}` : ' 1.00';
-    table.push(`| ${name} | ${rate.toLocaleString('en-US')} | ${m.p50} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p99![0]}..${m.spread.p99![1]} |${ratio} | ${lost} | ${rss.toFixed(1)} |`);
+    table.push(
+      `| ${name} | ${rate.toLocaleString('en-US')} | ${m.p50} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p99![0]}..${m.spread.p99![1]} |${ratio} | ${lost} | ${rss.toFixed(1)} |`,
+    );
     return m;
   };
   table.push('| case | msg/s | p50 µs | p99 µs | p99.9 µs | max µs | p99 spread | p99 / baseline | healthy lost | broker RSS growth MB |');
@@ -129,7 +134,15 @@ export async function benchSlow(opts: { runs?: number; seconds?: number; rates?:
             ...res,
             rssGrowthMB: (after.rss - before) / 2 ** 20,
             frozen: mode.startsWith('frozen:')
-              ? { connected: frozen !== undefined, slowConsumers: c.slowConsumers, droppedOldest: c.droppedOldest, droppedNewest: c.droppedNewest, conflated: c.conflated, pendingBytes: frozen?.pendingBytes, heldMsgs: frozen?.heldMsgs }
+              ? {
+                  connected: frozen !== undefined,
+                  slowConsumers: c.slowConsumers,
+                  droppedOldest: c.droppedOldest,
+                  droppedNewest: c.droppedNewest,
+                  conflated: c.conflated,
+                  pendingBytes: frozen?.pendingBytes,
+                  heldMsgs: frozen?.heldMsgs,
+                }
               : mode === 'flood'
                 ? { floodMsgsIn: flood?.msgsIn, pausedMs: c.pausedMs }
                 : undefined,
@@ -162,7 +175,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     seconds: values.quick ? 0.5 : Number(values.seconds ?? 2),
     rates: values.rates ? values.rates.split(',').map(Number) : values.quick ? [40_000] : undefined,
   });
-  console.log(`load average before ${(res.loadavgBefore as number[]).map((x) => x.toFixed(2)).join(' ')}, after ${(res.loadavgAfter as number[]).map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average before ${(res.loadavgBefore as number[]).map((x) => x.toFixed(2)).join(' ')}, after ${(res.loadavgAfter as number[]).map((x) => x.toFixed(2)).join(' ')}`,
+  );
   console.log((res.table as string[]).join('\n'));
   const dir = path.join(distRoot, '..', 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });

@@ -36,7 +36,9 @@ export function median(xs: number[]): number {
 /** Median of each field over runs, and the spread (min..max) of each. */
 export function medianOf(runs: Percentiles[]): Percentiles & { spread: Record<string, [number, number]> } {
   const keys = ['p50', 'p90', 'p99', 'p999', 'max'] as const;
-  const out = { count: runs.reduce((a, r) => a + r.count, 0), spread: {} as Record<string, [number, number]> } as Percentiles & { spread: Record<string, [number, number]> };
+  const out = { count: runs.reduce((a, r) => a + r.count, 0), spread: {} as Record<string, [number, number]> } as Percentiles & {
+    spread: Record<string, [number, number]>;
+  };
   for (const k of keys) {
     const vals = runs.map((r) => r[k]);
     out[k] = Math.round(median(vals) * 100) / 100;

@@ -195,7 +195,11 @@ function payload(data: string, json: boolean | undefined): unknown {
 }
 
 async function cmdPub(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, count: { type: 'string', short: 'n' }, json: { type: 'boolean' } }, PUB_HELP);
+  const { values, positionals } = parse(
+    args,
+    { server: { type: 'string', short: 's' }, count: { type: 'string', short: 'n' }, json: { type: 'boolean' } },
+    PUB_HELP,
+  );
   if (values.help) return void console.log(PUB_HELP);
   if (positionals.length !== 2) throw new UsageError(`pub needs SUBJECT and DATA\n\n${PUB_HELP}`);
   const [subject, data] = positionals as [string, string];
@@ -214,7 +218,11 @@ async function cmdPub(args: string[]): Promise<void> {
 }
 
 async function cmdSub(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, queue: { type: 'string', short: 'q' }, count: { type: 'string', short: 'n' } }, SUB_HELP);
+  const { values, positionals } = parse(
+    args,
+    { server: { type: 'string', short: 's' }, queue: { type: 'string', short: 'q' }, count: { type: 'string', short: 'n' } },
+    SUB_HELP,
+  );
   if (values.help) return void console.log(SUB_HELP);
   if (positionals.length !== 1) throw new UsageError(`sub needs one PATTERN\n\n${SUB_HELP}`);
   const count = int('count', values.count, 1);
@@ -238,7 +246,11 @@ async function cmdSub(args: string[]): Promise<void> {
 }
 
 async function cmdReq(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { server: { type: 'string', short: 's' }, timeout: { type: 'string', short: 't' }, json: { type: 'boolean' } }, REQ_HELP);
+  const { values, positionals } = parse(
+    args,
+    { server: { type: 'string', short: 's' }, timeout: { type: 'string', short: 't' }, json: { type: 'boolean' } },
+    REQ_HELP,
+  );
   if (values.help) return void console.log(REQ_HELP);
   if (positionals.length !== 2) throw new UsageError(`req needs SUBJECT and DATA\n\n${REQ_HELP}`);
   const timeoutMs = int('timeout', values.timeout, 1) ?? 2000;
@@ -255,7 +267,11 @@ async function cmdReq(args: string[]): Promise<void> {
 }
 
 async function cmdTop(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { url: { type: 'string', short: 'u' }, interval: { type: 'string', short: 'i' }, once: { type: 'boolean' } }, TOP_HELP);
+  const { values, positionals } = parse(
+    args,
+    { url: { type: 'string', short: 'u' }, interval: { type: 'string', short: 'i' }, once: { type: 'boolean' } },
+    TOP_HELP,
+  );
   if (values.help) return void console.log(TOP_HELP);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${TOP_HELP}`);
   const intervalMs = int('interval', values.interval, 100) ?? 1000;

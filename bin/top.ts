@@ -49,11 +49,19 @@ export function renderTop(varz: J, connz: J, lat: J, width = 100): string {
   const b = varz.bursts;
   const t = varz.totals;
   out.push(`hopbus top - ${varz.serverName} ${varz.serverId}  v${varz.version}  up ${varz.uptimeSec}s  ${varz.now}`);
-  out.push(`connections ${varz.connections} (total ${varz.totalConnections})  subscriptions ${varz.subscriptions}  latency service ${varz.config.latency ? 'on' : 'off'}`);
+  out.push(
+    `connections ${varz.connections} (total ${varz.totalConnections})  subscriptions ${varz.subscriptions}  latency service ${varz.config.latency ? 'on' : 'off'}`,
+  );
   out.push('');
-  out.push(`rates     msgs in/s ${pad(num(r.msgsInPerSec), 9)}   out/s ${pad(num(r.msgsOutPerSec), 9)}   bytes in/s ${pad(num(r.bytesInPerSec), 9)}   out/s ${pad(num(r.bytesOutPerSec), 9)}`);
-  out.push(`bursts    busiest 1 ms ${pad(num(b.peak1msMsgs), 7)} msgs ${pad(num(b.peak1msBytes), 8)} B    busiest 5 ms ${pad(num(b.peak5msMsgs), 7)} msgs ${pad(num(b.peak5msBytes), 8)} B`);
-  out.push(`totals    in ${num(t.msgsIn)} msgs  out ${num(t.msgsOut)} msgs  unrouted ${num(t.unrouted)}  dropped ${num(t.droppedOldest + t.droppedNewest)}  conflated ${num(t.conflated)}  slow consumers ${t.slowConsumers}`);
+  out.push(
+    `rates     msgs in/s ${pad(num(r.msgsInPerSec), 9)}   out/s ${pad(num(r.msgsOutPerSec), 9)}   bytes in/s ${pad(num(r.bytesInPerSec), 9)}   out/s ${pad(num(r.bytesOutPerSec), 9)}`,
+  );
+  out.push(
+    `bursts    busiest 1 ms ${pad(num(b.peak1msMsgs), 7)} msgs ${pad(num(b.peak1msBytes), 8)} B    busiest 5 ms ${pad(num(b.peak5msMsgs), 7)} msgs ${pad(num(b.peak5msBytes), 8)} B`,
+  );
+  out.push(
+    `totals    in ${num(t.msgsIn)} msgs  out ${num(t.msgsOut)} msgs  unrouted ${num(t.unrouted)}  dropped ${num(t.droppedOldest + t.droppedNewest)}  conflated ${num(t.conflated)}  slow consumers ${t.slowConsumers}`,
+  );
   out.push('');
   out.push(`latency, last interval (us)   ${pad('count', 9)}${pad('p50', 10)}${pad('p90', 10)}${pad('p99', 10)}${pad('p99.9', 10)}${pad('max', 10)}`);
   for (const [k, name] of HOPS) {
@@ -62,10 +70,14 @@ export function renderTop(varz: J, connz: J, lat: J, width = 100): string {
     out.push(`  ${pad(name, 28, true)}${pad(num(s.count), 9)}${pad(s.p50, 10)}${pad(s.p90, 10)}${pad(s.p99, 10)}${pad(s.p999, 10)}${pad(s.max, 10)}`);
   }
   out.push('');
-  out.push(`${pad('cid', 5)} ${pad('name', 16, true)} ${pad('tr', 4, true)} ${pad('subs', 5)} ${pad('msgs in', 9)} ${pad('msgs out', 9)} ${pad('pending', 9)} ${pad('dropped', 8)} ${pad('rtt us', 8)}`);
+  out.push(
+    `${pad('cid', 5)} ${pad('name', 16, true)} ${pad('tr', 4, true)} ${pad('subs', 5)} ${pad('msgs in', 9)} ${pad('msgs out', 9)} ${pad('pending', 9)} ${pad('dropped', 8)} ${pad('rtt us', 8)}`,
+  );
   const conns = [...connz.connections].sort((a: J, c: J) => c.msgsOut + c.msgsIn - (a.msgsOut + a.msgsIn));
   for (const c of conns.slice(0, 20)) {
-    out.push(`${pad(c.cid, 5)} ${pad(c.name || '-', 16, true)} ${pad(c.transport, 4, true)} ${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 9)} ${pad(num(c.msgsOut), 9)} ${pad(num(c.pendingBytes), 9)} ${pad(num(c.dropped), 8)} ${pad(num(c.rttUs), 8)}`);
+    out.push(
+      `${pad(c.cid, 5)} ${pad(c.name || '-', 16, true)} ${pad(c.transport, 4, true)} ${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 9)} ${pad(num(c.msgsOut), 9)} ${pad(num(c.pendingBytes), 9)} ${pad(num(c.dropped), 8)} ${pad(num(c.rttUs), 8)}`,
+    );
   }
   if (conns.length > 20) out.push(`... and ${conns.length - 20} more`);
   return out.map((l) => l.slice(0, width)).join('\n');

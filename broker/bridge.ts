@@ -25,7 +25,13 @@ import { FLAG_REQUEST, FLAG_TS, MsgView, Op } from '../transports/protocol/index
 import { SubjectCache, copyBytes } from '../transports/intern.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import {
-  ENDPOINT_DEFAULTS, MulticastEndpoint, type EndpointHandler, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent,
+  ENDPOINT_DEFAULTS,
+  MulticastEndpoint,
+  type EndpointHandler,
+  type EndpointOptions,
+  type EndpointStats,
+  type GapEvent,
+  type SourceEvent,
 } from '../transports/multicast/endpoint.js';
 import type { Logger } from 'pino';
 
@@ -110,7 +116,13 @@ export class MulticastBridge implements EndpointHandler {
     this.lingerMs = lingerMs;
     this.ep = new MulticastEndpoint(
       r.addrs,
-      { ...tuning, ...(r.ttl === undefined || tuning.ttl !== undefined ? {} : { ttl: r.ttl }), iface: iface ?? r.iface ?? '127.0.0.1', receiveOwn: false, maxMessageBytes: broker.maxFrame },
+      {
+        ...tuning,
+        ...(r.ttl === undefined || tuning.ttl !== undefined ? {} : { ttl: r.ttl }),
+        iface: iface ?? r.iface ?? '127.0.0.1',
+        receiveOwn: false,
+        maxMessageBytes: broker.maxFrame,
+      },
       this,
     );
   }
@@ -185,7 +197,10 @@ export class MulticastBridge implements EndpointHandler {
   /** @internal */
   onLoss(e: GapEvent): void {
     this.counters.lostMessages += e.messages;
-    this.broker.log.warn({ source: e.source.sourceId, channel: e.source.addr.key, datagrams: e.datagrams, messages: e.messages, reason: e.reason }, 'multicast bridge: messages lost');
+    this.broker.log.warn(
+      { source: e.source.sourceId, channel: e.source.addr.key, datagrams: e.datagrams, messages: e.messages, reason: e.reason },
+      'multicast bridge: messages lost',
+    );
   }
 
   /** @internal */

@@ -77,9 +77,7 @@ export class Broker implements SessionHost {
   ) {
     this.options = resolveOptions(options);
     this.maxFrame = maxFrameFor(this.options);
-    this.log =
-      logger ??
-      pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
+    this.log = logger ?? pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
     this.defaultPolicy = parsePolicy(this.options.slowConsumerPolicy)!;
     const o = this.options;
     const now = clock.now();

@@ -182,7 +182,8 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       value.forEach((r: unknown, i: number) => {
         if (r === null || typeof r !== 'object') throw new ConfigError(`${key}[${i}] must be an object`);
         const { pattern, ...limit } = r as { pattern?: unknown };
-        if (typeof pattern !== 'string' || !isValidPattern(pattern)) throw new ConfigError(`${key}[${i}].pattern must be a valid subject pattern, got ${JSON.stringify(pattern)}`);
+        if (typeof pattern !== 'string' || !isValidPattern(pattern))
+          throw new ConfigError(`${key}[${i}].pattern must be a valid subject pattern, got ${JSON.stringify(pattern)}`);
         const bad = rateLimitProblem(limit, `${key}[${i}]`);
         if (bad) throw new ConfigError(`broker option ${bad}`);
       });
@@ -192,7 +193,9 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
-      throw new ConfigError(`broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : 'no HTTP'}), got ${JSON.stringify(value)}`);
+      throw new ConfigError(
+        `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : 'no HTTP'}), got ${JSON.stringify(value)}`,
+      );
     }
     out[key] = value;
   }
@@ -204,7 +207,8 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   if (r.port === null && !r.unix) throw new ConfigError('the broker needs a TCP port or a unix socket path to listen on');
   // Unset, the high-water mark follows a small maxPending down.
   if (opts.highWaterBytes === undefined) r.highWaterBytes = Math.min(r.highWaterBytes, Math.floor(r.maxPending / 2));
-  if (r.highWaterBytes > r.maxPending) throw new ConfigError(`broker option "highWaterBytes" (${r.highWaterBytes}) must not exceed "maxPending" (${r.maxPending})`);
+  if (r.highWaterBytes > r.maxPending)
+    throw new ConfigError(`broker option "highWaterBytes" (${r.highWaterBytes}) must not exceed "maxPending" (${r.maxPending})`);
   if (r.monitorIntervalMs < 10) throw new ConfigError('broker option "monitorIntervalMs" must be at least 10 ms');
   if (r.maxPingsOut < 1) throw new ConfigError('broker option "maxPingsOut" must be at least 1');
   return r;

@@ -29,7 +29,18 @@ export interface BrokerCounters {
 
 export function newCounters(): BrokerCounters {
   return {
-    msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, unrouted: 0, slowConsumers: 0, connectionsTotal: 0, protocolErrors: 0,
-    droppedOldest: 0, droppedNewest: 0, conflated: 0, rateRefused: 0, pausedMs: 0,
+    msgsIn: 0,
+    bytesIn: 0,
+    msgsOut: 0,
+    bytesOut: 0,
+    unrouted: 0,
+    slowConsumers: 0,
+    connectionsTotal: 0,
+    protocolErrors: 0,
+    droppedOldest: 0,
+    droppedNewest: 0,
+    conflated: 0,
+    rateRefused: 0,
+    pausedMs: 0,
   };
 }

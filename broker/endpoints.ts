@@ -123,7 +123,13 @@ export function subsz(b: Observed) {
     subscriptions: b.router.tree.size,
     queueSubscriptions: queue,
     byPolicy,
-    cache: { size: st.cached, capacity: b.options.matchCacheSize, hits: st.hits, misses: st.misses, hitRate: lookups === 0 ? 0 : Math.round((st.hits / lookups) * 10000) / 10000 },
+    cache: {
+      size: st.cached,
+      capacity: b.options.matchCacheSize,
+      hits: st.hits,
+      misses: st.misses,
+      hitRate: lookups === 0 ? 0 : Math.round((st.hits / lookups) * 10000) / 10000,
+    },
     topSubjects: b.monitor.topSubjects,
     heavyHitters: b.monitor.heavyHitters(20),
   };

@@ -26,13 +26,20 @@ const here = path.dirname(fileURLToPath(import.meta.url));
  * The browser bundle, built by `npm run build` (scripts/browser.mjs) into dist/browser/:
  * next to this file's folder when running from dist/, under dist/ when from the sources.
  */
-const BUNDLE = [path.resolve(here, '..', 'browser', 'hopbus.js'), path.resolve(here, '..', 'dist', 'browser', 'hopbus.js')].find((p) => fs.existsSync(p)) ?? path.resolve(here, '..', 'browser', 'hopbus.js');
+const BUNDLE =
+  [path.resolve(here, '..', 'browser', 'hopbus.js'), path.resolve(here, '..', 'dist', 'browser', 'hopbus.js')].find((p) => fs.existsSync(p)) ??
+  path.resolve(here, '..', 'browser', 'hopbus.js');
 
 type Res = uWS.HttpResponse;
 
 function send(res: Res, status: string, type: string, body: string | Uint8Array): void {
   res.cork(() => {
-    res.writeStatus(status).writeHeader('Content-Type', type).writeHeader('Cache-Control', 'no-store').writeHeader('Access-Control-Allow-Origin', '*').end(body);
+    res
+      .writeStatus(status)
+      .writeHeader('Content-Type', type)
+      .writeHeader('Cache-Control', 'no-store')
+      .writeHeader('Access-Control-Allow-Origin', '*')
+      .end(body);
   });
 }
 
@@ -82,7 +89,9 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
     send(res, '200 OK', 'text/javascript; charset=utf-8', js);
   });
   app.get('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
-  app.any('/*', (res) => send(res, '404 Not Found', 'text/plain', 'not found: try /, /varz, /connz, /subsz, /latency, /metrics, /healthz, or a WebSocket at /bus\n'));
+  app.any('/*', (res) =>
+    send(res, '404 Not Found', 'text/plain', 'not found: try /, /varz, /connz, /subsz, /latency, /metrics, /healthz, or a WebSocket at /bus\n'),
+  );
 
   return new Promise((resolve, reject) => {
     app.listen(host, port, (socket) => {

@@ -191,7 +191,16 @@ export class Monitor implements PublishTap {
     }
     const clients = [];
     for (const s of b.sessions) {
-      if (s.report !== null) clients.push({ cid: s.id, name: s.name, at: new Date(s.report.at).toISOString(), msgsIn: s.report.msgsIn, peak1ms: s.report.peak1ms, peak5ms: s.report.peak5ms, hops: s.report.hops });
+      if (s.report !== null)
+        clients.push({
+          cid: s.id,
+          name: s.name,
+          at: new Date(s.report.at).toISOString(),
+          msgsIn: s.report.msgsIn,
+          peak1ms: s.report.peak1ms,
+          peak5ms: s.report.peak5ms,
+          hops: s.report.hops,
+        });
     }
     return {
       serverId: b.serverId,
@@ -216,7 +225,15 @@ export class Monitor implements PublishTap {
       const dropped = o.stats.droppedOldest + o.stats.droppedNewest;
       const pending = o.pendingBytes;
       if (dropped + o.stats.conflated > 0 || pending > 0) {
-        consumers.push({ cid: s.id, name: s.name, transport: s.link.transport, pendingBytes: pending, heldMsgs: o.hold.length, dropped, conflated: o.stats.conflated });
+        consumers.push({
+          cid: s.id,
+          name: s.name,
+          transport: s.link.transport,
+          pendingBytes: pending,
+          heldMsgs: o.hold.length,
+          dropped,
+          conflated: o.stats.conflated,
+        });
       }
     }
     consumers.sort((a, b2) => b2.pendingBytes - a.pendingBytes || b2.dropped - a.dropped);

@@ -201,7 +201,16 @@ export class Outbound {
    * Queues one MSG frame. `sid` patches the subscription-id field in this copy only
    * (queue deliveries). Returns the bytes queued (0 if the policy dropped it).
    */
-  deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly LossCounters[], policy: Policy, from: OutboundPublisher | null): number {
+  deliver(
+    buf: Buffer,
+    off: number,
+    len: number,
+    sid: number,
+    subject: string,
+    subs: readonly LossCounters[],
+    policy: Policy,
+    from: OutboundPublisher | null,
+  ): number {
     const link = this.owner.link;
     if (this.hold.length === 0 && link.pendingBytes <= this.highWater && (this.limiter === null || this.limiter.admit(len, this.clock.now()))) {
       // The consumer keeps up: straight into the link's write buffer.
@@ -217,7 +226,16 @@ export class Outbound {
     return this.congested(buf, off, len, sid, subject, subs, policy, from);
   }
 
-  private congested(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly LossCounters[], policy: Policy, from: OutboundPublisher | null): number {
+  private congested(
+    buf: Buffer,
+    off: number,
+    len: number,
+    sid: number,
+    subject: string,
+    subs: readonly LossCounters[],
+    policy: Policy,
+    from: OutboundPublisher | null,
+  ): number {
     const link = this.owner.link;
     const rateLimited = this.limiter !== null && link.pendingBytes <= this.highWater;
     if (this.hold.length === 0 && !rateLimited && (policy === Policy.DISCONNECT || policy === Policy.BLOCK)) {

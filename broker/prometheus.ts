@@ -20,7 +20,9 @@ class Out {
   metric(name: string, type: 'counter' | 'gauge' | 'summary', help: string, samples: Array<[Record<string, string | number>, number]>): void {
     this.lines.push(`# HELP hopbus_${name} ${help}`, `# TYPE hopbus_${name} ${type}`);
     for (const [labels, value] of samples) {
-      const l = Object.entries(labels).map(([k, v]) => `${k}="${esc(String(v))}"`).join(',');
+      const l = Object.entries(labels)
+        .map(([k, v]) => `${k}="${esc(String(v))}"`)
+        .join(',');
       this.lines.push(`hopbus_${name}${l ? `{${l}}` : ''} ${Number.isFinite(value) ? value : 0}`);
     }
   }
@@ -45,20 +47,38 @@ export function prometheus(b: Observed): string {
   o.one('messages_unrouted_total', 'counter', 'Published messages no subscription matched.', c.unrouted);
   o.one('slow_consumers_total', 'counter', 'Connections closed as slow consumers.', c.slowConsumers);
   o.one('protocol_errors_total', 'counter', 'Connections closed for a protocol violation.', c.protocolErrors);
-  o.metric('messages_dropped_total', 'counter', 'Messages dropped by slow-consumer policies.', [[{ reason: 'oldest' }, c.droppedOldest], [{ reason: 'newest' }, c.droppedNewest]]);
+  o.metric('messages_dropped_total', 'counter', 'Messages dropped by slow-consumer policies.', [
+    [{ reason: 'oldest' }, c.droppedOldest],
+    [{ reason: 'newest' }, c.droppedNewest],
+  ]);
   o.one('messages_conflated_total', 'counter', 'Messages replaced by a newer one on the same subject.', c.conflated);
   o.one('messages_rate_refused_total', 'counter', 'Messages refused by a rate limit.', c.rateRefused);
   const d = b.direct.stats();
-  o.one('direct_messages_total', 'counter', 'Messages shm clients wrote into each other\'s direct channels (not in messages_in/out).', d.msgs);
+  o.one('direct_messages_total', 'counter', "Messages shm clients wrote into each other's direct channels (not in messages_in/out).", d.msgs);
   o.one('direct_bytes_total', 'counter', 'Bytes of those messages.', d.bytes);
   o.one('direct_channels', 'gauge', 'Open direct channels between shm clients.', d.channels);
   o.one('publishers_paused_seconds_total', 'counter', 'Time publishers spent paused by rate limits or the block policy.', c.pausedMs / 1000);
-  o.metric('rate_messages_per_second', 'gauge', 'Message rate over the last monitor interval.', [[{ direction: 'in' }, m.rates.msgsInPerSec], [{ direction: 'out' }, m.rates.msgsOutPerSec]]);
-  o.metric('rate_bytes_per_second', 'gauge', 'Byte rate over the last monitor interval.', [[{ direction: 'in' }, m.rates.bytesInPerSec], [{ direction: 'out' }, m.rates.bytesOutPerSec]]);
-  o.metric('burst_messages', 'gauge', 'Published messages in the busiest window of the last interval.', [[{ window: '1ms' }, m.bursts.peak1msMsgs], [{ window: '5ms' }, m.bursts.peak5msMsgs]]);
-  o.metric('burst_bytes', 'gauge', 'Published bytes in the busiest window of the last interval.', [[{ window: '1ms' }, m.bursts.peak1msBytes], [{ window: '5ms' }, m.bursts.peak5msBytes]]);
+  o.metric('rate_messages_per_second', 'gauge', 'Message rate over the last monitor interval.', [
+    [{ direction: 'in' }, m.rates.msgsInPerSec],
+    [{ direction: 'out' }, m.rates.msgsOutPerSec],
+  ]);
+  o.metric('rate_bytes_per_second', 'gauge', 'Byte rate over the last monitor interval.', [
+    [{ direction: 'in' }, m.rates.bytesInPerSec],
+    [{ direction: 'out' }, m.rates.bytesOutPerSec],
+  ]);
+  o.metric('burst_messages', 'gauge', 'Published messages in the busiest window of the last interval.', [
+    [{ window: '1ms' }, m.bursts.peak1msMsgs],
+    [{ window: '5ms' }, m.bursts.peak5msMsgs],
+  ]);
+  o.metric('burst_bytes', 'gauge', 'Published bytes in the busiest window of the last interval.', [
+    [{ window: '1ms' }, m.bursts.peak1msBytes],
+    [{ window: '5ms' }, m.bursts.peak5msBytes],
+  ]);
   const st = b.router.tree.stats();
-  o.metric('match_cache_lookups_total', 'counter', 'Subject match cache lookups.', [[{ result: 'hit' }, st.hits], [{ result: 'miss' }, st.misses]]);
+  o.metric('match_cache_lookups_total', 'counter', 'Subject match cache lookups.', [
+    [{ result: 'hit' }, st.hits],
+    [{ result: 'miss' }, st.misses],
+  ]);
   o.one('match_cache_entries', 'gauge', 'Subjects in the match cache.', st.cached);
   const totals = latencyTotals(b);
   const q: Array<[Record<string, string | number>, number]> = [];
@@ -66,7 +86,14 @@ export function prometheus(b: Observed): string {
   for (const hop of HOPS) {
     const s = totals[hop]!;
     const hl = HOP_LABEL[hop]!;
-    for (const [qq, v] of [['0.5', s.p50], ['0.9', s.p90], ['0.99', s.p99], ['0.999', s.p999], ['1', s.max]] as const) q.push([{ hop: hl, quantile: qq }, v / 1e6]);
+    for (const [qq, v] of [
+      ['0.5', s.p50],
+      ['0.9', s.p90],
+      ['0.99', s.p99],
+      ['0.999', s.p999],
+      ['1', s.max],
+    ] as const)
+      q.push([{ hop: hl, quantile: qq }, v / 1e6]);
     counts.push([{ hop: hl, sum: (s.mean * s.count) / 1e6 }, s.count]);
   }
   o.lines.push('# HELP hopbus_latency_seconds Latency per hop class since start (HDR histogram quantiles).', '# TYPE hopbus_latency_seconds summary');
@@ -75,7 +102,17 @@ export function prometheus(b: Observed): string {
     o.lines.push(`hopbus_latency_seconds_sum{hop="${labels.hop}"} ${labels.sum}`, `hopbus_latency_seconds_count{hop="${labels.hop}"} ${v}`);
   }
   const conns = [...b.sessions];
-  o.metric('connection_pending_bytes', 'gauge', 'Bytes queued towards each connection.', conns.map((s) => [{ cid: s.id, name: s.name, transport: s.link.transport }, s.out.pendingBytes]));
-  o.metric('connection_rtt_seconds', 'gauge', 'Keepalive round trip of each connection (absent until measured).', conns.filter((s) => s.rttMs >= 0).map((s) => [{ cid: s.id, name: s.name, transport: s.link.transport }, s.rttMs / 1000]));
+  o.metric(
+    'connection_pending_bytes',
+    'gauge',
+    'Bytes queued towards each connection.',
+    conns.map((s) => [{ cid: s.id, name: s.name, transport: s.link.transport }, s.out.pendingBytes]),
+  );
+  o.metric(
+    'connection_rtt_seconds',
+    'gauge',
+    'Keepalive round trip of each connection (absent until measured).',
+    conns.filter((s) => s.rttMs >= 0).map((s) => [{ cid: s.id, name: s.name, transport: s.link.transport }, s.rttMs / 1000]),
+  );
   return o.lines.join('\n') + '\n';
 }

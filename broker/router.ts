@@ -26,8 +26,16 @@
  */
 import { SubjectTree, isValidSubject } from '../topics/index.js';
 import {
-  ErrCode, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, type Policy,
-  msgSize, writeMsgHeader,
+  ErrCode,
+  FLAG_NO_RESPONDERS,
+  FLAG_REQUEST,
+  FLAG_TS,
+  MsgView,
+  Op,
+  PayloadKind,
+  type Policy,
+  msgSize,
+  writeMsgHeader,
 } from '../transports/protocol/index.js';
 import { SubjectCache } from '../transports/intern.js';
 import { chunkNowNs } from '../metrics/clock.js';

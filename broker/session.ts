@@ -9,10 +9,7 @@
  *
  * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
  */
-import {
-  ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, Policy, type ProtocolError,
-  encodeErr, writeBare, writeOk,
-} from '../transports/protocol/index.js';
+import { ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, Policy, type ProtocolError, encodeErr, writeBare, writeOk } from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
@@ -28,7 +25,13 @@ import { Subscription, type Publisher, type Subscriber } from './subscription.js
 
 /** ERR codes that mean the peer broke the protocol (counted in protocolErrors). */
 const PROTOCOL_CODES = new Set<number>([
-  ErrCode.PROTOCOL, ErrCode.UNKNOWN_OP, ErrCode.FRAME_TOO_LARGE, ErrCode.MAX_PAYLOAD, ErrCode.VERSION, ErrCode.NOT_CONNECTED, ErrCode.BAD_SID,
+  ErrCode.PROTOCOL,
+  ErrCode.UNKNOWN_OP,
+  ErrCode.FRAME_TOO_LARGE,
+  ErrCode.MAX_PAYLOAD,
+  ErrCode.VERSION,
+  ErrCode.NOT_CONNECTED,
+  ErrCode.BAD_SID,
 ]);
 
 const enum State {
@@ -139,7 +142,10 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
         this.host.liveness.pong(this);
         return;
       case Op.ERR:
-        this.host.log.warn({ cid: this.id, client: this.name, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }, 'client reported an error');
+        this.host.log.warn(
+          { cid: this.id, client: this.name, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) },
+          'client reported an error',
+        );
         return;
       default:
         this.fatal(ErrCode.PROTOCOL, `op ${OP_NAMES[op]} is not sent by clients`);
@@ -185,7 +191,11 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (sid === 0) return this.fatal(ErrCode.BAD_SID, 'subscription id 0 is reserved');
     if (this.subs.has(sid)) return this.error(ErrCode.BAD_SID, `subscription id ${sid} is already in use on this connection`, sid);
     if (this.subs.size >= this.host.options.maxSubscriptions) {
-      return this.error(ErrCode.MAX_SUBSCRIPTIONS, `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${this.host.options.maxSubscriptions})`, sid);
+      return this.error(
+        ErrCode.MAX_SUBSCRIPTIONS,
+        `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${this.host.options.maxSubscriptions})`,
+        sid,
+      );
     }
     const badQueue = q > 0 ? queueNameProblem(queue) : null;
     if (badQueue !== null) return this.error(ErrCode.BAD_SUBJECT, `invalid queue group: ${badQueue}`, sid);
@@ -342,10 +352,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       this.closeReason = err ? err.message : 'closed by client';
       this.teardown();
     }
-    this.host.log.info(
-      { cid: this.id, client: this.name, remote: this.link.remote, reason: this.closeReason, ...this.stats },
-      'client disconnected',
-    );
+    this.host.log.info({ cid: this.id, client: this.name, remote: this.link.remote, reason: this.closeReason, ...this.stats }, 'client disconnected');
     this.host.detach(this);
     this.resolveDone();
   }

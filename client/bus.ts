@@ -81,7 +81,11 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   /** Direct delivery to other shm clients, when the broker granted it (client/direct.ts). */
   private direct: DirectRouter | null = null;
 
-  constructor(servers: ServerAddress | ServerAddress[], options: ConnectOptions = {}, private readonly clock: Clock = realClock) {
+  constructor(
+    servers: ServerAddress | ServerAddress[],
+    options: ConnectOptions = {},
+    private readonly clock: Clock = realClock,
+  ) {
     super();
     this.options = resolveConnectOptions(options);
     this.servers = new ServerList(servers);
@@ -161,7 +165,9 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     const total = wr.size(reply, headers, flags, ts);
     const w = this.target();
     if (w !== this.backlog && this.pendingBytes + total > this.options.maxPendingBytes) {
-      throw new PendingLimitError(`${this.pendingBytes} bytes are already queued towards the broker (limit ${this.options.maxPendingBytes}): await bus.flush() before publishing more`);
+      throw new PendingLimitError(
+        `${this.pendingBytes} bytes are already queued towards the broker (limit ${this.options.maxPendingBytes}): await bus.flush() before publishing more`,
+      );
     }
     const spec = wr.spec;
     spec.weight = ts && this.stamps !== null ? this.stamps.weight : 0;
@@ -441,7 +447,12 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   }
 
   private onErr(conn: Conn, buf: Buffer, off: number, len: number): void {
-    const err = new ServerError(buf.readUInt16LE(off + 6), buf.toString('utf8', off + 12, off + len), (buf[off + 5]! & FLAG_FATAL) !== 0, buf.readUInt32LE(off + 8));
+    const err = new ServerError(
+      buf.readUInt16LE(off + 6),
+      buf.toString('utf8', off + 12, off + len),
+      (buf[off + 5]! & FLAG_FATAL) !== 0,
+      buf.readUInt32LE(off + 8),
+    );
     if (this.handshake !== null && this.conn === conn) {
       this.handshake.reject(err);
       return;

@@ -29,7 +29,10 @@ export function publishReply(options: PublishOptions): string {
 }
 
 /** subscribe(pattern, handler?, options?) or subscribe(pattern, options): the handler (or null) and the checked options. */
-export function subscribeArgs(handler: MsgHandler | SubscribeOptions | undefined, options: SubscribeOptions | undefined): [MsgHandler | null, SubscribeOptions] {
+export function subscribeArgs(
+  handler: MsgHandler | SubscribeOptions | undefined,
+  options: SubscribeOptions | undefined,
+): [MsgHandler | null, SubscribeOptions] {
   let cb: MsgHandler | null = null;
   if (typeof handler === 'function') cb = handler;
   else if (handler !== undefined) options = handler;
@@ -38,9 +41,11 @@ export function subscribeArgs(handler: MsgHandler | SubscribeOptions | undefined
 
 /** The subscribe options both clients check the same way (in between, each checks `queue` and `policy` its own way). */
 export function checkMax(opts: SubscribeOptions): void {
-  if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0)) throw new OptionsError('subscribe option "max" must be a non-negative integer');
+  if (opts.max !== undefined && !(Number.isSafeInteger(opts.max) && opts.max >= 0))
+    throw new OptionsError('subscribe option "max" must be a non-negative integer');
 }
 
 export function checkMaxPending(opts: SubscribeOptions): void {
-  if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0)) throw new OptionsError('subscribe option "maxPending" must be a positive integer');
+  if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0))
+    throw new OptionsError('subscribe option "maxPending" must be a positive integer');
 }

@@ -50,7 +50,10 @@ export class Handshake {
   private res!: () => void;
   private rej!: (err: Error) => void;
   private readonly timer: Timer;
-  constructor(private readonly clock: Clock, timeoutMs: number) {
+  constructor(
+    private readonly clock: Clock,
+    timeoutMs: number,
+  ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.res = resolve;
       this.rej = reject;

@@ -131,10 +131,13 @@ export class InboxDelivery {
 
   private scheduleDrain(ms: number): void {
     if (this.rateTimer !== null || this.host.closed) return;
-    this.rateTimer = setTimeout(() => {
-      this.rateTimer = null;
-      this.drainBacklog();
-    }, Math.max(0, Math.min(ms, 1000)));
+    this.rateTimer = setTimeout(
+      () => {
+        this.rateTimer = null;
+        this.drainBacklog();
+      },
+      Math.max(0, Math.min(ms, 1000)),
+    );
   }
 
   private reportQueueLoss(inbox: Inbox): void {
@@ -144,7 +147,12 @@ export class InboxDelivery {
     inbox.unreportedDropped = 0;
     inbox.unreportedConflated = 0;
     this.host.emitLoss({ subscription: inbox.sub, subject: inbox.sub.subject, dropped, conflated, policy: inbox.policy });
-    if (dropped > 0) this.host.reportError(new SlowConsumerError(`subscription "${inbox.sub.subject}" is behind: ${dropped} message(s) dropped by its ${inbox.policy} policy (${inbox.sub.dropped} so far)`));
+    if (dropped > 0)
+      this.host.reportError(
+        new SlowConsumerError(
+          `subscription "${inbox.sub.subject}" is behind: ${dropped} message(s) dropped by its ${inbox.policy} policy (${inbox.sub.dropped} so far)`,
+        ),
+      );
   }
 
   /** A subscription has ended: nothing of it waits any more. */

@@ -16,7 +16,11 @@ export { UrlError } from '../transports/url.js';
 
 /** A payload larger than the server's max payload; nothing was sent. */
 export class MaxPayloadError extends HopbusError {
-  constructor(readonly size: number, readonly limit: number, what = "the server's maximum payload") {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    what = "the server's maximum payload",
+  ) {
     super('MAX_PAYLOAD', `payload of ${size} bytes exceeds ${what} of ${limit} bytes; nothing was sent`);
   }
 }
@@ -29,7 +33,10 @@ export class NoRespondersError extends HopbusError {
 }
 
 export class TimeoutError extends HopbusError {
-  constructor(what: string, readonly timeoutMs: number) {
+  constructor(
+    what: string,
+    readonly timeoutMs: number,
+  ) {
     super('TIMEOUT', `${what} timed out after ${timeoutMs} ms`);
   }
 }
@@ -63,7 +70,12 @@ export class OptionsError extends HopbusError {
  */
 export class ServerError extends HopbusError {
   readonly serverCode: string;
-  constructor(code: number, text: string, readonly fatal: boolean, readonly sid: number) {
+  constructor(
+    code: number,
+    text: string,
+    readonly fatal: boolean,
+    readonly sid: number,
+  ) {
     const name = ERR_NAMES[code] ?? (`E${code}` as const);
     super(name, `server error ${name}: ${text}`);
     this.serverCode = name;

@@ -37,7 +37,12 @@ export async function connect(servers: ServerAddress | ServerAddress[], options?
 export * from './public.js';
 export { connectBroker } from './bus.js';
 export {
-  connectMulticast, type MulticastBus, type MulticastConnectOptions, type MulticastLossEvent, type MulticastSourceEvent, type MulticastBusStats,
+  connectMulticast,
+  type MulticastBus,
+  type MulticastConnectOptions,
+  type MulticastLossEvent,
+  type MulticastSourceEvent,
+  type MulticastBusStats,
 } from './multicast.js';
 export { MulticastConfigError } from '../transports/multicast/endpoint.js';
 export type { InboxPolicy } from './inbox.js';

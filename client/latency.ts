@@ -88,7 +88,16 @@ export class LatencyMeter {
     this.bursts = this.burst.take();
     this.sampler.adapt((this.msgsIn * 1000) / Math.max(1, now - this.lastRoll));
     const report: ClientReport | null = any
-      ? { v: 1, name, intervalMs: Math.round(now - this.lastRoll), msgsIn: this.msgsIn, msgsOut: msgsOutTotal - this.outAtRoll, peak1ms: this.bursts.peak1msMsgs, peak5ms: this.bursts.peak5msMsgs, hist }
+      ? {
+          v: 1,
+          name,
+          intervalMs: Math.round(now - this.lastRoll),
+          msgsIn: this.msgsIn,
+          msgsOut: msgsOutTotal - this.outAtRoll,
+          peak1ms: this.bursts.peak1msMsgs,
+          peak5ms: this.bursts.peak5msMsgs,
+          hist,
+        }
       : null;
     this.msgsIn = 0;
     this.outAtRoll = msgsOutTotal;

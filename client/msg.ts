@@ -27,7 +27,11 @@ export class Msg {
   private readonly tsOff: number;
   private decoded: unknown = NOT_DECODED;
 
-  constructor(v: MsgView, subject: string, private readonly bus: Responder) {
+  constructor(
+    v: MsgView,
+    subject: string,
+    private readonly bus: Responder,
+  ) {
     this.subject = subject;
     this.reply = v.reply();
     this.kind = v.kind;

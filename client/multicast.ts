@@ -29,8 +29,13 @@ import { validatePattern, validateSubject } from '../topics/index.js';
 import { FLAG_REQUEST, Op, msgSize } from '../transports/protocol/index.js';
 import { monoNs, realClock, type Clock } from '../runtime/clock.js';
 import {
-  ENDPOINT_DEFAULTS, MulticastEndpoint,
-  type ChannelAddr, type EndpointOptions, type EndpointStats, type GapEvent, type SourceEvent,
+  ENDPOINT_DEFAULTS,
+  MulticastEndpoint,
+  type ChannelAddr,
+  type EndpointOptions,
+  type EndpointStats,
+  type GapEvent,
+  type SourceEvent,
 } from '../transports/multicast/endpoint.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions } from './types.js';
@@ -55,8 +60,16 @@ const HEADERS_LIMIT = 'the multicast maximum headers size (option maxHeaders)';
  * URL (the CLI passes `reconnect: false`, for instance).
  */
 const BROKER_ONLY = [
-  'reconnect', 'maxReconnectAttempts', 'reconnectDelayMs', 'maxReconnectDelayMs', 'reconnectJitterMs', 'reconnectBufferBytes',
-  'maxPendingBytes', 'pingIntervalMs', 'maxPingsOut', 'verbose',
+  'reconnect',
+  'maxReconnectAttempts',
+  'reconnectDelayMs',
+  'maxReconnectDelayMs',
+  'reconnectJitterMs',
+  'reconnectBufferBytes',
+  'maxPendingBytes',
+  'pingIntervalMs',
+  'maxPingsOut',
+  'verbose',
 ] as const;
 
 export interface MulticastConnectOptions
@@ -112,8 +125,22 @@ export interface MulticastBusStats extends EndpointStats {
 }
 
 const OWN_KEYS = new Set([
-  'name', 'channels', 'rules', 'hashTokens', 'fallback', 'maxPayload', 'maxHeaders', 'timestamps', 'requestTimeoutMs',
-  'policy', 'maxPending', 'dispatchBudgetMs', 'lingerMs', 'iface', 'timeoutMs', 'deliverRate',
+  'name',
+  'channels',
+  'rules',
+  'hashTokens',
+  'fallback',
+  'maxPayload',
+  'maxHeaders',
+  'timestamps',
+  'requestTimeoutMs',
+  'policy',
+  'maxPending',
+  'dispatchBudgetMs',
+  'lingerMs',
+  'iface',
+  'timeoutMs',
+  'deliverRate',
 ]);
 
 /**
@@ -157,7 +184,9 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     for (const k of Object.keys(options)) {
       if ((BROKER_ONLY as readonly string[]).includes(k) || k === 'publishRate') continue;
       if (!OWN_KEYS.has(k) && (!(k in ENDPOINT_DEFAULTS) || k === 'maxMessageBytes')) {
-        throw new OptionsError(`unknown multicast connect option "${k}"; known options: ${[...OWN_KEYS, ...Object.keys(ENDPOINT_DEFAULTS).filter((x) => x !== 'iface' && x !== 'maxMessageBytes')].join(', ')}`);
+        throw new OptionsError(
+          `unknown multicast connect option "${k}"; known options: ${[...OWN_KEYS, ...Object.keys(ENDPOINT_DEFAULTS).filter((x) => x !== 'iface' && x !== 'maxMessageBytes')].join(', ')}`,
+        );
       }
     }
     let resolved;
@@ -175,7 +204,8 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     this.timestamps = options.timestamps === true;
     this.requestTimeoutMs = posInt(options.requestTimeoutMs, 5000, 'requestTimeoutMs');
     this.defaultPolicy = options.policy ?? 'drop-oldest';
-    if (!INBOX_POLICIES.includes(this.defaultPolicy)) throw new OptionsError(`multicast option "policy" must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(this.defaultPolicy)}`);
+    if (!INBOX_POLICIES.includes(this.defaultPolicy))
+      throw new OptionsError(`multicast option "policy" must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(this.defaultPolicy)}`);
     this.defaultMaxPending = posInt(options.maxPending, 65_536, 'maxPending');
     this.delivery = new InboxDelivery(this.deliveryHost, options.dispatchBudgetMs ?? 10);
     this.lingerMs = options.lingerMs ?? 100;
@@ -275,7 +305,6 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     return encodeHeaders(h, this.maxHeaders, HEADERS_LIMIT);
   }
 
-
   /** Encodes a MSG frame straight into the channel's open datagram (or its fragment buffer). */
   private writeMsg(subject: string, reply: string, headers: Buffer | null, data: unknown, flags: number): void {
     const wr = this.writer;
@@ -302,11 +331,16 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     const [cb, opts] = subscribeArgs(handler, options);
     validatePattern(pattern);
     checkKeys(opts, SUB_KEYS, 'subscribe');
-    if (opts.queue !== undefined) throw new OptionsError('queue groups need a broker: over multicast every subscriber receives every message (connect to a broker, or use its multicast bridge)');
+    if (opts.queue !== undefined)
+      throw new OptionsError(
+        'queue groups need a broker: over multicast every subscriber receives every message (connect to a broker, or use its multicast bridge)',
+      );
     checkMax(opts);
     const policy = (opts.policy ?? this.defaultPolicy) as InboxPolicy;
     if (!INBOX_POLICIES.includes(policy)) {
-      throw new OptionsError(`subscribe option "policy" over multicast must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(opts.policy)}${opts.policy === 'block' ? ' (a receiver cannot pause a multicast source)' : ''}`);
+      throw new OptionsError(
+        `subscribe option "policy" over multicast must be one of ${INBOX_POLICIES.join(', ')}, got ${JSON.stringify(opts.policy)}${opts.policy === 'block' ? ' (a receiver cannot pause a multicast source)' : ''}`,
+      );
     }
     checkMaxPending(opts);
     const { policy: _p, ...rest } = opts;
@@ -379,8 +413,15 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     for (const inbox of set) {
       inbox.sub.dropped += e.messages;
       this.emit('loss', {
-        subscription: inbox.sub, subject: inbox.sub.subject, dropped: e.messages, conflated: 0, policy: 'gap',
-        source: e.source.sourceId, channel: e.source.addr.key, datagrams: e.datagrams, reason: e.reason,
+        subscription: inbox.sub,
+        subject: inbox.sub.subject,
+        dropped: e.messages,
+        conflated: 0,
+        policy: 'gap',
+        source: e.source.sourceId,
+        channel: e.source.addr.key,
+        datagrams: e.datagrams,
+        reason: e.reason,
       } satisfies MulticastLossEvent);
     }
   }

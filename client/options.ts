@@ -89,7 +89,8 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
   for (const [k, v] of Object.entries(opts)) {
     const def = (CLIENT_DEFAULTS as unknown as Record<string, unknown>)[k];
     if (k === 'publishRate') {
-      if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new OptionsError('connect option "publishRate" must be an object');
+      if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v)))
+        throw new OptionsError('connect option "publishRate" must be an object');
       out[k] = v ?? null;
       continue;
     }

@@ -14,9 +14,22 @@ export type { Msg } from './msg.js';
 export type { Subscription, MsgHandler, SubscribeOptions } from './subscription.js';
 export { CLIENT_DEFAULTS, type ConnectOptions } from './options.js';
 export {
-  HopbusError, SubjectError, MaxPayloadError, NoRespondersError, TimeoutError, SlowConsumerError,
-  ConnectionError, PendingLimitError, OptionsError, ServerError, ProtocolError, UrlError, ChannelConfigError,
-  type HopbusErrorCode, type WireErrorName, type LocalErrorCode,
+  HopbusError,
+  SubjectError,
+  MaxPayloadError,
+  NoRespondersError,
+  TimeoutError,
+  SlowConsumerError,
+  ConnectionError,
+  PendingLimitError,
+  OptionsError,
+  ServerError,
+  ProtocolError,
+  UrlError,
+  ChannelConfigError,
+  type HopbusErrorCode,
+  type WireErrorName,
+  type LocalErrorCode,
 } from './errors.js';
 export type { ServerAddress, EndpointDescriptor } from '../transports/dial.js';
 export { MAX_SUBJECT_BYTES, MAX_SUBJECT_TOKENS } from '../topics/index.js';

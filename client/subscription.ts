@@ -101,7 +101,11 @@ export class Subscription implements AsyncIterable<Msg> {
       this.dropped++;
       if (!this.overflowing) {
         this.overflowing = true;
-        this.owner.reportError(new SlowConsumerError(`subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`));
+        this.owner.reportError(
+          new SlowConsumerError(
+            `subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`,
+          ),
+        );
       }
     }
   }

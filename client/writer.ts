@@ -16,7 +16,18 @@
  */
 import { validateSubject } from '../topics/index.js';
 import {
-  FLAG_TS, MSG_HEADER, Op, PING_SIZE, TS_BLOCK, UNSUB_SIZE, msgSize, subSize, writeBare, writeMsgHeader, writeSub, writeUnsub,
+  FLAG_TS,
+  MSG_HEADER,
+  Op,
+  PING_SIZE,
+  TS_BLOCK,
+  UNSUB_SIZE,
+  msgSize,
+  subSize,
+  writeBare,
+  writeMsgHeader,
+  writeSub,
+  writeUnsub,
 } from '../transports/protocol/index.js';
 import { writeU64 } from '../runtime/clock.js';
 import { EncodedPayload, encodeHeaders, encodePayload } from './codec.js';

@@ -26,7 +26,13 @@ const HIGHEST_NS = 60e9;
 
 /** An HDR histogram of nanoseconds, 3 significant digits (so 1 µs resolution up to 1 ms). */
 export function nsHistogram(): hdr.Histogram {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: HIGHEST_NS, numberOfSignificantValueDigits: 3, bitBucketSize: 32, useWebAssembly: false });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_NS,
+    numberOfSignificantValueDigits: 3,
+    bitBucketSize: 32,
+    useWebAssembly: false,
+  });
 }
 
 /** Percentiles of a histogram, in microseconds with 2 decimals. Stable field names. */

@@ -43,7 +43,10 @@ export class SpaceSaving {
 
   /** The `n` largest, busiest first. */
   top(n: number): HeavyHitter[] {
-    return [...this.entries.values()].sort((a, b) => b.msgs - a.msgs).slice(0, n).map((e) => ({ ...e }));
+    return [...this.entries.values()]
+      .sort((a, b) => b.msgs - a.msgs)
+      .slice(0, n)
+      .map((e) => ({ ...e }));
   }
 
   get size(): number {

@@ -98,7 +98,8 @@ export class ChannelMap {
     const fb = config.fallback ?? Array.from({ length: count }, (_, i) => i);
     if (fb.length === 0) throw new ChannelConfigError('fallback must name at least one channel');
     for (const c of fb) {
-      if (!Number.isInteger(c) || c < 0 || c >= count) throw new ChannelConfigError(`fallback channel ${JSON.stringify(c)} is not an index from 0 to ${count - 1}`);
+      if (!Number.isInteger(c) || c < 0 || c >= count)
+        throw new ChannelConfigError(`fallback channel ${JSON.stringify(c)} is not an index from 0 to ${count - 1}`);
     }
     this.fallback = [...new Set(fb)];
   }

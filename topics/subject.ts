@@ -65,15 +65,7 @@ const GT = 0x3e;
 /** True for the code units /\s/ matches at or above 0x80 (the ASCII ones are tested inline). */
 function isNonAsciiWhitespace(c: number): boolean {
   return (
-    c === 0xa0 ||
-    c === 0x1680 ||
-    (c >= 0x2000 && c <= 0x200a) ||
-    c === 0x2028 ||
-    c === 0x2029 ||
-    c === 0x202f ||
-    c === 0x205f ||
-    c === 0x3000 ||
-    c === 0xfeff
+    c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff
   );
 }
 
@@ -227,18 +219,12 @@ function fail(code: number, input: unknown, pattern: boolean): SubjectError {
     case E_EMPTY:
       return new SubjectError(`${kind} is empty`, s);
     case E_TOO_LONG:
-      return new SubjectError(
-        `${kind} ${quote(s)} is ${subjectByteLength(s)} bytes, over the limit of ${MAX_SUBJECT_BYTES}`,
-        s,
-      );
+      return new SubjectError(`${kind} ${quote(s)} is ${subjectByteLength(s)} bytes, over the limit of ${MAX_SUBJECT_BYTES}`, s);
     case E_TOO_MANY_TOKENS:
       return new SubjectError(`${prefix}${countTokens(s)} tokens, over the limit of ${MAX_SUBJECT_TOKENS}`, s);
     case E_EMPTY_TOKEN:
       // errIndex is the "." that closes the empty token.
-      return new SubjectError(
-        `${prefix}empty token at position ${tokenPosition(s, errIndex)} (${errIndex === 0 ? 'leading "."' : '".." in a row'})`,
-        s,
-      );
+      return new SubjectError(`${prefix}empty token at position ${tokenPosition(s, errIndex)} (${errIndex === 0 ? 'leading "."' : '".." in a row'})`, s);
     case E_TRAILING_DOT:
       return new SubjectError(`${prefix}empty token at position ${countTokens(s)} (trailing ".")`, s);
     case E_WHITESPACE:
@@ -246,15 +232,9 @@ function fail(code: number, input: unknown, pattern: boolean): SubjectError {
     case E_LONE_SURROGATE:
       return new SubjectError(`${prefix}contains an unpaired UTF-16 surrogate at index ${errIndex}: subjects must be valid Unicode`, s);
     case E_CONTROL:
-      return new SubjectError(
-        `${prefix}contains control character at index ${errIndex} (${hex(s.charCodeAt(errIndex))})`,
-        s,
-      );
+      return new SubjectError(`${prefix}contains control character at index ${errIndex} (${hex(s.charCodeAt(errIndex))})`, s);
     case E_WILDCARD_IN_SUBJECT:
-      return new SubjectError(
-        `${prefix}wildcards are not allowed in a publish subject ("${s[errIndex]}" at position ${tokenPosition(s, errIndex)})`,
-        s,
-      );
+      return new SubjectError(`${prefix}wildcards are not allowed in a publish subject ("${s[errIndex]}" at position ${tokenPosition(s, errIndex)})`, s);
     case E_PARTIAL_WILDCARD: {
       const ch = s[errIndex];
       const token = JSON.stringify(tokenAt(s, errIndex));
@@ -267,10 +247,7 @@ function fail(code: number, input: unknown, pattern: boolean): SubjectError {
       );
     }
     case E_GT_NOT_LAST:
-      return new SubjectError(
-        `${prefix}">" must be the last token (found at position ${tokenPosition(s, errIndex)} of ${countTokens(s)})`,
-        s,
-      );
+      return new SubjectError(`${prefix}">" must be the last token (found at position ${tokenPosition(s, errIndex)} of ${countTokens(s)})`, s);
     default:
       return new SubjectError(`${prefix}unknown problem (code ${code})`, s);
   }

@@ -192,7 +192,9 @@ export function listenInproc(id: string, accept: AcceptFn, maxFrame: number): { 
 registerDialer('inproc', (ep, o) => {
   const server = servers.get(ep.url);
   if (server === undefined) {
-    return Promise.reject(new Error(`no broker serves ${ep.url} on this thread: an inproc endpoint works only on its broker's thread, and only while that broker runs`));
+    return Promise.reject(
+      new Error(`no broker serves ${ep.url} on this thread: an inproc endpoint works only on its broker's thread, and only while that broker runs`),
+    );
   }
   const [client, broker] = inprocPair(ep.url, o.maxFrame, server.maxFrame);
   server.accept(broker);

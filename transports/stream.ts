@@ -24,7 +24,13 @@ export class StreamLink extends BufferedLink {
   private sending: Buffer | null = null;
   private sendingLen = 0;
 
-  constructor(private readonly socket: net.Socket, transport: TransportName, remote: string, maxFrame: number, clock?: Clock) {
+  constructor(
+    private readonly socket: net.Socket,
+    transport: TransportName,
+    remote: string,
+    maxFrame: number,
+    clock?: Clock,
+  ) {
     super(remote, maxFrame, clock);
     this.transport = transport;
     this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
@@ -200,8 +206,7 @@ async function removeStaleSocket(path: string): Promise<void> {
 export function dialStream(ep: Endpoint, maxFrame: number, timeoutMs: number): Promise<StreamLink> {
   return new Promise((resolve, reject) => {
     const transport: TransportName = ep.transport === 'unix' ? 'unix' : 'tcp';
-    const socket =
-      transport === 'unix' ? net.connect({ path: ep.path! }) : net.connect({ host: ep.host, port: ep.port!, noDelay: true });
+    const socket = transport === 'unix' ? net.connect({ path: ep.path! }) : net.connect({ host: ep.host, port: ep.port!, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`connect to ${ep.url} timed out after ${timeoutMs} ms`));

@@ -46,8 +46,26 @@ export interface Sizes {
   fanoutCount: number;
 }
 
-export const FULL: Sizes = { hopSamples: 20_000, warmup: 2_000, pacedSeconds: 2, pacedMinSamples: 5_000, pingpongSamples: 10_000, tpCount: 500_000, fanoutSamples: 5_000, fanoutCount: 100_000 };
-export const QUICK: Sizes = { hopSamples: 2_000, warmup: 200, pacedSeconds: 0.4, pacedMinSamples: 400, pingpongSamples: 1_000, tpCount: 50_000, fanoutSamples: 500, fanoutCount: 10_000 };
+export const FULL: Sizes = {
+  hopSamples: 20_000,
+  warmup: 2_000,
+  pacedSeconds: 2,
+  pacedMinSamples: 5_000,
+  pingpongSamples: 10_000,
+  tpCount: 500_000,
+  fanoutSamples: 5_000,
+  fanoutCount: 100_000,
+};
+export const QUICK: Sizes = {
+  hopSamples: 2_000,
+  warmup: 200,
+  pacedSeconds: 0.4,
+  pacedMinSamples: 400,
+  pingpongSamples: 1_000,
+  tpCount: 50_000,
+  fanoutSamples: 500,
+  fanoutCount: 10_000,
+};
 
 export interface Case {
   /** Key in the results: 'hop', 'paced-10k', 'tp-1x4-256', ... */
@@ -106,7 +124,13 @@ async function using<T>(target: Target, ep: Endpoint, names: string[], fn: (clie
  * the next is sent on the next event-loop turn (setImmediate), so the receive path
  * finishes before the next publish. A message that never completes fails the run.
  */
-function oneInFlight(send: () => void, expect: number, samples: number, warmup: number, halve: boolean): { arrive: () => void; start: () => Promise<LatencyFigure> } {
+function oneInFlight(
+  send: () => void,
+  expect: number,
+  samples: number,
+  warmup: number,
+  halve: boolean,
+): { arrive: () => void; start: () => Promise<LatencyFigure> } {
   const h = histogram();
   let t0 = 0;
   let i = 0;
@@ -210,7 +234,10 @@ function paced(rate: number, label: string): Case {
           };
           loop();
         });
-        await until(() => received >= total, () => received);
+        await until(
+          () => received >= total,
+          () => received,
+        );
         return { ...percentiles(h), lost: total - received };
       }),
   };

@@ -52,7 +52,12 @@ export function findBinary(name: string): string | null {
 export function firstLine(command: string, args: string[]): string {
   const r = spawnSync(command, args, { encoding: 'utf8', timeout: 5000 });
   const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
-  return text.split('\n').find((l) => l.trim() !== '')?.trim() ?? `(no output from ${command} ${args.join(' ')})`;
+  return (
+    text
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? `(no output from ${command} ${args.join(' ')})`
+  );
 }
 
 /** "<name> <version>" of a package installed in the project's node_modules. */

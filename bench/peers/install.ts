@@ -72,6 +72,8 @@ export function ensurePackages(packages: string[], allowInstall: boolean): Insta
     if (isInstalled(p)) report.installed.push(p);
     else report.failed[p] = `apt-get install failed: ${lastLines(r.output, 3)}`;
   }
-  console.log(`peers: installed now: ${report.installed.join(', ') || 'none'}${Object.keys(report.failed).length ? `; not installed: ${Object.keys(report.failed).join(', ')}` : ''}`);
+  console.log(
+    `peers: installed now: ${report.installed.join(', ') || 'none'}${Object.keys(report.failed).length ? `; not installed: ${Object.keys(report.failed).join(', ')}` : ''}`,
+  );
   return report;
 }

@@ -81,11 +81,25 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
   md.push(`# hopbus against its peers, ${res.date}`, '');
   if (res.quick) md.push('**Quick mode: a smoke check with few samples, not figures to quote.**', '');
   md.push(`- machine: ${res.machine.cpus} x ${res.machine.model ?? '?'}, ${res.machine.memGiB} GiB, ${res.machine.platform} ${res.machine.kernel}`);
-  md.push(`- sizes: ${Object.entries(res.sizes).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  md.push(
+    `- sizes: ${Object.entries(res.sizes)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   md.push(`- Node ${res.node}; ${res.runs} run${res.runs > 1 ? 's' : ''} per case, interleaved across systems; medians, spread = min..max over the runs`);
-  md.push(`- load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}, after: ${(res.loadavgAfter ?? []).map((x) => x.toFixed(2)).join(' ')}`);
+  md.push(
+    `- load average before: ${res.loadavgBefore.map((x) => x.toFixed(2)).join(' ')}, after: ${(res.loadavgAfter ?? []).map((x) => x.toFixed(2)).join(' ')}`,
+  );
   const inst = res.install;
-  md.push(`- peers installed by this run: ${inst.installed.join(', ') || 'none'}; already present: ${inst.present.join(', ') || 'none'}${Object.keys(inst.failed).length ? `; not installed: ${Object.entries(inst.failed).map(([p, w]) => `${p} (${w})`).join(', ')}` : ''}`);
+  md.push(
+    `- peers installed by this run: ${inst.installed.join(', ') || 'none'}; already present: ${inst.present.join(', ') || 'none'}${
+      Object.keys(inst.failed).length
+        ? `; not installed: ${Object.entries(inst.failed)
+            .map(([p, w]) => `${p} (${w})`)
+            .join(', ')}`
+        : ''
+    }`,
+  );
   for (const [n, why] of Object.entries(res.skipped)) md.push(`- **${n}: skipped: ${why}**`);
   md.push('', '## Systems', '', '| system | server | client | settings |', '|---|---|---|---|');
   for (const n of order) {
@@ -105,7 +119,12 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
       const mine = r?.systems[main]?.median;
       if (r === undefined || mine === undefined) continue;
       const rows: [string, (m: LatencySummary | ThroughputSummary) => number][] =
-        c.metric === 'latency' ? [['p50', (m) => (m as LatencySummary).p50], ['p99', (m) => (m as LatencySummary).p99]] : [['msg/s', (m) => (m as ThroughputSummary).median]];
+        c.metric === 'latency'
+          ? [
+              ['p50', (m) => (m as LatencySummary).p50],
+              ['p99', (m) => (m as LatencySummary).p99],
+            ]
+          : [['msg/s', (m) => (m as ThroughputSummary).median]];
       for (const [label, get] of rows) {
         md.push(`| ${c.id} ${label} | ${cols.map((o) => (r.systems[o]?.median ? ratio(get(mine), get(r.systems[o]!.median!)) : 'n/a')).join(' | ')} |`);
       }
@@ -119,7 +138,8 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
     const names = withFigures(r, order);
     if (c.group === 'pingpong') {
       const elsewhere = names.filter((n) => res.systems[n]?.echoWhere).map((n) => `${n}: ${res.systems[n]!.echoWhere}`);
-      if (elsewhere.length > 0) md.push(`The far side runs in another process, except (a transport that does not leave its process) ${elsewhere.join('; ')}.`, '');
+      if (elsewhere.length > 0)
+        md.push(`The far side runs in another process, except (a transport that does not leave its process) ${elsewhere.join('; ')}.`, '');
     }
     if (c.metric === 'latency') {
       md.push(`\`${c.id}\`, µs. ![${c.id}](peers-${c.id}.svg)`, '');
@@ -192,11 +212,18 @@ export function plots(res: Results, cases: readonly Case[], order: string[]): Ma
     out.set(
       file,
       barChart({
-        title: file === 'peers-throughput.svg' ? 'Throughput, 1 publisher -> N subscribers (msg/s per subscriber)' : 'Fan-out, 100 subscriptions on 10 subjects (deliveries/s)',
+        title:
+          file === 'peers-throughput.svg'
+            ? 'Throughput, 1 publisher -> N subscribers (msg/s per subscriber)'
+            : 'Fan-out, 100 subscriptions on 10 subjects (deliveries/s)',
         subtitle: sub,
         yLabel: cs[0]!.unit,
         groups: cs.map((c) => c.id.replace(/^tp-1x(\d+)-(\d+)$/, '1 -> $1, $2 B')),
-        series: names.map((n) => ({ name: n, color: color(n), values: cs.map((c) => (res.cases[c.id]!.systems[n]?.median as ThroughputSummary | undefined)?.median ?? null) })),
+        series: names.map((n) => ({
+          name: n,
+          color: color(n),
+          values: cs.map((c) => (res.cases[c.id]!.systems[n]?.median as ThroughputSummary | undefined)?.median ?? null),
+        })),
       }),
     );
   }

@@ -44,7 +44,14 @@ function fail(msg: string): never {
 function parse() {
   try {
     return parseArgs({
-      options: { runs: { type: 'string' }, quick: { type: 'boolean' }, only: { type: 'string' }, 'no-install': { type: 'boolean' }, replot: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        runs: { type: 'string' },
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        'no-install': { type: 'boolean' },
+        replot: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values;
   } catch (err) {
@@ -63,7 +70,10 @@ const SIZES = args.quick ? QUICK : FULL;
 // --only: what is named selects; a kind of name not used at all means "all of them".
 const picked = { targets: new Set<Target>(), cases: new Set<Case>() };
 for (const item of (args.only ?? '').split(',').filter((s) => s !== '')) {
-  const ts = TARGETS.filter((t) => t.name === item || (item === 'hopbus' && t.kind === 'hopbus') || (item === 'peers' && t.kind === 'peer') || (item === 'floors' && t.kind === 'floor'));
+  const ts = TARGETS.filter(
+    (t) =>
+      t.name === item || (item === 'hopbus' && t.kind === 'hopbus') || (item === 'peers' && t.kind === 'peer') || (item === 'floors' && t.kind === 'floor'),
+  );
   const cs = CASES.filter((c) => c.id === item || c.group === item);
   if (ts.length === 0 && cs.length === 0) fail(`unknown system or case "${item}" in --only`);
   ts.forEach((t) => picked.targets.add(t));
@@ -85,7 +95,10 @@ function writeReport(res: Results, cs: readonly Case[]): { md: string; files: st
 
 if (args.replot) {
   const res = JSON.parse(fs.readFileSync(path.join(resultsDir, 'peers-latest.json'), 'utf8')) as Results;
-  const { files } = writeReport(res, CASES.filter((c) => res.cases[c.id] !== undefined));
+  const { files } = writeReport(
+    res,
+    CASES.filter((c) => res.cases[c.id] !== undefined),
+  );
   console.log(`rewrote bench/results/peers-latest.md and ${files.join(', ')} from peers-latest.json (${res.date})`);
   process.exit(0);
 }
@@ -121,7 +134,9 @@ async function main(): Promise<void> {
     skipped: {},
     cases: {},
   };
-  console.log(`bench:peers: ${targets.map((t) => t.name).join(', ')}; ${cases.length} cases x ${RUNS} run(s)${res.quick ? ' (quick: smoke check only)' : ''}; load average ${res.loadavgBefore.join(' ')}`);
+  console.log(
+    `bench:peers: ${targets.map((t) => t.name).join(', ')}; ${cases.length} cases x ${RUNS} run(s)${res.quick ? ' (quick: smoke check only)' : ''}; load average ${res.loadavgBefore.join(' ')}`,
+  );
 
   const servers = SERVERS.filter((s) => targets.some((t) => t.server === s.name));
   res.install = ensurePackages([...new Set(servers.flatMap((s) => s.packages))], args['no-install'] !== true);
@@ -151,7 +166,15 @@ async function main(): Promise<void> {
       continue;
     }
     active.push(t);
-    res.systems[t.name] = { kind: t.kind, server: t.server, serverVersion: srv.version, serverCommand: srv.command, client: t.client, settings: t.settings, ...(t.echoWhere ? { echoWhere: t.echoWhere } : {}) };
+    res.systems[t.name] = {
+      kind: t.kind,
+      server: t.server,
+      serverVersion: srv.version,
+      serverCommand: srv.command,
+      client: t.client,
+      settings: t.settings,
+      ...(t.echoWhere ? { echoWhere: t.echoWhere } : {}),
+    };
   }
 
   for (const c of cases) {

@@ -196,7 +196,9 @@ export function barChart(c: BarChart): string {
   body.push('</g>', `<g class="axes" font-size="11">`);
   body.push(`<rect x="${M.left}" y="${M.top}" width="${PW}" height="${PH}" fill="none" stroke="#333333"/>`);
   for (const t of ticks) body.push(`<text class="ytick" x="${M.left - 6}" y="${r1(py(t) + 4)}" text-anchor="end">${compact(t)}</text>`);
-  c.groups.forEach((g, gi) => body.push(`<text class="xtick" x="${r1(M.left + gw * gi + gw / 2)}" y="${M.top + PH + 18}" text-anchor="middle">${esc(g)}</text>`));
+  c.groups.forEach((g, gi) =>
+    body.push(`<text class="xtick" x="${r1(M.left + gw * gi + gw / 2)}" y="${M.top + PH + 18}" text-anchor="middle">${esc(g)}</text>`),
+  );
   body.push('</g>');
   c.series.forEach((s, si) => {
     const col = colorOf(s, si);

@@ -131,9 +131,10 @@ export function sidBytes(sid: number | string): Buffer {
  */
 export function msgSize(subjectLen: number, sidLen: number, replyLen: number, hdrLen: number, payloadLen: number): number {
   const total = hdrLen + payloadLen;
-  const line = hdrLen > 0
-    ? 5 + subjectLen + 1 + sidLen + (replyLen > 0 ? 1 + replyLen : 0) + 1 + digits(hdrLen) + 1 + digits(total) + 2
-    : 4 + subjectLen + 1 + sidLen + (replyLen > 0 ? 1 + replyLen : 0) + 1 + digits(total) + 2;
+  const line =
+    hdrLen > 0
+      ? 5 + subjectLen + 1 + sidLen + (replyLen > 0 ? 1 + replyLen : 0) + 1 + digits(hdrLen) + 1 + digits(total) + 2
+      : 4 + subjectLen + 1 + sidLen + (replyLen > 0 ? 1 + replyLen : 0) + 1 + digits(total) + 2;
   return line + total + 2;
 }
 
@@ -142,8 +143,17 @@ export function msgSize(subjectLen: number, sidLen: number, replyLen: number, hd
  * (msgSize). For many subscribers of one message, MsgTemplate.
  */
 export function writeMsg(
-  buf: Buffer, off: number, subject: string, sid: Uint8Array, reply: string,
-  hdr: Buffer | null, hdrOff: number, hdrLen: number, payload: Buffer, payloadOff: number, payloadLen: number,
+  buf: Buffer,
+  off: number,
+  subject: string,
+  sid: Uint8Array,
+  reply: string,
+  hdr: Buffer | null,
+  hdrOff: number,
+  hdrLen: number,
+  payload: Buffer,
+  payloadOff: number,
+  payloadLen: number,
 ): number {
   let p = off + writeOp(buf, off, hdrLen > 0);
   p += writeString(buf, p, subject);

@@ -52,11 +52,19 @@ export interface NatsHandler {
    * PUB (hdrLen 0) and HPUB. The header block is [hdrOff, hdrOff + hdrLen) and the body
    * follows it at payloadOff = hdrOff + hdrLen. No reply: replyLen 0.
    */
-  onPub(buf: Buffer, subjectOff: number, subjectLen: number, replyOff: number, replyLen: number,
-    hdrOff: number, hdrLen: number, payloadOff: number, payloadLen: number): void;
+  onPub(
+    buf: Buffer,
+    subjectOff: number,
+    subjectLen: number,
+    replyOff: number,
+    replyLen: number,
+    hdrOff: number,
+    hdrLen: number,
+    payloadOff: number,
+    payloadLen: number,
+  ): void;
   /** SUB. No queue group: queueLen 0. `sid` is the sid token as a number when it is decimal digits (what every official client sends), else -1: use the bytes. */
-  onSub(buf: Buffer, subjectOff: number, subjectLen: number, queueOff: number, queueLen: number,
-    sidOff: number, sidLen: number, sid: number): void;
+  onSub(buf: Buffer, subjectOff: number, subjectLen: number, queueOff: number, queueLen: number, sidOff: number, sidLen: number, sid: number): void;
   /** UNSUB. `max` > 0: remove after that many deliveries in all; 0: now (no max, 0, or not a number, which nats-server treats alike). */
   onUnsub(buf: Buffer, sidOff: number, sidLen: number, sid: number, max: number): void;
   onPing(): void;
@@ -76,17 +84,17 @@ export interface NatsParserOptions {
 }
 
 // Parser states. Numbers, not an enum object, so the switch compiles to a jump table.
-const S_START = 0;      // at the first byte of an op
-const S_P = 1;          // after P: PUB, PING or PONG
-const S_LIT = 2;        // matching the rest of an op name (`lit`, from `li`)
-const S_SPC_REQ = 3;    // an op that needs a space or tab before its arguments
-const S_SPC = 4;        // skipping spaces and tabs before the arguments
-const S_ARG = 5;        // inside the arguments, up to LF
-const S_SKIP = 6;       // after PING, PONG, +OK: ignore up to LF, as nats-server does
-const S_PAYLOAD = 7;    // gathering a payload that spans chunks
-const S_END_R = 8;      // the CR after a gathered payload
-const S_END_N = 9;      // the LF after it
-const S_CLOSED = 10;    // stopped: an error, or stop()
+const S_START = 0; // at the first byte of an op
+const S_P = 1; // after P: PUB, PING or PONG
+const S_LIT = 2; // matching the rest of an op name (`lit`, from `li`)
+const S_SPC_REQ = 3; // an op that needs a space or tab before its arguments
+const S_SPC = 4; // skipping spaces and tabs before the arguments
+const S_ARG = 5; // inside the arguments, up to LF
+const S_SKIP = 6; // after PING, PONG, +OK: ignore up to LF, as nats-server does
+const S_PAYLOAD = 7; // gathering a payload that spans chunks
+const S_END_R = 8; // the CR after a gathered payload
+const S_END_N = 9; // the LF after it
+const S_CLOSED = 10; // stopped: an error, or stop()
 
 const OP_PUB = 1;
 const OP_HPUB = 2;
@@ -187,7 +195,10 @@ export class NatsParser {
   private hdrSize = 0;
   private totalSize = 0;
 
-  constructor(private readonly h: NatsHandler, opts: NatsParserOptions) {
+  constructor(
+    private readonly h: NatsHandler,
+    opts: NatsParserOptions,
+  ) {
     this.maxPayload = opts.maxPayload;
     this.awaitingConnect = opts.requireConnect === true;
   }
@@ -332,7 +343,17 @@ export class NatsParser {
           this.state = S_START;
           this.lineHeld = false;
           const a = this.argLen;
-          this.h.onPub(this.held, this.subjectOff, this.subjectLen, this.replyOff, this.replyLen, a, this.hdrSize, a + this.hdrSize, this.totalSize - this.hdrSize);
+          this.h.onPub(
+            this.held,
+            this.subjectOff,
+            this.subjectLen,
+            this.replyOff,
+            this.replyLen,
+            a,
+            this.hdrSize,
+            a + this.hdrSize,
+            this.totalSize - this.hdrSize,
+          );
           if (this.state === S_CLOSED) return;
           break;
         }

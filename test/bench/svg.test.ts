@@ -101,7 +101,12 @@ describe('barChart', () => {
 
   it('is well-formed, with a bar and a label per value and n/a for a missing one', () => {
     assertWellFormed(svg);
-    expect(svg.match(/<g class="series"[\s\S]*?<\/g>/g)!.join('').match(/<rect /g)).toHaveLength(3);
+    expect(
+      svg
+        .match(/<g class="series"[\s\S]*?<\/g>/g)!
+        .join('')
+        .match(/<rect /g),
+    ).toHaveLength(3);
     expect(svg).toContain('>2.1M</text>');
     expect(svg).toContain('>n/a</text>');
     expect(svg).toContain('fill="#000000"');

@@ -10,7 +10,17 @@ const ERR_RATE_LIMITED = 14;
 function gate() {
   const clock = new FakeClock(1000);
   const counters = newCounters();
-  const link = { reading: true, pauses: 0, pause() { this.reading = false; this.pauses++; }, resume() { this.reading = true; } };
+  const link = {
+    reading: true,
+    pauses: 0,
+    pause() {
+      this.reading = false;
+      this.pauses++;
+    },
+    resume() {
+      this.reading = true;
+    },
+  };
   const errors: string[] = [];
   const g = new PublisherGate({ link, error: (code, text) => errors.push(`${code} ${text}`) }, counters, clock);
   return { clock, counters, link, errors, g };

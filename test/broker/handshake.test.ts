@@ -17,7 +17,7 @@ function connect(opts: unknown, version = 1): Buffer {
 const read = (f: Buffer, publishRate = DEFAULTS.publishRate) => readConnect(f, 0, f.length, { publishRate });
 
 describe('readConnect', () => {
-  it('a valid CONNECT gives the client\'s name, language and choices, names clipped to their bounds', () => {
+  it("a valid CONNECT gives the client's name, language and choices, names clipped to their bounds", () => {
     const h = read(connect({ name: 'n'.repeat(300), lang: 'ts', verbose: true, direct: true, version: '1', timestamps: true }));
     expect(isRefusal(h)).toBe(false);
     expect(h).toEqual({ name: 'n'.repeat(256), lang: 'ts', verbose: true, direct: true, publishRate: undefined });
@@ -41,7 +41,7 @@ describe('readConnect', () => {
     }
   });
 
-  it('a publish rate the client asks for can only lower the broker\'s, field by field', () => {
+  it("a publish rate the client asks for can only lower the broker's, field by field", () => {
     const h = read(connect({ publishRate: { msgsPerSec: 500, bytesPerSec: 10_000_000 } }), { msgsPerSec: 1000, bytesPerSec: 1000, action: 'refuse' }) as Hello;
     expect(h.publishRate).toEqual({ msgsPerSec: 500, bytesPerSec: 1000, burstMsgs: undefined, burstBytes: undefined, action: 'refuse' });
   });

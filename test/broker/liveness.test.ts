@@ -40,7 +40,16 @@ function live(o: Partial<LivenessOptions> = {}) {
   const clock = new FakeClock(1000);
   const sessions = new Set<FakeLive>();
   const l = new Liveness(sessions, { ...OPTS, ...o }, clock);
-  return { clock, sessions, l, add: () => { const s = new FakeLive(); sessions.add(s); return s; } };
+  return {
+    clock,
+    sessions,
+    l,
+    add: () => {
+      const s = new FakeLive();
+      sessions.add(s);
+      return s;
+    },
+  };
 }
 
 describe('Liveness: keepalive', () => {

@@ -201,7 +201,7 @@ describe('Outbound', () => {
     expect((await consumer.read()).map((f) => f.fill)).toEqual([0, 1, 2, 3, 4]);
   });
 
-  it('patches the sid of its own copy (a queue delivery), never the caller\'s frame', async () => {
+  it("patches the sid of its own copy (a queue delivery), never the caller's frame", async () => {
     const { out, consumer } = outbound({ highWater: 1000 });
     const f = msg('q', 100);
     out.deliver(f, 0, f.length, 42, 'q', [], Policy.DROP_OLDEST, null);

@@ -16,7 +16,15 @@ interface Frozen {
   child: ChildProcess;
   lines: string[];
   /** Asks the child (after SIGCONT) what it received. */
-  report(): Promise<{ received: number; dropped: number; conflated: number; lastBySubject: Record<string, number>; head: number[]; tail: number[]; ordered: boolean }>;
+  report(): Promise<{
+    received: number;
+    dropped: number;
+    conflated: number;
+    lastBySubject: Record<string, number>;
+    head: number[];
+    tail: number[];
+    ordered: boolean;
+  }>;
 }
 
 const children: ChildProcess[] = [];
@@ -109,7 +117,12 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     expect(b.broker.counters.droppedNewest).toBe(m.droppedNewest);
     frozen.child.kill('SIGCONT');
     // Once it catches up, it has every message either received or reported lost.
-    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped === N, 'received + dropped to cover every message', 15_000);
+    const r = await eventually(
+      () => frozen.report(),
+      (x) => x.received + x.dropped === N,
+      'received + dropped to cover every message',
+      15_000,
+    );
     expect(r.received + r.dropped).toBe(N);
     expect(r.ordered).toBe(true);
     // drop-newest keeps the oldest: the first messages arrived.
@@ -126,7 +139,12 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     expect(m.droppedOldest).toBeGreaterThan(0);
     expect(m.pendingBytes).toBeLessThanOrEqual(SMALL.maxPending);
     frozen.child.kill('SIGCONT');
-    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped === N, 'received + dropped to cover every message', 15_000);
+    const r = await eventually(
+      () => frozen.report(),
+      (x) => x.received + x.dropped === N,
+      'received + dropped to cover every message',
+      15_000,
+    );
     expect(r.received + r.dropped).toBe(N);
     expect(r.ordered).toBe(true);
     expect(r.tail[r.tail.length - 1]).toBe(N - 1);
@@ -144,7 +162,12 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     // Conflation keeps at most one held message per subject.
     expect(m.heldMsgs).toBeLessThanOrEqual(SUBJECTS);
     frozen.child.kill('SIGCONT');
-    const r = await eventually(() => frozen.report(), (x) => x.received + x.dropped + x.conflated === N, 'every message accounted for', 15_000);
+    const r = await eventually(
+      () => frozen.report(),
+      (x) => x.received + x.dropped + x.conflated === N,
+      'every message accounted for',
+      15_000,
+    );
     expect(r.received + r.dropped + r.conflated).toBe(N);
     for (let s = 0; s < SUBJECTS; s++) expect(r.lastBySubject[`md.SYM${s}.bid`]).toBe(N - SUBJECTS + s);
   });
@@ -169,7 +192,12 @@ describe('slow-consumer policies with a frozen subscriber', () => {
     const r = await frozen.report();
     expect(r.dropped).toBe(0);
     await until(() => b.broker.counters.pausedMs > 0, 'the pause to be accounted');
-    const rr = await eventually(() => frozen.report(), (x) => x.received === M, 'the frozen one to get all', 20_000);
+    const rr = await eventually(
+      () => frozen.report(),
+      (x) => x.received === M,
+      'the frozen one to get all',
+      20_000,
+    );
     expect(rr.ordered).toBe(true);
     expect(b.broker.counters.droppedNewest + b.broker.counters.droppedOldest).toBe(0);
   });
@@ -298,7 +326,19 @@ describe('rate limits', () => {
     await bus.flush();
     const m = b.broker.metrics();
     const c = m.connections.find((x) => x.name === 'm')!;
-    for (const k of ['pendingBytes', 'heldMsgs', 'pendingPeak', 'heldPeak', 'droppedOldest', 'droppedNewest', 'conflated', 'pausedMs', 'throttled', 'refused', 'subscriptions']) {
+    for (const k of [
+      'pendingBytes',
+      'heldMsgs',
+      'pendingPeak',
+      'heldPeak',
+      'droppedOldest',
+      'droppedNewest',
+      'conflated',
+      'pausedMs',
+      'throttled',
+      'refused',
+      'subscriptions',
+    ]) {
       expect(c).toHaveProperty(k);
     }
     expect(c.subscriptions).toBe(1);

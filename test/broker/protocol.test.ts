@@ -4,7 +4,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  ERR, FLAG_FATAL, FLAG_NO_RESPONDERS, FLAG_REQUEST, OP, bareFrame, connectFrame, pubFrame, subFrame, unsubFrame, useWorld,
+  ERR,
+  FLAG_FATAL,
+  FLAG_NO_RESPONDERS,
+  FLAG_REQUEST,
+  OP,
+  bareFrame,
+  connectFrame,
+  pubFrame,
+  subFrame,
+  unsubFrame,
+  useWorld,
   type RawClient,
 } from '../kit/index.js';
 

@@ -143,7 +143,7 @@ describe('Router: fanout', () => {
     expect(router.hasSubscribers('orders')).toBe(false);
   });
 
-  it('the least lossy policy among a session\'s matching subscriptions governs its copy', () => {
+  it("the least lossy policy among a session's matching subscriptions governs its copy", () => {
     const { session, publish } = world();
     const a = session();
     a.sub(1, 'x', '', DROP_OLDEST);
@@ -199,7 +199,7 @@ describe('Router: fanout', () => {
 });
 
 describe('Router: queue groups', () => {
-  it('each message goes to one member of a group, in turn, and the group\'s cursor survives route rebuilds', () => {
+  it("each message goes to one member of a group, in turn, and the group's cursor survives route rebuilds", () => {
     const { session, publish } = world();
     const members = [session(), session(), session()];
     members.forEach((m) => m.sub(5, 'work', 'q'));
@@ -209,7 +209,11 @@ describe('Router: queue groups', () => {
     session().sub(1, 'unrelated.>');
     members[0]!.sub(6, 'work.extra');
     for (let i = 3; i < 6; i++) publish(p, pub('work', String(i)));
-    expect(members.map((m) => m.got.map((g) => g.payload))).toEqual([['0', '3'], ['1', '4'], ['2', '5']]);
+    expect(members.map((m) => m.got.map((g) => g.payload))).toEqual([
+      ['0', '3'],
+      ['1', '4'],
+      ['2', '5'],
+    ]);
     expect(members[1]!.got[0]).toMatchObject({ sid: 5, subs: [5] });
   });
 
@@ -260,7 +264,7 @@ describe('Router: auto-unsubscribe', () => {
     expect(b.got.map((g) => g.payload)).toEqual(['1', '2', '3']);
   });
 
-  it('unsubscribeAll removes a closing session\'s subscriptions in one batch', () => {
+  it("unsubscribeAll removes a closing session's subscriptions in one batch", () => {
     const { router, session } = world();
     const a = session();
     a.sub(1, 'a');
@@ -312,7 +316,7 @@ describe('Router: refusals', () => {
   });
 });
 
-describe('Router: the broker\'s own messages and taps', () => {
+describe("Router: the broker's own messages and taps", () => {
   it('publishInternal sends a msgpack MSG to matching subscribers, and nothing when there are none', () => {
     const { router, session } = world();
     const a = session();

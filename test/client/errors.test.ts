@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConnectionError, MaxPayloadError, OptionsError, PendingLimitError, ServerError, SubjectError, connect,
-} from '../../client/index.js';
+import { ConnectionError, MaxPayloadError, OptionsError, PendingLimitError, ServerError, SubjectError, connect } from '../../client/index.js';
 import { Bus } from '../../client/bus.js';
 import { ERR, FLAG_FATAL, OP, pubFrame, until, useWorld } from '../kit/index.js';
 

@@ -40,7 +40,12 @@ describe('Inbox', () => {
       const { box, sub } = inbox(policy, 4);
       for (let i = 0; i < 4; i++) expect(box.push(message(`x.${i}`, i))).toBe(true);
       expect(box.count).toBe(4);
-      expect(drain(box)).toEqual([['x.0', 0], ['x.1', 1], ['x.2', 2], ['x.3', 3]]);
+      expect(drain(box)).toEqual([
+        ['x.0', 0],
+        ['x.1', 1],
+        ['x.2', 2],
+        ['x.3', 3],
+      ]);
       expect([sub.dropped, sub.conflated]).toEqual([0, 0]);
     }
   });
@@ -51,7 +56,10 @@ describe('Inbox', () => {
     expect(box.count).toBe(2);
     expect(sub.dropped).toBe(3);
     expect(box.unreportedDropped).toBe(3);
-    expect(drain(box)).toEqual([['x.a', 3], ['x.a', 4]]);
+    expect(drain(box)).toEqual([
+      ['x.a', 3],
+      ['x.a', 4],
+    ]);
   });
 
   it('drop-newest: at the bound, the arriving message is dropped, counted as dropped', () => {
@@ -59,7 +67,10 @@ describe('Inbox', () => {
     for (let i = 0; i < 5; i++) expect(box.push(message('x.a', i))).toBe(true);
     expect(sub.dropped).toBe(3);
     expect(box.unreportedDropped).toBe(3);
-    expect(drain(box)).toEqual([['x.a', 0], ['x.a', 1]]);
+    expect(drain(box)).toEqual([
+      ['x.a', 0],
+      ['x.a', 1],
+    ]);
   });
 
   it('disconnect: at the bound, push refuses and queues nothing more', () => {
@@ -80,16 +91,22 @@ describe('Inbox', () => {
     expect(box.count).toBe(2);
     expect(sub.conflated).toBe(2);
     expect(box.unreportedConflated).toBe(2);
-    expect(drain(box)).toEqual([['x.a', 3], ['x.b', 1]]);
+    expect(drain(box)).toEqual([
+      ['x.a', 3],
+      ['x.b', 1],
+    ]);
   });
 
-  it('conflate: once a subject\'s message has been taken, the next one on it queues anew at the tail', () => {
+  it("conflate: once a subject's message has been taken, the next one on it queues anew at the tail", () => {
     const { box } = inbox('conflate', 10);
     box.push(message('x.a', 0));
     box.push(message('x.b', 1));
     expect(n(box.shift())).toBe(0);
     box.push(message('x.a', 2));
-    expect(drain(box)).toEqual([['x.b', 1], ['x.a', 2]]);
+    expect(drain(box)).toEqual([
+      ['x.b', 1],
+      ['x.a', 2],
+    ]);
   });
 
   it('conflate: at the bound, a message on a new subject behaves as drop-oldest', () => {
@@ -101,7 +118,10 @@ describe('Inbox', () => {
     // x.a left with the dropped message: a new x.a queues, it does not conflate.
     box.push(message('x.a', 3));
     expect(sub.conflated).toBe(0);
-    expect(drain(box)).toEqual([['x.c', 2], ['x.a', 3]]);
+    expect(drain(box)).toEqual([
+      ['x.c', 2],
+      ['x.a', 3],
+    ]);
   });
 
   it('clear empties the queue and forgets the subjects it conflated', () => {

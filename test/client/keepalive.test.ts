@@ -45,8 +45,16 @@ async function fakeServer(handshake: boolean): Promise<Fake> {
         fake.ops.push(op);
         if (op === OP.CONNECT && handshake) {
           const body = packr.pack({
-            serverId: 'fake', serverName: 'fake', version: '0', proto: 1, clientId: 1,
-            maxPayload: 1024, maxHeaders: 1024, maxSubscriptions: 10, maxPending: 1 << 20, pingIntervalMs: 0,
+            serverId: 'fake',
+            serverName: 'fake',
+            version: '0',
+            proto: 1,
+            clientId: 1,
+            maxPayload: 1024,
+            maxHeaders: 1024,
+            maxSubscriptions: 10,
+            maxPending: 1 << 20,
+            pingIntervalMs: 0,
           });
           const info = Buffer.alloc(8 + body.length);
           info.writeUInt32LE(info.length, 0);

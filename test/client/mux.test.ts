@@ -81,12 +81,24 @@ describe('RequestMux', () => {
     const h = host();
     const clock = new FakeClock();
     const mux = new RequestMux(h, clock, true);
-    await expect(mux.request('x', 1000, () => { throw new Error('too big'); })).rejects.toThrow('too big');
+    await expect(
+      mux.request('x', 1000, () => {
+        throw new Error('too big');
+      }),
+    ).rejects.toThrow('too big');
     expect(clock.pending).toBe(0);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let sent = false;
-    const p = mux.request('y', 1000, (r) => { sent = true; h.handler!(reply(r)); }, () => gate);
+    const p = mux.request(
+      'y',
+      1000,
+      (r) => {
+        sent = true;
+        h.handler!(reply(r));
+      },
+      () => gate,
+    );
     await Promise.resolve();
     expect(sent).toBe(false);
     release();

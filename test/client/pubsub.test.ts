@@ -19,16 +19,11 @@ async function delivered(pattern: string, subjects: string[]): Promise<string[]>
 
 describe('subject matching', () => {
   it('a literal subscription receives exactly its subject', async () => {
-    expect(await delivered('md.AAPL.bid', ['md.AAPL.bid', 'md.AAPL.ask', 'md.AAPL', 'md.AAPL.bid.x', 'md.MSFT.bid'])).toEqual([
-      'md.AAPL.bid',
-    ]);
+    expect(await delivered('md.AAPL.bid', ['md.AAPL.bid', 'md.AAPL.ask', 'md.AAPL', 'md.AAPL.bid.x', 'md.MSFT.bid'])).toEqual(['md.AAPL.bid']);
   });
 
   it('"*" matches exactly one token', async () => {
-    expect(await delivered('md.*.bid', ['md.AAPL.bid', 'md.bid', 'md.A.B.bid', 'md.MSFT.bid', 'md.AAPL.ask'])).toEqual([
-      'md.AAPL.bid',
-      'md.MSFT.bid',
-    ]);
+    expect(await delivered('md.*.bid', ['md.AAPL.bid', 'md.bid', 'md.A.B.bid', 'md.MSFT.bid', 'md.AAPL.ask'])).toEqual(['md.AAPL.bid', 'md.MSFT.bid']);
   });
 
   it('">" matches one or more trailing tokens, so "a.>" does not match "a"', async () => {

@@ -116,10 +116,14 @@ describe('request/reply', () => {
     const served = [0, 0, 0];
     for (let i = 0; i < 3; i++) {
       const r = await w.connect(b.url);
-      r.subscribe('work', (m) => {
-        served[i]!++;
-        m.respond(`${i}:${m.string()}`);
-      }, { queue: 'workers' });
+      r.subscribe(
+        'work',
+        (m) => {
+          served[i]!++;
+          m.respond(`${i}:${m.string()}`);
+        },
+        { queue: 'workers' },
+      );
       await r.flush();
     }
     const replies = await Promise.all([...Array(30).keys()].map((n) => requester.request('work', String(n))));

@@ -32,7 +32,13 @@ class Sink implements WriteTarget {
   }
 }
 
-function write(wr: FrameWriter, sink: WriteTarget, subject: string, data: unknown, o: { reply?: string; headers?: Buffer | null; flags?: number; ts?: boolean; op?: Op.PUB | Op.MSG; sid?: number } = {}): number {
+function write(
+  wr: FrameWriter,
+  sink: WriteTarget,
+  subject: string,
+  data: unknown,
+  o: { reply?: string; headers?: Buffer | null; flags?: number; ts?: boolean; op?: Op.PUB | Op.MSG; sid?: number } = {},
+): number {
   wr.subject(subject);
   wr.payload(data, Infinity);
   const total = wr.size(o.reply ?? '', o.headers ?? null, o.flags ?? 0, o.ts ?? false);

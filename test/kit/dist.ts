@@ -47,7 +47,8 @@ export function distProblem(root = ROOT): string | null {
     }
   }
   const bundle = path.join(root, 'dist', 'browser', 'hopbus.js');
-  if (mtime(bundle) < mtime(path.join(root, 'dist', 'client', 'browser.js'))) stale.push('dist/browser/hopbus.js (older than dist/client/browser.js, or missing)');
+  if (mtime(bundle) < mtime(path.join(root, 'dist', 'client', 'browser.js')))
+    stale.push('dist/browser/hopbus.js (older than dist/client/browser.js, or missing)');
   if (stale.length === 0) return null;
   const shown = stale.slice(0, 5).join('\n  ');
   return `dist/ is stale: ${stale.length} file(s) newer than their build, e.g.\n  ${shown}\nRun \`npm run build\` first (npm test does): the worker, CLI and child-process tests run dist/.`;

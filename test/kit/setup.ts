@@ -28,7 +28,14 @@ export function setup(project: TestProject): void {
 
 export function teardown(): void {
   if (report === '') return;
-  const lines = [...new Set(fs.readFileSync(report, 'utf8').split('\n').filter((l) => l !== ''))];
+  const lines = [
+    ...new Set(
+      fs
+        .readFileSync(report, 'utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
+    ),
+  ];
   fs.rmSync(path.dirname(report), { recursive: true, force: true });
   if (lines.length === 0) return;
   const bar = '!'.repeat(72);

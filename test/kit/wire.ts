@@ -14,12 +14,29 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 // Wire constants, restated from docs/PROTOCOL.md (transports/protocol/ holds the code) so the raw client is an
 // independent reading of the documented layout.
 export const OP = {
-  CONNECT: 0x01, INFO: 0x02, PUB: 0x10, MSG: 0x11, SUB: 0x20, UNSUB: 0x21,
-  PING: 0x30, PONG: 0x31, OK: 0x40, ERR: 0x41,
+  CONNECT: 0x01,
+  INFO: 0x02,
+  PUB: 0x10,
+  MSG: 0x11,
+  SUB: 0x20,
+  UNSUB: 0x21,
+  PING: 0x30,
+  PONG: 0x31,
+  OK: 0x40,
+  ERR: 0x41,
 } as const;
 export const ERR = {
-  PROTOCOL: 1, UNKNOWN_OP: 2, FRAME_TOO_LARGE: 3, MAX_PAYLOAD: 4, BAD_SUBJECT: 5, MAX_SUBSCRIPTIONS: 6,
-  SLOW_CONSUMER: 7, VERSION: 8, NOT_CONNECTED: 9, STALE_CONNECTION: 10, BAD_SID: 11,
+  PROTOCOL: 1,
+  UNKNOWN_OP: 2,
+  FRAME_TOO_LARGE: 3,
+  MAX_PAYLOAD: 4,
+  BAD_SUBJECT: 5,
+  MAX_SUBSCRIPTIONS: 6,
+  SLOW_CONSUMER: 7,
+  VERSION: 8,
+  NOT_CONNECTED: 9,
+  STALE_CONNECTION: 10,
+  BAD_SID: 11,
 } as const;
 export const FLAG_FATAL = 0x01;
 export const FLAG_REQUEST = 0x02;

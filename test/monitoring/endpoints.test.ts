@@ -56,7 +56,18 @@ describe('/varz', () => {
     expect(v.uptimeSec).toBeGreaterThanOrEqual(0);
     expect(v.totalConnections).toBe(2);
     expect(v.config).toMatchObject({ httpPort: b.broker.httpPort, latency: true, monitorIntervalMs: 50 });
-    for (const k of ['msgsIn', 'bytesIn', 'msgsOut', 'bytesOut', 'unrouted', 'slowConsumers', 'droppedOldest', 'droppedNewest', 'conflated', 'protocolErrors']) {
+    for (const k of [
+      'msgsIn',
+      'bytesIn',
+      'msgsOut',
+      'bytesOut',
+      'unrouted',
+      'slowConsumers',
+      'droppedOldest',
+      'droppedNewest',
+      'conflated',
+      'protocolErrors',
+    ]) {
       expect(typeof v.totals[k], k).toBe('number');
     }
     expect(v.totals.msgsIn).toBeGreaterThanOrEqual(200);
@@ -82,7 +93,17 @@ describe('/connz', () => {
     expect(c.count).toBe(2);
     const s = c.connections.find((x: { name: string }) => x.name === 'sub');
     const p = c.connections.find((x: { name: string }) => x.name === 'pub');
-    expect(s).toMatchObject({ transport: 'tcp', lang: 'typescript', subscriptions: 2, msgsIn: 0, pendingBytes: 0, heldMsgs: 0, dropped: 0, conflated: 0, paused: false });
+    expect(s).toMatchObject({
+      transport: 'tcp',
+      lang: 'typescript',
+      subscriptions: 2,
+      msgsIn: 0,
+      pendingBytes: 0,
+      heldMsgs: 0,
+      dropped: 0,
+      conflated: 0,
+      paused: false,
+    });
     // c.a: one copy for the plain subscription and one for the queue member.
     expect(s.msgsOut).toBe(20);
     expect(s.bytesOut).toBeGreaterThan(0);

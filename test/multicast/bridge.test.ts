@@ -11,7 +11,7 @@ const ch1 = channelOf(FILE, 1).key;
 const mc = (extra: Record<string, unknown> = {}) => ({ multicast: { url, channels: [ch1], lingerMs: 0, ...extra } });
 
 describeMulticast('broker bridge to multicast', () => {
-  it('both ways, exactly once each, no loops: TCP -> multicast, multicast -> TCP, and each side\'s own copy', async () => {
+  it("both ways, exactly once each, no loops: TCP -> multicast, multicast -> TCP, and each side's own copy", async () => {
     const b = await world.broker(mc());
     const tcp = await world.connect(b.url, { name: 'tcp' });
     const m = await w.open(url, { channels: [ch1] });

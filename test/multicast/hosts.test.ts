@@ -43,7 +43,12 @@ suite('multicast across hosts (network namespaces, veth)', () => {
       src.send('go');
       const sent = await src.line<SentStats>('SENT');
       // Wait until every receiver has everything (received or reported lost).
-      const got = await eventually(() => Promise.all(receivers.map((r) => r.stats())), (gs) => gs.every((g) => g.received + g.lostReported >= count), 'every receiver to account for every message', 15_000);
+      const got = await eventually(
+        () => Promise.all(receivers.map((r) => r.stats())),
+        (gs) => gs.every((g) => g.received + g.lostReported >= count),
+        'every receiver to account for every message',
+        15_000,
+      );
       if (pubOpts.exitAfterMs !== undefined) return { sent, got }; // it is dead by now
       src.send('stats');
       return { sent: { ...sent, ...(await src.line<SentStats>('STATS')) }, got };
@@ -67,7 +72,7 @@ suite('multicast across hosts (network namespaces, veth)', () => {
     }
   });
 
-  nftIt('5% random loss on B\'s input (nftables): every gap is NAKed across the wire and repaired; nothing is lost', async () => {
+  nftIt("5% random loss on B's input (nftables): every gap is NAKed across the wire and repaired; nothing is lost", async () => {
     net.randomLoss(net.b, 'input', PORT, 5);
     const rb = await net.peer(net.b, ['recv', urlB(), 'x.>']);
     try {
@@ -85,7 +90,7 @@ suite('multicast across hosts (network namespaces, veth)', () => {
     }
   });
 
-  nftIt('5% random loss on A\'s output: every receiver misses the same datagrams; repairs are multicast and all are repaired', async () => {
+  nftIt("5% random loss on A's output: every receiver misses the same datagrams; repairs are multicast and all are repaired", async () => {
     net.randomLoss(net.a, 'output', PORT, 5);
     const r1 = await net.peer(net.b, ['recv', urlB(), 'x.>']);
     const r2 = await net.peer(net.b, ['recv', urlB(), 'x.>']);
@@ -105,7 +110,12 @@ suite('multicast across hosts (network namespaces, veth)', () => {
     const rb = await net.peer(net.b, ['recv', urlB(), 'x.>', JSON.stringify({ sourceTimeoutMs: 400 })]);
     try {
       await run([rb], { exitAfterMs: 0, heartbeatMaxMs: 50 }, 1000);
-      const g = await eventually(() => rb.stats(), (s) => s.gone.length > 0, 'the receiver to declare the source gone', 5_000);
+      const g = await eventually(
+        () => rb.stats(),
+        (s) => s.gone.length > 0,
+        'the receiver to declare the source gone',
+        5_000,
+      );
       expect(g.received).toBe(1000);
       expect(g.gone).toEqual(['timeout']);
     } finally {

@@ -74,7 +74,13 @@ describeMulticast('multicast over loopback', () => {
   });
 
   it('subjects map onto channels: a subscription joins only the groups it needs and receives only its subjects', async () => {
-    const opts = { channels: more, rules: [{ prefix: 'md.fx', channel: 1 }, { prefix: 'news', channel: more[1]! }] };
+    const opts = {
+      channels: more,
+      rules: [
+        { prefix: 'md.fx', channel: 1 },
+        { prefix: 'news', channel: more[1]! },
+      ],
+    };
     const a = await w.open(url, opts);
     const b = await w.open(url, opts);
     const c = await w.open(url, opts);

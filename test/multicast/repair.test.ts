@@ -103,7 +103,7 @@ describeMulticast('multicast loss repair', () => {
     expect(losses[0]!.dropped).toBe(40);
   });
 
-  it('datagrams out of the source\'s retransmission buffer are declared lost at once (UNAVAILABLE or heartbeat), not NAKed forever', async () => {
+  it("datagrams out of the source's retransmission buffer are declared lost at once (UNAVAILABLE or heartbeat), not NAKed forever", async () => {
     // A 16-datagram ring: seq 2 is overwritten long before the receiver's late NAK.
     const a = await w.open(url, { retransmitBufferBytes: 16 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
     const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
@@ -193,7 +193,19 @@ describeMulticast('multicast loss repair', () => {
     b.subscribe('die.x', () => n++);
     await b.flush();
     // Each message alone (slice 1, 1000/s): seq = message + 1. The last datagram is never sent, nor resent.
-    const src = await startNode('dist/bench/mcast-peer.js', ['pub', url, 'die.x', '20', JSON.stringify({ rate: 1000, slice: 1, heartbeatMinMs: 5, heartbeatMaxMs: 20, dropSeqs: [20], dropAlways: true, exitAfterMs: 60 })], /^READY/, 10_000, { stdin: true });
+    const src = await startNode(
+      'dist/bench/mcast-peer.js',
+      [
+        'pub',
+        url,
+        'die.x',
+        '20',
+        JSON.stringify({ rate: 1000, slice: 1, heartbeatMinMs: 5, heartbeatMaxMs: 20, dropSeqs: [20], dropAlways: true, exitAfterMs: 60 }),
+      ],
+      /^READY/,
+      10_000,
+      { stdin: true },
+    );
     src.child.stdin!.on('error', () => {}); // it exits on its own
     try {
       src.child.stdin!.write('go\n');

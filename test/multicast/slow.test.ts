@@ -22,10 +22,14 @@ describeMulticast('multicast slow consumers', () => {
     const fast: number[] = [];
     const losses: MulticastLossEvent[] = [];
     b.on('loss', (e) => losses.push(e));
-    const slow = b.subscribe('slow.x', (m) => {
-      got.push(Number(m.string()));
-      spin(0.2);
-    }, { maxPending: 100 });
+    const slow = b.subscribe(
+      'slow.x',
+      (m) => {
+        got.push(Number(m.string()));
+        spin(0.2);
+      },
+      { maxPending: 100 },
+    );
     b.subscribe('slow.x', (m) => fast.push(Number(m.string())));
     await b.flush();
     for (let i = 0; i < TOTAL; i++) a.publish('slow.x', String(i));
@@ -60,11 +64,15 @@ describeMulticast('multicast slow consumers', () => {
     const b = await w.open(url, { dispatchBudgetMs: 5 });
     const last = new Map<string, number>();
     let n = 0;
-    const sub = b.subscribe('cf.*', (m) => {
-      last.set(m.subject, Number(m.string()));
-      n++;
-      spin(0.2);
-    }, { policy: 'conflate', maxPending: 1000 });
+    const sub = b.subscribe(
+      'cf.*',
+      (m) => {
+        last.set(m.subject, Number(m.string()));
+        n++;
+        spin(0.2);
+      },
+      { policy: 'conflate', maxPending: 1000 },
+    );
     await b.flush();
     for (let i = 0; i < TOTAL; i++) a.publish(`cf.s${i % 5}`, String(i));
     await until(() => n + sub.conflated + sub.dropped === TOTAL, 'every message delivered, conflated or dropped');
@@ -88,7 +96,7 @@ describeMulticast('multicast slow consumers', () => {
     await until(() => other === 1, 'the bus still delivers');
   });
 
-  it('deliverRate: messages over a subscription\'s rate wait in its queue, where its policy acts; other buses are not slowed', async () => {
+  it("deliverRate: messages over a subscription's rate wait in its queue, where its policy acts; other buses are not slowed", async () => {
     const a = await w.open(url);
     const b = await w.open(url, { deliverRate: { msgsPerSec: 200, burstMsgs: 10 }, maxPending: 30 });
     const got: number[] = [];

@@ -11,7 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MsgTemplate, PONG_LINE, errLine, infoLine, noRespondersSize, writeNoResponders } from '../../broker/nats/encode.js';
 import { NatsParser, type NatsHandler } from '../../broker/nats/parser.js';
 
-interface Sub { pattern: string[]; sid: Buffer; conn: Conn }
+interface Sub {
+  pattern: string[];
+  sid: Buffer;
+  conn: Conn;
+}
 
 /** NATS subject matching for the stand-in: `*` one token, `>` the rest. */
 function matches(pattern: string[], subject: string[]): boolean {
@@ -83,9 +87,19 @@ const clients: NatsConnection[] = [];
 beforeAll(async () => {
   server = net.createServer((socket) => {
     const c = new Conn(socket);
-    socket.write(infoLine({
-      server_id: 'NTEST', server_name: 'hopbus-test', version: '2.10.0', proto: 1, headers: true, max_payload: MAX_PAYLOAD, client_id: nextId++, host: '127.0.0.1', port,
-    }));
+    socket.write(
+      infoLine({
+        server_id: 'NTEST',
+        server_name: 'hopbus-test',
+        version: '2.10.0',
+        proto: 1,
+        headers: true,
+        max_payload: MAX_PAYLOAD,
+        client_id: nextId++,
+        host: '127.0.0.1',
+        port,
+      }),
+    );
     socket.on('data', (d: Buffer) => c.parser.parse(d));
     socket.on('close', () => {
       for (let i = subs.length - 1; i >= 0; i--) if (subs[i]!.conn === c) subs.splice(i, 1);
@@ -145,9 +159,11 @@ describe('nats.js client against the NATS parser and encoders', () => {
   it('request/reply through the reply subject', async () => {
     const svc = await client();
     const req = await client();
-    svc.subscribe('svc.echo', { callback: (_e, m) => {
-      m.respond(`echo:${m.string()}`);
-    } });
+    svc.subscribe('svc.echo', {
+      callback: (_e, m) => {
+        m.respond(`echo:${m.string()}`);
+      },
+    });
     await svc.flush();
     const r = await req.request('svc.echo', 'hi', { timeout: 2000 });
     expect(r.string()).toBe('echo:hi');

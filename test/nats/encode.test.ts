@@ -8,14 +8,39 @@ import fc from 'fast-check';
 import { Kind, Parser, type ParserEvent } from '@nats-io/nats-core/internal';
 import { describe, expect, it } from 'vitest';
 import {
-  MsgTemplate, OK_LINE, PING_LINE, PONG_LINE, digits, errLine, infoLine, msgSize, noRespondersSize, sidBytes, utf8Length, writeMsg,
-  writeNoResponders, writeOk, writePing, writePong, writeString, writeUint, type NatsInfo,
+  MsgTemplate,
+  OK_LINE,
+  PING_LINE,
+  PONG_LINE,
+  digits,
+  errLine,
+  infoLine,
+  msgSize,
+  noRespondersSize,
+  sidBytes,
+  utf8Length,
+  writeMsg,
+  writeNoResponders,
+  writeOk,
+  writePing,
+  writePong,
+  writeString,
+  writeUint,
+  type NatsInfo,
 } from '../../broker/nats/encode.js';
 import { ERR_MAX_PAYLOAD } from '../../broker/nats/errors.js';
 import { parseNatsHeaders } from '../../broker/nats/headers.js';
 import { run } from './recorder.js';
 
-interface Seen { kind: number; subject?: string; reply?: string; sid?: number; hdr?: number; size?: number; data?: string }
+interface Seen {
+  kind: number;
+  subject?: string;
+  reply?: string;
+  sid?: number;
+  hdr?: number;
+  size?: number;
+  data?: string;
+}
 
 /** Runs bytes through nats.js's client parser, in chunks when given several. */
 function natsjs(...chunks: Buffer[]): Seen[] {
@@ -39,7 +64,15 @@ function natsjs(...chunks: Buffer[]): Seen[] {
 }
 
 const INFO: NatsInfo = {
-  server_id: 'NHOPBUS', server_name: 'hopbus', version: '0.1.0', proto: 1, headers: true, max_payload: 1048576, client_id: 7, host: '127.0.0.1', port: 4222,
+  server_id: 'NHOPBUS',
+  server_name: 'hopbus',
+  version: '0.1.0',
+  proto: 1,
+  headers: true,
+  max_payload: 1048576,
+  client_id: 7,
+  host: '127.0.0.1',
+  port: 4222,
 };
 
 describe('NATS encoder: control lines', () => {
@@ -59,7 +92,10 @@ describe('NATS encoder: control lines', () => {
     n += writeOk(buf, n);
     expect(buf.subarray(0, n)).toEqual(Buffer.concat([PING_LINE, PONG_LINE, OK_LINE]));
     expect(natsjs(buf.subarray(0, n), errLine(ERR_MAX_PAYLOAD)).map((e) => [e.kind, e.data])).toEqual([
-      [Kind.PING, undefined], [Kind.PONG, undefined], [Kind.OK, undefined], [Kind.ERR, `'${ERR_MAX_PAYLOAD}'`],
+      [Kind.PING, undefined],
+      [Kind.PONG, undefined],
+      [Kind.OK, undefined],
+      [Kind.ERR, `'${ERR_MAX_PAYLOAD}'`],
     ]);
   });
 
@@ -107,31 +143,37 @@ describe('NATS encoder: MSG and HMSG', () => {
   });
 
   it('MsgTemplate writes per sid exactly what writeMsg writes (formatted once, copied per subscriber)', () => {
-    fc.assert(fc.property(
-      fc.stringMatching(/^[a-z.]{1,20}$/), fc.option(fc.stringMatching(/^[A-Z_.0-9]{1,20}$/), { nil: '' }), fc.boolean(), fc.uint8Array({ maxLength: 300 }),
-      fc.array(fc.nat(1_000_000), { minLength: 1, maxLength: 5 }),
-      (subject, reply, withHeaders, bytes, sids) => {
-        const payload = Buffer.from(bytes);
-        const hdr = withHeaders ? Buffer.from('NATS/1.0\r\nK: v\r\n\r\n') : null;
-        const hl = hdr === null ? 0 : hdr.length;
-        const t = new MsgTemplate();
-        t.prepare(subject, reply, hdr, 0, hl, payload, 0, payload.length);
-        for (const s of sids) {
-          const sid = sidBytes(s);
-          const a = Buffer.alloc(t.size(sid.length));
-          const b = Buffer.alloc(msgSize(subject.length, sid.length, reply.length, hl, payload.length));
-          expect(t.write(a, 0, sid)).toBe(a.length);
-          expect(writeMsg(b, 0, subject, sid, reply, hdr, 0, hl, payload, 0, payload.length)).toBe(b.length);
-          expect(a).toEqual(b);
-          const ev = natsjs(a);
-          expect(ev).toHaveLength(1);
-          expect(ev[0]!.subject).toBe(subject);
-          expect(ev[0]!.sid).toBe(s);
-          expect(ev[0]!.reply).toBe(reply === '' ? undefined : reply);
-          expect(ev[0]!.data ?? '').toBe((hdr === null ? '' : hdr.toString('latin1')) + payload.toString('latin1'));
-        }
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z.]{1,20}$/),
+        fc.option(fc.stringMatching(/^[A-Z_.0-9]{1,20}$/), { nil: '' }),
+        fc.boolean(),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.array(fc.nat(1_000_000), { minLength: 1, maxLength: 5 }),
+        (subject, reply, withHeaders, bytes, sids) => {
+          const payload = Buffer.from(bytes);
+          const hdr = withHeaders ? Buffer.from('NATS/1.0\r\nK: v\r\n\r\n') : null;
+          const hl = hdr === null ? 0 : hdr.length;
+          const t = new MsgTemplate();
+          t.prepare(subject, reply, hdr, 0, hl, payload, 0, payload.length);
+          for (const s of sids) {
+            const sid = sidBytes(s);
+            const a = Buffer.alloc(t.size(sid.length));
+            const b = Buffer.alloc(msgSize(subject.length, sid.length, reply.length, hl, payload.length));
+            expect(t.write(a, 0, sid)).toBe(a.length);
+            expect(writeMsg(b, 0, subject, sid, reply, hdr, 0, hl, payload, 0, payload.length)).toBe(b.length);
+            expect(a).toEqual(b);
+            const ev = natsjs(a);
+            expect(ev).toHaveLength(1);
+            expect(ev[0]!.subject).toBe(subject);
+            expect(ev[0]!.sid).toBe(s);
+            expect(ev[0]!.reply).toBe(reply === '' ? undefined : reply);
+            expect(ev[0]!.data ?? '').toBe((hdr === null ? '' : hdr.toString('latin1')) + payload.toString('latin1'));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('MsgTemplate copes with a subject and reply longer than its first buffers', () => {
@@ -156,7 +198,7 @@ describe('NATS encoder: MSG and HMSG', () => {
     for (let i = 0; i <= out.length; i++) expect(natsjs(out.subarray(0, i), out.subarray(i))).toEqual(want);
   });
 
-  it('the no-responders answer is nats-server\'s HMSG 503 with Nats-Subject, and nats.js reads status 503', () => {
+  it("the no-responders answer is nats-server's HMSG 503 with Nats-Subject, and nats.js reads status 503", () => {
     const buf = Buffer.alloc(256);
     const n = writeNoResponders(buf, 0, '_INBOX.abc.1', sidBytes(4), 'svc.echo');
     expect(n).toBe(noRespondersSize(12, 1, 8));

@@ -8,7 +8,13 @@ import { MsgHdrsImpl, headers as natsHeaders } from '@nats-io/nats-core/internal
 import { describe, expect, it } from 'vitest';
 import { encodeHeaders, unpackr } from '../../client/codec.js';
 import {
-  DESCRIPTION_KEY, STATUS_KEY, formatNatsHeaders, hopbusToNatsHeaders, natsToHopbusHeaders, parseNatsHeaders, type HeaderMap,
+  DESCRIPTION_KEY,
+  STATUS_KEY,
+  formatNatsHeaders,
+  hopbusToNatsHeaders,
+  natsToHopbusHeaders,
+  parseNatsHeaders,
+  type HeaderMap,
 } from '../../broker/nats/headers.js';
 
 function parse(s: string): HeaderMap | null {
@@ -28,7 +34,9 @@ describe('NATS headers -> header map', () => {
   it('maps the status line to :status and :description', () => {
     expect(parse('NATS/1.0 503\r\n\r\n')).toEqual({ [STATUS_KEY]: '503' });
     expect(parse('NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 1\r\n\r\n')).toEqual({
-      [STATUS_KEY]: '408', [DESCRIPTION_KEY]: 'Request Timeout', 'Nats-Pending-Messages': '1',
+      [STATUS_KEY]: '408',
+      [DESCRIPTION_KEY]: 'Request Timeout',
+      'Nats-Pending-Messages': '1',
     });
   });
 
@@ -54,7 +62,7 @@ describe('header map -> NATS headers', () => {
   });
 
   it('leaves out keys no NATS client accepts and CRs in values, which would break the block', () => {
-    expect(formatNatsHeaders({ 'bad key': 'v', 'a:b': 'v', '': 'v', 'é': 'v', ok: 'x\ry' }).toString()).toBe('NATS/1.0\r\nok: xy\r\n\r\n');
+    expect(formatNatsHeaders({ 'bad key': 'v', 'a:b': 'v', '': 'v', é: 'v', ok: 'x\ry' }).toString()).toBe('NATS/1.0\r\nok: xy\r\n\r\n');
   });
 
   it('ignores a :status that is not a three-digit code', () => {
@@ -65,26 +73,36 @@ describe('header map -> NATS headers', () => {
 const key = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}$/).filter((k) => k !== '__proto__'); // msgpackr renames that one
 /** A NATS header value as a client can send it: printable, no CR/LF, no blanks at either end (they are trimmed). */
 const value = fc.stringMatching(/^([!-~]([ -~]{0,18}[!-~])?)?$/);
-const map = fc.dictionary(key, fc.array(value, { minLength: 1, maxLength: 3 }).map((v) => v.join('\n')), { maxKeys: 6 });
+const map = fc.dictionary(
+  key,
+  fc.array(value, { minLength: 1, maxLength: 3 }).map((v) => v.join('\n')),
+  { maxKeys: 6 },
+);
 
 describe('header mapping round trips', () => {
   it('map -> NATS block -> map is the identity for maps NATS can carry', () => {
-    fc.assert(fc.property(map, fc.option(fc.constantFrom('503', '408', '100'), { nil: undefined }), (h, status) => {
-      const m: HeaderMap = { ...h };
-      if (status !== undefined) m[STATUS_KEY] = status;
-      const b = formatNatsHeaders(m);
-      expect(parseNatsHeaders(b, 0, b.length)).toEqual(m);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(map, fc.option(fc.constantFrom('503', '408', '100'), { nil: undefined }), (h, status) => {
+        const m: HeaderMap = { ...h };
+        if (status !== undefined) m[STATUS_KEY] = status;
+        const b = formatNatsHeaders(m);
+        expect(parseNatsHeaders(b, 0, b.length)).toEqual(m);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('NATS block -> hopbus header bytes -> NATS block keeps every key and value', () => {
-    fc.assert(fc.property(map, (h) => {
-      const block = formatNatsHeaders(h);
-      const hop = natsToHopbusHeaders(block, 0, block.length)!;
-      expect(unpackr.unpack(hop)).toEqual(h);
-      const back = hopbusToNatsHeaders(hop, 0, hop.length)!;
-      expect(parseNatsHeaders(back, 0, back.length)).toEqual(h);
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(map, (h) => {
+        const block = formatNatsHeaders(h);
+        const hop = natsToHopbusHeaders(block, 0, block.length)!;
+        expect(unpackr.unpack(hop)).toEqual(h);
+        const back = hopbusToNatsHeaders(hop, 0, hop.length)!;
+        expect(parseNatsHeaders(back, 0, back.length)).toEqual(h);
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('reads what the hopbus SDK encodes (client/codec.ts encodeHeaders)', () => {
@@ -114,11 +132,14 @@ describe('agreement with nats.js headers', () => {
   });
 
   it('nats.js reads what this writes: the same keys, values and status', () => {
-    fc.assert(fc.property(map, (h) => {
-      const d = MsgHdrsImpl.decode(formatNatsHeaders({ ...h, [STATUS_KEY]: '503', [DESCRIPTION_KEY]: 'No Responders' }));
-      expect(d.code).toBe(503);
-      expect(d.description).toBe('No Responders');
-      for (const [k, v] of Object.entries(h)) expect(d.values(k)).toEqual(v.split('\n'));
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(map, (h) => {
+        const d = MsgHdrsImpl.decode(formatNatsHeaders({ ...h, [STATUS_KEY]: '503', [DESCRIPTION_KEY]: 'No Responders' }));
+        expect(d.code).toBe(503);
+        expect(d.description).toBe('No Responders');
+        for (const [k, v] of Object.entries(h)) expect(d.values(k)).toEqual(v.split('\n'));
+      }),
+      { numRuns: 200 },
+    );
   });
 });

@@ -5,9 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  ERR_AUTH_VIOLATION, ERR_MAX_CONTROL_LINE, ERR_MAX_PAYLOAD, ERR_UNKNOWN_OP,
-} from '../../broker/nats/errors.js';
+import { ERR_AUTH_VIOLATION, ERR_MAX_CONTROL_LINE, ERR_MAX_PAYLOAD, ERR_UNKNOWN_OP } from '../../broker/nats/errors.js';
 import { MAX_CONTROL_LINE_SIZE, NatsParser } from '../../broker/nats/parser.js';
 import { Recorder, cut, errorOf, run, type NatsEvent } from './recorder.js';
 
@@ -135,8 +133,8 @@ describe('NATS parser: each op', () => {
   });
 });
 
-describe('NATS parser: errors (each text is nats-server\'s, each one stops the parser)', () => {
-  it('an unknown op: parser.go parseErr, -ERR \'Unknown Protocol Operation\'', () => {
+describe("NATS parser: errors (each text is nats-server's, each one stops the parser)", () => {
+  it("an unknown op: parser.go parseErr, -ERR 'Unknown Protocol Operation'", () => {
     for (const bad of ['FOO bar\r\n', 'PUBX foo 1\r\n', 'P\r\n', 'SUBfoo 1\r\n', '\r\n', ' PING\r\n', 'PUB\r\n', 'UNSUB\r\n']) {
       expect(errorOf(run(bad)), bad).toBe(ERR_UNKNOWN_OP);
     }
@@ -156,7 +154,7 @@ describe('NATS parser: errors (each text is nats-server\'s, each one stops the p
     expect(errorOf(run([Buffer.from('PUB foo 5\r\nhello\r'), Buffer.from('X')]))).toBe(ERR_UNKNOWN_OP);
   });
 
-  it('arguments over MAX_CONTROL_LINE_SIZE: errors.go ErrMaxControlLine, -ERR \'maximum control line exceeded\'', () => {
+  it("arguments over MAX_CONTROL_LINE_SIZE: errors.go ErrMaxControlLine, -ERR 'maximum control line exceeded'", () => {
     const long = 'a'.repeat(MAX_CONTROL_LINE_SIZE + 1);
     expect(errorOf(run(`SUB ${long} 1\r\n`))).toBe(ERR_MAX_CONTROL_LINE);
     expect(errorOf(run(`CONNECT {"name":"${long}"}\r\n`))).toBe(ERR_MAX_CONTROL_LINE);
@@ -185,7 +183,7 @@ describe('NATS parser: errors (each text is nats-server\'s, each one stops the p
     expect(errorOf(run(`PING${' '.repeat(MAX_CONTROL_LINE_SIZE + 2)}\r\n`))).toBe(ERR_MAX_CONTROL_LINE);
   });
 
-  it('a PUB size over max_payload: client.go maxPayloadViolation, -ERR \'Maximum Payload Violation\', before any payload is read', () => {
+  it("a PUB size over max_payload: client.go maxPayloadViolation, -ERR 'Maximum Payload Violation', before any payload is read", () => {
     const r = new Recorder();
     const p = new NatsParser(r, { maxPayload: 10 });
     p.parse(Buffer.from('PUB foo 11\r\n'));
@@ -212,7 +210,7 @@ describe('NATS parser: errors (each text is nats-server\'s, each one stops the p
       ['SUB a b c d\r\n', 'processSub Parse Error'],
       ['UNSUB 1 2 3\r\n', 'processUnsub Parse Error'],
       ['INFO {nope\r\n', 'INFO from the client is not JSON'],
-      ['-ERR \'oops\'\r\n', 'Client Error'],
+      ["-ERR 'oops'\r\n", 'Client Error'],
     ];
     for (const [bad, detail] of silent) {
       const ev = run(bad);
@@ -224,7 +222,7 @@ describe('NATS parser: errors (each text is nats-server\'s, each one stops the p
     expect(run('HPUB foo 12 12\r\nNATS/1.0\r\n\r\n\r\n', { headers: false })).toEqual([{ op: 'error', text: '', detail: 'message headers not supported' }]);
   });
 
-  it('an op before CONNECT while authentication is required: authViolation, -ERR \'Authorization Violation\'', () => {
+  it("an op before CONNECT while authentication is required: authViolation, -ERR 'Authorization Violation'", () => {
     expect(errorOf(run('PING\r\n', { requireConnect: true }))).toBe(ERR_AUTH_VIOLATION);
     expect(run('CONNECT {}\r\nPING\r\n', { requireConnect: true })).toEqual([{ op: 'connect', json: '{}' }, { op: 'ping' }]);
   });
@@ -254,54 +252,82 @@ const payload = fc.uint8Array({ maxLength: 300 });
 
 /** One valid client op as bytes. */
 const op: fc.Arbitrary<Buffer> = fc.oneof(
-  fc.record({ s: token, r: fc.option(token, { nil: undefined }), p: payload }).map(({ s, r, p }) =>
-    Buffer.concat([Buffer.from(`PUB ${s} ${r === undefined ? '' : `${r} `}${p.length}\r\n`), Buffer.from(p), Buffer.from('\r\n')])),
+  fc
+    .record({ s: token, r: fc.option(token, { nil: undefined }), p: payload })
+    .map(({ s, r, p }) => Buffer.concat([Buffer.from(`PUB ${s} ${r === undefined ? '' : `${r} `}${p.length}\r\n`), Buffer.from(p), Buffer.from('\r\n')])),
   fc.record({ s: token, k: fc.stringMatching(/^[A-Za-z][A-Za-z0-9-]{0,8}$/), v: fc.stringMatching(/^[ -~]{0,20}$/), p: payload }).map(({ s, k, v, p }) => {
     const h = Buffer.from(`NATS/1.0\r\n${k}: ${v}\r\n\r\n`);
     return Buffer.concat([Buffer.from(`HPUB ${s} ${h.length} ${h.length + p.length}\r\n`), h, Buffer.from(p), Buffer.from('\r\n')]);
   }),
-  fc.record({ s: token, q: fc.option(token, { nil: undefined }), sid: fc.nat(99999) }).map(({ s, q, sid }) => Buffer.from(`SUB ${s} ${q === undefined ? '' : `${q} `}${sid}\r\n`)),
-  fc.record({ sid: fc.nat(99999), max: fc.option(fc.nat(1000), { nil: undefined }) }).map(({ sid, max }) => Buffer.from(`UNSUB ${sid}${max === undefined ? '' : ` ${max}`}\r\n`)),
+  fc
+    .record({ s: token, q: fc.option(token, { nil: undefined }), sid: fc.nat(99999) })
+    .map(({ s, q, sid }) => Buffer.from(`SUB ${s} ${q === undefined ? '' : `${q} `}${sid}\r\n`)),
+  fc
+    .record({ sid: fc.nat(99999), max: fc.option(fc.nat(1000), { nil: undefined }) })
+    .map(({ sid, max }) => Buffer.from(`UNSUB ${sid}${max === undefined ? '' : ` ${max}`}\r\n`)),
   fc.constantFrom('PING\r\n', 'PONG\r\n', 'ping\n', 'CONNECT {"verbose":false}\r\n', '+OK\r\n').map((s) => Buffer.from(s)),
 );
 
 describe('NATS parser: properties', () => {
   it('any split of a valid stream into chunks yields the same callbacks as the whole stream', () => {
-    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (ops, points) => {
-      const whole = Buffer.concat(ops);
-      const expected = run(whole);
-      expect(expected.some((e) => e.op === 'error')).toBe(false);
-      const chunks = cut(whole, points.map((p) => p % (whole.length + 1)));
-      expect(run(chunks)).toEqual(expected);
-    }), { numRuns: 400 });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (ops, points) => {
+        const whole = Buffer.concat(ops);
+        const expected = run(whole);
+        expect(expected.some((e) => e.op === 'error')).toBe(false);
+        const chunks = cut(
+          whole,
+          points.map((p) => p % (whole.length + 1)),
+        );
+        expect(run(chunks)).toEqual(expected);
+      }),
+      { numRuns: 400 },
+    );
   });
 
   it('byte-at-a-time parsing yields the same callbacks as the whole stream', () => {
-    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 6 }), (ops) => {
-      const whole = Buffer.concat(ops);
-      const bytes: Buffer[] = [];
-      for (let i = 0; i < whole.length; i++) bytes.push(whole.subarray(i, i + 1));
-      expect(run(bytes)).toEqual(run(whole));
-    }), { numRuns: 100 });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 6 }), (ops) => {
+        const whole = Buffer.concat(ops);
+        const bytes: Buffer[] = [];
+        for (let i = 0; i < whole.length; i++) bytes.push(whole.subarray(i, i + 1));
+        expect(run(bytes)).toEqual(run(whole));
+      }),
+      { numRuns: 100 },
+    );
   });
 
   it('random garbage never throws out of the parser: it reports at most one error and stops', () => {
-    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 8 }), (chunks) => {
-      let ev: NatsEvent[] = [];
-      expect(() => {
-        ev = run(chunks.map((c) => Buffer.from(c)), { maxPayload: 64 });
-      }).not.toThrow();
-      const errors = ev.filter((e) => e.op === 'error');
-      expect(errors.length).toBeLessThanOrEqual(1);
-      if (errors.length === 1) expect(ev[ev.length - 1]).toBe(errors[0]);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 8 }), (chunks) => {
+        let ev: NatsEvent[] = [];
+        expect(() => {
+          ev = run(
+            chunks.map((c) => Buffer.from(c)),
+            { maxPayload: 64 },
+          );
+        }).not.toThrow();
+        const errors = ev.filter((e) => e.op === 'error');
+        expect(errors.length).toBeLessThanOrEqual(1);
+        if (errors.length === 1) expect(ev[ev.length - 1]).toBe(errors[0]);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('valid ops with garbage spliced in: never throws, and what came before the garbage is reported intact', () => {
-    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 6 }), fc.uint8Array({ minLength: 1, maxLength: 50 }), fc.array(op, { maxLength: 4 }), (before, junk, after) => {
-      const prefix = run(Buffer.concat(before));
-      const ev = run(Buffer.concat([...before, Buffer.from(junk), ...after]));
-      expect(ev.slice(0, prefix.length)).toEqual(prefix);
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 1, maxLength: 6 }),
+        fc.uint8Array({ minLength: 1, maxLength: 50 }),
+        fc.array(op, { maxLength: 4 }),
+        (before, junk, after) => {
+          const prefix = run(Buffer.concat(before));
+          const ev = run(Buffer.concat([...before, Buffer.from(junk), ...after]));
+          expect(ev.slice(0, prefix.length)).toEqual(prefix);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

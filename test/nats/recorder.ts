@@ -20,12 +20,21 @@ export class Recorder implements NatsHandler {
   }
   onPub(buf: Buffer, so: number, sl: number, ro: number, rl: number, ho: number, hl: number, po: number, pl: number): void {
     this.events.push({
-      op: 'pub', subject: buf.toString('latin1', so, so + sl), reply: buf.toString('latin1', ro, ro + rl),
-      headers: buf.toString('latin1', ho, ho + hl), payload: buf.toString('latin1', po, po + pl),
+      op: 'pub',
+      subject: buf.toString('latin1', so, so + sl),
+      reply: buf.toString('latin1', ro, ro + rl),
+      headers: buf.toString('latin1', ho, ho + hl),
+      payload: buf.toString('latin1', po, po + pl),
     });
   }
   onSub(buf: Buffer, so: number, sl: number, qo: number, ql: number, io: number, il: number, sid: number): void {
-    this.events.push({ op: 'sub', subject: buf.toString('latin1', so, so + sl), queue: buf.toString('latin1', qo, qo + ql), sid: buf.toString('latin1', io, io + il), sidNum: sid });
+    this.events.push({
+      op: 'sub',
+      subject: buf.toString('latin1', so, so + sl),
+      queue: buf.toString('latin1', qo, qo + ql),
+      sid: buf.toString('latin1', io, io + il),
+      sidNum: sid,
+    });
   }
   onUnsub(buf: Buffer, io: number, il: number, sid: number, max: number): void {
     this.events.push({ op: 'unsub', sid: buf.toString('latin1', io, io + il), sidNum: sid, max });

@@ -5,8 +5,20 @@ import { ERR_NAMES, ErrCode } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
 
 const {
-  HopbusError, ServerError, MaxPayloadError, NoRespondersError, TimeoutError, SlowConsumerError, ConnectionError, PendingLimitError,
-  OptionsError, SubjectError, UrlError, ProtocolError, ChannelConfigError, MulticastConfigError,
+  HopbusError,
+  ServerError,
+  MaxPayloadError,
+  NoRespondersError,
+  TimeoutError,
+  SlowConsumerError,
+  ConnectionError,
+  PendingLimitError,
+  OptionsError,
+  SubjectError,
+  UrlError,
+  ProtocolError,
+  ChannelConfigError,
+  MulticastConfigError,
 } = client;
 
 describe('one error model', () => {

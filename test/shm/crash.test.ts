@@ -37,7 +37,7 @@ async function scene(endpointOptions: ShmEndpointOptions = {}) {
 
 /** The broker has forgotten the doomed worker and still serves the others. */
 async function survivorsServed(b: StartedBroker, healthy: Agent, tcp: Bus): Promise<void> {
-  await until(() => shmSessions(b).length === 1, 'the dead worker\'s session is gone', 10_000);
+  await until(() => shmSessions(b).length === 1, "the dead worker's session is gone", 10_000);
   expect(shmSessions(b)[0]!.name).toBe('healthy');
   // Its subscriptions are gone: publishing to them routes nowhere.
   const unrouted = b.broker.counters.unrouted;
@@ -74,7 +74,7 @@ describe('a worker that dies', () => {
     await survivorsServed(b, healthy, tcp);
   });
 
-  it('worker.terminate() of a Worker bound to its endpoint: freed on the Worker\'s exit event', async () => {
+  it("worker.terminate() of a Worker bound to its endpoint: freed on the Worker's exit event", async () => {
     const b = await shm.start();
     const healthy = await Agent.start(b.endpoint('shm'), { wait: 'hybrid', name: 'healthy' });
     agents.push(healthy);

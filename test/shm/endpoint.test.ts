@@ -69,7 +69,7 @@ describe('connect(endpoint, { wait })', () => {
     await expect(connect({ transport: 'shm' })).rejects.toThrow(/broker\.endpoint\('shm'\)/);
   });
 
-  it('works from the broker\'s own thread too (the client parks with Atomics.waitAsync)', async () => {
+  it("works from the broker's own thread too (the client parks with Atomics.waitAsync)", async () => {
     const b = await world();
     const a = await connect(b.endpoint('shm'), { wait: 'park', reconnect: false });
     const c = await connect(b.endpoint('shm'), { wait: 'park', reconnect: false });

@@ -11,7 +11,14 @@ describe('ChannelMap: subject to channel', () => {
   });
 
   it('the longest matching prefix rule wins, and a prefix covers the subject equal to it', () => {
-    const m = new ChannelMap({ count: 4, rules: [{ prefix: 'md', channel: 1 }, { prefix: 'md.fx', channel: 2 }, { prefix: 'md.fx.EURUSD', channel: 3 }] });
+    const m = new ChannelMap({
+      count: 4,
+      rules: [
+        { prefix: 'md', channel: 1 },
+        { prefix: 'md.fx', channel: 2 },
+        { prefix: 'md.fx.EURUSD', channel: 3 },
+      ],
+    });
     expect(m.channelOf('md.eq.IBM')).toBe(1);
     expect(m.channelOf('md')).toBe(1);
     expect(m.channelOf('md.fx')).toBe(2);
@@ -31,7 +38,7 @@ describe('ChannelMap: subject to channel', () => {
     expect(fnv1a32('')).toBe(0x811c9dc5);
     expect(fnv1a32('a')).toBe(0xe40c292c);
     // UTF-8 bytes, not UTF-16 units: é is c3 a9.
-    expect(fnv1a32('é')).toBe((Math.imul(Math.imul(0x811c9dc5 ^ 0xc3, 0x01000193) ^ 0xa9, 0x01000193)) >>> 0);
+    expect(fnv1a32('é')).toBe(Math.imul(Math.imul(0x811c9dc5 ^ 0xc3, 0x01000193) ^ 0xa9, 0x01000193) >>> 0);
   });
 
   it('the hash spreads over the fallback channels only', () => {
@@ -44,16 +51,33 @@ describe('ChannelMap: subject to channel', () => {
     expect(() => new ChannelMap({ count: 0 })).toThrow(ChannelConfigError);
     expect(() => new ChannelMap({ count: 2, rules: [{ prefix: 'md.*', channel: 0 }] })).toThrow(/literal subject/);
     expect(() => new ChannelMap({ count: 2, rules: [{ prefix: 'md', channel: 2 }] })).toThrow(/index from 0 to 1/);
-    expect(() => new ChannelMap({ count: 2, rules: [{ prefix: 'md', channel: 0 }, { prefix: 'md', channel: 1 }] })).toThrow(/twice/);
+    expect(
+      () =>
+        new ChannelMap({
+          count: 2,
+          rules: [
+            { prefix: 'md', channel: 0 },
+            { prefix: 'md', channel: 1 },
+          ],
+        }),
+    ).toThrow(/twice/);
     expect(() => new ChannelMap({ count: 2, fallback: [] })).toThrow(/at least one/);
     expect(() => new ChannelMap({ count: 2, hashTokens: -1 })).toThrow(/hashTokens/);
   });
 });
 
 describe('ChannelMap: channels a subscription needs', () => {
-  const m = new ChannelMap({ count: 6, rules: [{ prefix: 'md', channel: 0 }, { prefix: 'md.fx', channel: 1 }, { prefix: 'news', channel: 2 }], fallback: [3, 4, 5] });
+  const m = new ChannelMap({
+    count: 6,
+    rules: [
+      { prefix: 'md', channel: 0 },
+      { prefix: 'md.fx', channel: 1 },
+      { prefix: 'news', channel: 2 },
+    ],
+    fallback: [3, 4, 5],
+  });
 
-  it('a literal pattern needs exactly its subject\'s channel', () => {
+  it("a literal pattern needs exactly its subject's channel", () => {
     expect(m.channelsFor('md.fx.EURUSD')).toEqual([1]);
     expect(m.channelsFor('orders.a.b')).toEqual([m.channelOf('orders.a.b')]);
   });
@@ -77,10 +101,13 @@ describe('ChannelMap: channels a subscription needs', () => {
     const tok = fc.constantFrom('md', 'fx', 'news', 'a', 'b', 'EURUSD', 'x');
     const subject = fc.array(tok, { minLength: 1, maxLength: 5 }).map((t) => t.join('.'));
     const ptok = fc.constantFrom('md', 'fx', 'news', 'a', 'b', 'EURUSD', 'x', '*', '*');
-    const pattern = fc
-      .tuple(fc.array(ptok, { minLength: 1, maxLength: 4 }), fc.boolean())
-      .map(([t, gt]) => (gt ? [...t, '>'] : t).join('.'));
-    const maps = [m, new ChannelMap({ count: 5 }), new ChannelMap({ count: 3, hashTokens: 0, rules: [{ prefix: 'md.fx', channel: 2 }] }), new ChannelMap({ count: 4, hashTokens: 1 })];
+    const pattern = fc.tuple(fc.array(ptok, { minLength: 1, maxLength: 4 }), fc.boolean()).map(([t, gt]) => (gt ? [...t, '>'] : t).join('.'));
+    const maps = [
+      m,
+      new ChannelMap({ count: 5 }),
+      new ChannelMap({ count: 3, hashTokens: 0, rules: [{ prefix: 'md.fx', channel: 2 }] }),
+      new ChannelMap({ count: 4, hashTokens: 1 }),
+    ];
     fc.assert(
       fc.property(pattern, fc.array(subject, { minLength: 1, maxLength: 20 }), (p, subjects) => {
         for (const map of maps) {

@@ -111,12 +111,8 @@ describe('refusals name the problem and the subject', () => {
   });
 
   it('wildcard tokens in a publish subject', () => {
-    expect(subjectMessage('md.*.bid')).toBe(
-      'invalid subject "md.*.bid": wildcards are not allowed in a publish subject ("*" at position 2)',
-    );
-    expect(subjectMessage('md.>')).toBe(
-      'invalid subject "md.>": wildcards are not allowed in a publish subject (">" at position 2)',
-    );
+    expect(subjectMessage('md.*.bid')).toBe('invalid subject "md.*.bid": wildcards are not allowed in a publish subject ("*" at position 2)');
+    expect(subjectMessage('md.>')).toBe('invalid subject "md.>": wildcards are not allowed in a publish subject (">" at position 2)');
   });
 
   it('">" anywhere but last in a pattern', () => {
@@ -133,12 +129,8 @@ describe('refusals name the problem and the subject', () => {
   });
 
   it('wildcard characters inside a token, in publish subjects', () => {
-    expect(subjectMessage('md.a*')).toBe(
-      'invalid subject "md.a*": "*" is not allowed in a publish subject, even inside a token: found "a*" at position 2',
-    );
-    expect(subjectMessage('px>.1')).toBe(
-      'invalid subject "px>.1": ">" is not allowed in a publish subject, even inside a token: found "px>" at position 1',
-    );
+    expect(subjectMessage('md.a*')).toBe('invalid subject "md.a*": "*" is not allowed in a publish subject, even inside a token: found "a*" at position 2');
+    expect(subjectMessage('px>.1')).toBe('invalid subject "px>.1": ">" is not allowed in a publish subject, even inside a token: found "px>" at position 1');
   });
 
   it('whitespace, with its index and code point', () => {
@@ -207,10 +199,7 @@ describe('byte limit (UTF-8, not UTF-16 length)', () => {
 
   it('subjectByteLength agrees with TextEncoder, lone surrogates included', () => {
     const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c));
-    const anyString = fc.oneof(
-      fc.string({ unit: 'binary', maxLength: 40 }),
-      fc.string({ unit: codeUnit, maxLength: 40 }),
-    );
+    const anyString = fc.oneof(fc.string({ unit: 'binary', maxLength: 40 }), fc.string({ unit: codeUnit, maxLength: 40 }));
     fc.assert(
       fc.property(anyString, (s) => subjectByteLength(s) === utf8.encode(s).length),
       { numRuns: 500 },
@@ -290,6 +279,9 @@ describe('validators agree with a naive reference grammar', () => {
   });
 
   it('every pattern valid as a publish subject is also a valid pattern', () => {
-    fc.assert(fc.property(candidate, (s) => !isValidSubject(s) || isValidPattern(s)), { numRuns: 1000 });
+    fc.assert(
+      fc.property(candidate, (s) => !isValidSubject(s) || isValidPattern(s)),
+      { numRuns: 1000 },
+    );
   });
 });

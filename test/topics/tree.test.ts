@@ -501,9 +501,7 @@ describe('property: the tree agrees with the naive reference matcher', () => {
               expect(tree.remove(p, v)).toBe(true);
               changed = p;
             } else {
-              expect([...tree.match(op.subject)].sort(byNumber)).toEqual(
-                referenceMatch(model, op.subject).sort(byNumber),
-              );
+              expect([...tree.match(op.subject)].sort(byNumber)).toEqual(referenceMatch(model, op.subject).sort(byNumber));
             }
             check(changed);
           }

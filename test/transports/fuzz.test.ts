@@ -12,7 +12,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
 import { connectBroker as connect, type Bus } from '../../client/index.js';
 import {
-  DIRECT_HEADER, DirectKind, ErrCode, FLAG_FATAL, FLAG_REQUEST, MsgView, Op, PROTOCOL_VERSION, type ProtocolError, maxFrameFor, writeDirect,
+  DIRECT_HEADER,
+  DirectKind,
+  ErrCode,
+  FLAG_FATAL,
+  FLAG_REQUEST,
+  MsgView,
+  Op,
+  PROTOCOL_VERSION,
+  type ProtocolError,
+  maxFrameFor,
+  writeDirect,
 } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
 import { bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
@@ -113,7 +123,10 @@ beforeAll(async () => {
   port = Number(new URL(b.url).port);
   subBus = await connect(b.url, { name: 'healthy-sub', reconnect: false });
   pubBus = await connect(b.url, { name: 'healthy-pub', reconnect: false });
-  for (const [name, bus] of [['sub', subBus], ['pub', pubBus]] as const) {
+  for (const [name, bus] of [
+    ['sub', subBus],
+    ['pub', pubBus],
+  ] as const) {
     bus.on('error', (err: Error) => healthyTrouble.push(`${name} error: ${err.message}`));
     bus.on('disconnect', (err: Error | null) => healthyTrouble.push(`${name} disconnected: ${err?.message}`));
   }
@@ -233,7 +246,10 @@ function expectAsPredicted(bytes: Buffer, o: Outcome): void {
   switch (p.kind) {
     case 'session':
     case 'decoder':
-      expect(fatal.map((f) => f.code), where).toEqual([p.code]);
+      expect(
+        fatal.map((f) => f.code),
+        where,
+      ).toEqual([p.code]);
       if (p.connected) expect(o.frames[0]?.op, where).toBe(Op.INFO);
       else expect(o.frames, where).toEqual([fatal[0]]);
       break;
@@ -250,20 +266,42 @@ function expectAsPredicted(bytes: Buffer, o: Outcome): void {
 
 const token = fc.stringMatching(/^[a-z0-9]{1,6}$/);
 const connectArb = fc
-  .record({ name: fc.string({ maxLength: 12 }), lang: fc.constantFrom('c', 'go', 'rust'), version: fc.constant('1.0.0'), timestamps: fc.boolean(), verbose: fc.boolean() }, { requiredKeys: [] })
+  .record(
+    {
+      name: fc.string({ maxLength: 12 }),
+      lang: fc.constantFrom('c', 'go', 'rust'),
+      version: fc.constant('1.0.0'),
+      timestamps: fc.boolean(),
+      verbose: fc.boolean(),
+    },
+    { requiredKeys: [] },
+  )
   .map((o) => connectFrame(o));
 const pubArb = fc
   .record({
     subject: token.map((t) => `fz.${t}`),
-    reply: fc.option(token.map((t) => `fz.r.${t}`), { nil: undefined }),
+    reply: fc.option(
+      token.map((t) => `fz.r.${t}`),
+      { nil: undefined },
+    ),
     // Mostly small; sometimes straddling the payload and headers limits.
-    payload: fc.oneof({ weight: 8, arbitrary: fc.uint8Array({ maxLength: 64 }) }, { weight: 1, arbitrary: fc.integer({ min: MAX_PAYLOAD - 4, max: MAX_PAYLOAD + 4 }).map((n) => new Uint8Array(n)) }),
-    headers: fc.oneof({ weight: 8, arbitrary: fc.uint8Array({ maxLength: 8 }) }, { weight: 1, arbitrary: fc.integer({ min: MAX_HEADERS - 4, max: MAX_HEADERS + 4 }).map((n) => new Uint8Array(n)) }),
+    payload: fc.oneof(
+      { weight: 8, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+      { weight: 1, arbitrary: fc.integer({ min: MAX_PAYLOAD - 4, max: MAX_PAYLOAD + 4 }).map((n) => new Uint8Array(n)) },
+    ),
+    headers: fc.oneof(
+      { weight: 8, arbitrary: fc.uint8Array({ maxLength: 8 }) },
+      { weight: 1, arbitrary: fc.integer({ min: MAX_HEADERS - 4, max: MAX_HEADERS + 4 }).map((n) => new Uint8Array(n)) },
+    ),
     request: fc.boolean(),
   })
   .map((m) => pubFrame(m.subject, m.payload, { reply: m.reply, headers: m.headers, flags: m.request ? FLAG_REQUEST : 0, kind: 1 }));
 const subArb = fc
-  .record({ sid: fc.integer({ min: 1, max: 4 }), pattern: fc.constantFrom('fz.*', 'fz.>', 'fz.a'), queue: fc.option(fc.constantFrom('q1', 'q2'), { nil: undefined }) })
+  .record({
+    sid: fc.integer({ min: 1, max: 4 }),
+    pattern: fc.constantFrom('fz.*', 'fz.>', 'fz.a'),
+    queue: fc.option(fc.constantFrom('q1', 'q2'), { nil: undefined }),
+  })
   .map((s) => subFrame(s.sid, s.pattern, s.queue));
 const otherArb = fc.oneof(
   fc.tuple(fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 3 })).map(([sid, max]) => unsubFrame(sid, max)),
@@ -271,17 +309,13 @@ const otherArb = fc.oneof(
   fc.constant(bare(Op.PONG)),
 );
 /** A well-formed conversation: CONNECT, then a few client frames. */
-const sessionArb = fc
-  .tuple(connectArb, fc.array(fc.oneof(pubArb, subArb, otherArb), { maxLength: 8 }))
-  .map(([c, rest]) => Buffer.concat([c, ...rest]));
+const sessionArb = fc.tuple(connectArb, fc.array(fc.oneof(pubArb, subArb, otherArb), { maxLength: 8 })).map(([c, rest]) => Buffer.concat([c, ...rest]));
 /** The same, with 1 to 3 bytes overwritten at random positions. */
-const mutatedArb = fc
-  .tuple(sessionArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }))
-  .map(([bytes, muts]) => {
-    const out = Buffer.from(bytes);
-    for (const [pos, v] of muts) out[pos % out.length] = v;
-    return out;
-  });
+const mutatedArb = fc.tuple(sessionArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 })).map(([bytes, muts]) => {
+  const out = Buffer.from(bytes);
+  for (const [pos, v] of muts) out[pos % out.length] = v;
+  return out;
+});
 /** Random bytes: fully random, or behind a plausible small length prefix. */
 const randomArb = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 300 }).map((a) => Buffer.from(a)),
@@ -304,7 +338,7 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
     await streamStillFlowing();
   });
 
-  it('(a) random bytes: the predicted fatal ERR (the decoder\'s code, or NOT_CONNECTED...), then close and release', async () => {
+  it("(a) random bytes: the predicted fatal ERR (the decoder's code, or NOT_CONNECTED...), then close and release", async () => {
     await fc.assert(
       fc.asyncProperty(randomArb, async (bytes) => {
         expectAsPredicted(bytes, await attack(bytes, 'end'));
@@ -391,7 +425,10 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
   });
 
   it('verbose: OK for accepted PUBs, none after a fatal ERR', async () => {
-    const o = await attack(Buffer.concat([connectFrame({ verbose: true }), pubFrame('a', 'x'), pubFrame('a', Buffer.alloc(MAX_PAYLOAD + 1)), pubFrame('a', 'y')]), 'wait');
+    const o = await attack(
+      Buffer.concat([connectFrame({ verbose: true }), pubFrame('a', 'x'), pubFrame('a', Buffer.alloc(MAX_PAYLOAD + 1)), pubFrame('a', 'y')]),
+      'wait',
+    );
     expectRefused(o, ErrCode.MAX_PAYLOAD);
     expect(o.frames.map((f) => f.op)).toEqual([Op.INFO, Op.OK, Op.ERR]);
   });
@@ -441,7 +478,18 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
 
   it('frames only the broker sends, a second CONNECT, or SUB with sid 0: fatal ERR, then close', async () => {
     for (const op of [Op.MSG, Op.INFO, Op.OK, Op.CONNECT]) {
-      const frame = op === Op.MSG ? (() => { const m = pubFrame('a', 'x'); m[4] = Op.MSG; return m; })() : op === Op.OK ? bare(Op.OK, 12) : op === Op.INFO ? bare(Op.INFO, 8) : connectFrame();
+      const frame =
+        op === Op.MSG
+          ? (() => {
+              const m = pubFrame('a', 'x');
+              m[4] = Op.MSG;
+              return m;
+            })()
+          : op === Op.OK
+            ? bare(Op.OK, 12)
+            : op === Op.INFO
+              ? bare(Op.INFO, 8)
+              : connectFrame();
       const f = expectRefused(await attack(Buffer.concat([connectFrame(), frame]), 'wait'), ErrCode.PROTOCOL);
       expect(f.text).toMatch(/^op (MSG|INFO|OK|CONNECT) is not sent by clients$/);
     }
@@ -452,10 +500,16 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
   it('a PUB over the payload or headers limit: fatal ERR MAX_PAYLOAD, then close', async () => {
     const big = expectRefused(await attack(Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD + 1))]), 'wait'), ErrCode.MAX_PAYLOAD);
     expect(big.text).toBe(`maximum payload exceeded: ${MAX_PAYLOAD + 1} bytes, the limit is ${MAX_PAYLOAD}`);
-    const hdr = expectRefused(await attack(Buffer.concat([connectFrame(), pubFrame('a', 'x', { headers: Buffer.alloc(MAX_HEADERS + 1) })]), 'wait'), ErrCode.MAX_PAYLOAD);
+    const hdr = expectRefused(
+      await attack(Buffer.concat([connectFrame(), pubFrame('a', 'x', { headers: Buffer.alloc(MAX_HEADERS + 1) })]), 'wait'),
+      ErrCode.MAX_PAYLOAD,
+    );
     expect(hdr.text).toBe(`maximum headers size exceeded: ${MAX_HEADERS + 1} bytes, the limit is ${MAX_HEADERS}`);
     // Exactly at the limits is fine.
-    const atLimit = await attack(Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: Buffer.alloc(MAX_HEADERS) }), bare(Op.PING)]), 'end');
+    const atLimit = await attack(
+      Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: Buffer.alloc(MAX_HEADERS) }), bare(Op.PING)]),
+      'end',
+    );
     expect(atLimit.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PONG]);
   });
 
@@ -558,7 +612,12 @@ describe('broker timers against silent peers', () => {
       const socket = net.connect({ host: '127.0.0.1', port: Number(new URL(t.url).port) });
       const frames: Frame[] = [];
       const reader = new FrameReader(1 << 20);
-      socket.on('data', (d) => reader.push(d, { onFrame: (buf, off, len) => frames.push({ op: buf[off + 4]!, flags: buf[off + 5]!, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }) }));
+      socket.on('data', (d) =>
+        reader.push(d, {
+          onFrame: (buf, off, len) =>
+            frames.push({ op: buf[off + 4]!, flags: buf[off + 5]!, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }),
+        }),
+      );
       socket.on('error', () => {});
       await new Promise((r) => socket.once('close', r));
       expect(frames).toEqual([{ op: Op.ERR, flags: FLAG_FATAL, code: ErrCode.PROTOCOL, text: 'no CONNECT within 100 ms of connecting' }]);
@@ -590,7 +649,17 @@ describe('broker timers against silent peers', () => {
       const silent = net.connect({ host: '127.0.0.1', port: tport });
       const frames: Frame[] = [];
       const reader = new FrameReader(1 << 20);
-      silent.on('data', (d) => reader.push(d, { onFrame: (buf, off, len) => frames.push({ op: buf[off + 4]!, flags: buf[off + 5]!, code: buf[off + 4] === Op.ERR ? buf.readUInt16LE(off + 6) : 0, text: buf[off + 4] === Op.ERR ? buf.toString('utf8', off + 12, off + len) : '' }) }));
+      silent.on('data', (d) =>
+        reader.push(d, {
+          onFrame: (buf, off, len) =>
+            frames.push({
+              op: buf[off + 4]!,
+              flags: buf[off + 5]!,
+              code: buf[off + 4] === Op.ERR ? buf.readUInt16LE(off + 6) : 0,
+              text: buf[off + 4] === Op.ERR ? buf.toString('utf8', off + 12, off + len) : '',
+            }),
+        }),
+      );
       silent.on('error', () => {});
       silent.write(connectFrame({ name: 'silent' }));
       await new Promise((r) => silent.once('close', r));

@@ -87,7 +87,7 @@ describe('answering NAKs (ChannelSender.onNak, time as a number)', () => {
     expect(seqs(out, DType.DATA)).toEqual([oldest, oldest + 1]);
   });
 
-  it('one NAK asks for at most a ring\'s worth of datagrams', () => {
+  it("one NAK asks for at most a ring's worth of datagrams", () => {
     const { s, out } = sent(20, { slots: 8 });
     s.onNak(1, 1000, 10_000);
     expect(out.filter((d) => d[3] === DType.UNAVAILABLE).map((d) => d.readUInt32LE(12))).toEqual([8]);

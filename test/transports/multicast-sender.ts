@@ -16,7 +16,12 @@ export function capture(budget = 1400, slots = 16, repair: { repairHoldoffMs?: n
     testDrop: null,
   };
   const s = new ChannelSender(0, parseChannel('239.1.2.3:7500'), host, {
-    budget, slots, heartbeatMinMs: 5, heartbeatMaxMs: 1000, repairHoldoffMs: repair.repairHoldoffMs ?? 5, repairBytesPerSec: repair.repairBytesPerSec ?? 0,
+    budget,
+    slots,
+    heartbeatMinMs: 5,
+    heartbeatMaxMs: 1000,
+    repairHoldoffMs: repair.repairHoldoffMs ?? 5,
+    repairBytesPerSec: repair.repairBytesPerSec ?? 0,
   });
   return { s, out };
 }

@@ -12,7 +12,11 @@ describe('multicast datagram format', () => {
   it('the DATA dump of docs/PROTOCOL.md is exactly what the source produces', () => {
     const block = /<!-- mcast-data-example:begin -->\s*```text\n([\s\S]*?)```/.exec(doc);
     expect(block, 'the DATA example block of docs/PROTOCOL.md').not.toBeNull();
-    const hex = block![1]!.split('\n').filter((l) => l.trim() !== '').map((l) => l.split('|')[0]!.trim().split(/\s+/).slice(1).join('')).join('');
+    const hex = block![1]!
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.split('|')[0]!.trim().split(/\s+/).slice(1).join(''))
+      .join('');
     const { s, out } = capture();
     put(s, 'md.EURUSD.bid', '1.0712');
     put(s, 'md.EURUSD.ask', '1.0714');
@@ -53,7 +57,10 @@ describe('multicast datagram format', () => {
     }
     out.length = 0;
     s.onNak(38, 2, 1000);
-    expect(out.map((d) => [d[3], d.readUInt32LE(8), d[16]])).toEqual([[1, 38, 1], [1, 39, 1]]);
+    expect(out.map((d) => [d[3], d.readUInt32LE(8), d[16]])).toEqual([
+      [1, 38, 1],
+      [1, 39, 1],
+    ]);
     out.length = 0;
     s.onNak(38, 1, 1001); // within the hold-off: not again
     expect(out).toEqual([]);
@@ -72,7 +79,10 @@ describe('multicast datagram format', () => {
     expect(isIpv4Multicast('239.1.2.3')).toBe(true);
     expect(isIpv4Multicast('10.1.2.3')).toBe(false);
     expect(() => parseChannel('239.1.2.3')).toThrow(/group:port/);
-    const r = resolveChannels('udp://239.1.2.3:7500?iface=10.0.0.1&ttl=3', { channels: ['239.1.2.4:7500'], rules: [{ prefix: 'md', channel: '239.1.2.4:7500' }] });
+    const r = resolveChannels('udp://239.1.2.3:7500?iface=10.0.0.1&ttl=3', {
+      channels: ['239.1.2.4:7500'],
+      rules: [{ prefix: 'md', channel: '239.1.2.4:7500' }],
+    });
     expect(r).toMatchObject({ iface: '10.0.0.1', ttl: 3, map: { count: 2, rules: [{ prefix: 'md', channel: 1 }] } });
   });
 });

@@ -3,9 +3,35 @@ import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
-  ERR_NAMES, ErrCode, FLAG_FATAL, FLAG_NO_RESPONDERS, FLAG_REQUEST, FLAG_TS, FRAME_PREFIX, MSG_HEADER, MsgView, OK_SIZE, OP_NAMES, Op,
-  PING_SIZE, PROTOCOL_VERSION, ProtocolError, TS_BLOCK, UNSUB_SIZE, checkFrame, encodeErr, encodeHandshake, isKnownOp, maxFrameFor, msgSize,
-  subSize, writeBare, writeMsgHeader, writeOk, writeSub, writeUnsub,
+  ERR_NAMES,
+  ErrCode,
+  FLAG_FATAL,
+  FLAG_NO_RESPONDERS,
+  FLAG_REQUEST,
+  FLAG_TS,
+  FRAME_PREFIX,
+  MSG_HEADER,
+  MsgView,
+  OK_SIZE,
+  OP_NAMES,
+  Op,
+  PING_SIZE,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  TS_BLOCK,
+  UNSUB_SIZE,
+  checkFrame,
+  encodeErr,
+  encodeHandshake,
+  isKnownOp,
+  maxFrameFor,
+  msgSize,
+  subSize,
+  writeBare,
+  writeMsgHeader,
+  writeOk,
+  writeSub,
+  writeUnsub,
 } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
 
@@ -99,7 +125,18 @@ const msgArb: fc.Arbitrary<MsgFields> = fc.record({
 describe('frame constants', () => {
   it('op codes, names and the known-op test agree for all 256 op bytes', () => {
     const ops: Record<string, number> = {
-      CONNECT: 0x01, INFO: 0x02, PUB: 0x10, MSG: 0x11, SUB: 0x20, UNSUB: 0x21, PING: 0x30, PONG: 0x31, OK: 0x40, ERR: 0x41, LOSS: 0x42, DIRECT: 0x50,
+      CONNECT: 0x01,
+      INFO: 0x02,
+      PUB: 0x10,
+      MSG: 0x11,
+      SUB: 0x20,
+      UNSUB: 0x21,
+      PING: 0x30,
+      PONG: 0x31,
+      OK: 0x40,
+      ERR: 0x41,
+      LOSS: 0x42,
+      DIRECT: 0x50,
     };
     expect(OP_NAMES).toEqual(Object.fromEntries(Object.entries(ops).map(([k, v]) => [v, k])));
     for (let b = 0; b < 256; b++) expect(isKnownOp(b)).toBe(Object.values(ops).includes(b));
@@ -119,7 +156,11 @@ describe('frame constants', () => {
   });
 
   it('maxFrameFor leaves room for a maximal PUB: payload and headers at their limits, subject and reply at the u16 maximum, timestamps', () => {
-    for (const [maxPayload, maxHeaders] of [[1, 0], [1024 * 1024, 64 * 1024], [64 * 1024 * 1024, 1024 * 1024]] as const) {
+    for (const [maxPayload, maxHeaders] of [
+      [1, 0],
+      [1024 * 1024, 64 * 1024],
+      [64 * 1024 * 1024, 1024 * 1024],
+    ] as const) {
       expect(maxFrameFor({ maxPayload, maxHeaders })).toBeGreaterThanOrEqual(msgSize(65535, 65535, maxHeaders, maxPayload, true));
     }
   });
@@ -169,7 +210,18 @@ describe('PUB / MSG round trip', () => {
 
   it('an empty reply reads as "", and a reused view forgets the previous frame', () => {
     const view = new MsgView();
-    const withTs = encodeMsg({ op: Op.PUB, flags: FLAG_TS, kind: 1, sid: 0, subject: 'a.b', reply: 'r', headers: new Uint8Array(2), payload: Buffer.from('x'), sentAt: 5n, brokerAt: 6n });
+    const withTs = encodeMsg({
+      op: Op.PUB,
+      flags: FLAG_TS,
+      kind: 1,
+      sid: 0,
+      subject: 'a.b',
+      reply: 'r',
+      headers: new Uint8Array(2),
+      payload: Buffer.from('x'),
+      sentAt: 5n,
+      brokerAt: 6n,
+    });
     const plain = encodeMsg({ op: Op.MSG, flags: 0, kind: 0, sid: 9, subject: 'c', reply: '', headers: new Uint8Array(0), payload: new Uint8Array(0) });
     view.parse(withTs, 0, withTs.length);
     const v = view.parse(plain, 0, plain.length);
@@ -195,19 +247,30 @@ describe('PUB / MSG round trip', () => {
 describe('SUB, UNSUB, PING, PONG, OK, ERR, CONNECT, INFO round trips', () => {
   it('SUB carries sid, pattern and optional queue, with UTF-8 byte lengths', () => {
     fc.assert(
-      fc.property(u32, fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }), fc.option(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), { nil: undefined }), fc.nat(9), (sid, pattern, queue, pad) => {
-        const p = Buffer.byteLength(pattern);
-        const q = queue === undefined ? 0 : Buffer.byteLength(queue);
-        const buf = Buffer.alloc(pad + subSize(p, q));
-        const n = writeSub(buf, pad, sid, pattern, queue);
-        expect(n).toBe(16 + p + q);
-        const f = readOne(buf.subarray(pad));
-        expect(checkFrame(f, 0, n)).toBeNull();
-        expect(sub(f)).toEqual({
-          len: n, op: Op.SUB, flags: 0, reserved: 0, sid,
-          pattern: Buffer.from(pattern).toString(), queue: queue === undefined ? '' : Buffer.from(queue).toString(),
-        });
-      }),
+      fc.property(
+        u32,
+        fc.string({ unit: 'binary', minLength: 1, maxLength: 40 }),
+        fc.option(fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), { nil: undefined }),
+        fc.nat(9),
+        (sid, pattern, queue, pad) => {
+          const p = Buffer.byteLength(pattern);
+          const q = queue === undefined ? 0 : Buffer.byteLength(queue);
+          const buf = Buffer.alloc(pad + subSize(p, q));
+          const n = writeSub(buf, pad, sid, pattern, queue);
+          expect(n).toBe(16 + p + q);
+          const f = readOne(buf.subarray(pad));
+          expect(checkFrame(f, 0, n)).toBeNull();
+          expect(sub(f)).toEqual({
+            len: n,
+            op: Op.SUB,
+            flags: 0,
+            reserved: 0,
+            sid,
+            pattern: Buffer.from(pattern).toString(),
+            queue: queue === undefined ? '' : Buffer.from(queue).toString(),
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -257,8 +320,22 @@ describe('SUB, UNSUB, PING, PONG, OK, ERR, CONNECT, INFO round trips', () => {
 
   it('CONNECT and INFO carry the protocol version and a msgpack map', () => {
     const connect = { name: 'svc', lang: 'c', version: '1.2.3', verbose: false, timestamps: true };
-    const info = { serverId: 'ab', serverName: 'hopbus', version: '0.1.0', proto: 1, clientId: 7, maxPayload: 1 << 20, maxHeaders: 65536, maxSubscriptions: 65536, maxPending: 1 << 26, pingIntervalMs: 30000 };
-    for (const [op, body] of [[Op.CONNECT, connect], [Op.INFO, info]] as const) {
+    const info = {
+      serverId: 'ab',
+      serverName: 'hopbus',
+      version: '0.1.0',
+      proto: 1,
+      clientId: 7,
+      maxPayload: 1 << 20,
+      maxHeaders: 65536,
+      maxSubscriptions: 65536,
+      maxPending: 1 << 26,
+      pingIntervalMs: 30000,
+    };
+    for (const [op, body] of [
+      [Op.CONNECT, connect],
+      [Op.INFO, info],
+    ] as const) {
       const f = readOne(encodeHandshake(op, packr.pack(body)));
       expect(checkFrame(f, 0, f.length)).toBeNull();
       expect(f.readUInt32LE(0)).toBe(f.length);
@@ -285,7 +362,10 @@ describe('checkFrame refusals', () => {
   }
   const check = (b: Buffer) => checkFrame(b, 0, b.length);
 
-  it.each([['PUB', Op.PUB], ['MSG', Op.MSG]])('a %s shorter than its 20-byte header', (_name, op) => {
+  it.each([
+    ['PUB', Op.PUB],
+    ['MSG', Op.MSG],
+  ])('a %s shorter than its 20-byte header', (_name, op) => {
     expect(check(frame(19, op))).toBe(`${OP_NAMES[op]} frame of 19 bytes is shorter than its 20-byte header`);
   });
 
@@ -374,7 +454,7 @@ describe('docs/PROTOCOL.md', () => {
     expect(Object.fromEntries(rows)).toEqual(ErrCode);
   });
 
-  it('its flag values are the code\'s', () => {
+  it("its flag values are the code's", () => {
     expect(doc).toContain(`| \`FLAG_TS\` | \`0x0${FLAG_TS}\` |`);
     expect(doc).toContain(`| \`FLAG_REQUEST\` | \`0x0${FLAG_REQUEST}\` |`);
     expect(doc).toContain(`| \`FLAG_NO_RESPONDERS\` | \`0x0${FLAG_NO_RESPONDERS}\` |`);
@@ -396,7 +476,16 @@ describe('docs/PROTOCOL.md', () => {
       .filter((l) => l.trim() !== '')
       .map((l) => l.split('|')[0]!.trim().split(/\s+/).slice(1).join(''))
       .join('');
-    const expected = encodeMsg({ op: Op.PUB, flags: 0, kind: 1, sid: 0, subject: 'md.EURUSD.bid', reply: '', headers: new Uint8Array(0), payload: Buffer.from('1.0712') });
+    const expected = encodeMsg({
+      op: Op.PUB,
+      flags: 0,
+      kind: 1,
+      sid: 0,
+      subject: 'md.EURUSD.bid',
+      reply: '',
+      headers: new Uint8Array(0),
+      payload: Buffer.from('1.0712'),
+    });
     expect(hex).toBe(expected.toString('hex'));
   });
 });

@@ -1,7 +1,19 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  ErrCode, FLAG_TS, Op, ProtocolError, encodeErr, encodeHandshake, msgSize, subSize, writeBare, writeMsgHeader, writeOk, writeSub, writeUnsub,
+  ErrCode,
+  FLAG_TS,
+  Op,
+  ProtocolError,
+  encodeErr,
+  encodeHandshake,
+  msgSize,
+  subSize,
+  writeBare,
+  writeMsgHeader,
+  writeOk,
+  writeSub,
+  writeUnsub,
 } from '../../transports/protocol/index.js';
 import { FrameReader, type FrameSink } from '../../transports/reader.js';
 
@@ -74,16 +86,18 @@ const SAMPLES: Buffer[] = [
 ];
 
 const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
-  fc.record({
-    subject: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
-    payload: fc.uint8Array({ maxLength: 400 }),
-    reply: fc.string({ unit: 'binary', maxLength: 20 }),
-    headers: fc.uint8Array({ maxLength: 20 }),
-    ts: fc.boolean(),
-  }).map((m) => pub(m.subject, m.payload, m)),
-  fc.tuple(fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), fc.option(fc.string({ minLength: 1, maxLength: 8 }), { nil: undefined })).map(([sid, p, q]) =>
-    subFrame(sid, p, q),
-  ),
+  fc
+    .record({
+      subject: fc.string({ unit: 'binary', minLength: 1, maxLength: 30 }),
+      payload: fc.uint8Array({ maxLength: 400 }),
+      reply: fc.string({ unit: 'binary', maxLength: 20 }),
+      headers: fc.uint8Array({ maxLength: 20 }),
+      ts: fc.boolean(),
+    })
+    .map((m) => pub(m.subject, m.payload, m)),
+  fc
+    .tuple(fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 20 }), fc.option(fc.string({ minLength: 1, maxLength: 8 }), { nil: undefined }))
+    .map(([sid, p, q]) => subFrame(sid, p, q)),
   fc.tuple(fc.nat(), fc.nat()).map(([sid, max]) => unsub(sid, max)),
   fc.constantFrom(Op.PING, Op.PONG).map((op) => bare(op)),
   fc.nat().map((r) => ok(r)),
@@ -162,13 +176,20 @@ describe('FrameReader: splitting', () => {
       const sink = new Collect();
       // A whole frame first, so the split prefix starts mid-chunk.
       const bytes = Buffer.concat([bare(Op.PING), f, bare(Op.PONG)]);
-      pushCuts(r, bytes, cuts.map((c) => c + 6), sink);
+      pushCuts(
+        r,
+        bytes,
+        cuts.map((c) => c + 6),
+        sink,
+      );
       expect(sink.copies).toEqual([bare(Op.PING), f, bare(Op.PONG)]);
     }
   });
 
   it('many frames in one chunk come out in order, in place (views of the chunk, no copy)', () => {
-    const frames = Array.from({ length: 1000 }, (_, i) => (i % 3 === 0 ? pub(`s.${i}`, `payload ${i}`) : i % 3 === 1 ? subFrame(i + 1, `p.${i}`) : bare(Op.PING)));
+    const frames = Array.from({ length: 1000 }, (_, i) =>
+      i % 3 === 0 ? pub(`s.${i}`, `payload ${i}`) : i % 3 === 1 ? subFrame(i + 1, `p.${i}`) : bare(Op.PING),
+    );
     const chunk = Buffer.concat(frames);
     const r = new FrameReader(MAX);
     const seen: { buf: Buffer; off: number; len: number }[] = [];
@@ -186,21 +207,17 @@ describe('FrameReader: splitting', () => {
 
   it('any chunking of any frame sequence yields the same frames in the same order', () => {
     fc.assert(
-      fc.property(
-        fc.array(frameArb, { minLength: 1, maxLength: 30 }),
-        fc.array(fc.nat(), { maxLength: 40 }),
-        (frames, rawCuts) => {
-          const bytes = Buffer.concat(frames);
-          const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-          const r = new FrameReader(MAX);
-          const sink = new Collect();
-          pushCuts(r, bytes, cuts, sink);
-          expect(sink.copies).toEqual(frames);
-          expect(r.buffered).toBe(0);
-          // Views handed out earlier were not disturbed by later pushes.
-          expect(sink.views).toEqual(sink.copies);
-        },
-      ),
+      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 40 }), (frames, rawCuts) => {
+        const bytes = Buffer.concat(frames);
+        const cuts = [...new Set(rawCuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const r = new FrameReader(MAX);
+        const sink = new Collect();
+        pushCuts(r, bytes, cuts, sink);
+        expect(sink.copies).toEqual(frames);
+        expect(r.buffered).toBe(0);
+        // Views handed out earlier were not disturbed by later pushes.
+        expect(sink.views).toEqual(sink.copies);
+      }),
       { numRuns: 300 },
     );
   });
@@ -303,11 +320,31 @@ describe('FrameReader: limits and refusals', () => {
   it('truncated or garbled fields are PROTOCOL errors', () => {
     const garbled: Buffer[] = [
       raw(19, Op.PUB), // shorter than the PUB header
-      (() => { const b = pub('a', 'xyz'); b.writeUInt16LE(9, 12); return b; })(), // subject overruns
-      (() => { const b = pub('a', 'xyz'); b[5] = FLAG_TS; return b; })(), // TS flag without the block
-      (() => { const b = pub('a', 'xyz'); b[6] = 9; return b; })(), // payload kind
-      (() => { const b = pub('a', 'xyz'); b.writeUInt16LE(0, 12); return b; })(), // empty subject
-      (() => { const b = subFrame(1, 'a.b'); b.writeUInt16LE(2, 12); return b; })(), // SUB lengths
+      (() => {
+        const b = pub('a', 'xyz');
+        b.writeUInt16LE(9, 12);
+        return b;
+      })(), // subject overruns
+      (() => {
+        const b = pub('a', 'xyz');
+        b[5] = FLAG_TS;
+        return b;
+      })(), // TS flag without the block
+      (() => {
+        const b = pub('a', 'xyz');
+        b[6] = 9;
+        return b;
+      })(), // payload kind
+      (() => {
+        const b = pub('a', 'xyz');
+        b.writeUInt16LE(0, 12);
+        return b;
+      })(), // empty subject
+      (() => {
+        const b = subFrame(1, 'a.b');
+        b.writeUInt16LE(2, 12);
+        return b;
+      })(), // SUB lengths
       raw(7, Op.PING),
       raw(17, Op.UNSUB),
       raw(10, Op.OK),

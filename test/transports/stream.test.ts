@@ -337,7 +337,9 @@ describe.each(['tcp', 'unix'] as const)('StreamLink over %s', (transport) => {
 describe('listenStream on a Unix socket path', () => {
   /** Leaves a socket file nobody listens on: a child binds it and is killed with SIGKILL. */
   async function staleSocket(file: string): Promise<void> {
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (d: Buffer) => d.toString().includes('up') && resolve());

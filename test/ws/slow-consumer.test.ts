@@ -36,10 +36,14 @@ describe('a WebSocket consumer that stops reading', () => {
     const { ws, closed } = await stalledConsumer(wsUrl(b), 'disconnect');
     const pub = await w.connect(b.url, { name: 'pub' });
     const payload = Buffer.alloc(4096, 1);
-    await until(() => {
-      for (let i = 0; i < 200; i++) pub.publish('flood', payload);
-      return b.broker.counters.slowConsumers > 0;
-    }, 'the slow consumer closed', 20_000);
+    await until(
+      () => {
+        for (let i = 0; i < 200; i++) pub.publish('flood', payload);
+        return b.broker.counters.slowConsumers > 0;
+      },
+      'the slow consumer closed',
+      20_000,
+    );
     ws.resume();
     await closed;
     expect([...b.broker.sessions].map((s) => s.name)).toEqual(['pub']);
@@ -51,10 +55,14 @@ describe('a WebSocket consumer that stops reading', () => {
     const { ws } = await stalledConsumer(wsUrl(b), 'drop-newest');
     const pub = await w.connect(b.url, { name: 'pub' });
     const payload = Buffer.alloc(4096, 1);
-    await until(() => {
-      for (let i = 0; i < 200; i++) pub.publish('flood', payload);
-      return b.broker.counters.droppedNewest > 0;
-    }, 'drops by the policy', 20_000);
+    await until(
+      () => {
+        for (let i = 0; i < 200; i++) pub.publish('flood', payload);
+        return b.broker.counters.droppedNewest > 0;
+      },
+      'drops by the policy',
+      20_000,
+    );
     await pub.flush();
     expect(b.broker.counters.slowConsumers).toBe(0);
     const s = [...b.broker.sessions].find((x) => x.name === 'stalled-drop-newest')!;

@@ -44,7 +44,8 @@ export function resolveChannels(url: string, spec: ChannelSpec = {}): ResolvedCh
   const index = (c: unknown, what: string): number => {
     if (typeof c === 'number') return c;
     const i = addrs.findIndex((a) => a.key === c);
-    if (i < 0) throw new MulticastConfigError(`${what} names channel ${JSON.stringify(c)}, which is not in the channel list (${addrs.map((a) => a.key).join(', ')})`);
+    if (i < 0)
+      throw new MulticastConfigError(`${what} names channel ${JSON.stringify(c)}, which is not in the channel list (${addrs.map((a) => a.key).join(', ')})`);
     return i;
   };
   const map: ChannelMapConfig = {
@@ -54,6 +55,7 @@ export function resolveChannels(url: string, spec: ChannelSpec = {}): ResolvedCh
     ...(spec.fallback === undefined ? {} : { fallback: spec.fallback.map((c) => index(c, 'fallback')) }),
   };
   const ttl = ep.params.ttl === undefined ? undefined : Number(ep.params.ttl);
-  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 0 && ttl <= 255)) throw new MulticastConfigError(`ttl must be an integer from 0 to 255, got "${ep.params.ttl}"`);
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl >= 0 && ttl <= 255))
+    throw new MulticastConfigError(`ttl must be an integer from 0 to 255, got "${ep.params.ttl}"`);
   return { addrs, map, ...(ep.params.iface === undefined ? {} : { iface: ep.params.iface }), ...(ttl === undefined ? {} : { ttl }) };
 }

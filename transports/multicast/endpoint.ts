@@ -169,7 +169,16 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   readonly session: number;
   readonly o: EndpointOptions;
   readonly ro: ReceiverOptions;
-  readonly counters: ReceiveCounters = { datagramsIn: 0, duplicates: 0, outOfOrder: 0, naksSent: 0, gapsRepaired: 0, lostDatagrams: 0, lostMessages: 0, badDatagrams: 0 };
+  readonly counters: ReceiveCounters = {
+    datagramsIn: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    naksSent: 0,
+    gapsRepaired: 0,
+    lostDatagrams: 0,
+    lostMessages: 0,
+    badDatagrams: 0,
+  };
   private sendErrors = 0;
   private sourcesGone = 0;
   readonly testDrop: EndpointOptions['testDrop'];
@@ -204,10 +213,14 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
         throw new MulticastConfigError(`multicast option "${k}" must be a non-negative number, got ${JSON.stringify(v)}`);
       }
     }
-    if (o.heartbeatMinMs < 1 || o.heartbeatMaxMs < o.heartbeatMinMs) throw new MulticastConfigError('heartbeatMinMs must be at least 1 and heartbeatMaxMs at least heartbeatMinMs');
-    if (o.sourceTimeoutMs < 1 || o.maxReorder < 1 || !Number.isInteger(o.nakMaxRetries)) throw new MulticastConfigError('sourceTimeoutMs and maxReorder must be positive and nakMaxRetries an integer');
-    if (o.retransmitBufferBytes < o.datagramBytes) throw new MulticastConfigError(`retransmitBufferBytes (${o.retransmitBufferBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
-    if (o.testDrop !== null && typeof o.testDrop !== 'function') throw new MulticastConfigError('testDrop must be a function (seq, channel, retransmit) => boolean');
+    if (o.heartbeatMinMs < 1 || o.heartbeatMaxMs < o.heartbeatMinMs)
+      throw new MulticastConfigError('heartbeatMinMs must be at least 1 and heartbeatMaxMs at least heartbeatMinMs');
+    if (o.sourceTimeoutMs < 1 || o.maxReorder < 1 || !Number.isInteger(o.nakMaxRetries))
+      throw new MulticastConfigError('sourceTimeoutMs and maxReorder must be positive and nakMaxRetries an integer');
+    if (o.retransmitBufferBytes < o.datagramBytes)
+      throw new MulticastConfigError(`retransmitBufferBytes (${o.retransmitBufferBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
+    if (o.testDrop !== null && typeof o.testDrop !== 'function')
+      throw new MulticastConfigError('testDrop must be a function (seq, channel, retransmit) => boolean');
     if (channels.length === 0) throw new MulticastConfigError('at least one channel is needed');
     channels.forEach((c, i) => {
       if (this.byKey.has(c.key)) throw new MulticastConfigError(`channel ${c.key} is listed twice`);
@@ -476,7 +489,19 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   // --- lifecycle -------------------------------------------------------------------------------
 
   stats(): EndpointStats {
-    const t: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, repairsThrottled: 0, unavailable: 0, testDropped: 0 };
+    const t: SenderStats = {
+      datagrams: 0,
+      msgs: 0,
+      bytes: 0,
+      fragments: 0,
+      heartbeats: 0,
+      naksReceived: 0,
+      retransmits: 0,
+      repairsSuppressed: 0,
+      repairsThrottled: 0,
+      unavailable: 0,
+      testDropped: 0,
+    };
     for (const s of this.senders) {
       if (s == null) continue;
       for (const k of Object.keys(t) as (keyof SenderStats)[]) t[k] += s.stats[k];

@@ -159,7 +159,7 @@ export class RecvStream {
     }
     if (seqDiff(this.highest, this.next) < 0) return; // nothing missing
     this.openGap();
-    if (seqDiff(oldest, this.next) > 0) this.loseMissingBefore(oldest, 'no longer in the source\'s retransmission buffer');
+    if (seqDiff(oldest, this.next) > 0) this.loseMissingBefore(oldest, "no longer in the source's retransmission buffer");
     if (seqDiff(this.highest, this.next) >= 0) this.scheduleNak();
   }
 
@@ -167,7 +167,7 @@ export class RecvStream {
   onUnavailable(first: number, count: number): void {
     if (!this.started) return;
     const end = seqAdd(first, count);
-    if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseMissingBefore(end, 'no longer in the source\'s retransmission buffer');
+    if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseMissingBefore(end, "no longer in the source's retransmission buffer");
   }
 
   /** The source is gone (BYE or silence): whatever is missing will never come. */

@@ -74,7 +74,19 @@ export interface SenderStats {
 }
 
 export class ChannelSender {
-  readonly stats: SenderStats = { datagrams: 0, msgs: 0, bytes: 0, fragments: 0, heartbeats: 0, naksReceived: 0, retransmits: 0, repairsSuppressed: 0, repairsThrottled: 0, unavailable: 0, testDropped: 0 };
+  readonly stats: SenderStats = {
+    datagrams: 0,
+    msgs: 0,
+    bytes: 0,
+    fragments: 0,
+    heartbeats: 0,
+    naksReceived: 0,
+    retransmits: 0,
+    repairsSuppressed: 0,
+    repairsThrottled: 0,
+    unavailable: 0,
+    testDropped: 0,
+  };
   /** Seq of the open (or next) datagram; datagrams are numbered from 1. */
   nextSeq = 1;
   /** Sequence of the next message. */

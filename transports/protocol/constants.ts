@@ -80,8 +80,17 @@ export const enum Op {
 }
 
 export const OP_NAMES: Record<number, string> = {
-  0x01: 'CONNECT', 0x02: 'INFO', 0x10: 'PUB', 0x11: 'MSG', 0x20: 'SUB', 0x21: 'UNSUB',
-  0x30: 'PING', 0x31: 'PONG', 0x40: 'OK', 0x41: 'ERR', 0x42: 'LOSS',
+  0x01: 'CONNECT',
+  0x02: 'INFO',
+  0x10: 'PUB',
+  0x11: 'MSG',
+  0x20: 'SUB',
+  0x21: 'UNSUB',
+  0x30: 'PING',
+  0x31: 'PONG',
+  0x40: 'OK',
+  0x41: 'ERR',
+  0x42: 'LOSS',
   0x50: 'DIRECT',
 };
 
@@ -148,9 +157,10 @@ export const ErrCode = {
 } as const satisfies Record<WireErrorName, number>;
 /** The name of an ERR code, and so the `code` of the error it becomes (runtime/errors.ts). */
 export type ErrCodeName = keyof typeof ErrCode;
-export const ERR_NAMES: Record<number, ErrCodeName> = Object.fromEntries(
-  Object.entries(ErrCode).map(([k, v]) => [v, k as ErrCodeName]),
-) as Record<number, ErrCodeName>;
+export const ERR_NAMES: Record<number, ErrCodeName> = Object.fromEntries(Object.entries(ErrCode).map(([k, v]) => [v, k as ErrCodeName])) as Record<
+  number,
+  ErrCodeName
+>;
 
 /**
  * Slow-consumer policies, as carried in byte 6 of SUB. 0 = the broker's default.

@@ -5,7 +5,17 @@
  * allocate (ERR, CONNECT/INFO) are off the message path.
  */
 import {
-  DIRECT_HEADER, type DirectKind, FLAG_FATAL, FRAME_PREFIX, LOSS_SIZE, MSG_HEADER, OK_SIZE, Op, PROTOCOL_VERSION, TS_BLOCK, UNSUB_SIZE,
+  DIRECT_HEADER,
+  type DirectKind,
+  FLAG_FATAL,
+  FRAME_PREFIX,
+  LOSS_SIZE,
+  MSG_HEADER,
+  OK_SIZE,
+  Op,
+  PROTOCOL_VERSION,
+  TS_BLOCK,
+  UNSUB_SIZE,
 } from './constants.js';
 
 /** Largest PUB/MSG frame for the given limits: payload, headers, subject and reply at their maxima, fixed fields. */
@@ -23,8 +33,16 @@ export function msgSize(subjectBytes: number, replyBytes: number, headerBytes: n
  * headers and payload at the returned offset. Returns the offset of the subject.
  */
 export function writeMsgHeader(
-  buf: Buffer, off: number, total: number, op: number, flags: number, kind: number, sid: number,
-  subjectBytes: number, replyBytes: number, headerBytes: number,
+  buf: Buffer,
+  off: number,
+  total: number,
+  op: number,
+  flags: number,
+  kind: number,
+  sid: number,
+  subjectBytes: number,
+  replyBytes: number,
+  headerBytes: number,
 ): number {
   // Byte stores: the per-message path, where Buffer#writeUInt*LE's checks cost more than the writes.
   buf[off] = total;

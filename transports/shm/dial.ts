@@ -2,7 +2,18 @@ import { threadId } from 'node:worker_threads';
 import { registerDialer, type DialOptions } from '../dial.js';
 import type { Endpoint } from '../url.js';
 import {
-  H_BROKER_CLOSED, OPEN, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES, HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, STATE_CLAIMED, STATE_OFFERED,
+  H_BROKER_CLOSED,
+  OPEN,
+  H_CLIENT_THREAD,
+  H_CLIENT_WAIT,
+  H_STATE,
+  HUB_BYTES,
+  HUB_CLAIMS,
+  HUB_PARKED,
+  HUB_SEQ,
+  LINE,
+  STATE_CLAIMED,
+  STATE_OFFERED,
   connectionProblem,
 } from './layout.js';
 import { ShmDirectPort } from './direct.js';
@@ -17,7 +28,7 @@ import { Signal, waitKindCode, waitStrategy } from './wait.js';
  */
 export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
   const d = ep.descriptor as Record<string, unknown> | undefined;
-  const bad = d === undefined ? 'it is not an endpoint object' : connectionProblem(d.conn) ?? hubProblem(d);
+  const bad = d === undefined ? 'it is not an endpoint object' : (connectionProblem(d.conn) ?? hubProblem(d));
   if (bad !== null) return Promise.reject(new TypeError(`not a usable shm endpoint (${bad}); pass the object broker.endpoint('shm') returned`));
   let strategy;
   try {
@@ -32,13 +43,20 @@ export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
     return Promise.reject(new Error(`shm endpoint ${ep.url} was withdrawn: its broker has closed (or the Worker it was made for has exited)`));
   }
   if (Atomics.compareExchange(header, H_STATE, STATE_OFFERED, STATE_CLAIMED) !== STATE_OFFERED) {
-    return Promise.reject(new Error(`shm endpoint ${ep.url} is already taken: an endpoint serves one connection; ask the broker for another with broker.endpoint('shm')`));
+    return Promise.reject(
+      new Error(`shm endpoint ${ep.url} is already taken: an endpoint serves one connection; ask the broker for another with broker.endpoint('shm')`),
+    );
   }
   Atomics.store(header, H_CLIENT_WAIT, waitKindCode(strategy.kind));
   Atomics.store(header, H_CLIENT_THREAD, threadId);
   const link = new ShmLink({
-    conn, hub, side: 'client', remote: ep.url, maxFrame: o.maxFrame,
-    heartbeatMs: d!.heartbeatMs as number, heartbeatTimeoutMs: d!.heartbeatTimeoutMs as number,
+    conn,
+    hub,
+    side: 'client',
+    remote: ep.url,
+    maxFrame: o.maxFrame,
+    heartbeatMs: d!.heartbeatMs as number,
+    heartbeatTimeoutMs: d!.heartbeatTimeoutMs as number,
   });
   link.attach(new Poller(link.ownSignal, strategy, true));
   link.direct = new ShmDirectPort(link, hub, o.maxFrame);

@@ -54,7 +54,10 @@ export class ChannelMaker {
   private readonly bc: BroadcastChannel;
   private next = 0;
 
-  constructor(serverId: string, private readonly capacity = CHANNEL_RING) {
+  constructor(
+    serverId: string,
+    private readonly capacity = CHANNEL_RING,
+  ) {
     this.bc = new BroadcastChannel(channelName(serverId));
     (this.bc as unknown as { unref(): void }).unref();
   }
@@ -62,7 +65,14 @@ export class ChannelMaker {
   /** A fresh channel from client `writer` to client `reader`: its number, and its counters (channelCounts). */
   open(writer: { id: number; conn: SharedArrayBuffer }, reader: { id: number; conn: SharedArrayBuffer }): { chan: number; counts: Float64Array } {
     const chan = ++this.next;
-    const m: ChannelMemory = { chan, sab: createConnection(this.capacity, MIN_RING), writer: writer.id, reader: reader.id, writerConn: writer.conn, readerConn: reader.conn };
+    const m: ChannelMemory = {
+      chan,
+      sab: createConnection(this.capacity, MIN_RING),
+      writer: writer.id,
+      reader: reader.id,
+      writerConn: writer.conn,
+      readerConn: reader.conn,
+    };
     this.bc.postMessage(m);
     return { chan, counts: channelCounts(m.sab) };
   }
@@ -138,10 +148,16 @@ export class ShmDirectPort implements DirectPort {
 
   private make(m: ChannelMemory, side: 'client' | 'broker', remote: string, peer: Signal): ShmLink {
     const l = new ShmLink({
-      conn: m.sab, hub: this.hub, side, remote, maxFrame: this.maxFrame,
+      conn: m.sab,
+      hub: this.hub,
+      side,
+      remote,
+      maxFrame: this.maxFrame,
       // Liveness is the broker's business (it closes the channel when either client goes).
-      heartbeatMs: 1000, heartbeatTimeoutMs: Infinity,
-      signals: { own: this.link.ownSignal, peer }, keepsAlive: false,
+      heartbeatMs: 1000,
+      heartbeatTimeoutMs: Infinity,
+      signals: { own: this.link.ownSignal, peer },
+      keepsAlive: false,
     });
     const loop = this.link.loop;
     if (loop !== null) l.attach(loop);

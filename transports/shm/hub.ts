@@ -1,7 +1,24 @@
 import type { AcceptFn } from '../link.js';
 import {
-  CLOSED_ABORT, DEFAULT_RING, H_BROKER_CLOSED, H_CLIENT_PARKED, H_CLIENT_SEQ, H_CLIENT_THREAD, H_CLIENT_WAIT, H_STATE, HUB_BYTES,
-  HUB_CLAIMS, HUB_PARKED, HUB_SEQ, LINE, OPEN, STATE_CLAIMED, WAIT_KIND_HYBRID, WAIT_KIND_SPIN, createConnection, ringCapacity,
+  CLOSED_ABORT,
+  DEFAULT_RING,
+  H_BROKER_CLOSED,
+  H_CLIENT_PARKED,
+  H_CLIENT_SEQ,
+  H_CLIENT_THREAD,
+  H_CLIENT_WAIT,
+  H_STATE,
+  HUB_BYTES,
+  HUB_CLAIMS,
+  HUB_PARKED,
+  HUB_SEQ,
+  LINE,
+  OPEN,
+  STATE_CLAIMED,
+  WAIT_KIND_HYBRID,
+  WAIT_KIND_SPIN,
+  createConnection,
+  ringCapacity,
 } from './layout.js';
 import { ShmLink } from './link.js';
 import { Poller, type Pollable } from './poller.js';
@@ -107,7 +124,13 @@ export class ShmHub implements Pollable {
     const conn = createConnection(cap);
     const url = `shm://${this.id}/${++this.n}`;
     const offer: Offer = {
-      conn, header: new Int32Array(conn, 0, LINE), url, heartbeatMs: o.heartbeatMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, link: null, gone: false,
+      conn,
+      header: new Int32Array(conn, 0, LINE),
+      url,
+      heartbeatMs: o.heartbeatMs,
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+      link: null,
+      gone: false,
     };
     this.offers.add(offer);
     if (this.offers.size === 1) this.poller.add(this);
@@ -153,8 +176,13 @@ export class ShmHub implements Pollable {
     if (offer.gone) return;
     const thread = Atomics.load(offer.header, H_CLIENT_THREAD);
     const link = new ShmLink({
-      conn: offer.conn, hub: this.hub, side: 'broker', remote: `${offer.url} (thread ${thread})`, maxFrame: this.maxFrame,
-      heartbeatMs: offer.heartbeatMs, heartbeatTimeoutMs: offer.heartbeatTimeoutMs,
+      conn: offer.conn,
+      hub: this.hub,
+      side: 'broker',
+      remote: `${offer.url} (thread ${thread})`,
+      maxFrame: this.maxFrame,
+      heartbeatMs: offer.heartbeatMs,
+      heartbeatTimeoutMs: offer.heartbeatTimeoutMs,
     });
     offer.link = link;
     link.onEnd = this.forget;

@@ -4,8 +4,22 @@ import { batching, deferFlush } from '../batch.js';
 import { BufferedLink, EMPTY } from '../buffered.js';
 import type { DirectPort } from '../link.js';
 import {
-  CLOSED_ABORT, CLOSED_CLEAN, CLOSED_EXITED, H_BROKER_BEAT, H_BROKER_CLOSED, H_CAPACITY, H_CLIENT_BEAT, H_CLIENT_CLOSED,
-  H_CLIENT_PARKED, H_CLIENT_SEQ, HUB_PARKED, HUB_SEQ, LINE, OPEN, downCapacity, ringOffset,
+  CLOSED_ABORT,
+  CLOSED_CLEAN,
+  CLOSED_EXITED,
+  H_BROKER_BEAT,
+  H_BROKER_CLOSED,
+  H_CAPACITY,
+  H_CLIENT_BEAT,
+  H_CLIENT_CLOSED,
+  H_CLIENT_PARKED,
+  H_CLIENT_SEQ,
+  HUB_PARKED,
+  HUB_SEQ,
+  LINE,
+  OPEN,
+  downCapacity,
+  ringOffset,
 } from './layout.js';
 import type { Pollable, Poller } from './poller.js';
 import { RingReader, RingWriter } from './ring.js';

@@ -48,7 +48,6 @@ export interface WaitStrategy {
   readonly sliceMs: number;
 }
 
-
 export interface WaitOptions {
   /** hybrid: how long to spin after the last work before parking, µs (default 50). */
   spinUs?: number;
@@ -130,8 +129,13 @@ export function waitStrategy(w: unknown): WaitStrategy {
 export function isWaitStrategy(w: unknown): w is WaitStrategy {
   if (w === null || typeof w !== 'object') return false;
   const s = w as WaitStrategy;
-  return (s.kind === 'spin' || s.kind === 'hybrid' || s.kind === 'park') && typeof s.keepSpinning === 'function' &&
-    typeof s.blocking === 'boolean' && typeof s.sliceMs === 'number' && s.sliceMs > 0;
+  return (
+    (s.kind === 'spin' || s.kind === 'hybrid' || s.kind === 'park') &&
+    typeof s.keepSpinning === 'function' &&
+    typeof s.blocking === 'boolean' &&
+    typeof s.sliceMs === 'number' &&
+    s.sliceMs > 0
+  );
 }
 
 export function waitKindCode(kind: WaitKind): number {

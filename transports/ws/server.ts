@@ -60,7 +60,8 @@ export class UwsLink extends BufferedLink {
       return;
     }
     this.receive(Buffer.from(new Uint8Array(data)));
-    if (this.heldBytes > PAUSE_BUFFER_MAX) this.destroy(new Error(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
+    if (this.heldBytes > PAUSE_BUFFER_MAX)
+      this.destroy(new Error(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
   }
 
   commit(n: number): void {

@@ -20,7 +20,12 @@ export const dgramRelayServer: Server = {
   packages: [],
   async start() {
     const proc = await startNode('bench/dgram-relay.js', [], /^READY \d+/);
-    return { endpoints: { port: Number(proc.ready.split(' ')[1]) }, version: `node ${process.version}`, command: 'node dist/bench/dgram-relay.js', stop: proc.stop };
+    return {
+      endpoints: { port: Number(proc.ready.split(' ')[1]) },
+      version: `node ${process.version}`,
+      command: 'node dist/bench/dgram-relay.js',
+      stop: proc.stop,
+    };
   },
 };
 

@@ -107,7 +107,11 @@ export const floorSab: Target = {
   kind: 'floor',
   server: sabRelayServer.name,
   client: `SharedArrayBuffer rings (hopbus ShmLink, ${process.version})`,
-  settings: ["rings of 1 MiB, 'hybrid' wait as hopbus-shm", 'frames the size of hopbus PUB frames, forwarded unparsed by a relay thread', 'ping-pong far side: a worker thread'],
+  settings: [
+    "rings of 1 MiB, 'hybrid' wait as hopbus-shm",
+    'frames the size of hopbus PUB frames, forwarded unparsed by a relay thread',
+    'ping-pong far side: a worker thread',
+  ],
   wildcards: false,
   duplex: true,
   cases: ['hop', 'pingpong'],

@@ -34,7 +34,7 @@ export const hopbusInproc: Target = {
   kind: 'hopbus',
   server: embeddedBroker.name,
   client: hopbusVersion(),
-  settings: ['transport: inproc (broker and clients on the bench\'s own thread)', ...HOPBUS_SETTINGS, 'ping-pong far side: an inproc client on the same thread'],
+  settings: ["transport: inproc (broker and clients on the bench's own thread)", ...HOPBUS_SETTINGS, 'ping-pong far side: an inproc client on the same thread'],
   wildcards: true,
   duplex: true,
   echoWhere: 'the same thread',

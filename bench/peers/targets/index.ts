@@ -29,11 +29,30 @@ import { redis, redisServer } from './redis.js';
 import { mosquittoServer, mqtt } from './mqtt.js';
 
 export const SERVERS: readonly Server[] = [
-  relayServer, sabRelayServer, dgramRelayServer, hopbusBroker, shmBrokerThread, embeddedBroker, natsServer, redisServer, mosquittoServer,
+  relayServer,
+  sabRelayServer,
+  dgramRelayServer,
+  hopbusBroker,
+  shmBrokerThread,
+  embeddedBroker,
+  natsServer,
+  redisServer,
+  mosquittoServer,
 ];
 
 export const TARGETS: readonly Target[] = [
-  floorTcpRelay, floorSab, floorDgram, hopbusTcp, hopbusUnix, hopbusShm, hopbusInproc, hopbusWs, hopbusUdp, nats, redis, mqtt,
+  floorTcpRelay,
+  floorSab,
+  floorDgram,
+  hopbusTcp,
+  hopbusUnix,
+  hopbusShm,
+  hopbusInproc,
+  hopbusWs,
+  hopbusUdp,
+  nats,
+  redis,
+  mqtt,
 ];
 
 export function targetNamed(name: string): Target {

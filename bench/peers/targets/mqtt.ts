@@ -20,9 +20,17 @@ export const mosquittoServer: Server = {
     if (bin === null) throw new SkipError('mosquitto is not installed');
     const port = await freePort();
     const conf = path.join(tmpDir, 'mosquitto.conf');
-    fs.writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
+    fs.writeFileSync(
+      conf,
+      [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'),
+    );
     const proc = await startProcess(bin, ['-c', conf], null, { probe: () => portOpen(port) });
-    return { endpoints: { port }, version: firstLine(bin, ['-h']), command: `mosquitto -c ${conf} (listener ${port} 127.0.0.1, allow_anonymous true, persistence false)`, stop: proc.stop };
+    return {
+      endpoints: { port },
+      version: firstLine(bin, ['-h']),
+      command: `mosquitto -c ${conf} (listener ${port} 127.0.0.1, allow_anonymous true, persistence false)`,
+      stop: proc.stop,
+    };
   },
 };
 
@@ -77,14 +85,22 @@ export const mqtt: Target = {
     'QoS 0, MQTT 3.1.1, clean session',
     'TCP_NODELAY on: the socket is made by the bench with noDelay, as MQTT.js does not set it',
     'reschedulePings: false (no keepalive timer reset on every packet sent; keepalive 60 s)',
-    'writes as MQTT.js makes them (mqtt-packet corks a packet\'s pieces and uncorks on nextTick: no timer)',
+    "writes as MQTT.js makes them (mqtt-packet corks a packet's pieces and uncorks on nextTick: no timer)",
     'reconnect off',
   ],
   wildcards: true,
   duplex: true,
   endpoint: (s) => ({ port: s.endpoints.port! }),
   connect(ep, name) {
-    const opts: IClientOptions = { clientId: `${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: 4, clean: true, keepalive: 60, reschedulePings: false, reconnectPeriod: 0, connectTimeout: 10_000 };
+    const opts: IClientOptions = {
+      clientId: `${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 60,
+      reschedulePings: false,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    };
     const client = new MqttClient(() => net.connect({ host: '127.0.0.1', port: Number(ep.port), noDelay: true }), opts);
     return new Promise((resolve, reject) => {
       client.once('connect', () => resolve(new MqttBusClient(client)));

@@ -48,7 +48,7 @@ export const nats: Target = {
   client: libVersion('@nats-io/transport-node'),
   settings: [
     'TCP_NODELAY on (set by the transport)',
-    'outbound buffer flushed in a microtask after the first queued command, or inline past 32 KiB (the client\'s defaults; no timer)',
+    "outbound buffer flushed in a microtask after the first queued command, or inline past 32 KiB (the client's defaults; no timer)",
     'callback subscriptions (no async iterator), no headers, verbose and pedantic off, no echo suppression needed (separate connections)',
   ],
   wildcards: true,

@@ -18,7 +18,12 @@ export const redisServer: Server = {
     const port = await freePort();
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpDir];
     const proc = await startProcess(bin, args, /Ready to accept connections/, { watch: 'both', probe: () => portOpen(port) });
-    return { endpoints: { port }, version: redisVersion(firstLine(bin, ['--version'])), command: `redis-server ${args.map((a) => (a === '' ? "''" : a)).join(' ')}`, stop: proc.stop };
+    return {
+      endpoints: { port },
+      version: redisVersion(firstLine(bin, ['--version'])),
+      command: `redis-server ${args.map((a) => (a === '' ? "''" : a)).join(' ')}`,
+      stop: proc.stop,
+    };
   },
 };
 
@@ -93,7 +98,16 @@ export const redis: Target = {
   duplex: false,
   endpoint: (s) => ({ port: s.endpoints.port! }),
   async connect(ep, name) {
-    const r = new Redis({ host: '127.0.0.1', port: Number(ep.port), connectionName: name, noDelay: true, enableAutoPipelining: false, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const r = new Redis({
+      host: '127.0.0.1',
+      port: Number(ep.port),
+      connectionName: name,
+      noDelay: true,
+      enableAutoPipelining: false,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     await r.connect();
     return new RedisClient(r);
   },
