@@ -145,9 +145,13 @@ export abstract class BufferedLink implements Link, Flushable {
     if (this.rewrites && keep + n <= this.fill.length >>> 1) {
       this.fill.copy(this.fill, 0, this.from, this.used);
     } else {
-      // At least doubled: a batch larger than WRITE_BUFFER would otherwise be copied
-      // over again for every frame added to it.
-      const next = Buffer.allocUnsafe(Math.max(WRITE_BUFFER, 2 * (keep + n)));
+      // Doubled until it fits: a batch larger than WRITE_BUFFER would otherwise be copied
+      // over again for every frame added to it. Sizes stay powers of two times
+      // WRITE_BUFFER, so a buffer that grew to KEEP_BUFFER_MAX is still kept for reuse
+      // (a size just over it would be dropped and allocated again on every cycle).
+      let size = this.fill.length < WRITE_BUFFER ? WRITE_BUFFER : this.fill.length * 2;
+      while (size < keep + n) size *= 2;
+      const next = Buffer.allocUnsafe(size);
       this.fill.copy(next, 0, this.from, this.used);
       this.fill = next;
     }

@@ -309,7 +309,7 @@ describe('BufferedLink: the write buffer', () => {
     expect(link.copies).toEqual([Buffer.concat([frame(12, 1), frame(12, 2)])]);
   });
 
-  it('grows at least twice over and keeps what is queued', () => {
+  it('grows by doubling and keeps what is queued', () => {
     const link = new TestLink();
     const first = frame(12, 0);
     link.send(first, 0, first.length);
@@ -318,10 +318,24 @@ describe('BufferedLink: the write buffer', () => {
     const second = frame(WRITE_BUFFER, 2);
     link.send(second, 0, second.length);
     expect(link.buffer).not.toBe(before);
-    expect(link.buffer.length).toBeGreaterThanOrEqual(2 * (first.length + second.length));
+    expect(link.buffer.length).toBe(2 * WRITE_BUFFER); // 64 KiB + 12 bytes fit once doubled
     link.flush();
     expect(link.copies).toHaveLength(1);
     expect(link.copies[0]!.equals(Buffer.concat([first, second]))).toBe(true);
+  });
+
+  it('a buffer that grows frame by frame up to KEEP_BUFFER_MAX is kept for reuse, not allocated again each time', () => {
+    const link = new TestLink();
+    const f = frame(276, 5); // a 256-byte publish
+    const fill = () => {
+      while (link.pendingBytes + f.length <= KEEP_BUFFER_MAX) link.send(f, 0, f.length);
+    };
+    fill();
+    const grown = link.buffer;
+    expect(grown.length).toBe(KEEP_BUFFER_MAX);
+    link.flush();
+    fill();
+    expect(link.buffer).toBe(grown);
   });
 
   it('sends part of a Uint8Array as given by off and len', () => {
