@@ -1,3 +1,7 @@
+/**
+ * topics/: the subject grammar, the subscription tree and the multicast channel map.
+ * Pure: no I/O, no Node APIs; imports only runtime/errors.ts (README.md in this folder says more).
+ */
 export {
   MAX_SUBJECT_BYTES,
   MAX_SUBJECT_TOKENS,
