@@ -20,15 +20,17 @@ export const DASHBOARD_HTML = `<!doctype html>
   header .dim { color:var(--dim); }
   #status { margin-left:auto; font-weight:600; }
   #status.ok { color:var(--c); } #status.bad { color:var(--d); }
-  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap:12px; padding:12px 18px; }
+  main { display:grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 460px), 1fr)); gap:12px; padding:12px 18px; }
   .cards { grid-column: 1 / -1; display:grid; grid-template-columns: repeat(auto-fit, minmax(130px, 1fr)); gap:12px; }
-  .card, section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; }
+  .card, section { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; min-width:0; }
+  section { overflow-x:auto; }
   .card .v { font-size:22px; font-weight:600; font-variant-numeric: tabular-nums; }
   .card .k { color:var(--dim); font-size:12px; }
   h2 { font-size:14px; margin:0 0 8px; color:var(--dim); font-weight:600; }
   canvas { width:100%; height:200px; display:block; }
   table { width:100%; border-collapse:collapse; font-variant-numeric: tabular-nums; }
-  th, td { text-align:right; padding:3px 6px; border-bottom:1px solid var(--line); }
+  th, td { text-align:right; padding:3px 6px; border-bottom:1px solid var(--line); white-space:nowrap; }
+  td:first-child { max-width:28ch; overflow:hidden; text-overflow:ellipsis; }
   th:first-child, td:first-child { text-align:left; }
   th { color:var(--dim); font-weight:500; }
   .legend span { margin-right:12px; } .legend i { display:inline-block; width:10px; height:3px; margin-right:4px; vertical-align:middle; }
@@ -48,19 +50,27 @@ export const DASHBOARD_HTML = `<!doctype html>
     <div class="card"><div class="k">total messages in</div><div class="v" id="c-tin">–</div></div>
     <div class="card"><div class="k">dropped / slow consumers</div><div class="v" id="c-drop">–</div></div>
   </div>
-  <section><h2>Message rates</h2><div class="legend"><span><i style="background:var(--a)"></i>in/s</span><span><i style="background:var(--b)"></i>out/s</span><span><i style="background:var(--d)"></i>busiest 1 ms × 1000</span></div><canvas id="rates"></canvas></section>
+  <section><h2>Message rates (msgs/s)</h2><div class="legend"><span><i style="background:var(--a)"></i>in</span><span><i style="background:var(--b)"></i>out</span></div><canvas id="rates"></canvas></section>
+  <section><h2>Microbursts (msgs in the busiest window of each interval)</h2><div class="legend"><span><i style="background:var(--d)"></i>busiest 1 ms</span><span><i style="background:var(--c)"></i>busiest 5 ms</span></div><canvas id="bursts"></canvas></section>
   <section><h2>Latency percentiles (µs, log scale)</h2><div class="legend"><span><i style="background:var(--a)"></i>end-to-end p50</span><span><i style="background:var(--b)"></i>end-to-end p99</span><span><i style="background:var(--c)"></i>pub→broker p50</span><span><i style="background:var(--d)"></i>pub→broker p99</span></div><canvas id="lat"></canvas></section>
   <section><h2>Latency by hop, last interval (µs)</h2><table id="hops"><thead><tr><th>hop</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr></thead><tbody></tbody></table></section>
-  <section><h2>Busiest subjects</h2><table id="subjects"><thead><tr><th>subject</th><th>msgs/s</th><th>bytes/s</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>Busiest subjects (the broker's own $SYS subjects left out)</h2><table id="subjects"><thead><tr><th>subject</th><th>msgs/s</th><th>bytes/s</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Slow consumers and drops</h2><table id="consumers"><thead><tr><th>connection</th><th>transport</th><th>pending</th><th>held</th><th>dropped</th><th>conflated</th></tr></thead><tbody></tbody></table></section>
 </main>
 <script src="/hopbus.js"></script>
 <script>
 (function () {
   var HOPS = [['pubToBroker', 'publisher → broker'], ['brokerToClient', 'broker → client'], ['endToEnd', 'end to end'], ['handler', 'handler (application)']];
-  var N = 120, rates = [], lat = [], intervalMs = 1000;
+  var N = 120, rates = [], bursts = [], lat = [], intervalMs = 1000;
   var $ = function (id) { return document.getElementById(id); };
-  function fmt(n) { if (n == null) return '–'; if (n >= 1e9) return (n / 1e9).toFixed(2) + ' G'; if (n >= 1e6) return (n / 1e6).toFixed(2) + ' M'; if (n >= 1e4) return (n / 1e3).toFixed(1) + ' k'; return String(Math.round(n * 100) / 100); }
+  // One rule for every number on the page: three significant digits, with k/M/G from 1,000 on;
+  // whole numbers below 1,000 stay whole.
+  function fmt(n) {
+    if (n == null || !isFinite(n)) return '–';
+    var a = Math.abs(n), units = [[1e9, ' G'], [1e6, ' M'], [1e3, ' k']];
+    for (var i = 0; i < units.length; i++) if (a >= units[i][0]) return Number((n / units[i][0]).toPrecision(3)) + units[i][1];
+    return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(3)));
+  }
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
   function rows(id, list, cells, empty) {
     var tb = $(id).tBodies[0];
@@ -98,17 +108,20 @@ export const DASHBOARD_HTML = `<!doctype html>
     $('c-conn').textContent = s.connections;
     $('c-tin').textContent = fmt(s.totals.msgsIn);
     $('c-drop').textContent = fmt(s.totals.droppedOldest + s.totals.droppedNewest + s.totals.conflated) + ' / ' + s.totals.slowConsumers;
-    rates.push([s.rates.msgsInPerSec, s.rates.msgsOutPerSec, s.bursts.peak1msMsgs * 1000]); if (rates.length > N) rates.shift();
-    chart('rates', [0, 1, 2].map(function (k) { return rates.map(function (x) { return x[k]; }); }), [col('--a'), col('--b'), col('--d')]);
-    rows('subjects', s.topSubjects, function (t) { return [t.subject, fmt(t.msgsPerSec), fmt(t.bytesPerSec)]; }, 'no messages in the last interval');
-    rows('consumers', s.consumers, function (c) { return [c.name || ('#' + c.cid), c.transport, fmt(c.pendingBytes), c.heldMsgs, c.dropped, c.conflated]; }, 'no consumer is behind');
+    rates.push([s.rates.msgsInPerSec, s.rates.msgsOutPerSec]); if (rates.length > N) rates.shift();
+    bursts.push([s.bursts.peak1msMsgs, s.bursts.peak5msMsgs]); if (bursts.length > N) bursts.shift();
+    chart('rates', [0, 1].map(function (k) { return rates.map(function (x) { return x[k]; }); }), [col('--a'), col('--b')]);
+    chart('bursts', [0, 1].map(function (k) { return bursts.map(function (x) { return x[k]; }); }), [col('--d'), col('--c')]);
+    var apps = s.topSubjects.filter(function (t) { return t.subject.indexOf('$SYS.') !== 0; });
+    rows('subjects', apps, function (t) { return [t.subject, fmt(t.msgsPerSec), fmt(t.bytesPerSec)]; }, 'no messages in the last interval');
+    rows('consumers', s.consumers, function (c) { return [c.name || ('#' + c.cid), c.transport, fmt(c.pendingBytes), fmt(c.heldMsgs), fmt(c.dropped), fmt(c.conflated)]; }, 'no consumer is behind');
     document.body.dataset.updates = String((+document.body.dataset.updates || 0) + 1);
   }
   function onLatency(l) {
     var i = l.interval;
     lat.push([i.endToEnd.p50, i.endToEnd.p99, i.pubToBroker.p50, i.pubToBroker.p99]); if (lat.length > N) lat.shift();
     chart('lat', [0, 1, 2, 3].map(function (k) { return lat.map(function (x) { return x[k]; }); }), [col('--a'), col('--b'), col('--c'), col('--d')], true);
-    rows('hops', HOPS.map(function (h) { return [h[1], i[h[0]]]; }), function (x) { var s = x[1]; return [x[0], s.count, s.p50, s.p90, s.p99, s.p999, s.max]; }, '');
+    rows('hops', HOPS.map(function (h) { return [h[1], i[h[0]]]; }), function (x) { var s = x[1]; return [x[0], fmt(s.count), fmt(s.p50), fmt(s.p90), fmt(s.p99), fmt(s.p999), fmt(s.max)]; }, '');
   }
   async function main() {
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/bus';

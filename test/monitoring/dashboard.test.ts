@@ -2,7 +2,8 @@
  * The dashboard end to end in headless Chromium (Debian's `chromium`, driven by
  * playwright-core): the page loads, its browser build of the SDK connects over the
  * WebSocket at /bus, and its numbers change when this test publishes. A screenshot
- * is written to test-results/dashboard.png for a person to look at.
+ * is written to test-results/dashboard-1280.png and -1920.png for a person to look at,
+ * after the test has checked that nothing overflows at those widths.
  *
  * Skipped, saying so (test/kit/guards.ts), when /usr/bin/chromium is missing; .ci/run
  * installs it and then requires it, so CI runs this.
@@ -89,9 +90,37 @@ describeNeeding('chromium', chromiumProblem())('the dashboard in headless Chromi
     expect(seen, 'the page showed the traffic: rate, busiest subject, end-to-end p50').toBe(true);
     expect(await text('c-tin')).not.toBe(before.tin);
     expect(Number(await text('c-conn'))).toBe(3);
+    // The broker's own subjects (the clients' $SYS.report.* latency reports) are not application traffic.
+    const shown = await page.evaluate(() =>
+      [...document.querySelectorAll('#subjects tbody tr td:first-child')].map((td: { textContent: string }) => td.textContent),
+    );
+    expect(shown.filter((x: string) => x.startsWith('$SYS.'))).toEqual([]);
+    // One precision rule: no number with more than three significant digits after its unit.
+    const numbers = await page.evaluate(() => [...document.querySelectorAll('.card .v, td')].map((e: { textContent: string }) => e.textContent));
+    for (const n of numbers as string[]) {
+      const m = /^(-?\d+)\.(\d+)( [kMG])?$/.exec(n);
+      if (m) expect(m[1]!.replace('-', '').length + m[2]!.length, `"${n}" has three significant digits at most`).toBeLessThanOrEqual(3);
+    }
     expect(errors).toEqual([]);
     fs.mkdirSync(path.dirname(SHOT), { recursive: true });
-    await page.screenshot({ path: SHOT, fullPage: true });
+    // Nothing overflows at the widths people use: no horizontal scroll on the page, no
+    // panel wider than its box, no table clipped.
+    for (const width of [1280, 1920]) {
+      await page.setViewportSize({ width, height: 1000 });
+      const bumped = Number(await page.evaluate(() => document.body.dataset.updates)) + 1;
+      await page.waitForFunction((n: number) => Number(document.body.dataset.updates) >= n, bumped, { timeout: 15_000 });
+      const overflow = await page.evaluate(() => {
+        const out: string[] = [];
+        const root = document.documentElement;
+        if (root.scrollWidth > root.clientWidth) out.push(`page ${root.scrollWidth} > ${root.clientWidth}`);
+        for (const el of document.querySelectorAll('section, .card')) {
+          if (el.scrollWidth > el.clientWidth + 1) out.push(`${el.querySelector('h2, .k')?.textContent}: ${el.scrollWidth} > ${el.clientWidth}`);
+        }
+        return out;
+      });
+      expect(overflow, `at ${width} px`).toEqual([]);
+      await page.screenshot({ path: SHOT.replace(/\.png$/, `-${width}.png`), fullPage: true });
+    }
     await page.close();
   });
 });
