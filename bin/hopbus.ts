@@ -1,15 +1,22 @@
 #!/usr/bin/env node
 /**
- * The hopbus command line: broker | pub | sub | req. Each has --help.
- * Bad arguments print a usage error and exit 2, never a stack trace.
+ * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | top.
+ * Each has --help (listing every flag with its default) and --version; the client
+ * commands live in bin/cli/, one file each. Bad arguments print a usage error and exit
+ * 2, never a stack trace.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, startBroker, type BrokerOptions } from '../broker/index.js';
-import { OptionsError, SubjectError, UrlError, connect, type Connection, type Msg } from '../client/index.js';
-import { queueNameProblem } from '../topics/queue.js';
-import { validatePattern, validateSubject } from '../topics/index.js';
-import { parseUrl } from '../transports/url.js';
+import { OptionsError, SubjectError, UrlError } from '../client/index.js';
+import { VERSION } from '../transports/protocol/index.js';
+import { UsageError } from './cli/args.js';
+import { runBench } from './cli/bench.js';
+import { runContext } from './cli/context.js';
+import { runPing } from './cli/ping.js';
+import { runPub } from './cli/pub.js';
+import { runReply, runReq } from './cli/req.js';
+import { runSub } from './cli/sub.js';
 import { runTop } from './top.js';
 
 const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus
@@ -17,13 +24,20 @@ const MAIN_HELP = `hopbus: a low-latency publish/subscribe message bus
 Usage: hopbus <command> [options]
 
 Commands:
-  broker              run a broker (default 127.0.0.1:7400)
-  pub SUBJECT DATA    publish a message
-  sub PATTERN         subscribe and print messages
-  req SUBJECT DATA    send a request and print the reply
-  top                 live rates, latency and connections of a broker (its HTTP port)
+  broker                  run a broker (default 127.0.0.1:7400)
+  pub SUBJECT [DATA]      publish messages (DATA or standard input; headers, templates)
+  sub PATTERN             subscribe and print messages (text, --json or --raw)
+  req SUBJECT [DATA]      send a request and print the reply
+  reply SUBJECT [DATA]    answer requests (an echo by default)
+  bench pub|sub|reqrep    load a broker and measure rates and latency
+  ping                    check that a broker answers (exit 0) or say why not (exit 1)
+  server check            the same as ping
+  context                 saved broker addresses (add, select, ls, show, rm)
+  top                     live rates, latency and connections of a broker (its HTTP port)
 
-Run "hopbus <command> --help" for a command's options.`;
+Every client command finds its broker in --server, then HOPBUS_URL, then the context
+(--context, HOPBUS_CONTEXT or the selected one), then tcp://127.0.0.1:7400.
+Run "hopbus <command> --help" for a command's options; "hopbus --version" for the version.`;
 
 const BROKER_HELP = `Usage: hopbus broker [options]
 
@@ -42,37 +56,7 @@ Options:
   --max-payload N     largest payload in bytes (default 1048576)
   --max-pending N     bytes queued towards one client before it is a slow consumer
   --ping-interval MS  keepalive PING interval in ms (default 30000; 0 = off)
-  -h, --help          show this help`;
-
-const PUB_HELP = `Usage: hopbus pub SUBJECT DATA [options]
-
-Publishes DATA (sent as a UTF-8 string) to SUBJECT.
-
-Options:
-  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
-  -n, --count N       publish N times (default 1)
-  --json              parse DATA as JSON and send it as msgpack
-  -h, --help          show this help`;
-
-const SUB_HELP = `Usage: hopbus sub PATTERN [options]
-
-Subscribes to PATTERN ("*" matches one token, ">" the rest) and prints each message
-as "[n] subject: payload" until interrupted or --count messages arrived.
-
-Options:
-  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
-  -q, --queue Q       join queue group Q
-  -n, --count N       exit after N messages
-  -h, --help          show this help`;
-
-const REQ_HELP = `Usage: hopbus req SUBJECT DATA [options]
-
-Sends DATA as a request to SUBJECT and prints the reply.
-
-Options:
-  -s, --server URL    broker address (default tcp://127.0.0.1:7400)
-  -t, --timeout MS    give up after MS milliseconds (default 2000)
-  --json              parse DATA as JSON and send it as msgpack
+  -V, --version       print the version of hopbus
   -h, --help          show this help`;
 
 const TOP_HELP = `Usage: hopbus top [options]
@@ -85,16 +69,20 @@ Options:
   -u, --url URL       the broker's HTTP address (default http://127.0.0.1:8222)
   -i, --interval MS   refresh interval in ms (default 1000)
   --once              print one frame (no screen control) and exit
+  -V, --version       print the version of hopbus
   -h, --help          show this help`;
-
-class UsageError extends Error {}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Values = Record<string, any>;
 
 function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>, help: string): { values: Values; positionals: string[] } {
   try {
-    return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${help}`);
   }
@@ -105,13 +93,6 @@ function int(name: string, v: string | undefined, min = 0): number | undefined {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
   return n;
-}
-
-function render(msg: Msg): string {
-  const v = msg.value;
-  if (typeof v === 'string') return v;
-  if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
-  return JSON.stringify(v);
 }
 
 async function cmdBroker(args: string[]): Promise<void> {
@@ -132,6 +113,7 @@ async function cmdBroker(args: string[]): Promise<void> {
     BROKER_HELP,
   );
   if (values.help) return void console.log(BROKER_HELP);
+  if (values.version) return void console.log(`hopbus ${VERSION}`);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${BROKER_HELP}`);
   let fileOpts: BrokerOptions = {};
   if (values.config) {
@@ -174,98 +156,6 @@ async function cmdBroker(args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-/** Checks user input that would otherwise only fail after connecting. */
-function checkServer(server: string | undefined): void {
-  if (server !== undefined) parseUrl(server);
-}
-
-async function open(server: string | undefined, name: string): Promise<Connection> {
-  const bus = await connect(server ?? 'tcp://127.0.0.1:7400', { name, reconnect: false });
-  bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
-  return bus;
-}
-
-function payload(data: string, json: boolean | undefined): unknown {
-  if (!json) return data;
-  try {
-    return JSON.parse(data);
-  } catch (err) {
-    throw new UsageError(`--json: DATA is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-async function cmdPub(args: string[]): Promise<void> {
-  const { values, positionals } = parse(
-    args,
-    { server: { type: 'string', short: 's' }, count: { type: 'string', short: 'n' }, json: { type: 'boolean' } },
-    PUB_HELP,
-  );
-  if (values.help) return void console.log(PUB_HELP);
-  if (positionals.length !== 2) throw new UsageError(`pub needs SUBJECT and DATA\n\n${PUB_HELP}`);
-  const [subject, data] = positionals as [string, string];
-  const count = int('count', values.count, 1) ?? 1;
-  const value = payload(data, values.json);
-  validateSubject(subject);
-  checkServer(values.server);
-  const bus = await open(values.server, 'hopbus-pub');
-  for (let i = 0; i < count; i++) {
-    bus.publish(subject, value);
-    if (bus.pendingBytes > 1 << 20) await bus.flush();
-  }
-  await bus.flush();
-  await bus.close();
-  console.log(`published ${count} message${count === 1 ? '' : 's'} to "${subject}"`);
-}
-
-async function cmdSub(args: string[]): Promise<void> {
-  const { values, positionals } = parse(
-    args,
-    { server: { type: 'string', short: 's' }, queue: { type: 'string', short: 'q' }, count: { type: 'string', short: 'n' } },
-    SUB_HELP,
-  );
-  if (values.help) return void console.log(SUB_HELP);
-  if (positionals.length !== 1) throw new UsageError(`sub needs one PATTERN\n\n${SUB_HELP}`);
-  const count = int('count', values.count, 1);
-  validatePattern(positionals[0]!);
-  if (values.queue !== undefined) {
-    const bad = queueNameProblem(values.queue);
-    if (bad !== null) throw new UsageError(`invalid queue group: ${bad}`);
-  }
-  checkServer(values.server);
-  const bus = await open(values.server, 'hopbus-sub');
-  const sub = bus.subscribe(positionals[0]!, { queue: values.queue, max: count });
-  await bus.flush();
-  console.error(`listening on "${positionals[0]}"${values.queue ? ` in queue group "${values.queue}"` : ''}`);
-  process.on('SIGINT', () => void bus.drain().then(() => process.exit(0)));
-  let n = 0;
-  for await (const msg of sub) {
-    n++;
-    console.log(`[${n}] ${msg.subject}: ${render(msg)}`);
-  }
-  await bus.close();
-}
-
-async function cmdReq(args: string[]): Promise<void> {
-  const { values, positionals } = parse(
-    args,
-    { server: { type: 'string', short: 's' }, timeout: { type: 'string', short: 't' }, json: { type: 'boolean' } },
-    REQ_HELP,
-  );
-  if (values.help) return void console.log(REQ_HELP);
-  if (positionals.length !== 2) throw new UsageError(`req needs SUBJECT and DATA\n\n${REQ_HELP}`);
-  const timeoutMs = int('timeout', values.timeout, 1) ?? 2000;
-  const data = payload(positionals[1]!, values.json);
-  validateSubject(positionals[0]!);
-  checkServer(values.server);
-  const bus = await open(values.server, 'hopbus-req');
-  try {
-    const reply = await bus.request(positionals[0]!, data, { timeoutMs });
-    console.log(render(reply));
-  } finally {
-    await bus.close();
-  }
-}
-
 async function cmdTop(args: string[]): Promise<void> {
   const { values, positionals } = parse(
     args,
@@ -273,6 +163,7 @@ async function cmdTop(args: string[]): Promise<void> {
     TOP_HELP,
   );
   if (values.help) return void console.log(TOP_HELP);
+  if (values.version) return void console.log(`hopbus ${VERSION}`);
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n\n${TOP_HELP}`);
   const intervalMs = int('interval', values.interval, 100) ?? 1000;
   const base = values.url ?? 'http://127.0.0.1:8222';
@@ -292,13 +183,29 @@ async function main(argv: string[]): Promise<void> {
     case 'broker':
       return cmdBroker(rest);
     case 'pub':
-      return cmdPub(rest);
+      return runPub(rest);
     case 'sub':
-      return cmdSub(rest);
+      return runSub(rest);
     case 'req':
-      return cmdReq(rest);
+      return runReq(rest);
+    case 'reply':
+      return runReply(rest);
+    case 'bench':
+      return runBench(rest);
+    case 'ping':
+      return runPing(rest);
+    case 'server':
+      if (rest[0] === 'check') return runPing(rest.slice(1));
+      throw new UsageError(`unknown command "server ${rest[0] ?? ''}": did you mean "server check"?\n\n${MAIN_HELP}`);
+    case 'context':
+      return runContext(rest);
     case 'top':
       return cmdTop(rest);
+    case '-V':
+    case '--version':
+    case 'version':
+      console.log(`hopbus ${VERSION}`);
+      return;
     case undefined:
     case '-h':
     case '--help':

@@ -2,124 +2,12 @@
  * The hopbus command line, as users run it: real child processes of dist/bin/hopbus.js
  * (build first: npx tsc -p tsconfig.json). Every child is killed after each test.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectBroker as connect, type Bus } from '../../client/index.js';
-import { dist } from '../kit/index.js';
+import { describe, expect, it } from 'vitest';
+import { DEAD, READY, broker, cli, expectUsageError, run, sdk, start, useCli, waitFor } from './harness.js';
 
-const BIN = dist('bin/hopbus.js'); // built fresh: test/kit/setup.ts refuses a stale dist/
-/** A port nobody listens on (so nothing here ever reaches a broker on the default 7400). */
-const DEAD = 'tcp://127.0.0.1:1';
-
-interface Proc {
-  child: ChildProcess;
-  out: { stdout: string; stderr: string };
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running: Proc[] = [];
-const buses: Bus[] = [];
-let tmp: string;
-
-beforeAll(() => {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run "npx tsc -p tsconfig.json" first`);
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-cli-'));
-});
-
-afterEach(async () => {
-  await Promise.allSettled(buses.splice(0).map((b) => b.close()));
-  const procs = running.splice(0);
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
-});
-
-afterAll(() => {
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-function start(args: string[]): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out = { stdout: '', stderr: '' };
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal })),
-  );
-  const p = { child, out, exited };
-  running.push(p);
-  return p;
-}
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** It did not exit by itself within the bound (or printed `killOn`) and was killed. */
-  killed: boolean;
-}
-
-/** Runs to exit, bounded: killed after `ms`, or at once when stdout matches `killOn`. */
-async function run(args: string[], opts: { ms?: number; killOn?: RegExp } = {}): Promise<Result> {
-  const p = start(args);
-  let killed = false;
-  const kill = () => {
-    if (p.child.exitCode === null && p.child.signalCode === null) {
-      killed = true;
-      p.child.kill('SIGKILL');
-    }
-  };
-  const timer = setTimeout(kill, opts.ms ?? 15_000);
-  let poll: NodeJS.Timeout | undefined;
-  if (opts.killOn) poll = setInterval(() => opts.killOn!.test(p.out.stdout) && kill(), 10);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  clearInterval(poll);
-  return { code, stdout: p.out.stdout, stderr: p.out.stderr, killed };
-}
-
-async function waitFor(p: Proc, re: RegExp, stream: 'stdout' | 'stderr' = 'stdout', ms = 15_000): Promise<RegExpExecArray> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const m = re.exec(p.out[stream]);
-    if (m) return m;
-    if (p.child.exitCode !== null || p.child.signalCode !== null) {
-      throw new Error(`process exited (${p.child.exitCode ?? p.child.signalCode}) before printing ${re}\nstdout: ${p.out.stdout}\nstderr: ${p.out.stderr}`);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}\nstdout: ${p.out.stdout}\nstderr: ${p.out.stderr}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const READY = /^hopbus broker ready: (.+)$/m;
-
-/** Starts `hopbus broker --port 0 ...` and returns it with the URLs from its ready line. */
-async function broker(args: string[] = ['--port', '0']): Promise<{ proc: Proc; urls: string[]; url: string }> {
-  const proc = start(['broker', '--log-level', 'info', ...args]);
-  const urls = (await waitFor(proc, READY))[1]!.trim().split(/\s+/);
-  return { proc, urls, url: urls[0]! };
-}
-
-async function sdk(url: string, name = 'test'): Promise<Bus> {
-  const bus = await connect(url, { name, reconnect: false });
-  buses.push(bus);
-  return bus;
-}
-
-/** A usage error: exit 2, stderr opens with a one-line "hopbus: <reason>", no stack trace, nothing on stdout. */
-function expectUsageError(r: Result, reason: RegExp | string): void {
-  const where = JSON.stringify(r);
-  expect(r.killed, where).toBe(false);
-  expect(r.code, where).toBe(2);
-  const first = r.stderr.split('\n')[0]!;
-  expect(first, where).toMatch(/^hopbus: \S/);
-  if (typeof reason === 'string') expect(first, where).toContain(reason);
-  else expect(first, where).toMatch(reason);
-  expect(r.stderr, where).not.toMatch(/^\s+at /m);
-  expect(r.stdout, where).toBe('');
-}
+useCli();
 
 describe('hopbus broker', () => {
   it('--port 0 prints "hopbus broker ready: tcp://127.0.0.1:<port>" and serves clients there', async () => {
@@ -145,8 +33,9 @@ describe('hopbus broker', () => {
     expect(proc.out.stdout).toContain('"msg":"broker stopped"');
     expect(proc.out.stdout).toContain('"signal":"SIGTERM"');
     await disconnected;
-    // The CLI subscriber ends when its broker goes away.
-    expect(await sub.exited).toEqual({ code: 0, signal: null });
+    // The CLI subscriber ends when its broker goes away, and says so: exit 1.
+    expect(await sub.exited).toEqual({ code: 1, signal: null });
+    expect(sub.out.stderr).toMatch(/hopbus: lost the connection to tcp:\/\/127\.0\.0\.1:\d+.* after 0 messages\n$/);
   });
 
   it('SIGINT shuts down gracefully too', async () => {
@@ -158,7 +47,7 @@ describe('hopbus broker', () => {
   });
 
   it('--unix PATH also serves unix://PATH, which pub and sub can use', async () => {
-    const sock = path.join(tmp, 'b.sock');
+    const sock = path.join(cli.tmp, 'b.sock');
     const { urls } = await broker(['--port', '0', '--unix', sock]);
     expect(urls).toHaveLength(2);
     expect(urls[0]).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
@@ -172,8 +61,8 @@ describe('hopbus broker', () => {
   });
 
   it('--config FILE sets broker options (here: unix only, no TCP), and flags override the file', async () => {
-    const sock = path.join(tmp, 'cfg.sock');
-    const file = path.join(tmp, 'unix-only.json');
+    const sock = path.join(cli.tmp, 'cfg.sock');
+    const file = path.join(cli.tmp, 'unix-only.json');
     fs.writeFileSync(file, JSON.stringify({ port: null, unix: sock, name: 'from-file', maxPayload: 2048 }));
     const { urls } = await broker(['--config', file, '--max-payload', '4096']);
     expect(urls).toEqual([`unix://${sock}`]);
@@ -249,9 +138,14 @@ describe('hopbus pub / sub / req', () => {
 describe('help', () => {
   it.each([
     ['broker', 'Usage: hopbus broker [options]'],
-    ['pub', 'Usage: hopbus pub SUBJECT DATA [options]'],
+    ['pub', 'Usage: hopbus pub SUBJECT [DATA] [options]'],
     ['sub', 'Usage: hopbus sub PATTERN [options]'],
-    ['req', 'Usage: hopbus req SUBJECT DATA [options]'],
+    ['req', 'Usage: hopbus req SUBJECT [DATA] [options]'],
+    ['reply', 'Usage: hopbus reply SUBJECT [RESPONSE] [options]'],
+    ['bench', 'Usage: hopbus bench pub|sub|reqrep SUBJECT [options]'],
+    ['ping', 'Usage: hopbus ping [options]'],
+    ['context', 'Usage: hopbus context add NAME'],
+    ['top', 'Usage: hopbus top [options]'],
   ])('%s --help and -h print its usage and exit 0', async (cmd, usage) => {
     for (const flag of ['--help', '-h']) {
       const r = await run([cmd, flag]);
@@ -265,7 +159,20 @@ describe('help', () => {
     const r = await run(args);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toContain('Usage: hopbus <command> [options]');
-    for (const cmd of ['broker', 'pub SUBJECT DATA', 'sub PATTERN', 'req SUBJECT DATA']) expect(r.stdout).toContain(cmd);
+    for (const cmd of [
+      'broker',
+      'pub SUBJECT [DATA]',
+      'sub PATTERN',
+      'req SUBJECT [DATA]',
+      'reply SUBJECT',
+      'bench pub|sub|reqrep',
+      'ping',
+      'server check',
+      'context',
+      'top',
+    ]) {
+      expect(r.stdout).toContain(cmd);
+    }
   });
 });
 
@@ -277,10 +184,19 @@ describe('bad input: exit 2, one "hopbus: ..." line first, no stack trace', () =
     [['sub', 'a', '--bogus', '-s', DEAD], "Unknown option '--bogus'"],
     [['req', 'a', 'b', '--bogus', '-s', DEAD], "Unknown option '--bogus'"],
     [['broker', 'extra'], 'unexpected argument "extra"'],
-    [['pub', 'a'], 'pub needs SUBJECT and DATA'],
-    [['pub', 'a', 'b', 'c'], 'pub needs SUBJECT and DATA'],
+    [['pub'], 'pub needs a SUBJECT'],
+    [['pub', 'a'], 'pub needs DATA, or a payload on standard input'],
+    [['pub', 'a', 'b', 'c'], 'unexpected argument "c"'],
     [['sub'], 'sub needs one PATTERN'],
-    [['req', 'a'], 'req needs SUBJECT and DATA'],
+    [['req'], 'req needs a SUBJECT'],
+    [['reply'], 'reply needs a SUBJECT'],
+    [['bench', 'pub'], 'bench needs pub, sub or reqrep, and a SUBJECT'],
+    [['bench', 'push', 'x', '-s', DEAD], 'bench needs pub, sub or reqrep, got "push"'],
+    [['ping', 'extra'], 'unexpected argument "extra"'],
+    [['server', 'start'], 'unknown command "server start"'],
+    [['pub', 'a', '{{Nope}}', '-s', DEAD], 'unknown template {{Nope}}'],
+    [['pub', 'a', 'b', '-H', 'nocolon', '-s', DEAD], '--header must be KEY:VALUE'],
+    [['sub', 'a', '--json', '--raw', '-s', DEAD], '--json and --raw exclude each other'],
     [['broker', '--port', 'abc'], '--port must be an integer >= 0, got "abc"'],
     [['broker', '--port=-1'], '--port must be an integer >= 0, got "-1"'],
     [['broker', '--port'], "Option '--port <value>' argument missing"],
@@ -293,9 +209,9 @@ describe('bad input: exit 2, one "hopbus: ..." line first, no stack trace', () =
   });
 
   it('--config naming a missing file, or a file that is not JSON', async () => {
-    const missing = path.join(tmp, 'missing.json');
+    const missing = path.join(cli.tmp, 'missing.json');
     expectUsageError(await run(['broker', '--config', missing]), `cannot read config file ${missing}: ENOENT`);
-    const bad = path.join(tmp, 'bad.json');
+    const bad = path.join(cli.tmp, 'bad.json');
     fs.writeFileSync(bad, '{"port": 0,');
     expectUsageError(await run(['broker', '--config', bad]), `cannot read config file ${bad}: `);
   });
@@ -313,13 +229,13 @@ describe('bad input: exit 2, one "hopbus: ..." line first, no stack trace', () =
   // Remove `.fails` once fixed.
   describe('refused by the broker config or the SDK (today: exit 1)', () => {
     it('a config file with an unknown key', async () => {
-      const file = path.join(tmp, 'unknown-key.json');
+      const file = path.join(cli.tmp, 'unknown-key.json');
       fs.writeFileSync(file, JSON.stringify({ port: 0, bogus: 1 }));
       expectUsageError(await run(['broker', '--config', file], { killOn: READY }), 'unknown broker option "bogus"');
     });
 
     it('a config file with a value of the wrong type', async () => {
-      const file = path.join(tmp, 'wrong-type.json');
+      const file = path.join(cli.tmp, 'wrong-type.json');
       fs.writeFileSync(file, JSON.stringify({ port: 0, maxPayload: 'big' }));
       expectUsageError(await run(['broker', '--config', file], { killOn: READY }), 'broker option "maxPayload" must be a non-negative integer, got "big"');
     });
@@ -342,7 +258,7 @@ describe('bad input: exit 2, one "hopbus: ..." line first, no stack trace', () =
   });
 
   it('a config file that does not hold a JSON object', async () => {
-    const file = path.join(tmp, 'null.json');
+    const file = path.join(cli.tmp, 'null.json');
     fs.writeFileSync(file, 'null');
     expectUsageError(await run(['broker', '--config', file, '--port', '0'], { killOn: READY }), 'must hold a JSON object');
   });

@@ -1,0 +1,87 @@
+/**
+ * bin/cli/server.ts: which broker a client command talks to, and named contexts.
+ *
+ * The address comes from, first to last: `--server URL`, the `HOPBUS_URL` environment
+ * variable, the context named by `--context NAME` or `HOPBUS_CONTEXT`, the selected
+ * context, and finally tcp://127.0.0.1:7400. Contexts live in
+ * `$XDG_CONFIG_HOME/hopbus/contexts.json` (default `~/.config/hopbus/contexts.json`),
+ * as `nats context` keeps its own: `hopbus context add NAME --server URL`, `select`,
+ * `ls`, `rm`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { connect, type Connection, type ConnectOptions } from '../../client/index.js';
+import { parseUrl } from '../../transports/url.js';
+import { UsageError, str, type Flag, type Values } from './args.js';
+
+export const DEFAULT_SERVER = 'tcp://127.0.0.1:7400';
+
+export const SERVER_FLAGS: Flag[] = [
+  { name: 'server', short: 's', kind: 'string', arg: 'URL', defaultText: `$HOPBUS_URL, the context's server, or ${DEFAULT_SERVER}`, help: 'broker address' },
+  { name: 'context', kind: 'string', arg: 'NAME', defaultText: '$HOPBUS_CONTEXT or the selected one', help: 'use a saved context (hopbus context --help)' },
+];
+
+export interface Context {
+  server: string;
+  description?: string;
+}
+
+interface ContextFile {
+  selected?: string;
+  contexts: Record<string, Context>;
+}
+
+export function contextsPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME !== '' ? env.XDG_CONFIG_HOME : path.join(os.homedir(), '.config');
+  return path.join(base, 'hopbus', 'contexts.json');
+}
+
+export function readContexts(file = contextsPath()): ContextFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return { contexts: {} };
+  }
+  try {
+    const data = JSON.parse(text) as ContextFile;
+    if (data === null || typeof data !== 'object' || typeof data.contexts !== 'object' || data.contexts === null) throw new Error('no "contexts" object');
+    return data;
+  } catch (err) {
+    throw new UsageError(`${file} is not a hopbus contexts file: ${(err as Error).message}`);
+  }
+}
+
+export function writeContexts(data: ContextFile, file = contextsPath()): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(data, null, 2) + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** The broker address for this command, by the precedence above; checked before any connect. */
+export function resolveServer(values: Values, env: NodeJS.ProcessEnv = process.env): string {
+  let server = str(values, 'server');
+  if (server === undefined && env.HOPBUS_URL) server = env.HOPBUS_URL;
+  if (server === undefined) {
+    const name = str(values, 'context') ?? (env.HOPBUS_CONTEXT || undefined);
+    const file = readContexts();
+    const pick = name ?? file.selected;
+    if (pick !== undefined) {
+      const ctx = file.contexts[pick];
+      if (ctx === undefined) throw new UsageError(`no context "${pick}" (hopbus context ls lists them)`);
+      server = ctx.server;
+    }
+  }
+  server ??= DEFAULT_SERVER;
+  parseUrl(server); // UrlError (exit 2) before connecting
+  return server;
+}
+
+/** A connection for a command: no reconnect unless asked, server errors printed as they come. */
+export async function openBus(server: string, name: string, options: ConnectOptions = {}): Promise<Connection> {
+  const bus = await connect(server, { name, reconnect: false, ...options });
+  bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
+  return bus;
+}
