@@ -55,7 +55,11 @@ describe('shm link: a full ring', () => {
     const frames: Buffer[] = [];
     for (let i = 0; i < 200; i++) frames.push(frameOf(100 + (i % 50), i));
     for (const f of frames) client.send(f, 0, f.length);
-    await new Promise((r) => setTimeout(r, 30));
+    // Publish the ring now (what the writer's microtask does), and poll the reader: it has
+    // bytes in its ring but, paused, nothing to do and nothing read.
+    client.flush();
+    expect(broker.ready()).toBe(false);
+    expect(broker.poll()).toBe(0);
     // The ring holds at most `cap` bytes; the rest waits in the writer's queue.
     const total = frames.reduce((a, f) => a + f.length, 0);
     expect(atBroker.frames.length).toBe(0);
