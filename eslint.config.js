@@ -87,17 +87,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-misused-promises': 'warn', '@typescript-eslint/no-floating-promises': 'warn' },
   },
   {
-    files: ['bench/netns.ts', 'client/bus.ts'],
+    files: ['bench/netns.ts'],
     rules: { 'no-useless-assignment': 'warn' },
   },
   {
-    files: [
-      'bench/peers/report.ts',
-      'bench/peers/targets/hopbus.ts',
-      'client/multicast.ts',
-      'test/transports/buffered.test.ts',
-      'test/transports/ws-links.test.ts',
-    ],
+    files: ['bench/peers/report.ts', 'bench/peers/targets/hopbus.ts'],
     rules: { '@typescript-eslint/no-unused-vars': 'warn' },
   },
   {

@@ -4,6 +4,7 @@
  * escapes (alternate screen, cursor home, clear to end). `q` or Ctrl-C quits and
  * restores the terminal; `--once` prints one plain frame and exits (scripts, tests).
  */
+import { ConnectionError } from '../runtime/errors.js';
 
 interface TopOptions {
   url: string;
@@ -38,7 +39,7 @@ function pad(s: string | number, n: number, left = false): string {
 
 async function get(url: string): Promise<J> {
   const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  if (!r.ok) throw new ConnectionError(`${url}: HTTP ${r.status}`);
   return r.json();
 }
 

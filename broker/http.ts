@@ -20,6 +20,7 @@ import type { Link } from '../transports/link.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { connz, healthz, latencyz, subsz, varz, type Observed } from './endpoints.js';
 import { prometheus } from './prometheus.js';
+import { ListenError } from '../runtime/errors.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /**
@@ -96,7 +97,7 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
   return new Promise((resolve, reject) => {
     app.listen(host, port, (socket) => {
       if (socket === false) {
-        reject(new Error(`cannot listen for HTTP on ${formatHost(host)}:${port} (in use?)`));
+        reject(new ListenError(`cannot listen for HTTP on ${formatHost(host)}:${port} (in use?)`));
         return;
       }
       const actual = uWS.us_socket_local_port(socket);

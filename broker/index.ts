@@ -39,7 +39,7 @@ export { DEFAULTS, ConfigError, resolveOptions, type BrokerOptions, type Resolve
 export type { RateLimit } from './ratelimit.js';
 export type { MulticastBridgeOptions } from './bridge.js';
 // Errors (every one a HopbusError with a string code).
-export { HopbusError, type HopbusErrorCode } from '../runtime/errors.js';
+export { HopbusError, ConnectionError, OptionsError, ListenError, type HopbusErrorCode } from '../runtime/errors.js';
 export { ProtocolError } from '../transports/protocol/index.js';
 export { UrlError } from '../transports/url.js';
 export { MulticastConfigError } from '../transports/multicast/endpoint.js';

@@ -8,7 +8,7 @@
 import { ERR_NAMES } from '../transports/protocol/index.js';
 import { HopbusError } from '../runtime/errors.js';
 
-export { HopbusError, ConnectionError, type HopbusErrorCode, type WireErrorName, type LocalErrorCode } from '../runtime/errors.js';
+export { HopbusError, ConnectionError, OptionsError, type HopbusErrorCode, type WireErrorName, type LocalErrorCode } from '../runtime/errors.js';
 export { SubjectError } from '../topics/index.js';
 export { ChannelConfigError } from '../topics/channels.js';
 export { ProtocolError } from '../transports/protocol/index.js';
@@ -52,13 +52,6 @@ export class SlowConsumerError extends HopbusError {
 export class PendingLimitError extends HopbusError {
   constructor(message: string) {
     super('PENDING_LIMIT', message);
-  }
-}
-
-/** Bad options passed to connect() or a call. */
-export class OptionsError extends HopbusError {
-  constructor(message: string) {
-    super('BAD_OPTIONS', message);
   }
 }
 

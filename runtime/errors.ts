@@ -7,7 +7,9 @@
  * limit is MAX_PAYLOAD whether the client or the broker refuses it.
  *
  * The classes live with the layer that raises them (topics/ SubjectError, transports/
- * ProtocolError and UrlError, broker/ ConfigError, client/ the rest) and all extend this one.
+ * ProtocolError and UrlError, broker/ ConfigError, client/ the rest), or here when more
+ * than one layer raises them (ConnectionError, OptionsError, ListenError); all extend
+ * this one.
  * Imports nothing: runtime/ is below every other folder.
  */
 
@@ -36,10 +38,12 @@ export type LocalErrorCode =
   | 'CONNECTION' // closed, draining, lost, or could not be established
   | 'PENDING_LIMIT' // outbound bytes over a bound
   | 'BAD_OPTIONS' // options of connect() or a call
+  | 'LISTEN' // a listener could not start: address in use, path taken by something else
   | 'BAD_URL' // a server address that cannot be parsed
   | 'BAD_CONFIG' // broker options
   | 'BAD_CHANNELS' // a subject-to-channel map
-  | 'BAD_MULTICAST'; // a multicast address or option
+  | 'BAD_MULTICAST' // a multicast address or option
+  | 'BAD_REPORT'; // a client's latency report that is not one the broker can read
 
 /**
  * Every code. An ERR frame with a number this release does not know is reported as
@@ -64,5 +68,27 @@ export class HopbusError extends Error {
 export class ConnectionError extends HopbusError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CONNECTION', message, options);
+  }
+}
+
+/**
+ * Bad options passed to connect() or a call: a value out of range or of the wrong kind.
+ * Raised by the client and by what it hands options to (a link's wait strategy, a ring
+ * size, a bounded queue), so that one class covers every option a user passes.
+ */
+export class OptionsError extends HopbusError {
+  constructor(message: string) {
+    super('BAD_OPTIONS', message);
+  }
+}
+
+/**
+ * A listener could not start: its address is in use, or its path is taken by something
+ * that is not a socket. Raised by the stream transport (tcp://, unix://) and by the
+ * broker's HTTP listener; nothing was left listening.
+ */
+export class ListenError extends HopbusError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LISTEN', message, options);
   }
 }

@@ -19,8 +19,10 @@
  *
  * Allocation: none per entry once grown (growth copies into a new array, amortised
  * O(1)). Threading: one thread, the owner's.
- * Imports nothing: runtime/ is below every other folder.
+ * Imports only runtime/errors.ts: runtime/ is below every other folder.
  */
+import { OptionsError } from './errors.js';
+
 export class Ring<T> {
   private buf: (T | undefined)[] = [];
   private head = 0;
@@ -33,7 +35,7 @@ export class Ring<T> {
     /** Slots allocated on the first push. */
     readonly initialCapacity = 16,
   ) {
-    if (!(maxCapacity >= 1)) throw new RangeError(`a ring holds at least 1 entry, got maxCapacity ${maxCapacity}`);
+    if (!(maxCapacity >= 1)) throw new OptionsError(`a ring holds at least 1 entry, got maxCapacity ${maxCapacity}`);
   }
 
   /** Slots allocated now (grows towards maxCapacity as entries arrive). */

@@ -1,6 +1,6 @@
 import type { Link, TransportName } from './link.js';
 import { dialStream } from './stream.js';
-import { parseUrl, type Endpoint } from './url.js';
+import { UrlError, parseUrl, type Endpoint } from './url.js';
 
 /**
  * Where a client connects: a URL string (tcp://, unix://, ...) or a structured-cloneable
@@ -30,11 +30,11 @@ export function registerDialer(transport: TransportName, dialer: Dialer): void {
 registerDialer('tcp', (ep, o) => dialStream(ep, o.maxFrame, o.timeoutMs));
 registerDialer('unix', (ep, o) => dialStream(ep, o.maxFrame, o.timeoutMs));
 
-/** Normalises a server address; throws UrlError / a clear Error for what cannot be dialed. */
+/** Normalises a server address; throws UrlError for what cannot be dialed. */
 export function toEndpoint(addr: ServerAddress): Endpoint {
   if (typeof addr === 'string') return parseUrl(addr);
   if (addr === null || typeof addr !== 'object' || typeof addr.transport !== 'string') {
-    throw new TypeError(`server address must be a URL string or an endpoint object from broker.endpoint(), got ${JSON.stringify(addr)}`);
+    throw new UrlError(`server address must be a URL string or an endpoint object from broker.endpoint(), got ${JSON.stringify(addr)}`);
   }
   return { transport: addr.transport, url: addr.url ?? `${addr.transport}://`, params: {}, descriptor: addr };
 }
@@ -50,6 +50,6 @@ export function canRedial(ep: Endpoint): boolean {
 
 export function dial(ep: Endpoint, options: DialOptions): Promise<Link> {
   const d = dialers.get(ep.transport);
-  if (d === undefined) return Promise.reject(new Error(`no transport "${ep.transport}" is available to dial ${ep.url}`));
+  if (d === undefined) return Promise.reject(new UrlError(`no transport "${ep.transport}" is available to dial ${ep.url}`));
   return d(ep, options);
 }

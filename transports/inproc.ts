@@ -1,6 +1,7 @@
 import { BufferedLink } from './buffered.js';
 import { registerDialer } from './dial.js';
 import type { AcceptFn } from './link.js';
+import { ConnectionError } from '../runtime/errors.js';
 
 /**
  * inproc: a client on the broker's own thread, joined to it by a pair of in-memory
@@ -141,7 +142,7 @@ export class InprocLink extends BufferedLink {
     const peer = this.peer;
     if (!peer.closed) {
       peer.peerClosed = true;
-      if (reset) peer.end(new Error('inproc connection reset by the peer'), false);
+      if (reset) peer.end(new ConnectionError('inproc connection reset by the peer'), false);
       else enqueue(peer.drainTask);
     }
     this.finishSoon();
@@ -193,7 +194,7 @@ registerDialer('inproc', (ep, o) => {
   const server = servers.get(ep.url);
   if (server === undefined) {
     return Promise.reject(
-      new Error(`no broker serves ${ep.url} on this thread: an inproc endpoint works only on its broker's thread, and only while that broker runs`),
+      new ConnectionError(`no broker serves ${ep.url} on this thread: an inproc endpoint works only on its broker's thread, and only while that broker runs`),
     );
   }
   const [client, broker] = inprocPair(ep.url, o.maxFrame, server.maxFrame);

@@ -6,6 +6,7 @@ import { batching, deferFlush, runBatched } from './batch.js';
 import { BufferedLink, KEEP_BUFFER_MAX, WRITE_BUFFER } from './buffered.js';
 import type { AcceptFn, Listener, TransportName } from './link.js';
 import type { Endpoint } from './url.js';
+import { ConnectionError, ListenError } from '../runtime/errors.js';
 
 /**
  * A Link over a byte stream: a TCP or Unix-domain socket.
@@ -189,7 +190,7 @@ async function removeStaleSocket(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  if (!st.isSocket()) throw new ListenError(`${path} exists and is not a socket; refusing to replace it`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect({ path });
     probe.once('connect', () => {
@@ -198,7 +199,7 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw new Error(`${path} is in use by a running server`);
+  if (live) throw new ListenError(`${path} is in use by a running server`);
   fs.unlinkSync(path);
 }
 
@@ -209,7 +210,7 @@ export function dialStream(ep: Endpoint, maxFrame: number, timeoutMs: number): P
     const socket = transport === 'unix' ? net.connect({ path: ep.path! }) : net.connect({ host: ep.host, port: ep.port!, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`connect to ${ep.url} timed out after ${timeoutMs} ms`));
+      reject(new ConnectionError(`connect to ${ep.url} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     socket.once('error', (err) => {
       clearTimeout(timer);

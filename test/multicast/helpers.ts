@@ -45,8 +45,6 @@ export function useBuses(): { open(url: string, o?: MulticastConnectOptions): Pr
   };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** What one receiver got, as `subject=payload`, with fence markers kept apart (fence()). */
 export interface Log {
   list: string[];

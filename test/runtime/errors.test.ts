@@ -3,6 +3,12 @@ import * as client from '../../client/index.js';
 import * as broker from '../../broker/index.js';
 import { ERR_NAMES, ErrCode } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
+import { toEndpoint } from '../../transports/dial.js';
+import { ringCapacity } from '../../transports/shm/layout.js';
+import { HybridWait, waitStrategy } from '../../transports/shm/wait.js';
+import { Ring } from '../../runtime/ring.js';
+import { ReportError, decodeReport } from '../../broker/report.js';
+import { hopRecorders } from '../../metrics/latency.js';
 
 const {
   HopbusError,
@@ -37,6 +43,8 @@ describe('one error model', () => {
       [new ChannelConfigError('bad'), 'BAD_CHANNELS'],
       [new MulticastConfigError('bad'), 'BAD_MULTICAST'],
       [new broker.ConfigError('bad'), 'BAD_CONFIG'],
+      [new broker.ListenError('in use'), 'LISTEN'],
+      [new ReportError('not a v1 report'), 'BAD_REPORT'],
       [new ServerError(ErrCode.MAX_SUBSCRIPTIONS, 'too many', false, 0), 'MAX_SUBSCRIPTIONS'],
     ];
     for (const [err, code] of errors) {
@@ -52,6 +60,33 @@ describe('one error model', () => {
     expect(broker.ProtocolError).toBe(ProtocolError);
     expect(broker.UrlError).toBe(UrlError);
     expect(broker.MulticastConfigError).toBe(MulticastConfigError);
+    expect(broker.ConnectionError).toBe(ConnectionError);
+    expect(broker.OptionsError).toBe(OptionsError);
+  });
+
+  it('what the layers below the client refuse reaches the user as the classes hopbus exports', () => {
+    const thrown = (f: () => unknown): unknown => {
+      try {
+        f();
+      } catch (err) {
+        return err;
+      }
+      throw new Error('nothing was thrown');
+    };
+    const cases: [unknown, abstract new (...args: never[]) => Error, string, RegExp][] = [
+      [thrown(() => ringCapacity(0)), OptionsError, 'BAD_OPTIONS', /ring size must be a positive integer/],
+      [thrown(() => ringCapacity(2 ** 31)), OptionsError, 'BAD_OPTIONS', /over the limit/],
+      [thrown(() => waitStrategy('fast')), OptionsError, 'BAD_OPTIONS', /wait strategy must be 'spin', 'hybrid', 'park'/],
+      [thrown(() => new HybridWait({ spinUs: -1 })), OptionsError, 'BAD_OPTIONS', /spinUs/],
+      [thrown(() => new Ring(0)), OptionsError, 'BAD_OPTIONS', /at least 1 entry/],
+      [thrown(() => toEndpoint(42 as never)), UrlError, 'BAD_URL', /URL string or an endpoint object/],
+      [thrown(() => decodeReport(new Uint8Array([0xc0]), hopRecorders())), ReportError, 'BAD_REPORT', /not a v1 report/],
+    ];
+    for (const [err, cls, code, message] of cases) {
+      expect(err).toBeInstanceOf(cls);
+      expect((err as InstanceType<typeof HopbusError>).code).toBe(code);
+      expect((err as Error).message).toMatch(message);
+    }
   });
 
   it('a payload over the limit is MAX_PAYLOAD whether the client or the broker refuses it', () => {

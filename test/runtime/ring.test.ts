@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { OptionsError } from '../../runtime/errors.js';
 import { Ring } from '../../runtime/ring.js';
 
 /** The entries of a ring, oldest first, read through at(). */
@@ -116,6 +117,6 @@ describe('Ring', () => {
   });
 
   it('a maxCapacity below 1 is refused', () => {
-    expect(() => new Ring(0)).toThrow(RangeError);
+    expect(() => new Ring(0)).toThrow(OptionsError);
   });
 });

@@ -2,6 +2,11 @@
  * A worker that dies, however it dies, is noticed by the broker, which frees its
  * connection and subscriptions and goes on serving everyone else; and a broker thread
  * that dies is noticed by its shm clients.
+ *
+ * Threads that die without telling anyone are found by the heartbeat, which runs on real
+ * threads and so on real time: its timeout is 1 s, far above a loaded machine's scheduling
+ * hiccups, so that no live thread is declared dead while a test sets up; nothing measures
+ * how long detection took. (ShmLink's heartbeat on a fake clock: test/transports/shm-clock.)
  * Workers load dist/: run `npx tsc -p tsconfig.json` first.
  */
 import { describe, expect, it } from 'vitest';
@@ -69,7 +74,7 @@ describe('a worker that dies', () => {
   });
 
   it('worker.terminate(), nobody told the broker: freed once its heartbeat is overdue', async () => {
-    const { b, healthy, doomed, tcp } = await scene({ heartbeatMs: 20, heartbeatTimeoutMs: 200 });
+    const { b, healthy, doomed, tcp } = await scene({ heartbeatMs: 50, heartbeatTimeoutMs: 1000 });
     await doomed.worker.terminate();
     await survivorsServed(b, healthy, tcp);
   });
@@ -93,7 +98,7 @@ describe('a worker that dies', () => {
   });
 
   it('a worker stuck in an endless loop: its heartbeat stops, the broker frees it', async () => {
-    const { b, healthy, doomed, tcp } = await scene({ heartbeatMs: 20, heartbeatTimeoutMs: 200 });
+    const { b, healthy, doomed, tcp } = await scene({ heartbeatMs: 50, heartbeatTimeoutMs: 1000 });
     doomed.post('crash', { how: 'hang' });
     await survivorsServed(b, healthy, tcp);
   });
@@ -104,7 +109,7 @@ describe('a broker in a worker of its own', () => {
     const bw = startWorker('broker', {});
     const { url } = await nextMessage<{ url: string }>(bw, (m) => 'url' in m);
     try {
-      bw.postMessage({ id: 1, cmd: 'endpoint', options: { heartbeatMs: 20, heartbeatTimeoutMs: 200 } });
+      bw.postMessage({ id: 1, cmd: 'endpoint', options: { heartbeatMs: 50, heartbeatTimeoutMs: 1000 } });
       const { endpoint } = await nextMessage<{ endpoint: unknown }>(bw, (m) => 'endpoint' in m);
       const local = await connect(endpoint as never, { wait: 'hybrid', reconnect: false });
       buses.push(local);

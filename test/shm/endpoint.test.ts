@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { StartedBroker } from '../../broker/index.js';
-import { HybridWait, connectBroker as connect } from '../../client/index.js';
+import { ConnectionError, HybridWait, OptionsError, connectBroker as connect } from '../../client/index.js';
 import { until, useShmWorld } from './helpers.js';
 
 const shm = useShmWorld();
@@ -34,6 +34,7 @@ describe('broker.endpoint', () => {
     const ep = b.endpoint('shm');
     buses.push(await connect(ep));
     await expect(connect(ep)).rejects.toThrow(/already taken.*broker\.endpoint\('shm'\)/);
+    await expect(connect(ep)).rejects.toBeInstanceOf(ConnectionError);
   });
 
   it('refuses unknown kinds, bad options, and endpoints after close', async () => {
@@ -42,6 +43,9 @@ describe('broker.endpoint', () => {
     expect(() => b.endpoint('shm', { heartbeatMs: 0 })).toThrow(/heartbeatMs/);
     expect(() => b.endpoint('shm', { heartbeatMs: 100, heartbeatTimeoutMs: 150 })).toThrow(/at least twice/);
     expect(() => b.endpoint('shm', { ringBytes: 2 ** 31 })).toThrow(/over the limit/);
+    for (const bad of [{ heartbeatMs: 0 }, { heartbeatMs: 100, heartbeatTimeoutMs: 150 }, { ringBytes: 2 ** 31 }]) {
+      expect(() => b.endpoint('shm', bad)).toThrow(OptionsError);
+    }
     await b.close();
     expect(() => b.endpoint('shm')).toThrow(/closed/);
     shm.broker = null;
@@ -114,5 +118,6 @@ describe('withdrawn endpoints', () => {
     await b.close();
     shm.broker = null;
     await expect(connect(ep, { reconnect: false })).rejects.toThrow(/withdrawn: its broker has closed/);
+    await expect(connect(ep, { reconnect: false })).rejects.toBeInstanceOf(ConnectionError);
   });
 });

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach } from 'vitest';
 import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
 import type { Bus } from '../../client/index.js';
+import type { Clock } from '../../runtime/clock.js';
 import type { LinkHandler } from '../../transports/link.js';
 import { H_STATE, HUB_BYTES, STATE_CLAIMED, createConnection } from '../../transports/shm/layout.js';
 import { ShmLink } from '../../transports/shm/link.js';
@@ -62,11 +63,11 @@ export interface Pair {
 }
 
 /** A client end and a broker end over one fresh connection, both in this thread. */
-export function linkPair(capacity = 4096, o: { heartbeatMs?: number; heartbeatTimeoutMs?: number; wait?: WaitStrategy } = {}): Pair {
+export function linkPair(capacity = 4096, o: { heartbeatMs?: number; heartbeatTimeoutMs?: number; wait?: WaitStrategy; clock?: Clock } = {}): Pair {
   const conn = createConnection(capacity);
   Atomics.store(new Int32Array(conn), H_STATE, STATE_CLAIMED);
   const hub = new SharedArrayBuffer(HUB_BYTES);
-  const cfg = { conn, hub, maxFrame: 1 << 24, heartbeatMs: o.heartbeatMs ?? 50, heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 5000 };
+  const cfg = { conn, hub, maxFrame: 1 << 24, heartbeatMs: o.heartbeatMs ?? 50, heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 5000, clock: o.clock };
   const client = new ShmLink({ ...cfg, side: 'client', remote: 'test-client' });
   const broker = new ShmLink({ ...cfg, side: 'broker', remote: 'test-broker' });
   const wait = o.wait ?? new ParkWait({ blocking: false });

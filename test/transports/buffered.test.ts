@@ -537,7 +537,7 @@ describe('inproc: the base on the cheapest real link', () => {
   }
 
   it('close() delivers what is queued, then both ends close cleanly', async () => {
-    const { c, b, hc, hb } = joined();
+    const { c, hc, hb } = joined();
     for (let i = 0; i < 3; i++) c.send(frame(12, i), 0, 12);
     c.close();
     await settle();
@@ -547,7 +547,7 @@ describe('inproc: the base on the cheapest real link', () => {
   });
 
   it('destroy() drops what is queued and resets the peer', async () => {
-    const { c, b, hc, hb } = joined();
+    const { c, hc, hb } = joined();
     c.send(frame(12, 1), 0, 12);
     c.destroy(new Error('gone'));
     await settle();

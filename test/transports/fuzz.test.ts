@@ -25,7 +25,8 @@ import {
   writeDirect,
 } from '../../transports/protocol/index.js';
 import { FrameReader } from '../../transports/reader.js';
-import { bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
+import { FakeClock } from '../../runtime/clock.js';
+import { RawClient, bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
 
 const MAX_PAYLOAD = 4096;
 const MAX_HEADERS = 1024;
@@ -605,70 +606,53 @@ describe('the healthy stream', () => {
   });
 });
 
-describe('broker timers against silent peers', () => {
+describe('broker timers against silent peers (on a FakeClock, over real sockets)', () => {
   it('no CONNECT within handshakeTimeoutMs: fatal ERR PROTOCOL, then close', async () => {
-    const t = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', handshakeTimeoutMs: 100 });
+    const clock = new FakeClock();
+    const t = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', handshakeTimeoutMs: 100 }, undefined, clock);
     try {
-      const socket = net.connect({ host: '127.0.0.1', port: Number(new URL(t.url).port) });
-      const frames: Frame[] = [];
-      const reader = new FrameReader(1 << 20);
-      socket.on('data', (d) =>
-        reader.push(d, {
-          onFrame: (buf, off, len) =>
-            frames.push({ op: buf[off + 4]!, flags: buf[off + 5]!, code: buf.readUInt16LE(off + 6), text: buf.toString('utf8', off + 12, off + len) }),
-        }),
-      );
-      socket.on('error', () => {});
-      await new Promise((r) => socket.once('close', r));
-      expect(frames).toEqual([{ op: Op.ERR, flags: FLAG_FATAL, code: ErrCode.PROTOCOL, text: 'no CONNECT within 100 ms of connecting' }]);
+      const silent = await RawClient.dial({ port: Number(new URL(t.url).port) });
+      await until(() => t.broker.sessions.size === 1, 'the broker to accept the connection');
+      clock.advance(100);
+      await silent.closed;
+      expect(silent.frames.map((f) => [f.op, f.flags, f.code, f.text])).toEqual([
+        [Op.ERR, FLAG_FATAL, ErrCode.PROTOCOL, 'no CONNECT within 100 ms of connecting'],
+      ]);
     } finally {
       await t.close();
     }
   });
 
   it('a peer that never answers PING gets maxPingsOut PINGs, then fatal ERR STALE_CONNECTION; one that answers stays', async () => {
-    const t = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', pingIntervalMs: 40, maxPingsOut: 3 });
+    const clock = new FakeClock();
+    const t = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', pingIntervalMs: 40, maxPingsOut: 3 }, undefined, clock);
     const tport = Number(new URL(t.url).port);
-    const answering = net.connect({ host: '127.0.0.1', port: tport });
+    const answering = await RawClient.dial({ port: tport });
+    const silent = await RawClient.dial({ port: tport });
     try {
-      const r2 = new FrameReader(1 << 20);
-      let pingsAnswered = 0;
-      answering.on('error', () => {});
-      answering.on('data', (d) =>
-        r2.push(d, {
-          onFrame: (buf, off) => {
-            if (buf[off + 4] === Op.PING) {
-              pingsAnswered++;
-              answering.write(bare(Op.PONG));
-            }
-          },
-        }),
-      );
-      answering.write(connectFrame({ name: 'answers' }));
-
-      const silent = net.connect({ host: '127.0.0.1', port: tport });
-      const frames: Frame[] = [];
-      const reader = new FrameReader(1 << 20);
-      silent.on('data', (d) =>
-        reader.push(d, {
-          onFrame: (buf, off, len) =>
-            frames.push({
-              op: buf[off + 4]!,
-              flags: buf[off + 5]!,
-              code: buf[off + 4] === Op.ERR ? buf.readUInt16LE(off + 6) : 0,
-              text: buf[off + 4] === Op.ERR ? buf.toString('utf8', off + 12, off + len) : '',
-            }),
-        }),
-      );
-      silent.on('error', () => {});
-      silent.write(connectFrame({ name: 'silent' }));
-      await new Promise((r) => silent.once('close', r));
-      expect(frames.map((f) => f.op)).toEqual([Op.INFO, Op.PING, Op.PING, Op.PING, Op.ERR]);
-      expect(frames[4]).toEqual({ op: Op.ERR, flags: FLAG_FATAL, code: ErrCode.STALE_CONNECTION, text: 'stale connection: 3 PINGs unanswered' });
-      await until(() => pingsAnswered >= 5, 'the answering peer to outlive several PINGs', ATTACK_MS);
-      expect(answering.destroyed).toBe(false);
+      answering.answerPings = true;
+      await answering.handshake({ name: 'answers' });
+      await silent.handshake({ name: 'silent' });
+      for (let i = 1; i <= 3; i++) {
+        clock.advance(40);
+        await until(() => silent.count(Op.PING) === i && answering.count(Op.PING) === i, `keepalive PING ${i}`);
+        // The answering peer's PONG is read before the broker answers this PING: the interval is settled.
+        await answering.roundTrip();
+      }
+      clock.advance(40);
+      await silent.closed;
+      expect(silent.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PING, Op.PING, Op.PING, Op.ERR]);
+      expect(silent.errors().map((f) => [f.flags, f.code, f.text])).toEqual([[FLAG_FATAL, ErrCode.STALE_CONNECTION, 'stale connection: 3 PINGs unanswered']]);
+      for (let i = 4; i <= 6; i++) {
+        if (i > 4) clock.advance(40);
+        await until(() => answering.count(Op.PING) === i, `keepalive PING ${i} to the answering peer`);
+        await answering.roundTrip();
+      }
+      expect(answering.isClosed).toBe(false);
+      expect(answering.errors()).toEqual([]);
     } finally {
-      answering.destroy();
+      answering.socket.destroy();
+      silent.socket.destroy();
       await t.close();
     }
   });

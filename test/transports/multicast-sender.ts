@@ -2,12 +2,18 @@
  * A multicast ChannelSender with no socket: its datagrams are captured in `out`, for the
  * wire-format and repair suites.
  */
+import type { Clock } from '../../runtime/clock.js';
 import { Op, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { ChannelSender, type SenderHost } from '../../transports/multicast/source.js';
 import { parseChannel } from '../../transports/multicast/endpoint.js';
 
 /** A sender whose datagrams are captured instead of sent. */
-export function capture(budget = 1400, slots = 16, repair: { repairHoldoffMs?: number; repairBytesPerSec?: number } = {}): { s: ChannelSender; out: Buffer[] } {
+export function capture(
+  budget = 1400,
+  slots = 16,
+  repair: { repairHoldoffMs?: number; repairBytesPerSec?: number; heartbeatMinMs?: number; heartbeatMaxMs?: number } = {},
+  clock?: Clock,
+): { s: ChannelSender; out: Buffer[] } {
   const out: Buffer[] = [];
   const host: SenderHost = {
     session: 0x1a2b3c4d,
@@ -15,14 +21,20 @@ export function capture(budget = 1400, slots = 16, repair: { repairHoldoffMs?: n
     committed: () => {},
     testDrop: null,
   };
-  const s = new ChannelSender(0, parseChannel('239.1.2.3:7500'), host, {
-    budget,
-    slots,
-    heartbeatMinMs: 5,
-    heartbeatMaxMs: 1000,
-    repairHoldoffMs: repair.repairHoldoffMs ?? 5,
-    repairBytesPerSec: repair.repairBytesPerSec ?? 0,
-  });
+  const s = new ChannelSender(
+    0,
+    parseChannel('239.1.2.3:7500'),
+    host,
+    {
+      budget,
+      slots,
+      heartbeatMinMs: repair.heartbeatMinMs ?? 5,
+      heartbeatMaxMs: repair.heartbeatMaxMs ?? 1000,
+      repairHoldoffMs: repair.repairHoldoffMs ?? 5,
+      repairBytesPerSec: repair.repairBytesPerSec ?? 0,
+    },
+    clock,
+  );
   return { s, out };
 }
 

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ListenError } from '../../runtime/errors.js';
 import { runBatched } from '../../transports/batch.js';
 import { Op, ProtocolError, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import type { Link, LinkHandler, Listener } from '../../transports/link.js';
@@ -378,6 +379,7 @@ describe('listenStream on a Unix socket path', () => {
     const first = await listenStream(parseUrl(`unix://${file}`), MAX_FRAME, (l) => links.push(l));
     listeners.push(first);
     await expect(listenStream(parseUrl(`unix://${file}`), MAX_FRAME, (l) => links.push(l))).rejects.toThrow(`${file} is in use by a running server`);
+    await expect(listenStream(parseUrl(`unix://${file}`), MAX_FRAME, () => {})).rejects.toBeInstanceOf(ListenError);
     const client = await dialStream(parseUrl(first.url), MAX_FRAME, 5000);
     links.push(client);
     expect(fs.statSync(file).isSocket()).toBe(true);
@@ -387,6 +389,7 @@ describe('listenStream on a Unix socket path', () => {
     const file = path.join(tmp, 'regular-file');
     fs.writeFileSync(file, 'keep me');
     await expect(listenStream(parseUrl(`unix://${file}`), MAX_FRAME, () => {})).rejects.toThrow(`${file} exists and is not a socket; refusing to replace it`);
+    await expect(listenStream(parseUrl(`unix://${file}`), MAX_FRAME, () => {})).rejects.toBeInstanceOf(ListenError);
     expect(fs.readFileSync(file, 'utf8')).toBe('keep me');
   });
 

@@ -14,7 +14,7 @@ import { frameOf as frame } from '../shm/helpers.js';
 class Handler implements LinkHandler {
   seqs: number[] = [];
   closes: (Error | null)[] = [];
-  onFrame(buf: Buffer, off: number, len: number): void {
+  onFrame(buf: Buffer, off: number, _len: number): void {
     this.seqs.push(buf.readUInt32LE(off + 8)); // frameOf's sequence number
   }
   onClose(err: Error | null): void {

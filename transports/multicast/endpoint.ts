@@ -23,10 +23,15 @@
  *    leaves at once and the last partial one leaves at the end of the run (a
  *    microtask), before any I/O or timer.
  *
+ * Time: every timer here and below (heartbeats, source timeouts, NAK back-off, the
+ * close linger) runs on the Clock the endpoint is given, realClock unless a test passes
+ * a FakeClock; datagrams still cross real sockets.
+ *
  * Threading: the thread that created it.
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
+import { realClock, type Clock, type Timer } from '../../runtime/clock.js';
 import { HopbusError } from '../../runtime/errors.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
 import { ChannelSender, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
@@ -193,13 +198,15 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   private readonly dirty: ChannelSender[] = [];
   /** A datagram already left in this synchronous run: further frames are packed. */
   private burst = false;
-  private liveness: NodeJS.Timeout | null = null;
+  private liveness: Timer | null = null;
   private closed = false;
 
   constructor(
     readonly channels: readonly ChannelAddr[],
     options: Partial<EndpointOptions>,
     private readonly handler: EndpointHandler,
+    /** Heartbeats, source timeouts, NAK timers and the close linger run on it. */
+    readonly clock: Clock = realClock,
   ) {
     this.o = { ...ENDPOINT_DEFAULTS, ...options };
     const o = this.o;
@@ -253,8 +260,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     this.uniPort = a.port;
     this.uni = s;
     const every = Math.max(10, Math.min(1000, this.o.sourceTimeoutMs / 4));
-    this.liveness = setInterval(this.checkLiveness, every);
-    this.liveness.unref();
+    this.liveness = this.clock.interval(this.checkLiveness, every).unref();
   }
 
   /** The unicast address this source sends from (and takes NAKs on). */
@@ -272,14 +278,20 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       // A power of two, so slot = seq % slots stays contiguous when seq wraps at 2^32.
       const want = Math.max(16, Math.floor(o.retransmitBufferBytes / o.datagramBytes));
       const slots = 2 ** Math.ceil(Math.log2(want));
-      s = new ChannelSender(ch, this.channels[ch]!, this, {
-        budget: o.datagramBytes,
-        slots,
-        heartbeatMinMs: o.heartbeatMinMs,
-        heartbeatMaxMs: o.heartbeatMaxMs,
-        repairHoldoffMs: o.repairHoldoffMs,
-        repairBytesPerSec: o.repairBytesPerSec,
-      });
+      s = new ChannelSender(
+        ch,
+        this.channels[ch]!,
+        this,
+        {
+          budget: o.datagramBytes,
+          slots,
+          heartbeatMinMs: o.heartbeatMinMs,
+          heartbeatMaxMs: o.heartbeatMaxMs,
+          repairHoldoffMs: o.repairHoldoffMs,
+          repairBytesPerSec: o.repairBytesPerSec,
+        },
+        this.clock,
+      );
       this.senders[ch] = s;
     }
     return s;
@@ -419,7 +431,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       j.streams.set(session, st);
       this.handler.onSourceNew?.(st);
     }
-    st.lastHeard = performance.now();
+    st.lastHeard = this.clock.now();
     switch (type) {
       case DType.DATA:
         st.onData(d);
@@ -443,7 +455,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (ch === undefined) return;
     const s = this.senders[ch];
     if (s == null) return;
-    s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), performance.now());
+    s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), this.clock.now());
   };
 
   private gone(j: Joined, st: RecvStream, reason: 'bye' | 'timeout'): void {
@@ -454,7 +466,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   }
 
   private readonly checkLiveness = (): void => {
-    const now = performance.now();
+    const now = this.clock.now();
     for (const j of this.joined) {
       if (j == null) continue;
       for (const st of j.streams.values()) {
@@ -531,9 +543,9 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (this.closed) return;
     this.closed = true;
     this.flush();
-    if (lingerMs > 0 && this.senders.some((s) => s != null)) await new Promise((r) => setTimeout(r, lingerMs));
+    if (lingerMs > 0 && this.senders.some((s) => s != null)) await new Promise<void>((r) => this.clock.timeout(r, lingerMs));
     for (const s of this.senders) s?.close();
-    if (this.liveness !== null) clearInterval(this.liveness);
+    this.clock.clear(this.liveness);
     for (let ch = 0; ch < this.joined.length; ch++) this.leave(ch);
     const u = this.uni;
     this.uni = null;

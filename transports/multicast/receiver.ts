@@ -22,6 +22,7 @@
  *
  * Threading: the endpoint's thread only.
  */
+import type { Clock, Timer } from '../../runtime/clock.js';
 import { FRAME_PREFIX, Op, checkFrame } from '../protocol/index.js';
 import { DType, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
 import type { ChannelAddr } from './source.js';
@@ -39,6 +40,8 @@ export interface ReceiverOptions {
 /** What a stream needs from its endpoint. */
 export interface StreamHost {
   readonly ro: ReceiverOptions;
+  /** Gap ages and NAK timers run on it (the endpoint's clock). */
+  readonly clock: Clock;
   deliverFrame(stream: RecvStream, buf: Buffer, off: number, len: number): void;
   lost(stream: RecvStream, datagrams: number, messages: number, reason: string): void;
   /** A gap was closed by repairs, `ms` after it was first seen. */
@@ -76,7 +79,7 @@ export class RecvStream {
   private frag: Buffer | null = null;
   private fragFill = 0;
   private fragMsg = 0;
-  private nakTimer: NodeJS.Timeout | null = null;
+  private nakTimer: Timer | null = null;
   private nakRound = 0;
   private nakHead = -1;
   /** A gap was seen and not yet repaired or declared lost: counts gapsRepaired. */
@@ -202,7 +205,7 @@ export class RecvStream {
       if (this.inGap) {
         this.inGap = false;
         this.host.counters.gapsRepaired++;
-        this.host.repaired(this, performance.now() - this.gapAt);
+        this.host.repaired(this, this.host.clock.now() - this.gapAt);
       }
       this.clearNak();
     }
@@ -330,7 +333,7 @@ export class RecvStream {
   private openGap(): void {
     if (this.inGap) return;
     this.inGap = true;
-    this.gapAt = performance.now();
+    this.gapAt = this.host.clock.now();
   }
 
   /**
@@ -369,12 +372,11 @@ export class RecvStream {
 
   private scheduleNak(): void {
     if (this.nakTimer !== null || this.gone) return;
-    this.nakTimer = setTimeout(this.onNakTimer, Math.random() * this.host.ro.nakBackoffMs);
-    this.nakTimer.unref();
+    this.nakTimer = this.host.clock.timeout(this.onNakTimer, Math.random() * this.host.ro.nakBackoffMs).unref();
   }
 
   private clearNak(): void {
-    if (this.nakTimer !== null) clearTimeout(this.nakTimer);
+    this.host.clock.clear(this.nakTimer);
     this.nakTimer = null;
     this.nakRound = 0;
     this.nakHead = -1;
@@ -398,8 +400,7 @@ export class RecvStream {
     }
     this.sendNaks();
     const wait = Math.min(ro.nakRetryMs * 2 ** (this.nakRound - 1), 1000) * (1 + Math.random() * 0.25);
-    this.nakTimer = setTimeout(this.onNakTimer, wait);
-    this.nakTimer.unref();
+    this.nakTimer = this.host.clock.timeout(this.onNakTimer, wait).unref();
   };
 
   /** One NAK per missing range between next and highest (bounded). */

@@ -15,8 +15,12 @@
  * A frame larger than one datagram is encoded into a scratch buffer and cut into
  * FRAGMENT datagrams of consecutive seqs, each carrying (total length, offset).
  *
+ * Time: heartbeats and repair hold-offs read the Clock the sender is given (the
+ * endpoint's), so a test drives them with a FakeClock.
+ *
  * Threading: the endpoint's thread only.
  */
+import { realClock, type Clock, type Timer } from '../../runtime/clock.js';
 import { DType, F_BYE, F_FRAGMENT, F_RETRANSMIT, FRAG_HEADER, HEADER, HEARTBEAT_SIZE, UNAVAILABLE_SIZE, seqAdd, seqDiff, writeHeader } from './wire.js';
 
 export interface ChannelAddr {
@@ -109,7 +113,7 @@ export class ChannelSender {
   private inScratch = false;
   private lastSendAt = 0;
   private hbDelay: number;
-  private hbTimer: NodeJS.Timeout | null = null;
+  private hbTimer: Timer | null = null;
   private closed = false;
   /** Repair token bucket: bytes available, and when it was last topped up. */
   private repairTokens: number;
@@ -122,6 +126,7 @@ export class ChannelSender {
     readonly addr: ChannelAddr,
     private readonly host: SenderHost,
     private readonly o: SenderOptions,
+    private readonly clock: Clock = realClock,
   ) {
     this.slots = o.slots;
     this.budget = o.budget;
@@ -318,20 +323,19 @@ export class ChannelSender {
    * re-armed at most once per heartbeatMinMs while busy, not per datagram.
    */
   private noteSend(): void {
-    this.lastSendAt = performance.now();
+    this.lastSendAt = this.clock.now();
     this.hbDelay = this.o.heartbeatMinMs;
     if (this.hbTimer === null && !this.closed) this.arm(this.hbDelay);
   }
 
   private arm(ms: number): void {
-    this.hbTimer = setTimeout(this.onHeartbeatTimer, Math.max(1, ms));
-    this.hbTimer.unref();
+    this.hbTimer = this.clock.timeout(this.onHeartbeatTimer, Math.max(1, ms)).unref();
   }
 
   private readonly onHeartbeatTimer = (): void => {
     this.hbTimer = null;
     if (this.closed) return;
-    const idle = performance.now() - this.lastSendAt;
+    const idle = this.clock.now() - this.lastSendAt;
     if (idle + 0.5 < this.hbDelay) {
       this.arm(this.hbDelay - idle);
       return;
@@ -356,7 +360,7 @@ export class ChannelSender {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    if (this.hbTimer !== null) clearTimeout(this.hbTimer);
+    this.clock.clear(this.hbTimer);
     this.hbTimer = null;
     this.heartbeat(F_BYE);
   }

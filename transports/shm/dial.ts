@@ -1,6 +1,6 @@
 import { threadId } from 'node:worker_threads';
 import { registerDialer, type DialOptions } from '../dial.js';
-import type { Endpoint } from '../url.js';
+import { UrlError, type Endpoint } from '../url.js';
 import {
   H_BROKER_CLOSED,
   OPEN,
@@ -20,6 +20,7 @@ import { ShmDirectPort } from './direct.js';
 import { ShmLink } from './link.js';
 import { Poller } from './poller.js';
 import { Signal, waitKindCode, waitStrategy } from './wait.js';
+import { ConnectionError } from '../../runtime/errors.js';
 
 /**
  * The client side of the shm transport: claims an endpoint a broker handed out
@@ -29,7 +30,7 @@ import { Signal, waitKindCode, waitStrategy } from './wait.js';
 export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
   const d = ep.descriptor as Record<string, unknown> | undefined;
   const bad = d === undefined ? 'it is not an endpoint object' : (connectionProblem(d.conn) ?? hubProblem(d));
-  if (bad !== null) return Promise.reject(new TypeError(`not a usable shm endpoint (${bad}); pass the object broker.endpoint('shm') returned`));
+  if (bad !== null) return Promise.reject(new UrlError(`not a usable shm endpoint (${bad}); pass the object broker.endpoint('shm') returned`));
   let strategy;
   try {
     strategy = waitStrategy(o.transportOptions?.wait);
@@ -40,11 +41,11 @@ export function dialShm(ep: Endpoint, o: DialOptions): Promise<ShmLink> {
   const hub = d!.hub as SharedArrayBuffer;
   const header = new Int32Array(conn, 0, LINE);
   if (Atomics.load(header, H_BROKER_CLOSED) !== OPEN) {
-    return Promise.reject(new Error(`shm endpoint ${ep.url} was withdrawn: its broker has closed (or the Worker it was made for has exited)`));
+    return Promise.reject(new ConnectionError(`shm endpoint ${ep.url} was withdrawn: its broker has closed (or the Worker it was made for has exited)`));
   }
   if (Atomics.compareExchange(header, H_STATE, STATE_OFFERED, STATE_CLAIMED) !== STATE_OFFERED) {
     return Promise.reject(
-      new Error(`shm endpoint ${ep.url} is already taken: an endpoint serves one connection; ask the broker for another with broker.endpoint('shm')`),
+      new ConnectionError(`shm endpoint ${ep.url} is already taken: an endpoint serves one connection; ask the broker for another with broker.endpoint('shm')`),
     );
   }
   Atomics.store(header, H_CLIENT_WAIT, waitKindCode(strategy.kind));

@@ -3,6 +3,7 @@ import type { DirectPort, Link } from '../link.js';
 import { CHANNEL_COUNTS_AT, H_CLIENT_PARKED, H_CLIENT_SEQ, LINE, MIN_RING, createConnection } from './layout.js';
 import { ShmLink } from './link.js';
 import { Signal } from './wait.js';
+import { ProtocolError } from '../protocol/index.js';
 
 /**
  * Direct channels: one-way rings between two clients of one broker, so a worker's
@@ -141,7 +142,7 @@ export class ShmDirectPort implements DirectPort {
 
   private take(chan: number): ChannelMemory {
     const m = this.memory.get(chan);
-    if (m === undefined) throw new Error(`direct channel ${chan}: its memory has not arrived`);
+    if (m === undefined) throw new ProtocolError('PROTOCOL', `direct channel ${chan}: its memory has not arrived`);
     this.memory.delete(chan);
     return m;
   }

@@ -23,6 +23,7 @@ import {
 import { ShmLink } from './link.js';
 import { Poller, type Pollable } from './poller.js';
 import { HybridWait, ParkWait, Signal, SpinWait, type WaitStrategy } from './wait.js';
+import { ConnectionError, OptionsError } from '../../runtime/errors.js';
 
 /** What broker.endpoint('shm') hands out: structured-cloneable (SharedArrayBuffers and numbers). */
 export interface ShmEndpoint {
@@ -114,12 +115,12 @@ export class ShmHub implements Pollable {
 
   /** A fresh pair of rings for one client. */
   endpoint(options: ShmEndpointOptions = {}): ShmEndpoint {
-    if (this.closed) throw new Error('the broker is closed: no new endpoints');
+    if (this.closed) throw new ConnectionError('the broker is closed: no new endpoints');
     const o = { ...SHM_DEFAULTS, ...stripUndefined(options) };
     for (const k of ['heartbeatMs', 'heartbeatTimeoutMs'] as const) {
-      if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new RangeError(`shm endpoint option "${k}" must be a positive number, got ${o[k]}`);
+      if (!(Number.isFinite(o[k]) && o[k] > 0)) throw new OptionsError(`shm endpoint option "${k}" must be a positive number, got ${o[k]}`);
     }
-    if (o.heartbeatTimeoutMs < 2 * o.heartbeatMs) throw new RangeError('shm endpoint option "heartbeatTimeoutMs" must be at least twice "heartbeatMs"');
+    if (o.heartbeatTimeoutMs < 2 * o.heartbeatMs) throw new OptionsError('shm endpoint option "heartbeatTimeoutMs" must be at least twice "heartbeatMs"');
     const cap = ringCapacity(o.ringBytes);
     const conn = createConnection(cap);
     const url = `shm://${this.id}/${++this.n}`;
@@ -136,7 +137,7 @@ export class ShmHub implements Pollable {
     if (this.offers.size === 1) this.poller.add(this);
     options.worker?.once('exit', () => {
       offer.gone = true;
-      if (offer.link !== null) offer.link.destroy(new Error('shm connection lost: the worker exited'));
+      if (offer.link !== null) offer.link.destroy(new ConnectionError('shm connection lost: the worker exited'));
       else this.withdraw(offer);
     });
     return { transport: 'shm', url, conn, hub: this.hub, heartbeatMs: o.heartbeatMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, reusable: false };

@@ -52,6 +52,7 @@
  * two parts. The ring is therefore a byte pipe with TCP's semantics, read with the
  * same FrameReader: frames may even be larger than the ring (they pass in pieces).
  */
+import { OptionsError } from '../../runtime/errors.js';
 
 export const MAGIC = 0x31534248; // 'HBS1' little-endian
 export const LAYOUT_VERSION = 1;
@@ -139,8 +140,8 @@ export function downCapacity(h: Int32Array): number {
 
 /** Rounds a requested ring size up to a power of two within [MIN_RING, MAX_RING]. */
 export function ringCapacity(requested: number): number {
-  if (!Number.isSafeInteger(requested) || requested < 1) throw new RangeError(`ring size must be a positive integer, got ${requested}`);
-  if (requested > MAX_RING) throw new RangeError(`ring size ${requested} is over the limit of ${MAX_RING} bytes`);
+  if (!Number.isSafeInteger(requested) || requested < 1) throw new OptionsError(`ring size must be a positive integer, got ${requested}`);
+  if (requested > MAX_RING) throw new OptionsError(`ring size ${requested} is over the limit of ${MAX_RING} bytes`);
   return Math.max(MIN_RING, 2 ** Math.ceil(Math.log2(requested)));
 }
 

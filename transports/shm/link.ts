@@ -24,6 +24,7 @@ import {
 import type { Pollable, Poller } from './poller.js';
 import { RingReader, RingWriter } from './ring.js';
 import { Signal } from './wait.js';
+import { ConnectionError } from '../../runtime/errors.js';
 
 /** Most bytes taken out of the ring per poll: bounds the copy and the time one link holds the loop. */
 const MAX_CHUNK = 256 * 1024;
@@ -316,8 +317,8 @@ export class ShmLink extends BufferedLink implements Pollable {
   private peerGone(how: number): void {
     const who = this.ownBeat === H_CLIENT_BEAT ? 'broker' : 'client';
     if (how === CLOSED_CLEAN) this.end(null, CLOSED_CLEAN);
-    else if (how === CLOSED_EXITED) this.end(new Error(`shm connection lost: the ${who} thread exited`), CLOSED_ABORT);
-    else this.end(new Error(`shm connection reset by the ${who}`), CLOSED_ABORT);
+    else if (how === CLOSED_EXITED) this.end(new ConnectionError(`shm connection lost: the ${who} thread exited`), CLOSED_ABORT);
+    else this.end(new ConnectionError(`shm connection reset by the ${who}`), CLOSED_ABORT);
   }
 
   /** Heartbeat: show this thread is alive, and check that the peer is. */
@@ -330,7 +331,7 @@ export class ShmLink extends BufferedLink implements Pollable {
       this.peerBeatAt = now;
     } else if (now - this.peerBeatAt > this.heartbeatTimeoutMs) {
       const who = this.ownBeat === H_CLIENT_BEAT ? 'broker' : 'client';
-      this.destroy(new Error(`shm connection lost: the ${who} thread stopped (no heartbeat for ${Math.round(now - this.peerBeatAt)} ms)`));
+      this.destroy(new ConnectionError(`shm connection lost: the ${who} thread stopped (no heartbeat for ${Math.round(now - this.peerBeatAt)} ms)`));
     }
   }
 
@@ -356,7 +357,7 @@ export class ShmLink extends BufferedLink implements Pollable {
       return;
     }
     this.pump();
-    if (!this.closed) this.closeWithin(() => this.destroy(new Error('shm close timed out: the peer did not take what was queued')));
+    if (!this.closed) this.closeWithin(() => this.destroy(new ConnectionError('shm close timed out: the peer did not take what was queued')));
   }
 
   private finishClose(): void {

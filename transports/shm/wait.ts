@@ -31,6 +31,7 @@
 
 import { isMainThread } from 'node:worker_threads';
 import { WAIT_KIND_HYBRID, WAIT_KIND_PARK, WAIT_KIND_SPIN } from './layout.js';
+import { OptionsError } from '../../runtime/errors.js';
 
 export type WaitKind = 'spin' | 'hybrid' | 'park';
 
@@ -62,7 +63,7 @@ const DEFAULT_SLICE_MS = 10;
 
 function common(o: WaitOptions): { blocking: boolean; sliceMs: number } {
   const sliceMs = o.sliceMs ?? DEFAULT_SLICE_MS;
-  if (!(Number.isFinite(sliceMs) && sliceMs > 0)) throw new RangeError(`wait option "sliceMs" must be a positive number, got ${sliceMs}`);
+  if (!(Number.isFinite(sliceMs) && sliceMs > 0)) throw new OptionsError(`wait option "sliceMs" must be a positive number, got ${sliceMs}`);
   return { blocking: (o.blocking ?? false) && !isMainThread, sliceMs };
 }
 
@@ -86,7 +87,7 @@ export class HybridWait implements WaitStrategy {
   constructor(o: WaitOptions = {}) {
     ({ blocking: this.blocking, sliceMs: this.sliceMs } = common(o));
     const us = o.spinUs ?? DEFAULT_SPIN_US;
-    if (!(Number.isFinite(us) && us >= 0)) throw new RangeError(`wait option "spinUs" must be a non-negative number, got ${us}`);
+    if (!(Number.isFinite(us) && us >= 0)) throw new OptionsError(`wait option "spinUs" must be a non-negative number, got ${us}`);
     this.spinNs = us * 1000;
   }
   keepSpinning(idleNs: number): boolean {
@@ -108,7 +109,7 @@ export class ParkWait implements WaitStrategy {
 
 export const DEFAULT_WAIT: WaitKind = 'hybrid';
 
-/** A strategy from a name or an object; throws a TypeError naming what is accepted. */
+/** A strategy from a name or an object; throws an OptionsError naming what is accepted. */
 export function waitStrategy(w: unknown): WaitStrategy {
   if (w === undefined || w === null) w = DEFAULT_WAIT;
   if (typeof w === 'string') {
@@ -123,7 +124,7 @@ export function waitStrategy(w: unknown): WaitStrategy {
   } else if (isWaitStrategy(w)) {
     return w;
   }
-  throw new TypeError(`wait strategy must be 'spin', 'hybrid', 'park' or a WaitStrategy object, got ${JSON.stringify(w)}`);
+  throw new OptionsError(`wait strategy must be 'spin', 'hybrid', 'park' or a WaitStrategy object, got ${JSON.stringify(w)}`);
 }
 
 export function isWaitStrategy(w: unknown): w is WaitStrategy {

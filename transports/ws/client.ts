@@ -16,6 +16,7 @@ import { batching, deferFlush } from '../batch.js';
 import { BufferedLink } from '../buffered.js';
 import type { TransportName } from '../link.js';
 import type { Endpoint } from '../url.js';
+import { ConnectionError } from '../../runtime/errors.js';
 
 const MAX_MESSAGE = 1024 * 1024;
 
@@ -55,7 +56,7 @@ export class WsClientLink extends BufferedLink {
     ws.onmessage = (ev) => this.onMessage(ev.data);
     ws.onclose = (ev) => this.onClosed(ev.code);
     ws.onerror = () => {
-      this.closeErr ??= new Error(`WebSocket error on ${remote}`);
+      this.closeErr ??= new ConnectionError(`WebSocket error on ${remote}`);
     };
   }
 
@@ -112,7 +113,7 @@ export class WsClientLink extends BufferedLink {
 
   private onClosed(code: number): void {
     if (this.finished) return;
-    if (this.closeErr === null && code !== 1000 && code !== 1001 && code !== 1005) this.closeErr = new Error(`WebSocket closed with code ${code}`);
+    if (this.closeErr === null && code !== 1000 && code !== 1001 && code !== 1005) this.closeErr = new ConnectionError(`WebSocket closed with code ${code}`);
     this.finish();
   }
 }
@@ -142,15 +143,15 @@ export function dialWebSocket(make: WebSocketFactory, ep: Endpoint, maxFrame: nu
       // and an 'error' nobody listens to would throw.
       ws.onerror = () => {};
       ws.close();
-      reject(new Error(`connect to ${url} timed out after ${timeoutMs} ms`));
+      reject(new ConnectionError(`connect to ${url} timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     ws.onerror = () => {
       clearTimeout(timer);
-      reject(new Error(`cannot open a WebSocket to ${url}`));
+      reject(new ConnectionError(`cannot open a WebSocket to ${url}`));
     };
     ws.onclose = (ev) => {
       clearTimeout(timer);
-      reject(new Error(`WebSocket to ${url} closed before opening (code ${ev.code})`));
+      reject(new ConnectionError(`WebSocket to ${url} closed before opening (code ${ev.code})`));
     };
     ws.onopen = () => {
       clearTimeout(timer);

@@ -26,6 +26,8 @@ import type { Clock } from '../../runtime/clock.js';
 import { batching, deferFlush } from '../batch.js';
 import { BufferedLink } from '../buffered.js';
 import type { AcceptFn, TransportName } from '../link.js';
+import { ConnectionError } from '../../runtime/errors.js';
+import { ProtocolError } from '../protocol/index.js';
 
 /** Inbound bytes held while a link is paused before the peer is disconnected. */
 export const PAUSE_BUFFER_MAX = 16 * 1024 * 1024;
@@ -56,12 +58,12 @@ export class UwsLink extends BufferedLink {
   onMessage(data: ArrayBuffer, isBinary: boolean): void {
     if (this.closed || this.closing) return;
     if (!isBinary) {
-      this.destroy(new Error('text WebSocket message: hopbus frames travel in binary messages'));
+      this.destroy(new ProtocolError('PROTOCOL', 'text WebSocket message: hopbus frames travel in binary messages'));
       return;
     }
     this.receive(Buffer.from(new Uint8Array(data)));
     if (this.heldBytes > PAUSE_BUFFER_MAX)
-      this.destroy(new Error(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
+      this.destroy(new ConnectionError(`more than ${PAUSE_BUFFER_MAX} bytes received while paused (WebSocket reads cannot be paused)`));
   }
 
   commit(n: number): void {
@@ -78,7 +80,7 @@ export class UwsLink extends BufferedLink {
     this.emptied();
     const status = this.sendStatus;
     if (status === 2) {
-      this.destroy(new Error('uWS dropped a message (maxBackpressure reached)'));
+      this.destroy(new ConnectionError('uWS dropped a message (maxBackpressure reached)'));
       return;
     }
     if (status === 0 && this.writeBlockedSince === 0) this.writeBlockedSince = this.clock.now();
@@ -135,7 +137,7 @@ export class UwsLink extends BufferedLink {
   onClosed(code: number): void {
     if (this.finished) return;
     if (this.closeErr === null && code !== 1000 && code !== 1001 && code !== 1005 && !this.closing) {
-      this.closeErr = new Error(`WebSocket closed with code ${code}`);
+      this.closeErr = new ConnectionError(`WebSocket closed with code ${code}`);
     }
     this.finish();
   }
