@@ -1,4 +1,5 @@
 import { isValidPattern, SubjectError, validatePattern } from './subject.js';
+import { OptionsError } from '../runtime/errors.js';
 
 /**
  * One level of the token trie (the shape of nats-server's sublist.go).
@@ -101,7 +102,7 @@ export class SubjectTree<T, R = readonly T[]> {
     const cap = options?.cacheSize ?? DEFAULT_CACHE_SIZE;
     // No Infinity: the bound is what keeps unvalidated or high-cardinality subjects from growing memory.
     if (!Number.isSafeInteger(cap) || cap < 0) {
-      throw new RangeError(`SubjectTree: cacheSize must be a non-negative integer, got ${String(cap)}`);
+      throw new OptionsError(`SubjectTree: cacheSize must be a non-negative integer, got ${String(cap)}`);
     }
     this.#capacity = cap;
     this.#build = options?.build ?? ((values: T[]) => values as unknown as R);

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { SubjectError, SubjectTree } from '../../topics/index.js';
 import { countTrieNodes } from '../../topics/tree.js';
+import { OptionsError } from '../../runtime/errors.js';
 
 /** Naive reference matcher: split both on '.', compare token by token. */
 function refMatches(pattern: string, subject: string): boolean {
@@ -316,7 +317,7 @@ describe('result cache', () => {
 
   it('refuses a cacheSize that is not a non-negative integer', () => {
     for (const bad of [-1, 1.5, NaN, Infinity]) {
-      expect(() => new SubjectTree({ cacheSize: bad })).toThrow(RangeError);
+      expect(() => new SubjectTree({ cacheSize: bad })).toThrow(OptionsError);
     }
   });
 });
