@@ -22,76 +22,103 @@ const HOPS: Array<[string, string]> = [
   ['handler', 'handler (application)'],
 ];
 
-function num(n: number | null | undefined): string {
+/** One rule for every figure: three significant digits, k/M/G from 1,000 on; whole numbers below stay whole. */
+export function num(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return '-';
   const a = Math.abs(n);
-  if (a >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
-  if (a >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (a >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n * 100) / 100);
+  for (const [f, u] of [
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ] as const) {
+    if (a >= f) return `${Number((n / f).toPrecision(3))}${u}`;
+  }
+  return Number.isInteger(n) ? String(n) : String(Number(n.toPrecision(3)));
 }
 
 function pad(s: string | number, n: number, left = false): string {
   const t = String(s);
-  if (t.length >= n) return t.slice(0, n);
+  if (t.length >= n) return t.length > n ? t.slice(0, n - 1) + '~' : t;
   return left ? t + ' '.repeat(n - t.length) : ' '.repeat(n - t.length) + t;
 }
 
 async function get(url: string): Promise<J> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  if (!r.ok) throw new ConnectionError(`${url}: HTTP ${r.status}`);
-  return r.json();
+  let r: Response;
+  try {
+    r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code === 'ECONNREFUSED') throw new ConnectionError(`nothing listens at ${new URL(url).origin} (is the broker running, with --http-port?)`);
+    if ((err as Error).name === 'TimeoutError') throw new ConnectionError(`${url}: no answer within 5 s`);
+    // e.g. "bad port": fetch refuses ports browsers block (1, 25, 6000, ...).
+    throw new ConnectionError(`${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+  }
+  if (!r.ok) throw new ConnectionError(`${url}: HTTP ${r.status}${r.status === 404 ? " (is this a hopbus broker's HTTP port?)" : ''}`);
+  try {
+    return await r.json();
+  } catch {
+    throw new ConnectionError(`${url} did not answer with JSON: this is not a hopbus broker's HTTP port`);
+  }
 }
 
-/** One screen of text from the three documents. */
-export function renderTop(varz: J, connz: J, lat: J, width = 100): string {
+/**
+ * One screen of text from the three documents, at most `width` columns (the layout is
+ * drawn for 80) and `height` rows (the connections table gets what is left).
+ */
+export function renderTop(varz: J, connz: J, lat: J, width = 80, height = 24): string {
   const out: string[] = [];
   const r = varz.rates;
   const b = varz.bursts;
   const t = varz.totals;
-  out.push(`hopbus top - ${varz.serverName} ${varz.serverId}  v${varz.version}  up ${varz.uptimeSec}s  ${varz.now}`);
+  out.push(`hopbus top - ${varz.serverName} ${varz.serverId}  v${varz.version}  up ${varz.uptimeSec}s`);
   out.push(
     `connections ${varz.connections} (total ${varz.totalConnections})  subscriptions ${varz.subscriptions}  latency service ${varz.config.latency ? 'on' : 'off'}`,
   );
   out.push('');
   out.push(
-    `rates     msgs in/s ${pad(num(r.msgsInPerSec), 9)}   out/s ${pad(num(r.msgsOutPerSec), 9)}   bytes in/s ${pad(num(r.bytesInPerSec), 9)}   out/s ${pad(num(r.bytesOutPerSec), 9)}`,
+    `rates     msgs in/s ${pad(num(r.msgsInPerSec), 6)}  out/s ${pad(num(r.msgsOutPerSec), 6)}   bytes in/s ${pad(num(r.bytesInPerSec), 6)}  out/s ${pad(num(r.bytesOutPerSec), 6)}`,
   );
   out.push(
-    `bursts    busiest 1 ms ${pad(num(b.peak1msMsgs), 7)} msgs ${pad(num(b.peak1msBytes), 8)} B    busiest 5 ms ${pad(num(b.peak5msMsgs), 7)} msgs ${pad(num(b.peak5msBytes), 8)} B`,
+    `bursts    busiest 1 ms ${pad(num(b.peak1msMsgs), 6)} msgs ${pad(num(b.peak1msBytes), 6)} B   5 ms ${pad(num(b.peak5msMsgs), 6)} msgs ${pad(num(b.peak5msBytes), 6)} B`,
   );
   out.push(
-    `totals    in ${num(t.msgsIn)} msgs  out ${num(t.msgsOut)} msgs  unrouted ${num(t.unrouted)}  dropped ${num(t.droppedOldest + t.droppedNewest)}  conflated ${num(t.conflated)}  slow consumers ${t.slowConsumers}`,
+    `totals    in ${num(t.msgsIn)}  out ${num(t.msgsOut)}  unrouted ${num(t.unrouted)}  dropped ${num(t.droppedOldest + t.droppedNewest)}  conflated ${num(t.conflated)}  slow ${t.slowConsumers}`,
   );
   out.push('');
-  out.push(`latency, last interval (us)   ${pad('count', 9)}${pad('p50', 10)}${pad('p90', 10)}${pad('p99', 10)}${pad('p99.9', 10)}${pad('max', 10)}`);
+  out.push(
+    `${pad('latency, last interval (us)', 28, true)}${pad('count', 7)}${pad('p50', 9)}${pad('p90', 9)}${pad('p99', 9)}${pad('p99.9', 9)}${pad('max', 9)}`,
+  );
   for (const [k, name] of HOPS) {
     const s = lat.interval?.[k];
     if (!s) continue;
-    out.push(`  ${pad(name, 28, true)}${pad(num(s.count), 9)}${pad(s.p50, 10)}${pad(s.p90, 10)}${pad(s.p99, 10)}${pad(s.p999, 10)}${pad(s.max, 10)}`);
+    out.push(
+      `  ${pad(name, 26, true)}${pad(num(s.count), 7)}${pad(num(s.p50), 9)}${pad(num(s.p90), 9)}${pad(num(s.p99), 9)}${pad(num(s.p999), 9)}${pad(num(s.max), 9)}`,
+    );
   }
   out.push('');
   out.push(
-    `${pad('cid', 5)} ${pad('name', 16, true)} ${pad('tr', 4, true)} ${pad('subs', 5)} ${pad('msgs in', 9)} ${pad('msgs out', 9)} ${pad('pending', 9)} ${pad('dropped', 8)} ${pad('rtt us', 8)}`,
+    `${pad('cid', 5)} ${pad('name', 14, true)} ${pad('tr', 5, true)}${pad('subs', 5)} ${pad('msgs in', 7)} ${pad('msgs out', 8)} ${pad('pending', 7)} ${pad('dropped', 7)} ${pad('rtt us', 7)}`,
   );
   const conns = [...connz.connections].sort((a: J, c: J) => c.msgsOut + c.msgsIn - (a.msgsOut + a.msgsIn));
-  for (const c of conns.slice(0, 20)) {
+  const rows = Math.max(1, height - out.length - 1);
+  const shown = conns.length > rows ? rows - 1 : rows;
+  for (const c of conns.slice(0, shown)) {
     out.push(
-      `${pad(c.cid, 5)} ${pad(c.name || '-', 16, true)} ${pad(c.transport, 4, true)} ${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 9)} ${pad(num(c.msgsOut), 9)} ${pad(num(c.pendingBytes), 9)} ${pad(num(c.dropped), 8)} ${pad(num(c.rttUs), 8)}`,
+      `${pad(c.cid, 5)} ${pad(c.name || '-', 14, true)} ${pad(c.transport, 5, true)}${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 7)} ${pad(num(c.msgsOut), 8)} ${pad(num(c.pendingBytes), 7)} ${pad(num(c.dropped), 7)} ${pad(num(c.rttUs), 7)}`,
     );
   }
-  if (conns.length > 20) out.push(`... and ${conns.length - 20} more`);
-  return out.map((l) => l.slice(0, width)).join('\n');
+  if (conns.length > shown) out.push(`... and ${conns.length - shown} more`);
+  return out.map((l) => (l.length > width ? l.slice(0, width - 1) + '~' : l)).join('\n');
 }
 
-async function frame(url: string, width: number): Promise<string> {
+async function frame(url: string, width: number, height: number): Promise<string> {
   const [varz, connz, lat] = await Promise.all([get(`${url}/varz`), get(`${url}/connz`), get(`${url}/latency`)]);
-  return renderTop(varz, connz, lat, width);
+  return renderTop(varz, connz, lat, width, height);
 }
 
 export async function runTop(o: TopOptions): Promise<void> {
   if (o.once) {
-    console.log(await frame(o.url, 200));
+    console.log(await frame(o.url, 80, 32));
     return;
   }
   const out = process.stdout;
@@ -119,7 +146,7 @@ export async function runTop(o: TopOptions): Promise<void> {
   const draw = async () => {
     let text: string;
     try {
-      text = await frame(o.url, out.columns || 120);
+      text = await frame(o.url, out.columns || 80, out.rows || 24);
     } catch (err) {
       text = `hopbus top: cannot read ${o.url}: ${(err as Error).message}\n(retrying every ${o.intervalMs} ms; q quits)`;
     }
