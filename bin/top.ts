@@ -97,14 +97,14 @@ export function renderTop(varz: J, connz: J, lat: J, width = 80, height = 24): s
   }
   out.push('');
   out.push(
-    `${pad('cid', 5)} ${pad('name', 14, true)} ${pad('tr', 5, true)}${pad('subs', 5)} ${pad('msgs in', 7)} ${pad('msgs out', 8)} ${pad('pending', 7)} ${pad('dropped', 7)} ${pad('rtt us', 7)}`,
+    `${pad('cid', 5)} ${pad('name', 16, true)} ${pad('tr', 5, true)}${pad('subs', 5)} ${pad('msgs in', 7)} ${pad('msgs out', 8)} ${pad('pending', 7)} ${pad('dropped', 7)} ${pad('rtt us', 7)}`,
   );
   const conns = [...connz.connections].sort((a: J, c: J) => c.msgsOut + c.msgsIn - (a.msgsOut + a.msgsIn));
   const rows = Math.max(1, height - out.length - 1);
   const shown = conns.length > rows ? rows - 1 : rows;
   for (const c of conns.slice(0, shown)) {
     out.push(
-      `${pad(c.cid, 5)} ${pad(c.name || '-', 14, true)} ${pad(c.transport, 5, true)}${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 7)} ${pad(num(c.msgsOut), 8)} ${pad(num(c.pendingBytes), 7)} ${pad(num(c.dropped), 7)} ${pad(num(c.rttUs), 7)}`,
+      `${pad(c.cid, 5)} ${pad(c.name || '-', 16, true)} ${pad(c.transport, 5, true)}${pad(c.subscriptions, 5)} ${pad(num(c.msgsIn), 7)} ${pad(num(c.msgsOut), 8)} ${pad(num(c.pendingBytes), 7)} ${pad(num(c.dropped), 7)} ${pad(num(c.rttUs), 7)}`,
     );
   }
   if (conns.length > shown) out.push(`... and ${conns.length - shown} more`);
