@@ -1,6 +1,7 @@
 /**
- * The in-process targets and the raw floors of the peer benchmark (bench/peers/targets):
- * each starts its real server (a broker on a worker thread, an embedded broker, a relay
+ * The in-process targets, hopbus's NATS listener and the raw floors of the peer benchmark
+ * (bench/peers/targets): each starts its real server (a broker on a worker thread, an
+ * embedded broker, a broker process with its NATS listener driven by nats.js, a relay
  * thread over SharedArrayBuffer rings, a UDP relay process), and its clients carry
  * messages intact, in order, from a publisher to a subscriber, and through the
  * ping-pong's far side. Imported from dist/ (its workers and child processes run built JS):
@@ -33,7 +34,7 @@ async function client(t: Target, srv: RunningServer, name: string): Promise<BusC
   return c;
 }
 
-describe.each(['hopbus-shm', 'hopbus-inproc', 'node-sab-relay', 'node-dgram-relay'])('peer bench target %s', (name) => {
+describe.each(['hopbus-shm', 'hopbus-inproc', 'hopbus-nats', 'node-sab-relay', 'node-dgram-relay'])('peer bench target %s', (name) => {
   it('carries messages from a publisher to a subscriber, intact and in order', async () => {
     const t = targetNamed(name);
     const srv = await start(t);
