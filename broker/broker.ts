@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { ErrCode, Policy, maxFrameFor } from '../transports/protocol/index.js';
+import { ErrCode, type Policy, maxFrameFor } from '../transports/protocol/index.js';
 import { realClock, type Clock } from '../runtime/clock.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';

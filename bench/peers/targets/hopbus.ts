@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { connectBroker, type Bus } from '../../../client/index.js';
 import { distRoot, startNode } from '../../procs.js';
-import type { BusClient, Endpoint, OnMessage, RunningServer, Server, Target } from '../target.js';
+import type { BusClient, Endpoint, OnMessage, Server, Target } from '../target.js';
 
 /** A broker listener besides TCP: its command-line flags and the endpoint it gives clients. */
 export interface BrokerListener {
