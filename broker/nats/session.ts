@@ -221,6 +221,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   private resolveDone!: () => void;
   readonly out: Outbound;
   readonly gate: PublisherGate;
+  /** CONNECT echo: false (read by the router for queue groups, and by deliver()). */
+  noEcho = false;
   /** NATS connections never join the shm direct plane. */
   readonly direct = null;
   private readonly parser: NatsParser;
@@ -322,6 +324,7 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     c.verbose = o.verbose === true;
     c.pedantic = o.pedantic === true;
     c.echo = o.echo !== false;
+    this.noEcho = !c.echo;
     c.headers = headers;
     c.noResponders = noResponders;
     c.protocol = protocol;
@@ -423,7 +426,7 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
    * it matched (NATS sends one per sid), formatted once per fanout (see the top).
    */
   deliver(buf: Buffer, off: number, len: number, _sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Publisher | null): void {
-    if (from === this && !this.client.echo) return;
+    if (from === this && this.noEcho) return;
     const f = current;
     const router = this.router;
     if (f.fanout !== router.fanouts || f.router !== router) f.begin(router, buf, off, len, subject);

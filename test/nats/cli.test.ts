@@ -6,6 +6,7 @@ import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { connectBroker } from '../../client/index.js';
 import { dist, until } from '../kit/index.js';
 
 const BIN = dist('bin/hopbus.js');
@@ -69,6 +70,9 @@ describe('hopbus broker and NATS clients', () => {
   it('--no-nats: no NATS listener, no NATS line', async () => {
     const p = start(['broker', '--port', '0', '--no-nats', '--log-level', 'info']);
     await until(() => READY.test(p.out.stdout), `the ready line (got ${JSON.stringify(p.out)})`);
+    // A round trip through its event loop: the start-up code after the ready line (the signal handlers) has run.
+    const bus = await connectBroker(/^hopbus broker ready: (\S+)/m.exec(p.out.stdout)![1]!, { reconnect: false });
+    await bus.close();
     // All it prints, up to its graceful exit.
     running.at(-1)!.kill('SIGTERM');
     expect(await p.exited).toBe(0);

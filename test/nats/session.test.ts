@@ -178,6 +178,23 @@ describe('nats.js against hopbus', () => {
     expect(mine.map((m) => m.string())).toEqual(['from other']);
   });
 
+  it('echo: false in a queue group: the other members get all of its publishes, as from nats-server', async () => {
+    const b = await natsBroker();
+    const quiet = await nats(b, { noEcho: true });
+    const other = await nats(b);
+    const mine = collect(quiet, 'w', { queue: 'g' });
+    const theirs = collect(other, 'w', { queue: 'g' });
+    await quiet.flush();
+    await other.flush();
+    for (let i = 0; i < 20; i++) quiet.publish('w', String(i));
+    await quiet.flush();
+    await until(() => theirs.length === 20, 'all 20 at the other member');
+    other.publish('w', 'to the group');
+    await other.flush();
+    await until(() => theirs.length + mine.length === 21, 'the message from the other connection');
+    expect(mine.map((m) => m.string())).toEqual(theirs.length === 21 ? [] : ['to the group']);
+  });
+
   it('a payload over the advertised max_payload is refused by the client before it is sent', async () => {
     const b = await natsBroker({ maxPayload: 1024 });
     const c = await nats(b);
