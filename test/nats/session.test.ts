@@ -3,7 +3,8 @@
  * listener: the NATS session on the router, over real loopback sockets.
  */
 import { connect, headers, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MsgTemplate } from '../../broker/nats/encode.js';
 import type { StartedBroker } from '../../broker/index.js';
 import { VERSION } from '../../broker/index.js';
 import { until, useWorld } from '../kit/index.js';
@@ -222,5 +223,23 @@ describe('nats.js against hopbus', () => {
     await p.flush();
     await until(() => got.length === 1, 'the message after the restart');
     expect(got[0]!.string()).toBe('after restart');
+  });
+
+  it('encode once: a message to many NATS subscribers is formatted once, not per subscriber', async () => {
+    const b = await natsBroker();
+    const subs = await Promise.all([nats(b), nats(b), nats(b), nats(b), nats(b)]);
+    const got = subs.map((s) => collect(s, 'fan.>'));
+    await Promise.all(subs.map((s) => s.flush()));
+    const p = await nats(b);
+    await p.flush();
+    const prepare = vi.spyOn(MsgTemplate.prototype, 'prepare');
+    try {
+      p.publish('fan.out', 'one');
+      await p.flush();
+      await until(() => got.every((g) => g.length === 1), 'the message at all five');
+      expect(prepare).toHaveBeenCalledTimes(1);
+    } finally {
+      prepare.mockRestore();
+    }
   });
 });

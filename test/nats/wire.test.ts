@@ -126,6 +126,27 @@ describe('NATS listener: bad input closes only that connection', () => {
   });
 });
 
+describe('NATS listener: maxConnections', () => {
+  it('a connection over maxConnections gets -ERR maximum connections exceeded in place of INFO', async () => {
+    const b = await startBroker({ host: '127.0.0.1', port: 0, natsPort: 0, logLevel: 'silent', maxConnections: 1 });
+    try {
+      const first = await raw(b);
+      await alive(first);
+      const socket = net.connect({ host: '127.0.0.1', port: b.broker.natsPort! });
+      let text = '';
+      let closed = false;
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', () => {});
+      socket.on('close', () => (closed = true));
+      await until(() => closed, 'the refused connection closed');
+      expect(text).toBe("-ERR 'maximum connections exceeded'\r\n");
+      await alive(first);
+    } finally {
+      await b.close();
+    }
+  });
+});
+
 describe('NATS listener: liveness and slow consumers', () => {
   it('a client that answers no PING is closed with Stale Connection; a NATS PING is answered at once', async () => {
     const clock = new FakeClock();
