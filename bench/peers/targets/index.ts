@@ -10,7 +10,8 @@
  * transport leaves its process.
  *
  * hopbus-nats is hopbus's NATS listener driven by nats.js exactly as the nats target
- * drives nats-server, so that the two rows differ only in the server.
+ * drives nats-server, so that the two rows differ only in the server; nats-to-hopbus and
+ * hopbus-to-nats carry the same cases from one protocol to the other on that broker.
  *
  * Floors are Targets of kind 'floor' whose `cases` names the ones they can run (hop,
  * pingpong) where they have no subjects, so the other cases show them as "n/a": the
@@ -27,7 +28,7 @@ import { hopbusTcp } from './hopbus-tcp.js';
 import { hopbusUnix } from './hopbus-unix.js';
 import { hopbusWs } from './hopbus-ws.js';
 import { hopbusUdp } from './hopbus-udp.js';
-import { hopbusNats, hopbusNatsBroker } from './hopbus-nats.js';
+import { hopbusNats, hopbusNatsBroker, hopbusToNats, natsToHopbus } from './hopbus-nats.js';
 import { nats, natsServer } from './nats.js';
 import { redis, redisServer } from './redis.js';
 import { mosquittoServer, mqtt } from './mqtt.js';
@@ -56,6 +57,8 @@ export const TARGETS: readonly Target[] = [
   hopbusWs,
   hopbusUdp,
   hopbusNats,
+  natsToHopbus,
+  hopbusToNats,
   nats,
   redis,
   mqtt,
