@@ -6,7 +6,7 @@
 import { connect, headers, type Msg as NatsMsg, type NatsConnection } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StartedBroker } from '../../broker/index.js';
-import type { Msg } from '../../client/index.js';
+import { connectBroker, type Bus, type Msg } from '../../client/index.js';
 import { until, useWorld } from '../kit/index.js';
 
 const world = useWorld();
@@ -128,5 +128,28 @@ describe('NATS and hopbus clients on one bus', () => {
     await until(() => atHb + atN === 40, 'each job once');
     expect(atHb).toBeGreaterThan(0);
     expect(atN).toBeGreaterThan(0);
+  });
+
+  it('over every hopbus transport: inproc, unix and WebSocket subscribers get a NATS publish, and answer its request', async () => {
+    const dir = world.tmpdir();
+    const b = await world.broker({ natsPort: 0, httpPort: 0, unix: `${dir}/hb.sock` });
+    const ws = b.urls.find((u) => u.startsWith('ws:'))!;
+    const buses: Bus[] = [
+      world.track(await connectBroker(b.endpoint('inproc'), { name: 'inproc', reconnect: false })),
+      world.track(await connectBroker(`unix://${dir}/hb.sock`, { name: 'unix', reconnect: false })),
+      await world.connect(ws, { name: 'ws' }),
+    ];
+    const got: string[] = [];
+    for (const [i, bus] of buses.entries()) {
+      bus.subscribe('all.x', (m) => void got.push(`${i}:${m.string()}`));
+      bus.subscribe(`svc.${i}`, (m) => m.respond(`from ${i}`));
+      await bus.flush();
+    }
+    const n = await nats(b);
+    n.publish('all.x', 'hello');
+    await n.flush();
+    await until(() => got.length === 3, 'the message at all three');
+    expect(got.sort()).toEqual(['0:hello', '1:hello', '2:hello']);
+    for (let i = 0; i < 3; i++) expect((await n.request(`svc.${i}`, '', { timeout: 5000 })).string()).toBe(`from ${i}`);
   });
 });
