@@ -50,6 +50,11 @@ Options:
   --unix PATH         also listen on a Unix-domain socket
   --http-port P       serve monitoring, the dashboard and WebSocket clients
                       (ws://HOST:P/bus) on this port (default off; 0 = a free port)
+  --nats-port P       also serve NATS clients (the NATS client protocol, docs/NATS.md)
+                      on this port (default 4222; 0 = a free port). When the default
+                      4222 is taken, the broker starts without it and says so
+  --nats-host H       interface of the NATS listener (default: --host)
+  --no-nats           no NATS listener
   --config FILE       JSON file of broker options (see README); flags override it
   --log-level L       fatal|error|warn|info|debug|trace|silent (default info)
   --name NAME         server name reported to clients
@@ -95,6 +100,9 @@ function int(name: string, v: string | undefined, min = 0): number | undefined {
   return n;
 }
 
+/** Where `hopbus broker` serves NATS clients unless told otherwise: nats-server's port. */
+const DEFAULT_NATS_PORT = 4222;
+
 async function cmdBroker(args: string[]): Promise<void> {
   const { values, positionals } = parse(
     args,
@@ -103,6 +111,9 @@ async function cmdBroker(args: string[]): Promise<void> {
       port: { type: 'string' },
       unix: { type: 'string' },
       'http-port': { type: 'string' },
+      'nats-port': { type: 'string' },
+      'nats-host': { type: 'string' },
+      'no-nats': { type: 'boolean' },
       config: { type: 'string' },
       'log-level': { type: 'string' },
       name: { type: 'string' },
@@ -136,8 +147,25 @@ async function cmdBroker(args: string[]): Promise<void> {
   if (values['max-payload'] !== undefined) opts.maxPayload = int('max-payload', values['max-payload'], 1);
   if (values['max-pending'] !== undefined) opts.maxPending = int('max-pending', values['max-pending'], 1);
   if (values['ping-interval'] !== undefined) opts.pingIntervalMs = int('ping-interval', values['ping-interval']);
-  const b = await startBroker(opts);
+  if (values['no-nats'] && values['nats-port'] !== undefined) throw new UsageError(`--no-nats and --nats-port contradict each other\n\n${BROKER_HELP}`);
+  if (values['nats-host']) opts.natsHost = values['nats-host'];
+  if (values['nats-port'] !== undefined) opts.natsPort = int('nats-port', values['nats-port']);
+  if (values['no-nats']) opts.natsPort = null;
+  // The daemon speaks NATS at its usual port unless told otherwise (the config file's natsPort, null included, counts).
+  const natsDefault = !('natsPort' in opts);
+  if (natsDefault) opts.natsPort = DEFAULT_NATS_PORT;
+  let b: Awaited<ReturnType<typeof startBroker>>;
+  let natsNote = '';
+  try {
+    b = await startBroker(opts);
+  } catch (err) {
+    if (!natsDefault || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || (err as { port?: unknown }).port !== DEFAULT_NATS_PORT) throw err;
+    b = await startBroker({ ...opts, natsPort: null });
+    natsNote = `NATS clients: not served, port ${DEFAULT_NATS_PORT} is in use (choose another with --nats-port P, or --no-nats)`;
+  }
   console.log(`hopbus broker ready: ${b.urls.join('  ')}`);
+  if (b.broker.natsUrl !== null) console.log(`NATS clients: ${b.broker.natsUrl}`);
+  else if (natsNote !== '') console.log(natsNote);
   if (b.broker.httpPort !== null) {
     const h = b.broker.options.host;
     console.log(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);

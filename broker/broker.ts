@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { ErrCode, Policy, maxFrameFor } from '../transports/protocol/index.js';
+import { ErrCode, type Policy, maxFrameFor } from '../transports/protocol/index.js';
 import { realClock, type Clock } from '../runtime/clock.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
@@ -30,6 +30,9 @@ import { parsePolicy } from './policy.js';
 import { Limiter } from './ratelimit.js';
 import { Router } from './router.js';
 import { Session } from './session.js';
+import { ERR_MAX_CONNECTIONS } from './nats/errors.js';
+import { listenNats } from './nats/listener.js';
+import { NatsSession } from './nats/session.js';
 
 export { VERSION } from '../transports/protocol/version.js';
 export type { BrokerCounters } from './counters.js';
@@ -52,7 +55,11 @@ export class Broker implements SessionHost {
   /** Keepalive, write deadlines, handshake timeouts. */
   readonly liveness: Liveness;
   readonly sessions = new Set<Session>();
+  /** NATS client connections (broker/nats/session.ts), on the same router. */
+  readonly natsSessions = new Set<NatsSession>();
   readonly listeners: Listener[] = [];
+  /** The NATS listener (option `natsPort`), once listening; kept out of `listeners` and `urls`, which hopbus clients dial. */
+  private natsListener: (Listener & { readonly port: number }) | null = null;
   private nextId = 1;
   private closing: Promise<void> | null = null;
   /** Largest frame this broker accepts (and the bridge reassembles). */
@@ -83,7 +90,19 @@ export class Broker implements SessionHost {
     const now = clock.now();
     const subjectLimits = o.subjectRates.map(({ pattern, ...limit }) => ({ pattern, limiter: new Limiter(limit, now) }));
     this.router = new Router({ ...o, defaultPolicy: this.defaultPolicy, subjectLimits }, this.counters);
-    this.liveness = new Liveness(this.sessions, o, clock);
+    const sessions = this.sessions;
+    const nats = this.natsSessions;
+    // Keepalive and write deadlines see both kinds of connection.
+    this.liveness = new Liveness(
+      {
+        *[Symbol.iterator]() {
+          yield* sessions;
+          yield* nats;
+        },
+      },
+      o,
+      clock,
+    );
     this.monitor = new Monitor(this);
     this.router.tap = this.monitor;
   }
@@ -97,6 +116,16 @@ export class Broker implements SessionHost {
     return this.listeners.map((l) => l.url);
   }
 
+  /** nats://host:port of the NATS listener, or null when there is none. */
+  get natsUrl(): string | null {
+    return this.natsListener?.url ?? null;
+  }
+
+  /** The NATS listener's port (the bound one when natsPort was 0), or null. */
+  get natsPort(): number | null {
+    return this.natsListener?.port ?? null;
+  }
+
   async listen(): Promise<void> {
     const o = this.options;
     try {
@@ -106,15 +135,18 @@ export class Broker implements SessionHost {
       if (o.unix) this.listeners.push(await listenStream(parseUrl(`unix://${o.unix}`), this.maxFrame, this.accept));
       if (o.multicast) this.router.exporter = this.bridge = await MulticastBridge.start(this, o.multicast);
       if (o.httpPort !== null) this.listeners.push(await listenHttp(this, o.host, o.httpPort));
+      if (o.natsPort !== null) this.natsListener = await listenNats(o.natsHost ?? o.host, o.natsPort, this.acceptNats);
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.close()));
       this.listeners.length = 0;
+      await this.natsListener?.close();
+      this.natsListener = null;
       throw err;
     }
     this.liveness.start();
     this.monitor.start();
     const { logDestination: _d, ...shown } = o;
-    this.log.info({ config: shown, urls: this.urls, serverId: this.serverId, version: VERSION }, 'broker started');
+    this.log.info({ config: shown, urls: this.urls, natsUrl: this.natsUrl, serverId: this.serverId, version: VERSION }, 'broker started');
   }
 
   /** Adopts a link from any transport: the one way in for every client. */
@@ -134,6 +166,24 @@ export class Broker implements SessionHost {
     link.start(session);
   };
 
+  /** Adopts a NATS client's connection (broker/nats/session.ts): INFO first, then its CONNECT. */
+  readonly acceptNats = (link: Link): void => {
+    if (this.closing) {
+      link.destroy();
+      return;
+    }
+    this.counters.connectionsTotal++;
+    const session = new NatsSession(this.nextId++, link, this);
+    link.start(session);
+    if (this.sessions.size + this.natsSessions.size >= this.options.maxConnections) {
+      // nats-server sends the -ERR in place of INFO.
+      session.refuse(ERR_MAX_CONNECTIONS, `maximum connections reached (${this.options.maxConnections})`);
+      return;
+    }
+    this.natsSessions.add(session);
+    session.greet(this.options.natsHost ?? this.options.host, this.natsListener?.port ?? 0);
+  };
+
   /**
    * An endpoint for a client without a URL: 'shm' makes a fresh pair of
    * SharedArrayBuffer rings for one worker thread (structured-cloneable: pass it in
@@ -150,8 +200,9 @@ export class Broker implements SessionHost {
   }
 
   /** SessionHost: a session's link is closed for good. */
-  detach(session: Session): void {
-    this.sessions.delete(session);
+  detach(session: Session | NatsSession): void {
+    if (session instanceof NatsSession) this.natsSessions.delete(session);
+    else this.sessions.delete(session);
   }
 
   /** What INFO tells client `clientId` (broker/handshake.ts). */
@@ -165,8 +216,12 @@ export class Broker implements SessionHost {
   }
 
   /** Counters and per-connection flow state, for monitoring. */
-  metrics(): { counters: BrokerCounters; connections: ReturnType<Session['metrics']>[] } {
-    return { counters: { ...this.counters }, connections: [...this.sessions].map((s) => s.metrics()) };
+  metrics(): { counters: BrokerCounters; connections: ReturnType<Session['metrics']>[]; nats: ReturnType<NatsSession['metrics']>[] } {
+    return {
+      counters: { ...this.counters },
+      connections: [...this.sessions].map((s) => s.metrics()),
+      nats: [...this.natsSessions].map((s) => s.metrics()),
+    };
   }
 
   /**
@@ -180,12 +235,12 @@ export class Broker implements SessionHost {
       this.monitor.stop();
       // server.close() stops accepting at once but settles only when its
       // connections are gone, so it is awaited after the sessions are closed.
-      const stopped = Promise.all(this.listeners.map((l) => l.close()));
+      const stopped = Promise.all([...this.listeners, ...(this.natsListener ? [this.natsListener] : [])].map((l) => l.close()));
       this.shm?.close();
       this.inproc?.close();
       this.direct.close();
       const bridgeClosed = this.bridge?.close();
-      const sessions = [...this.sessions];
+      const sessions: Array<Session | NatsSession> = [...this.sessions, ...this.natsSessions];
       for (const s of sessions) s.shutdown();
       const force = setTimeout(() => {
         for (const s of sessions) s.link.destroy();

@@ -63,13 +63,21 @@ export interface BrokerOptions {
   logDestination?: number;
   /** Bridge to UDP multicast channels (docs/MULTICAST.md): { url, channels, rules, export, import, ... }. */
   multicast?: MulticastBridgeOptions | null;
+  /** Also speak the NATS client protocol on this TCP port (docs/NATS.md); null = off (the default), 0 picks a free port. */
+  natsPort?: number | null;
+  /** Interface of the NATS listener (default: `host`). */
+  natsHost?: string;
 }
 
-export type ResolvedOptions = Required<Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast'>> & {
+export type ResolvedOptions = Required<
+  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost'>
+> & {
   multicast?: MulticastBridgeOptions | null;
   unix?: string;
   port: number | null;
   httpPort: number | null;
+  natsPort: number | null;
+  natsHost?: string;
   publishRate?: RateLimit;
   deliverRate?: RateLimit;
 };
@@ -103,6 +111,9 @@ export const DEFAULTS: ResolvedOptions = {
   writeDeadlineMs: 10_000,
   subjectRates: [],
   httpPort: null,
+  // Off when embedded: a library should not open a second port unasked. The daemon
+  // (bin/hopbus.ts) turns it on at NATS's usual 4222.
+  natsPort: null,
   // On: it costs nothing for messages without timestamps but a counter per message.
   latency: true,
   // 1 s: the granularity a person watching a dashboard or an engine adapting to
@@ -150,6 +161,8 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   logLevel: 'string',
   logDestination: 'int',
   multicast: 'multicast',
+  natsPort: 'port',
+  natsHost: 'string',
 };
 
 /** Validates options against the known keys and fills in defaults. */
@@ -194,7 +207,7 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(
-        `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : 'no HTTP'}), got ${JSON.stringify(value)}`,
+        `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : key === 'natsPort' ? 'no NATS listener' : 'no HTTP'}), got ${JSON.stringify(value)}`,
       );
     }
     out[key] = value;

@@ -9,7 +9,7 @@ import { HOPS } from '../metrics/latency.js';
 import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
 import type { DirectPlane } from './direct.js';
-import type { Monitor, MonitorHost } from './monitor.js';
+import { allSessions, isNats, type Monitor, type MonitorHost } from './monitor.js';
 
 /**
  * What the endpoints (and /metrics, broker/prometheus.ts) read of the broker. Must not
@@ -20,6 +20,9 @@ export interface Observed extends MonitorHost {
   readonly direct: Pick<DirectPlane, 'stats'>;
   readonly urls: string[];
   readonly httpPort: number | null;
+  /** The NATS listener's URL and port, or null when there is none. */
+  readonly natsUrl: string | null;
+  readonly natsPort: number | null;
 }
 
 export function healthz(b: Observed) {
@@ -43,6 +46,7 @@ export function varz(b: Observed) {
       host: o.host,
       port: o.port,
       httpPort: b.httpPort,
+      natsPort: b.natsPort,
       maxPayload: o.maxPayload,
       maxPending: o.maxPending,
       maxConnections: o.maxConnections,
@@ -52,8 +56,10 @@ export function varz(b: Observed) {
       latency: o.latency,
       monitorIntervalMs: o.monitorIntervalMs,
     },
-    connections: b.sessions.size,
+    connections: b.sessions.size + b.natsSessions.size,
     totalConnections: c.connectionsTotal,
+    /** NATS client connections (also in `connections`), and where they connect. */
+    nats: { url: b.natsUrl, connections: b.natsSessions.size },
     subscriptions: b.router.tree.size,
     totals: { ...c },
     direct: b.direct.stats(),
@@ -65,12 +71,15 @@ export function varz(b: Observed) {
 
 export function connz(b: Observed) {
   const now = Date.now();
-  const connections = [...b.sessions].map((s) => {
+  const connections = allSessions(b).map((s) => {
     const m = s.metrics();
     return {
       cid: m.cid,
       name: m.name,
       lang: s.lang,
+      /** 'hopbus' or 'nats': the protocol the client speaks; NATS clients also say their client version. */
+      protocol: isNats(s) ? 'nats' : 'hopbus',
+      ...(isNats(s) ? { version: s.client.version } : {}),
       transport: m.transport,
       remote: m.remote,
       connectedAt: new Date(m.connectedAt).toISOString(),
@@ -109,7 +118,7 @@ export function subsz(b: Observed) {
   const st = b.router.tree.stats();
   let queue = 0;
   const byPolicy: Record<string, number> = {};
-  for (const s of b.sessions) {
+  for (const s of allSessions(b)) {
     for (const sub of s.subs.values()) {
       if (sub.queue) queue++;
       const p = POLICY_NAMES[sub.policy] ?? 'default';

@@ -19,6 +19,7 @@
  *   dashboard.ts   the dashboard page
  *   monitor.ts     monitoring and the latency service: rates, bursts, histograms, $SYS reports
  *   session.ts     one connection speaking the hopbus protocol: frames in, dispatch, steady state
+ *   nats/          the NATS client protocol: parser, encoders, header mapping, its session and listener
  *   host.ts        SessionHost: what a session is given instead of the Broker
  *   handshake.ts   the CONNECT steps (parse, validate, [auth], direct grant) and the INFO answer
  *   liveness.ts    keepalive PINGs, stale connections, write deadlines, handshake timeout (on a Clock)

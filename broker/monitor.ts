@@ -28,6 +28,7 @@ import { decodeReport } from './report.js';
 import type { Route } from './route.js';
 import type { PublishTap, Router } from './router.js';
 import type { Session } from './session.js';
+import type { NatsSession } from './nats/session.js';
 import type { Publisher } from './subscription.js';
 
 /** What the monitor reads of the broker. */
@@ -37,7 +38,19 @@ export interface MonitorHost {
   readonly options: ResolvedOptions;
   readonly counters: BrokerCounters;
   readonly sessions: ReadonlySet<Session>;
+  /** NATS client connections (broker/nats/session.ts): monitored like hopbus ones. */
+  readonly natsSessions: ReadonlySet<NatsSession>;
   readonly router: Router;
+}
+
+/** A NATS connection (they carry kind 'nats'; hopbus sessions carry no kind). */
+export function isNats(s: Session | NatsSession): s is NatsSession {
+  return (s as { kind?: string }).kind === 'nats';
+}
+
+/** Every connection, hopbus and NATS, for the snapshots. */
+export function allSessions(b: MonitorHost): Array<Session | NatsSession> {
+  return [...b.sessions, ...b.natsSessions];
 }
 
 /** Subjects of the latency service (docs/PROTOCOL.md, "System subjects"). */
@@ -190,7 +203,7 @@ export class Monitor implements PublishTap {
       total[hop] = summarize(this.hops[hop].total);
     }
     const clients = [];
-    for (const s of b.sessions) {
+    for (const s of allSessions(b)) {
       if (s.report !== null)
         clients.push({
           cid: s.id,
@@ -220,7 +233,7 @@ export class Monitor implements PublishTap {
     const b = this.broker;
     const c = b.counters;
     const consumers = [];
-    for (const s of b.sessions) {
+    for (const s of allSessions(b)) {
       const o = s.out;
       const dropped = o.stats.droppedOldest + o.stats.droppedNewest;
       const pending = o.pendingBytes;
@@ -242,7 +255,7 @@ export class Monitor implements PublishTap {
       serverName: b.options.name,
       now: new Date().toISOString(),
       uptimeSec: Math.round((Date.now() - b.startedAt) / 1000),
-      connections: b.sessions.size,
+      connections: b.sessions.size + b.natsSessions.size,
       subscriptions: b.router.tree.size,
       rates: this.rates,
       bursts: this.bursts,

@@ -8,6 +8,7 @@
 import { HOPS } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
 import { latencyTotals, type Observed } from './endpoints.js';
+import { allSessions } from './monitor.js';
 
 const HOP_LABEL: Record<string, string> = { pubToBroker: 'pub_to_broker', brokerToClient: 'broker_to_client', endToEnd: 'end_to_end', handler: 'handler' };
 
@@ -37,7 +38,11 @@ export function prometheus(b: Observed): string {
   const o = new Out();
   o.metric('info', 'gauge', 'Broker identity (always 1).', [[{ server_id: b.serverId, server_name: b.options.name, version: VERSION }, 1]]);
   o.one('uptime_seconds', 'gauge', 'Seconds since the broker started.', Math.round((Date.now() - b.startedAt) / 1000));
-  o.one('connections', 'gauge', 'Open client connections.', b.sessions.size);
+  o.one('connections', 'gauge', 'Open client connections (hopbus and NATS).', b.sessions.size + b.natsSessions.size);
+  o.metric('connections_by_protocol', 'gauge', 'Open client connections by the protocol they speak.', [
+    [{ protocol: 'hopbus' }, b.sessions.size],
+    [{ protocol: 'nats' }, b.natsSessions.size],
+  ]);
   o.one('connections_total', 'counter', 'Connections accepted since start.', c.connectionsTotal);
   o.one('subscriptions', 'gauge', 'Subscriptions held by all connections.', b.router.tree.size);
   o.one('messages_in_total', 'counter', 'Messages published to the broker.', c.msgsIn);
@@ -101,7 +106,7 @@ export function prometheus(b: Observed): string {
   for (const [labels, v] of counts) {
     o.lines.push(`hopbus_latency_seconds_sum{hop="${labels.hop}"} ${labels.sum}`, `hopbus_latency_seconds_count{hop="${labels.hop}"} ${v}`);
   }
-  const conns = [...b.sessions];
+  const conns = allSessions(b);
   o.metric(
     'connection_pending_bytes',
     'gauge',

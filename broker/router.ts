@@ -224,7 +224,8 @@ export class Router {
         const k = cursor.next++ % members.length;
         if (cursor.next >= 0x40000000) cursor.next = 0;
         const sub = members[k]!;
-        if (!sub.session.open) continue;
+        // A connection that asked not to hear itself leaves its own messages to the other members.
+        if (!sub.session.open || ((sub.session as object) === from && sub.session.noEcho === true)) continue;
         sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
         c.msgsOut++;
         c.bytesOut += len;

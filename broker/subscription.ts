@@ -25,6 +25,11 @@ export interface Subscriber {
   /** Set when it delivers to other shm clients itself (broker/direct.ts); the router only reads `acked`. */
   readonly direct: DirectPublisher | null;
   /**
+   * True when it must not receive its own publishes (NATS CONNECT `echo: false`): the
+   * router then picks another member of a queue group for them. Unset means false.
+   */
+  readonly noEcho?: boolean;
+  /**
    * One message: buf[off, off+len) is a hopbus MSG frame, shared by every receiver of
    * this fanout (do not modify it; copy what must outlive the call). `sid` is non-zero
    * for a queue delivery: the receiver's copy carries that subscription id. `subs` are

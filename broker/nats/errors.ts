@@ -23,6 +23,9 @@ export const ERR_AUTH_VIOLATION = 'Authorization Violation';
 /** client.go authTimeout: no CONNECT within the authorization timeout (the wire says Authentication, not Authorization). Fatal. */
 export const ERR_AUTH_TIMEOUT = 'Authentication Timeout';
 
+/** errors.go ErrTooManyConnections, sent in place of INFO when max_connections is reached. Fatal. */
+export const ERR_MAX_CONNECTIONS = 'maximum connections exceeded';
+
 /** errors.go ErrTooManySubs, from maxSubsExceeded: the SUB is dropped. Not fatal. */
 export const ERR_MAX_SUBSCRIPTIONS = 'maximum subscriptions exceeded';
 

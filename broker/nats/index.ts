@@ -7,10 +7,14 @@
  *   headers.ts  the NATS/1.0 header block <-> hopbus headers (a msgpack map of strings)
  *   errors.ts   the -ERR texts nats-server sends, word for word, and which are fatal
  *
- * It owns the bytes of the protocol only: no sockets, no sessions, no routing. The
- * NATS session that maps NatsHandler onto the router sits beside the hopbus session.
- * Must not import: client/, or any broker module outside broker/nats/ (the broker
- * imports this, not the other way round); transports/ and runtime/ are fine.
+ *   session.ts  a NATS connection on the router: NatsHandler -> Router.publish, Subscriber -> MSG/HMSG (not exported here)
+ *   listener.ts the TCP listener whose links hand the session raw chunks (not exported here)
+ *
+ * The four codec files own the bytes of the protocol only: no sockets, no sessions, no
+ * routing, and they import no broker module outside broker/nats/ (transports/ and
+ * runtime/ are fine). session.ts and listener.ts are the wiring: they import the
+ * router's seam (subscription.ts, host.ts, policy.ts, gate.ts) and are imported by
+ * broker.ts alone. Nothing here imports client/.
  */
 export * from './errors.js';
 export * from './parser.js';

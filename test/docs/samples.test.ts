@@ -74,6 +74,10 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-samples-'));
   fs.mkdirSync(path.join(dir, 'node_modules'));
   fs.symlinkSync(root, path.join(dir, 'node_modules', 'hopbus'), 'dir');
+  // What else a sample imports (the NATS client of the README's NATS section, say): this project's own packages.
+  for (const name of fs.readdirSync(path.join(root, 'node_modules'))) {
+    if (!name.startsWith('.') && name !== 'hopbus') fs.symlinkSync(path.join(root, 'node_modules', name), path.join(dir, 'node_modules', name), 'dir');
+  }
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
   fs.writeFileSync(
     path.join(dir, 'tsconfig.json'),

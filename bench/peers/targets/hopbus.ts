@@ -4,7 +4,7 @@
  * this one (hopbus-tcp.ts, hopbus-unix.ts) that names the broker listener it needs
  * and the endpoint its clients dial.
  *
- * The broker runs as `node dist/bin/hopbus.js broker --port 0 --log-level warn` plus
+ * The broker runs as `node dist/bin/hopbus.js broker --port 0 --no-nats --log-level warn` plus
  * each registered listener's flags, and prints "hopbus broker ready: <urls>".
  */
 import fs from 'node:fs';
@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { connectBroker, type Bus } from '../../../client/index.js';
 import { distRoot, startNode } from '../../procs.js';
-import type { BusClient, Endpoint, OnMessage, RunningServer, Server, Target } from '../target.js';
+import type { BusClient, Endpoint, OnMessage, Server, Target } from '../target.js';
 
 /** A broker listener besides TCP: its command-line flags and the endpoint it gives clients. */
 export interface BrokerListener {
@@ -43,7 +43,8 @@ export const hopbusBroker: Server = {
   name: 'hopbus-broker',
   packages: [],
   async start(tmpDir) {
-    const args = ['broker', '--port', '0', '--log-level', 'warn'];
+    // No NATS listener here: hopbus-nats has a broker of its own (hopbus-nats.ts).
+    const args = ['broker', '--port', '0', '--no-nats', '--log-level', 'warn'];
     for (const l of listeners.values()) args.push(...l.args(tmpDir));
     const proc = await startNode('bin/hopbus.js', args, /hopbus broker ready:/);
     const endpoints: Endpoint = { tcp: /tcp:\/\/\S+/.exec(proc.ready)![0] };

@@ -9,6 +9,10 @@
  * thread) and their ping-pong's far side on a thread (Target.echo), since neither
  * transport leaves its process.
  *
+ * hopbus-nats is hopbus's NATS listener driven by nats.js exactly as the nats target
+ * drives nats-server, so that the two rows differ only in the server; nats-to-hopbus and
+ * hopbus-to-nats carry the same cases from one protocol to the other on that broker.
+ *
  * Floors are Targets of kind 'floor' whose `cases` names the ones they can run (hop,
  * pingpong) where they have no subjects, so the other cases show them as "n/a": the
  * Node TCP relay, a relay thread over SharedArrayBuffer rings, a UDP relay process.
@@ -24,6 +28,7 @@ import { hopbusTcp } from './hopbus-tcp.js';
 import { hopbusUnix } from './hopbus-unix.js';
 import { hopbusWs } from './hopbus-ws.js';
 import { hopbusUdp } from './hopbus-udp.js';
+import { hopbusNats, hopbusNatsBroker, hopbusToNats, natsToHopbus } from './hopbus-nats.js';
 import { nats, natsServer } from './nats.js';
 import { redis, redisServer } from './redis.js';
 import { mosquittoServer, mqtt } from './mqtt.js';
@@ -33,6 +38,7 @@ export const SERVERS: readonly Server[] = [
   sabRelayServer,
   dgramRelayServer,
   hopbusBroker,
+  hopbusNatsBroker,
   shmBrokerThread,
   embeddedBroker,
   natsServer,
@@ -50,6 +56,9 @@ export const TARGETS: readonly Target[] = [
   hopbusInproc,
   hopbusWs,
   hopbusUdp,
+  hopbusNats,
+  natsToHopbus,
+  hopbusToNats,
   nats,
   redis,
   mqtt,

@@ -20,7 +20,8 @@ export const natsServer: Server = {
   },
 };
 
-class NatsClient implements BusClient {
+/** nats.js as a BusClient: also the client of hopbus-nats (hopbus's NATS listener). */
+export class NatsClient implements BusClient {
   constructor(private readonly nc: NatsConnection) {}
 
   publish(subject: string, payload: Uint8Array): void {
@@ -41,16 +42,19 @@ class NatsClient implements BusClient {
   }
 }
 
+/** How nats.js is driven, the same against nats-server and against hopbus's NATS listener. */
+export const NATS_CLIENT_SETTINGS: readonly string[] = [
+  'TCP_NODELAY on (set by the transport)',
+  "outbound buffer flushed in a microtask after the first queued command, or inline past 32 KiB (the client's defaults; no timer)",
+  'callback subscriptions (no async iterator), no headers, verbose and pedantic off, no echo suppression needed (separate connections)',
+];
+
 export const nats: Target = {
   name: 'nats',
   kind: 'peer',
   server: natsServer.name,
   client: libVersion('@nats-io/transport-node'),
-  settings: [
-    'TCP_NODELAY on (set by the transport)',
-    "outbound buffer flushed in a microtask after the first queued command, or inline past 32 KiB (the client's defaults; no timer)",
-    'callback subscriptions (no async iterator), no headers, verbose and pedantic off, no echo suppression needed (separate connections)',
-  ],
+  settings: NATS_CLIENT_SETTINGS,
   wildcards: true,
   duplex: true,
   endpoint: (s) => ({ port: s.endpoints.port! }),
