@@ -243,6 +243,8 @@ export class JournalWriter {
   private readonly fs: JournalFs;
 
   private nextSeq = 1;
+  /** The seq of the last record taken into a batch (what flush() waits for). */
+  private lastTaken = 0;
   // Append side: the logical segment (what has been given to batches, written or not).
   private segLogicalBytes = SEGMENT_HEADER;
   private segLogicalRecords = 0;
@@ -381,7 +383,7 @@ export class JournalWriter {
       }
       this.closedSegs.push({ path: s.path, idxPath: ip, bytes: stat.size + ib, lastWallMs: stat.mtimeMs });
     }
-    this.doneSeq = this.nextSeq - 1;
+    this.doneSeq = this.lastTaken = this.nextSeq - 1;
     this.st.writtenSeq = this.st.syncedSeq = this.nextSeq - 1;
   }
 
@@ -449,6 +451,7 @@ export class JournalWriter {
     b.len += encodeRecord(b.buf, b.len, seq, timeNs, src);
     b.records++;
     b.lastSeq = seq;
+    this.lastTaken = seq;
     this.segLogicalBytes += size;
     this.segLogicalRecords++;
     this.recsSinceIdx++;
@@ -471,7 +474,7 @@ export class JournalWriter {
    * records counted as dropped).
    */
   flush(): Promise<void> {
-    const target = this.nextSeq - 1;
+    const target = this.lastTaken;
     if (this.settledSeq() >= target && this.cur === null && this.queue.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.waiters.push({ seq: target, resolve });
@@ -770,7 +773,9 @@ export class JournalWriter {
     const now = this.wallClock();
     let total = this.seg === null ? 0 : this.seg.end + this.seg.idxEnd;
     for (const c of this.closedSegs) total += c.bytes;
-    while (this.closedSegs.length > 0) {
+    // After close() the newest segment is among the closed ones: it is kept, like the one being written.
+    const keep = this.seg === null ? 1 : 0;
+    while (this.closedSegs.length > keep) {
       const old = this.closedSegs[0]!;
       const byBytes = this.maxBytes !== undefined && total > this.maxBytes;
       const byAge = this.maxAgeMs !== undefined && now - old.lastWallMs > this.maxAgeMs;

@@ -1,0 +1,174 @@
+/**
+ * The journal as a whole, on real files: what is appended is read back whole and in
+ * order, in batches and segments; seeks by seq and by time go through the index; a
+ * reopened journal goes on with the next seq; retention deletes whole old segments.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FakeClock } from '../../runtime/clock.js';
+import { type RecordView, openJournal, SubjectFilter } from '../../journal/index.js';
+import { readIndex } from '../../journal/segment.js';
+import { message, openWriter, segFiles, tmpDir } from './helpers.js';
+
+/** Anchors every segment at wall ms 1e6 = monotonic 0, so record i (time i ms) reads as wall ms 1e6 + i. */
+const anchors = { wallClock: () => 1_000_000, monoClock: () => 0 };
+
+type Seen = { seq: number; subject: string; payload: string; reply: string; headers: number; timeMs: number };
+const seen = (r: RecordView): Seen => ({ seq: r.seq, subject: r.subject(), payload: r.payload().toString(), reply: r.reply(), headers: r.headersLen, timeMs: r.timeMs() });
+
+async function appendN(w: { append: (s: ReturnType<typeof message>, t: number) => boolean }, from: number, n: number, size = 16): Promise<void> {
+  for (let i = from; i < from + n; i++) {
+    expect(w.append(message(i, size), i * 1e6)).toBe(true);
+    // Let the writer's batches go out now and then, as a broker's event loop would.
+    if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('a journal written and read back', () => {
+  it('returns every record whole and in order, with its subject, reply, headers, payload and time, through both read loops', async () => {
+    const dir = tmpDir();
+    const { w, events } = await openWriter(dir, { ...anchors, fsync: 'none' });
+    await appendN(w, 1, 3000);
+    await w.close();
+    expect(events).toEqual([]);
+    const st = w.stats();
+    expect(st).toMatchObject({ appended: 3000, written: 3000, dropped: 0, writtenSeq: 3000, nextSeq: 3001 });
+    // Batched: far fewer writes than records.
+    expect(st.writes).toBeLessThan(100);
+
+    const j = openJournal(dir);
+    const viaCallback: Seen[] = [];
+    expect(j.forEach({}, (r) => void viaCallback.push(seen(r)))).toBe(3000);
+    const viaIterator: Seen[] = [];
+    for await (const r of j.read()) viaIterator.push(seen(r));
+    expect(viaIterator).toEqual(viaCallback);
+    expect(viaCallback.map((s) => s.seq)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    expect(viaCallback[4]).toEqual({ seq: 5, subject: 'md.S1', payload: 'm5'.padEnd(16, '.'), reply: '_INBOX.5', headers: 5, timeMs: 1_000_005 });
+    expect(viaCallback[6]).toEqual({ seq: 7, subject: 'md.S3', payload: 'm7'.padEnd(16, '.'), reply: '', headers: 0, timeMs: 1_000_007 });
+    expect(j.lastSeq()).toBe(3000);
+  });
+
+  it('rolls segments at segmentBytes, names each by its first seq, and reads across them', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { ...anchors, fsync: 'none', segmentBytes: 16 * 1024, batchBytes: 4096 });
+    await appendN(w, 1, 2000, 40);
+    await w.close();
+    const segs = segFiles(dir);
+    expect(segs.length).toBeGreaterThan(5);
+    for (const s of segs) {
+      expect(s).toMatch(/^\d{20}\.seg$/);
+      // Each segment is at most segmentBytes, and its first record has the seq in its name.
+      expect(fs.statSync(path.join(dir, s)).size).toBeLessThanOrEqual(16 * 1024);
+      expect(fs.existsSync(path.join(dir, s.replace('.seg', '.idx')))).toBe(true);
+    }
+    const firsts: number[] = [];
+    let prev = 0;
+    const j = openJournal(dir);
+    j.forEach({}, (r) => {
+      expect(r.seq).toBe(prev + 1);
+      if (r.fileOffset === 40) firsts.push(r.seq);
+      prev = r.seq;
+    });
+    expect(prev).toBe(2000);
+    expect(firsts).toEqual(segs.map((s) => Number(s.slice(0, 20))));
+  });
+
+  it('seeks by seq and by time through the index, and stops at `to`', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { ...anchors, fsync: 'none', segmentBytes: 64 * 1024, indexEveryRecords: 50 });
+    await appendN(w, 1, 5000, 24);
+    await w.close();
+    const idx = readIndex(path.join(dir, segFiles(dir)[1]!.replace('.seg', '.idx')));
+    // Every 50 records, and the segment's first.
+    expect(idx.seqs[1]! - idx.seqs[0]!).toBe(50);
+    expect(idx.seqs[0]).toBe(Number(segFiles(dir)[1]!.slice(0, 20)));
+
+    const j = openJournal(dir);
+    const seqs = (opts: Parameters<typeof j.forEach>[0]) => {
+      const out: number[] = [];
+      j.forEach(opts, (r) => void out.push(r.seq));
+      return out;
+    };
+    expect(seqs({ from: { seq: 3127 }, to: { seq: 3131 } })).toEqual([3127, 3128, 3129, 3130, 3131]);
+    expect(seqs({ from: { seq: 4999 } })).toEqual([4999, 5000]);
+    // Record i was received at wall ms 1e6 + i.
+    expect(seqs({ from: { timeMs: 1_002_345 }, to: { timeMs: 1_002_347 } })).toEqual([2345, 2346, 2347]);
+    expect(seqs({ from: { timeMs: 1_002_345.5 }, to: { seq: 2347 } })).toEqual([2346, 2347]);
+    expect(seqs({ from: { timeMs: 0 }, to: { seq: 2 } })).toEqual([1, 2]);
+    expect(seqs({ from: { seq: 6000 } })).toEqual([]);
+    const got: number[] = [];
+    for await (const r of j.read({ from: { seq: 1234 }, to: { timeMs: 1_001_236 } })) got.push(r.seq);
+    expect(got).toEqual([1234, 1235, 1236]);
+  });
+
+  it('returns only the subjects asked for', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { fsync: 'none' });
+    await appendN(w, 1, 400);
+    await w.close();
+    const subjects = new Set<string>();
+    const n = openJournal(dir).forEach({ subjects: ['md.S1', 'md.S3'] }, (r) => void subjects.add(r.subject()));
+    expect(n).toBe(200);
+    expect([...subjects].sort()).toEqual(['md.S1', 'md.S3']);
+    expect(openJournal(dir).forEach({ subjects: 'md.*' }, () => undefined)).toBe(400);
+    expect(new SubjectFilter(['md.>']).matches('md.a.b')).toBe(true);
+  });
+
+  it('goes on after a reopen with the next seq, in a new segment', async () => {
+    const dir = tmpDir();
+    const a = await openWriter(dir, { fsync: 'none' });
+    await appendN(a.w, 1, 100);
+    await a.w.close();
+    const b = await openWriter(dir, { fsync: 'none' });
+    expect(b.w.seq).toBe(101);
+    await appendN(b.w, 101, 50);
+    await b.w.close();
+    expect(segFiles(dir)).toEqual(['00000000000000000001.seg', '00000000000000000101.seg']);
+    const seqs: number[] = [];
+    openJournal(dir).forEach({}, (r) => void seqs.push(r.seq));
+    expect(seqs).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(b.events).toEqual([]);
+  });
+});
+
+describe('retention', () => {
+  it('by maxBytes deletes whole segments, oldest first, never the one being written', async () => {
+    const dir = tmpDir();
+    const { w, events } = await openWriter(dir, { fsync: 'none', segmentBytes: 8192, batchBytes: 4096, maxBytes: 30_000 });
+    await appendN(w, 1, 3000, 40);
+    await w.close();
+    await w.enforceRetention();
+    const deleted = events.filter((e) => e.type === 'retention');
+    expect(deleted.length).toBeGreaterThan(5);
+    expect(deleted.every((e) => e.type === 'retention' && e.reason === 'maxBytes')).toBe(true);
+    let bytes = 0;
+    for (const n of fs.readdirSync(dir)) bytes += fs.statSync(path.join(dir, n)).size;
+    expect(bytes).toBeLessThanOrEqual(30_000);
+    expect(w.stats().deletedSegments).toBe(deleted.length);
+    // What is left is the newest records, whole and gap-free up to the last one.
+    const seqs: number[] = [];
+    openJournal(dir).forEach({}, (r) => void seqs.push(r.seq));
+    expect(seqs[seqs.length - 1]).toBe(3000);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i));
+    expect(fs.readdirSync(dir).filter((n) => n.endsWith('.idx')).length).toBe(segFiles(dir).length);
+  });
+
+  it('by maxAgeMs deletes the closed segments whose newest record is older than that, on the writer clock', async () => {
+    const dir = tmpDir();
+    let wall = 5_000_000;
+    const clock = new FakeClock();
+    const { w, events } = await openWriter(dir, { fsync: 'none', segmentBytes: 8192, maxAgeMs: 60_000, clock, wallClock: () => wall });
+    await appendN(w, 1, 600, 40);
+    await w.flush();
+    const before = segFiles(dir);
+    expect(before.length).toBeGreaterThan(2);
+    expect(events.filter((e) => e.type === 'retention')).toEqual([]);
+    wall += 61_000;
+    clock.advance(60_000); // the retention timer
+    await w.enforceRetention(); // (the timer's run, awaited)
+    expect(segFiles(dir)).toEqual([before[before.length - 1]]);
+    expect(events.filter((e) => e.type === 'retention').length).toBe(before.length - 1);
+    await w.close();
+  });
+});
