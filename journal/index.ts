@@ -16,7 +16,16 @@
  */
 export { MAX_RECORD_BYTES, RECORD_HEADER, RecordView, encodeRecord, recordSize, recordSource, type RecordSource } from './record.js';
 export { segmentName, type SegmentFile } from './segment.js';
-export { JOURNAL_DEFAULTS, JournalWriter, nodeJournalFs, type FsyncPolicy, type JournalEvent, type JournalFs, type JournalWriterOptions, type JournalWriterStats } from './writer.js';
+export {
+  JOURNAL_DEFAULTS,
+  JournalWriter,
+  nodeJournalFs,
+  type FsyncPolicy,
+  type JournalEvent,
+  type JournalFs,
+  type JournalWriterOptions,
+  type JournalWriterStats,
+} from './writer.js';
 export { Journal, openJournal, type CorruptEvent, type JournalPosition, type OpenJournalOptions, type ReadOptions } from './reader.js';
 export { SubjectFilter } from './filter.js';
 export { JournalError } from './errors.js';

@@ -100,7 +100,14 @@ class ReadLoop {
   /** The segment to start in: by name for a seq, by first record time for a time. */
   private firstSegment(): number {
     const segs = this.segs;
-    if (this.fromSeq > -Infinity) return Math.max(0, floorIndex(segs.map((s) => s.firstSeq), this.fromSeq));
+    if (this.fromSeq > -Infinity)
+      return Math.max(
+        0,
+        floorIndex(
+          segs.map((s) => s.firstSeq),
+          this.fromSeq,
+        ),
+      );
     if (this.fromTimeMs > -Infinity) {
       let lo = 0;
       let hi = segs.length - 1;

@@ -252,7 +252,11 @@ export class RecordView implements RecordSource {
  * A RecordSource built from separate values, for callers that do not hold a frame (tools,
  * tests, a recorder outside the broker). Allocates; the broker passes its MsgView instead.
  */
-export function recordSource(subject: string, payload: Uint8Array | string, opts: { reply?: string; headers?: Uint8Array; kind?: number; flags?: number } = {}): RecordSource {
+export function recordSource(
+  subject: string,
+  payload: Uint8Array | string,
+  opts: { reply?: string; headers?: Uint8Array; kind?: number; flags?: number } = {},
+): RecordSource {
   const s = Buffer.from(subject, 'utf8');
   const r = Buffer.from(opts.reply ?? '', 'utf8');
   const h = opts.headers ?? new Uint8Array(0);

@@ -373,7 +373,7 @@ export class SegmentCursor {
   resync(): number {
     const win = Buffer.allocUnsafe(Math.max(64 * 1024, RECORD_HEADER * 2));
     let rec: Buffer | null = null;
-    for (let base = this.pos + 1; base + RECORD_HEADER <= this.size; ) {
+    for (let base = this.pos + 1; base + RECORD_HEADER <= this.size;) {
       const n = fs.readSync(this.fd, win, 0, Math.min(win.length, this.size - base), base);
       const last = n - RECORD_HEADER;
       for (let i = 0; i <= last; i++) {

@@ -105,7 +105,15 @@ export const nodeJournalFs: JournalFs = {
 /** What the writer reports. None of these is thrown: they arrive through `onEvent`. */
 export type JournalEvent =
   /** A file operation failed: `op` on `file` at byte `offset`; `lostFrom..lostTo` (seqs) were not recorded (0, 0 when none). */
-  | { type: 'error'; op: 'open' | 'write' | 'index' | 'fsync' | 'truncate' | 'close' | 'unlink'; file: string; offset: number; error: Error; lostFrom: number; lostTo: number }
+  | {
+      type: 'error';
+      op: 'open' | 'write' | 'index' | 'fsync' | 'truncate' | 'close' | 'unlink';
+      file: string;
+      offset: number;
+      error: Error;
+      lostFrom: number;
+      lostTo: number;
+    }
   /** A run of `count` records (seqs from..to) was not recorded: the bound was reached ('full'), or writing was failing ('io'). */
   | { type: 'loss'; reason: 'full' | 'io' | 'too-large'; fromSeq: number; toSeq: number; count: number }
   /** Recovery cut a torn tail: `bytes` bytes from `offset` of `file` were not a whole record. */
@@ -212,7 +220,8 @@ interface ClosedSegment {
 
 function positiveInt(name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt;
-  if (!Number.isSafeInteger(v) || v < 1 || v > max) throw new JournalError('BAD_OPTIONS', `journal option ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
+  if (!Number.isSafeInteger(v) || v < 1 || v > max)
+    throw new JournalError('BAD_OPTIONS', `journal option ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
   return v;
 }
 
@@ -316,7 +325,10 @@ export class JournalWriter {
     this.batchBytes = positiveInt('batchBytes', o.batchBytes, d.batchBytes, 256 * 1024 * 1024);
     this.maxPendingBytes = positiveInt('maxPendingBytes', o.maxPendingBytes, Math.max(d.maxPendingBytes, this.batchBytes * 2));
     if (this.maxPendingBytes < this.batchBytes)
-      throw new JournalError('BAD_OPTIONS', `journal option maxPendingBytes (${this.maxPendingBytes}) must hold at least one batch (batchBytes ${this.batchBytes})`);
+      throw new JournalError(
+        'BAD_OPTIONS',
+        `journal option maxPendingBytes (${this.maxPendingBytes}) must hold at least one batch (batchBytes ${this.batchBytes})`,
+      );
     this.maxBytes = o.maxBytes === undefined ? undefined : positiveInt('maxBytes', o.maxBytes, 0);
     this.maxAgeMs = o.maxAgeMs === undefined ? undefined : positiveInt('maxAgeMs', o.maxAgeMs, 0);
     this.fsyncIntervalMs = positiveInt('fsyncIntervalMs', o.fsyncIntervalMs, d.fsyncIntervalMs, 1000);
@@ -375,12 +387,7 @@ export class JournalWriter {
     for (const s of segs) {
       const ip = indexPathOf(s.path);
       const stat = fs.statSync(s.path);
-      let ib = 0;
-      try {
-        ib = fs.statSync(ip).size;
-      } catch {
-        ib = 0;
-      }
+      const ib = fs.statSync(ip, { throwIfNoEntry: false })?.size ?? 0;
       this.closedSegs.push({ path: s.path, idxPath: ip, bytes: stat.size + ib, lastWallMs: stat.mtimeMs });
     }
     this.doneSeq = this.lastTaken = this.nextSeq - 1;
@@ -574,10 +581,10 @@ export class JournalWriter {
     this.pumping = this.pump()
       .catch((err: unknown) => this.report('write', this.seg?.path ?? this.dir, this.seg?.end ?? 0, err))
       .finally(() => {
-      this.pumping = null;
-      // Work that arrived while the last step was awaited.
-      if (this.cur !== null || this.queue.length > 0 || this.syncDue) this.kickNow();
-    });
+        this.pumping = null;
+        // Work that arrived while the last step was awaited.
+        if (this.cur !== null || this.queue.length > 0 || this.syncDue) this.kickNow();
+      });
   }
 
   private readonly onSyncDue = (): void => {
@@ -592,7 +599,7 @@ export class JournalWriter {
 
   private resolveWaiters(): void {
     const s = this.settledSeq();
-    for (let i = 0; i < this.waiters.length; ) {
+    for (let i = 0; i < this.waiters.length;) {
       if (this.waiters[i]!.seq <= s) {
         this.waiters[i]!.resolve();
         this.waiters.splice(i, 1);

@@ -15,7 +15,14 @@ import { message, openWriter, segFiles, tmpDir } from './helpers.js';
 const anchors = { wallClock: () => 1_000_000, monoClock: () => 0 };
 
 type Seen = { seq: number; subject: string; payload: string; reply: string; headers: number; timeMs: number };
-const seen = (r: RecordView): Seen => ({ seq: r.seq, subject: r.subject(), payload: r.payload().toString(), reply: r.reply(), headers: r.headersLen, timeMs: r.timeMs() });
+const seen = (r: RecordView): Seen => ({
+  seq: r.seq,
+  subject: r.subject(),
+  payload: r.payload().toString(),
+  reply: r.reply(),
+  headers: r.headersLen,
+  timeMs: r.timeMs(),
+});
 
 async function appendN(w: { append: (s: ReturnType<typeof message>, t: number) => boolean }, from: number, n: number, size = 16): Promise<void> {
   for (let i = from; i < from + n; i++) {

@@ -76,7 +76,13 @@ describe('a record', () => {
 
   it('has its fields where the layout drawn in journal/record.ts says', () => {
     const buf = Buffer.alloc(256);
-    const len = encodeRecord(buf, 0, 0x0102030405, 0x0a0b0c0d0e0f, recordSource('a.b', 'xyz', { reply: 'r', headers: Uint8Array.of(0x80), kind: 1, flags: 0x03 }));
+    const len = encodeRecord(
+      buf,
+      0,
+      0x0102030405,
+      0x0a0b0c0d0e0f,
+      recordSource('a.b', 'xyz', { reply: 'r', headers: Uint8Array.of(0x80), kind: 1, flags: 0x03 }),
+    );
     expect(len).toBe(RECORD_HEADER + 3 + 1 + 1 + 3);
     expect(buf.readUInt32LE(0)).toBe(len);
     expect(buf.readUInt32LE(4)).toBe(crc32Loop(buf, 8, len));
