@@ -127,17 +127,26 @@ class ReadLoop {
     return 0;
   }
 
-  private openSegment(): void {
+  /** Opens the segment at segIdx into `cursor`; false when it cannot be read (and is skipped). */
+  private openSegment(): boolean {
     const file = this.segs[this.segIdx]!;
-    const cur = (this.cursor = new SegmentCursor(file, this.view, this.buf));
+    let cur: SegmentCursor;
+    try {
+      cur = this.cursor = new SegmentCursor(file, this.view, this.buf);
+    } catch (err) {
+      // Deleted by retention since it was listed: nothing to report. Unreadable: reported, skipped.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.onEvent({ type: 'corrupt', file: file.path, offset: 0, reason: `cannot read it: ${(err as Error).message}` });
+      return false;
+    }
     if (cur.header === null) {
       this.onEvent({ type: 'corrupt', file: file.path, offset: 0, reason: cur.headerProblem });
-      return;
+      return true;
     }
     const off = this.view.wallOffsetMs;
     this.fromNs = this.fromTimeMs > -Infinity ? (this.fromTimeMs - off) * 1e6 : -Infinity;
     this.toNs = this.toTimeMs < Infinity ? (this.toTimeMs - off) * 1e6 : Infinity;
-    if (!this.first) return;
+    if (!this.first) return true;
     this.first = false;
     // Seek within the first segment through its index.
     if (this.fromSeq > file.firstSeq || this.fromNs > -Infinity) {
@@ -145,6 +154,7 @@ class ReadLoop {
       const i = this.fromSeq > -Infinity ? floorIndex(idx.seqs, this.fromSeq) : floorIndex(idx.times, this.fromNs - 1);
       if (i >= 0) cur.tryMoveTo(idx.offsets[i]!, idx.seqs[i]!);
     }
+    return true;
   }
 
   /** The next record in range into the view (RECORD), a read needed first (MORE), or the end (END). */
@@ -154,7 +164,10 @@ class ReadLoop {
       let cur = this.cursor;
       if (cur === null) {
         if (this.segIdx >= this.segs.length) return this.finish();
-        this.openSegment();
+        if (!this.openSegment()) {
+          this.segIdx++;
+          continue;
+        }
         cur = this.cursor!;
       }
       const s = cur.step();

@@ -59,6 +59,21 @@ import {
 
 export type FsyncPolicy = 'none' | 'interval' | 'always';
 
+/** The file in a journal directory that names the process writing it. */
+export const LOCK_FILE = 'writer.lock';
+
+/** The directories this process has a writer open on. */
+const openDirs = new Set<string>();
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Defaults of the options users tune, each with its reason. */
 export const JOURNAL_DEFAULTS = {
   /** A segment is closed and a new one begun past this size: small enough to delete often, large enough to be few files. */
@@ -239,6 +254,8 @@ export class JournalWriter {
   private readonly segmentBytes: number;
   private readonly batchBytes: number;
   private readonly maxPendingBytes: number;
+  /** No record longer than this can ever be taken: MAX_RECORD_BYTES, or the whole bound if smaller. */
+  private readonly maxRecordBytes: number;
   private readonly maxBytes: number | undefined;
   private readonly maxAgeMs: number | undefined;
   private readonly fsyncIntervalMs: number;
@@ -286,6 +303,7 @@ export class JournalWriter {
   private doneSeq = 0;
   private readonly waiters: { seq: number; resolve: () => void }[] = [];
   private closed = false;
+  private locked = false;
   private readonly st: Omit<JournalWriterStats, 'nextSeq' | 'pendingBytes' | 'maxPendingBytes' | 'segments' | 'bytes'> = {
     appended: 0,
     written: 0,
@@ -310,7 +328,14 @@ export class JournalWriter {
     } catch (err) {
       throw new JournalError('JOURNAL', `cannot create the journal directory ${w.dir}: ${(err as Error).message}`, { cause: err });
     }
-    w.recover();
+    try {
+      w.lock();
+      w.recover();
+    } catch (err) {
+      w.unlock();
+      if (err instanceof JournalError) throw err;
+      throw new JournalError('JOURNAL', `cannot recover the journal ${w.dir}: ${(err as Error).message}`, { cause: err });
+    }
     return w;
   }
 
@@ -329,6 +354,7 @@ export class JournalWriter {
         'BAD_OPTIONS',
         `journal option maxPendingBytes (${this.maxPendingBytes}) must hold at least one batch (batchBytes ${this.batchBytes})`,
       );
+    this.maxRecordBytes = Math.min(MAX_RECORD_BYTES, this.maxPendingBytes);
     this.maxBytes = o.maxBytes === undefined ? undefined : positiveInt('maxBytes', o.maxBytes, 0);
     this.maxAgeMs = o.maxAgeMs === undefined ? undefined : positiveInt('maxAgeMs', o.maxAgeMs, 0);
     this.fsyncIntervalMs = positiveInt('fsyncIntervalMs', o.fsyncIntervalMs, d.fsyncIntervalMs, 1000);
@@ -344,6 +370,31 @@ export class JournalWriter {
     if (this.maxAgeMs !== undefined) {
       this.retentionTimer = this.clock.interval(() => void this.enforceRetention(), Math.min(this.maxAgeMs, 60_000)).unref();
     }
+  }
+
+  // --- one writer per directory ---------------------------------------------------------
+
+  /**
+   * Takes the directory's lock file (`writer.lock`, holding the pid). A lock left by a
+   * process that is gone (killed with SIGKILL) is taken over; one held by a live process
+   * is refused: two writers would interleave their segments.
+   */
+  private lock(): void {
+    const p = path.join(this.dir, LOCK_FILE);
+    const held = Number(fs.readFileSync(p, { encoding: 'utf8', flag: 'a+' }).trim());
+    if (openDirs.has(this.dir) || (Number.isSafeInteger(held) && held > 0 && held !== process.pid && processAlive(held))) {
+      throw new JournalError('JOURNAL', `the journal ${this.dir} is being written by process ${held} (${p}); one writer per directory, close the other first`);
+    }
+    fs.writeFileSync(p, `${process.pid}\n`);
+    openDirs.add(this.dir);
+    this.locked = true;
+  }
+
+  private unlock(): void {
+    if (!this.locked) return;
+    this.locked = false;
+    openDirs.delete(this.dir);
+    fs.rmSync(path.join(this.dir, LOCK_FILE), { force: true });
   }
 
   // --- recovery -------------------------------------------------------------------------
@@ -427,7 +478,7 @@ export class JournalWriter {
     if (this.closed) return false;
     const size = recordSize(src);
     const seq = this.nextSeq++;
-    if (size > MAX_RECORD_BYTES) return this.drop(seq, 'too-large');
+    if (size > this.maxRecordBytes) return this.drop(seq, 'too-large');
     if (this.failedUntil > -Infinity) {
       if (this.clock.now() < this.failedUntil) return this.drop(seq, 'io');
       this.failedUntil = -Infinity;
@@ -502,6 +553,7 @@ export class JournalWriter {
     if (this.seg !== null) await this.closeSegment(this.seg);
     this.seg = null;
     if (this.lossReason !== null) this.endLoss();
+    this.unlock();
   }
 
   /** Counters (a new object each call; for monitoring, not per message). */

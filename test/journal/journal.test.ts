@@ -3,11 +3,14 @@
  * order, in batches and segments; seeks by seq and by time go through the index; a
  * reopened journal goes on with the next seq; retention deletes whole old segments.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
 import { type RecordView, openJournal, SubjectFilter } from '../../journal/index.js';
+import { LOCK_FILE } from '../../journal/writer.js';
+import { FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { readIndex } from '../../journal/segment.js';
 import { message, openWriter, segFiles, tmpDir } from './helpers.js';
 
@@ -177,5 +180,62 @@ describe('retention', () => {
     expect(segFiles(dir)).toEqual([before[before.length - 1]]);
     expect(events.filter((e) => e.type === 'retention').length).toBe(before.length - 1);
     await w.close();
+  });
+});
+
+describe('the writer of a directory', () => {
+  it('is one at a time: a second is refused while the first is open, and a lock left by a dead process is taken over', async () => {
+    const dir = tmpDir();
+    const a = await openWriter(dir, { fsync: 'none' });
+    await expect(openWriter(dir, { fsync: 'none' })).rejects.toMatchObject({ code: 'JOURNAL', message: expect.stringContaining('one writer per directory') });
+    await a.w.close();
+    // A process that is gone (as after kill -9) left its pid in the lock.
+    const dead = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+    fs.writeFileSync(path.join(dir, LOCK_FILE), dead.stdout);
+    const b = await openWriter(dir, { fsync: 'none' });
+    expect(fs.readFileSync(path.join(dir, LOCK_FILE), 'utf8').trim()).toBe(String(process.pid));
+    await b.w.close();
+    expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+  });
+
+  it("records a broker's parsed PUB frame as it is (a MsgView is a RecordSource): the same subject, reply, headers, payload, kind and flags", async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { fsync: 'none' });
+    const subject = Buffer.from('md.EURUSD');
+    const reply = Buffer.from('_INBOX.q1');
+    const headers = Buffer.from([0x81, 0xa1, 0x6b, 0xa1, 0x76]);
+    const payload = Buffer.from([1, 2, 3, 250, 251]);
+    const len = msgSize(subject.length, reply.length, headers.length, payload.length, true);
+    const frame = Buffer.alloc(len + 10);
+    let p = writeMsgHeader(frame, 10, len, Op.PUB, FLAG_TS | FLAG_REQUEST, PayloadKind.MSGPACK, 0, subject.length, reply.length, headers.length);
+    p += 16; // the timestamp block
+    for (const part of [subject, reply, headers, payload]) p += part.copy(frame, p);
+    const view = new MsgView().parse(frame, 10, len);
+    const recvNs = 123_456_789_012;
+    expect(w.append(view, recvNs)).toBe(true);
+    await w.close();
+    const got: unknown[] = [];
+    openJournal(dir).forEach({}, (r) => {
+      got.push({
+        subject: r.subject(),
+        reply: r.reply(),
+        headers: [...r.headers()],
+        payload: [...r.payload()],
+        kind: r.kind,
+        flags: r.flags,
+        timeNs: r.timeNs,
+      });
+    });
+    expect(got).toEqual([
+      {
+        subject: 'md.EURUSD',
+        reply: '_INBOX.q1',
+        headers: [...headers],
+        payload: [...payload],
+        kind: PayloadKind.MSGPACK,
+        flags: FLAG_REQUEST,
+        timeNs: recvNs,
+      },
+    ]);
   });
 });
