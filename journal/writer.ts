@@ -794,16 +794,22 @@ export class JournalWriter {
     } catch (err) {
       this.report('open', ip, 0, err);
     }
-    if (this.fsyncPolicy !== 'none') this.syncDir();
+    if (this.fsyncPolicy !== 'none') await this.syncDir();
     return { path: p, idxPath: ip, fd, idxFd, end: SEGMENT_HEADER, idxEnd: 0, broken: false };
   }
 
-  /** Makes a new file's name durable (a crash after the fsync of its data must not lose the file). */
-  private syncDir(): void {
-    fs.open(this.dir, 'r', (err, fd) => {
-      if (err) return;
-      fs.fsync(fd, () => fs.close(fd, () => undefined));
-    });
+  /** Makes a new file's name durable (a crash after the fsync of its data must not lose the file); best effort. */
+  private async syncDir(): Promise<void> {
+    // Node's fs, not the replaceable one: this is not the data's path, and its failure is not reported.
+    let fd = -1;
+    try {
+      fd = await nodeJournalFs.open(this.dir, 'r');
+      await nodeJournalFs.fsync(fd);
+    } catch {
+      // Some filesystems refuse to fsync a directory; the data's own fsync still holds.
+    } finally {
+      if (fd >= 0) await nodeJournalFs.close(fd).catch(() => undefined);
+    }
   }
 
   private async closeSegment(seg: OpenSegment): Promise<void> {

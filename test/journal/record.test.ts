@@ -1,9 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RECORD_HEADER, RecordView, encodeRecord, recordSize, recordSource, crc32 } from '../../journal/index.js';
 import { Check, checkRecord } from '../../journal/record.js';
 import { crc32Loop } from '../../journal/crc32.js';
+import { INDEX_ENTRY, SEGMENT_HEADER } from '../../journal/segment.js';
 
 describe('the record checksum (CRC-32, IEEE)', () => {
   it('is the CRC-32 of zlib, on both paths (the byte loop for short ranges, zlib.crc32 for long ones)', () => {
@@ -97,5 +100,23 @@ describe('a record', () => {
     expect(buf[33]).toBe(0x02); // flags without FLAG_TS
     expect(buf.readUInt16LE(34)).toBe(0);
     expect(buf.toString('latin1', 36, len)).toBe('a.br\x80xyz');
+  });
+});
+
+describe('docs/JOURNAL.md', () => {
+  it('draws the same offsets as the code: the segment header, the record and the index entry', () => {
+    const doc = fs.readFileSync(path.join(import.meta.dirname, '../../docs/JOURNAL.md'), 'utf8');
+    // The offset column of the table under each heading.
+    const offsets = (heading: string): number[] => {
+      const section = doc.slice(doc.indexOf(`### ${heading}`));
+      const table = section.slice(section.indexOf('| offset'));
+      const rows = table.slice(0, table.indexOf('\n\n')).split('\n').slice(2);
+      return rows.map((r) => Number(r.split('|')[1]!.trim()));
+    };
+    expect(offsets('Segment file')).toEqual([0, 4, 6, 8, 16, 24, 32, 36]);
+    expect(offsets('Record')).toEqual([0, 4, 8, 16, 24, 28, 30, 32, 33, 34, RECORD_HEADER]);
+    expect(SEGMENT_HEADER).toBe(40);
+    expect(INDEX_ENTRY).toBe(24);
+    expect(doc).toContain('| seq (u64)       | time ns (u64)   | offset | crc32  |');
   });
 });
