@@ -325,8 +325,13 @@ export class SegmentCursor {
   /** Makes room and reads more of the file into the buffer (synchronously). */
   fillSync(): void {
     const want = this.prepareFill();
-    const n = fs.readSync(this.fd, this.buf, this.hi, want, this.bufPos + this.hi);
+    this.filled(fs.readSync(this.fd, this.buf, this.hi, want, this.bufPos + this.hi));
+  }
+
+  private filled(n: number): void {
     this.hi += n;
+    // The file is shorter than it was (cut by a writer's recovery): it ends here.
+    if (n === 0) this.size = this.bufPos + this.hi;
   }
 
   /** Makes room and reads more of the file into the buffer, off the event loop's thread. */
@@ -336,7 +341,7 @@ export class SegmentCursor {
       fs.read(this.fd, this.buf, this.hi, want, this.bufPos + this.hi, (err, n) => {
         if (err) reject(err);
         else {
-          this.hi += n;
+          this.filled(n);
           resolve();
         }
       });

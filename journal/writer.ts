@@ -336,6 +336,9 @@ export class JournalWriter {
       if (err instanceof JournalError) throw err;
       throw new JournalError('JOURNAL', `cannot recover the journal ${w.dir}: ${(err as Error).message}`, { cause: err });
     }
+    if (w.maxAgeMs !== undefined) {
+      w.retentionTimer = w.clock.interval(() => void w.enforceRetention(), Math.min(w.maxAgeMs, 60_000)).unref();
+    }
     return w;
   }
 
@@ -367,9 +370,6 @@ export class JournalWriter {
     this.onEvent = o.onEvent ?? defaultOnEvent;
     this.fs = o.fs ?? nodeJournalFs;
     this.nextSeq = positiveInt('firstSeq', o.firstSeq, 1);
-    if (this.maxAgeMs !== undefined) {
-      this.retentionTimer = this.clock.interval(() => void this.enforceRetention(), Math.min(this.maxAgeMs, 60_000)).unref();
-    }
   }
 
   // --- one writer per directory ---------------------------------------------------------

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
-import { type RecordView, openJournal, SubjectFilter } from '../../journal/index.js';
+import { type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
 import { LOCK_FILE } from '../../journal/writer.js';
 import { FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { readIndex } from '../../journal/segment.js';
@@ -237,5 +237,35 @@ describe('the writer of a directory', () => {
         timeNs: recvNs,
       },
     ]);
+  });
+});
+
+describe('records longer than a batch or a read', () => {
+  it('are written in a batch of their own and read back whole through a read buffer that grows to them', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { fsync: 'none', batchBytes: 64 * 1024, maxPendingBytes: 4 * 1024 * 1024 });
+    const big = Buffer.alloc(300_000, 7);
+    big.write('head', 0);
+    w.append(message(1), 1);
+    w.append(recordSource('md.big', big), 2);
+    w.append(message(3), 3);
+    // Longer than the whole bound: refused as too large, counted, its seq a gap.
+    expect(w.append(recordSource('md.huge', Buffer.alloc(5 * 1024 * 1024)), 4)).toBe(false);
+    w.append(message(5), 5);
+    await w.close();
+    expect(w.stats()).toMatchObject({ droppedTooLarge: 1, dropped: 1 });
+    for (const chunkBytes of [4096, 1 << 20]) {
+      const got: [number, number][] = [];
+      openJournal(dir, { chunkBytes }).forEach({}, (r) => void got.push([r.seq, r.payloadLen]));
+      expect(got).toEqual([
+        [1, 16],
+        [2, 300_000],
+        [3, 16],
+        [5, 16],
+      ]);
+      const payloads: Buffer[] = [];
+      for await (const r of openJournal(dir, { chunkBytes }).read({ from: { seq: 2 }, to: { seq: 2 } })) payloads.push(Buffer.from(r.payload()));
+      expect(payloads[0]!.equals(big)).toBe(true);
+    }
   });
 });
