@@ -5,15 +5,24 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RECORD_HEADER, RecordView, encodeRecord, recordSize, recordSource, crc32 } from '../../journal/index.js';
 import { Check, checkRecord } from '../../journal/record.js';
-import { crc32Loop } from '../../journal/crc32.js';
+import { NATIVE_CRC_FROM, crc32Loop } from '../../journal/crc32.js';
 import { INDEX_ENTRY, SEGMENT_HEADER } from '../../journal/segment.js';
 
 describe('the record checksum (CRC-32, IEEE)', () => {
   it('is the CRC-32 of zlib, on both paths (the byte loop for short ranges, zlib.crc32 for long ones)', () => {
     const data = Buffer.from('123456789');
     expect(crc32(data, 0, data.length)).toBe(0xcbf43926); // the standard check value
+    expect(crc32Loop(data, 0, data.length)).toBe(0xcbf43926);
+    // Both sides of the switch to zlib.crc32, and every tail length of the 8-byte steps.
+    const big = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 31 + 7) & 0xff));
+    const native = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32;
+    for (const n of [0, 1, 7, 8, 9, 15, 16, 17, NATIVE_CRC_FROM - 1, NATIVE_CRC_FROM, NATIVE_CRC_FROM + 1, 20_000]) {
+      const want = native ? native(big.subarray(0, n)) >>> 0 : crc32Loop(big, 0, n);
+      expect(crc32(big, 0, n)).toBe(want);
+      expect(crc32Loop(big, 0, n)).toBe(want);
+    }
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat(20), (bytes, cut) => {
+      fc.property(fc.uint8Array({ maxLength: 9000 }), fc.nat(20), (bytes, cut) => {
         const b = Buffer.from(bytes);
         const start = Math.min(cut, b.length);
         const want = (zlib as unknown as { crc32?: (d: Uint8Array) => number }).crc32?.(b.subarray(start)) ?? crc32Loop(b, start, b.length);
