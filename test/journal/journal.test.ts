@@ -11,7 +11,7 @@ import { FakeClock } from '../../runtime/clock.js';
 import { type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
 import { LOCK_FILE } from '../../journal/writer.js';
 import { FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
-import { readIndex } from '../../journal/segment.js';
+import { encodeIndexEntry, readIndex } from '../../journal/segment.js';
 import { message, openWriter, segFiles, tmpDir } from './helpers.js';
 
 /** Anchors every segment at wall ms 1e6 = monotonic 0, so record i (time i ms) reads as wall ms 1e6 + i. */
@@ -267,5 +267,34 @@ describe('records longer than a batch or a read', () => {
       for await (const r of openJournal(dir, { chunkBytes }).read({ from: { seq: 2 }, to: { seq: 2 } })) payloads.push(Buffer.from(r.payload()));
       expect(payloads[0]!.equals(big)).toBe(true);
     }
+  });
+});
+
+describe('a damaged index', () => {
+  it('only makes a seek scan: garbage, an entry pointing into the middle of a record, or no index at all', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { fsync: 'none', indexEveryRecords: 10 });
+    for (let i = 1; i <= 500; i++) w.append(message(i), i);
+    await w.close();
+    const idxPath = path.join(dir, segFiles(dir)[0]!.replace('.seg', '.idx'));
+    const seek = () => {
+      const out: number[] = [];
+      const bad: unknown[] = [];
+      openJournal(dir, { onEvent: (e) => bad.push(e) }).forEach({ from: { seq: 333 }, to: { seq: 335 } }, (r) => void out.push(r.seq));
+      expect(bad).toEqual([]);
+      return out;
+    };
+    expect(seek()).toEqual([333, 334, 335]);
+    // A well-formed entry that points 3 bytes into record 331.
+    const idx = readIndex(idxPath);
+    const at = idx.seqs.indexOf(331);
+    const b = Buffer.alloc(24 * (at + 1));
+    for (let i = 0; i <= at; i++) encodeIndexEntry(b, i * 24, idx.seqs[i]!, idx.times[i]!, idx.offsets[i]! + (i === at ? 3 : 0));
+    fs.writeFileSync(idxPath, b);
+    expect(seek()).toEqual([333, 334, 335]);
+    fs.writeFileSync(idxPath, Buffer.alloc(240, 0xab));
+    expect(seek()).toEqual([333, 334, 335]);
+    fs.rmSync(idxPath);
+    expect(seek()).toEqual([333, 334, 335]);
   });
 });
