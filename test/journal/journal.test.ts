@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
-import { type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
+import { JournalError, type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
+import { HopbusError } from '../../runtime/errors.js';
 import { LOCK_FILE } from '../../journal/writer.js';
 import { FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { encodeIndexEntry, readIndex } from '../../journal/segment.js';
@@ -296,5 +297,31 @@ describe('a damaged index', () => {
     expect(seek()).toEqual([333, 334, 335]);
     fs.rmSync(idxPath);
     expect(seek()).toEqual([333, 334, 335]);
+  });
+});
+
+describe('reading while a writer appends', () => {
+  it('sees every record written so far, whole, and more on the next read; never repairs or reports the live tail', async () => {
+    const dir = tmpDir();
+    const { w } = await openWriter(dir, { fsync: 'none', segmentBytes: 8192 });
+    const j = openJournal(dir, { onEvent: (e) => expect.fail(`unexpected ${JSON.stringify(e)}`) });
+    for (let round = 1; round <= 3; round++) {
+      for (let i = (round - 1) * 300 + 1; i <= round * 300; i++) w.append(message(i), i);
+      await w.flush();
+      const seqs: number[] = [];
+      for await (const r of j.read()) seqs.push(r.seq);
+      expect(seqs).toEqual(Array.from({ length: round * 300 }, (_, k) => k + 1));
+    }
+    await w.close();
+  });
+});
+
+describe('JournalError', () => {
+  it('is a HopbusError with a code to branch on', async () => {
+    expect(() => openJournal(path.join(tmpDir(), 'missing'))).toThrow(expect.objectContaining({ name: 'JournalError', code: 'JOURNAL' }));
+    const err = await openWriter(tmpDir(), { segmentBytes: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HopbusError);
+    expect(err).toBeInstanceOf(JournalError);
+    expect(err).toMatchObject({ code: 'BAD_OPTIONS', message: expect.stringContaining('segmentBytes') });
   });
 });
