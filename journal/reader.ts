@@ -26,6 +26,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SubjectCache } from '../transports/intern.js';
+import { OptionsError } from '../runtime/errors.js';
 import { JournalError } from './errors.js';
 import { SubjectFilter } from './filter.js';
 import { RecordView } from './record.js';
@@ -245,12 +246,12 @@ export class Journal {
     try {
       st = fs.statSync(this.dir);
     } catch (err) {
-      throw new JournalError('JOURNAL', `cannot open the journal ${this.dir}: ${(err as Error).message}`, { cause: err });
+      throw new JournalError(`cannot open the journal ${this.dir}: ${(err as Error).message}`, { cause: err });
     }
-    if (!st.isDirectory()) throw new JournalError('JOURNAL', `the journal ${this.dir} is not a directory`);
+    if (!st.isDirectory()) throw new JournalError(`the journal ${this.dir} is not a directory`);
     this.onEvent = opts.onEvent ?? defaultOnEvent;
     const cb = opts.chunkBytes ?? 1024 * 1024;
-    if (!Number.isSafeInteger(cb) || cb < 4096) throw new JournalError('BAD_OPTIONS', `chunkBytes must be an integer of at least 4096, got ${String(cb)}`);
+    if (!Number.isSafeInteger(cb) || cb < 4096) throw new OptionsError(`chunkBytes must be an integer of at least 4096, got ${String(cb)}`);
     this.chunkBytes = cb;
   }
 

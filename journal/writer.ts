@@ -41,6 +41,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Clock, type Timer, monoNs, realClock } from '../runtime/clock.js';
+import { OptionsError } from '../runtime/errors.js';
 import { JournalError } from './errors.js';
 import { MAX_RECORD_BYTES, RECORD_HEADER, type RecordSource, encodeRecord, recordSize } from './record.js';
 import {
@@ -235,8 +236,7 @@ interface ClosedSegment {
 
 function positiveInt(name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return dflt;
-  if (!Number.isSafeInteger(v) || v < 1 || v > max)
-    throw new JournalError('BAD_OPTIONS', `journal option ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
+  if (!Number.isSafeInteger(v) || v < 1 || v > max) throw new OptionsError(`journal option ${name} must be an integer from 1 to ${max}, got ${String(v)}`);
   return v;
 }
 
@@ -326,7 +326,7 @@ export class JournalWriter {
     try {
       await fs.promises.mkdir(w.dir, { recursive: true });
     } catch (err) {
-      throw new JournalError('JOURNAL', `cannot create the journal directory ${w.dir}: ${(err as Error).message}`, { cause: err });
+      throw new JournalError(`cannot create the journal directory ${w.dir}: ${(err as Error).message}`, { cause: err });
     }
     try {
       w.lock();
@@ -334,7 +334,7 @@ export class JournalWriter {
     } catch (err) {
       w.unlock();
       if (err instanceof JournalError) throw err;
-      throw new JournalError('JOURNAL', `cannot recover the journal ${w.dir}: ${(err as Error).message}`, { cause: err });
+      throw new JournalError(`cannot recover the journal ${w.dir}: ${(err as Error).message}`, { cause: err });
     }
     if (w.maxAgeMs !== undefined) {
       w.retentionTimer = w.clock.interval(() => void w.enforceRetention(), Math.min(w.maxAgeMs, 60_000)).unref();
@@ -343,20 +343,17 @@ export class JournalWriter {
   }
 
   private constructor(o: JournalWriterOptions) {
-    if (typeof o.dir !== 'string' || o.dir === '') throw new JournalError('BAD_OPTIONS', 'journal option dir must be a directory path');
+    if (typeof o.dir !== 'string' || o.dir === '') throw new OptionsError('journal option dir must be a directory path');
     const d = JOURNAL_DEFAULTS;
     this.dir = path.resolve(o.dir);
     this.fsyncPolicy = o.fsync ?? d.fsync;
     if (this.fsyncPolicy !== 'none' && this.fsyncPolicy !== 'interval' && this.fsyncPolicy !== 'always')
-      throw new JournalError('BAD_OPTIONS', `journal option fsync must be 'none', 'interval' or 'always', got ${String(this.fsyncPolicy)}`);
+      throw new OptionsError(`journal option fsync must be 'none', 'interval' or 'always', got ${String(this.fsyncPolicy)}`);
     this.segmentBytes = positiveInt('segmentBytes', o.segmentBytes, d.segmentBytes, MAX_SEGMENT_BYTES - MAX_RECORD_BYTES);
     this.batchBytes = positiveInt('batchBytes', o.batchBytes, d.batchBytes, 256 * 1024 * 1024);
     this.maxPendingBytes = positiveInt('maxPendingBytes', o.maxPendingBytes, Math.max(d.maxPendingBytes, this.batchBytes * 2));
     if (this.maxPendingBytes < this.batchBytes)
-      throw new JournalError(
-        'BAD_OPTIONS',
-        `journal option maxPendingBytes (${this.maxPendingBytes}) must hold at least one batch (batchBytes ${this.batchBytes})`,
-      );
+      throw new OptionsError(`journal option maxPendingBytes (${this.maxPendingBytes}) must hold at least one batch (batchBytes ${this.batchBytes})`);
     this.maxRecordBytes = Math.min(MAX_RECORD_BYTES, this.maxPendingBytes);
     this.maxBytes = o.maxBytes === undefined ? undefined : positiveInt('maxBytes', o.maxBytes, 0);
     this.maxAgeMs = o.maxAgeMs === undefined ? undefined : positiveInt('maxAgeMs', o.maxAgeMs, 0);
@@ -383,7 +380,7 @@ export class JournalWriter {
     const p = path.join(this.dir, LOCK_FILE);
     const held = Number(fs.readFileSync(p, { encoding: 'utf8', flag: 'a+' }).trim());
     if (openDirs.has(this.dir) || (Number.isSafeInteger(held) && held > 0 && held !== process.pid && processAlive(held))) {
-      throw new JournalError('JOURNAL', `the journal ${this.dir} is being written by process ${held} (${p}); one writer per directory, close the other first`);
+      throw new JournalError(`the journal ${this.dir} is being written by process ${held} (${p}); one writer per directory, close the other first`);
     }
     fs.writeFileSync(p, `${process.pid}\n`);
     openDirs.add(this.dir);

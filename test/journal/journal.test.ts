@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
-import { JournalError, type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
-import { HopbusError } from '../../runtime/errors.js';
+import { JournalError, JournalWriter, type RecordView, openJournal, recordSource, SubjectFilter } from '../../journal/index.js';
+import { HopbusError, OptionsError } from '../../runtime/errors.js';
 import { LOCK_FILE } from '../../journal/writer.js';
 import { FLAG_REQUEST, FLAG_TS, MsgView, Op, PayloadKind, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { encodeIndexEntry, readIndex } from '../../journal/segment.js';
@@ -317,11 +317,16 @@ describe('reading while a writer appends', () => {
 });
 
 describe('JournalError', () => {
-  it('is a HopbusError with a code to branch on', async () => {
+  it('is a HopbusError with a code to branch on, and bad options are OptionsError (BAD_OPTIONS) as everywhere', async () => {
     expect(() => openJournal(path.join(tmpDir(), 'missing'))).toThrow(expect.objectContaining({ name: 'JournalError', code: 'JOURNAL' }));
     const err = await openWriter(tmpDir(), { segmentBytes: 0 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HopbusError);
-    expect(err).toBeInstanceOf(JournalError);
+    expect(err).toBeInstanceOf(OptionsError);
     expect(err).toMatchObject({ code: 'BAD_OPTIONS', message: expect.stringContaining('segmentBytes') });
+    const busy = await openWriter(tmpDir());
+    const again = await JournalWriter.open({ dir: busy.w.dir }).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(JournalError);
+    expect(again).toBeInstanceOf(HopbusError);
+    await busy.w.close();
   });
 });
