@@ -143,6 +143,19 @@ export async function runBroker(args: string[]): Promise<void> {
     b = await startBroker({ ...opts, natsPort: null }, logger);
     natsNote = `NATS clients: not served, port ${DEFAULT_NATS_PORT} is in use (choose another with --nats-port P, or --no-nats)`;
   }
+  // Signals are handled before anything is printed: whoever reads the ready line may stop us at once.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    b.broker.log.info({ signal }, 'shutting down');
+    b.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
   const h = b.broker.options.host;
   const hosts = [h, b.broker.options.natsHost ?? h];
   if (hosts.some((x) => !LOOPBACK.test(x)) && !hasAuth(opts)) {
@@ -158,16 +171,4 @@ export async function runBroker(args: string[]): Promise<void> {
   if (b.broker.httpPort !== null) {
     console.error(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    b.broker.log.info({ signal }, 'shutting down');
-    b.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
 }

@@ -99,6 +99,8 @@ describe("fsync 'always' and 'none'", () => {
         w.append(message(i), i);
         await until(() => w.stats().writtenSeq === i, `record ${i} written`);
       }
+      // A batch counts as synced once its fsync has completed, after the write: wait for that.
+      if (policy === 'always') await until(() => w.stats().syncedSeq === 5, 'the fifth record synced');
       const st = w.stats();
       expect(st.writes).toBe(5);
       if (policy === 'always') {
