@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PALETTE, barChart, compact, esc, fitFont, linearTicks, logTicks, percentileChart } from '../../bench/peers/svg.js';
-import { TARGETS } from '../../bench/peers/targets/index.js';
+import { TARGETS } from '../../dist/bench/peers/targets/index.js'; // from dist, as the targets resolve their files there
 
 /**
  * A small well-formedness check: every tag closes in order, attributes are quoted,
