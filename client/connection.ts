@@ -22,6 +22,8 @@ export const INITIAL_MAX_FRAME = 64 * 1024 * 1024 + 256 * 1024;
 export interface ConnOwner {
   onFrame(conn: Conn, buf: Buffer, off: number, len: number): void;
   onLinkClose(conn: Conn, err: Error | null): void;
+  /** The link closes with these frames never written (just before onLinkClose). */
+  onLinkUnsent(conn: Conn, buf: Buffer, off: number, len: number): void;
 }
 
 export class Conn implements LinkHandler {
@@ -37,6 +39,9 @@ export class Conn implements LinkHandler {
   }
   onFrame(buf: Buffer, off: number, len: number): void {
     this.owner.onFrame(this, buf, off, len);
+  }
+  onUnsent(buf: Buffer, off: number, len: number): void {
+    this.owner.onLinkUnsent(this, buf, off, len);
   }
   onClose(err: Error | null): void {
     this.resolveClosed();

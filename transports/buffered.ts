@@ -244,8 +244,9 @@ export abstract class BufferedLink implements Link, Flushable {
     if (this.finished) return;
     this.finished = true;
     this.closed = true;
-    this.dropQueued();
     const h = this.handler;
+    if (h?.onUnsent !== undefined && this.used > this.from) h.onUnsent(this.fill, this.from, this.used - this.from);
+    this.dropQueued();
     this.handler = null;
     h?.onClose(this.closeErr);
   }

@@ -29,6 +29,12 @@ export interface LinkHandler {
    * the peer (an ERR) and close the link; without this method the link is destroyed.
    */
   onProtocolError?(err: ProtocolError): void;
+  /**
+   * The link is closing for good with committed bytes it never handed to the transport:
+   * buf[off, off+len), whole frames, valid during the call only. Called once, just before
+   * onClose; a client carries what it may resend to its next connection.
+   */
+  onUnsent?(buf: Buffer, off: number, len: number): void;
 }
 
 export interface Link {

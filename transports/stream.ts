@@ -69,7 +69,9 @@ export class StreamLink extends BufferedLink {
   }
 
   flush(): void {
-    if (this.sending !== null || this.used === 0 || this.closed) return;
+    // A destroyed socket (reset by the peer) still calls back the write in flight, without
+    // an error: what is queued stays queued, for finish() to hand to onUnsent.
+    if (this.sending !== null || this.used === 0 || this.closed || this.socket.destroyed) return;
     const out = this.fill;
     const n = this.used;
     this.sending = out;
