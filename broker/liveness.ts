@@ -11,6 +11,10 @@
  *    times per deadline). Links stamp `writeBlockedSince` with performance.now(), the
  *    real clock's scale.
  *
+ * And what a connection closed as a slow consumer is told when it comes back: its
+ * client id, why, and how many messages had been queued for it (SlowNotices), so the
+ * client can count what it lost. Bounded in entries, oldest forgotten first.
+ *
  * Threading: the broker's thread. Must not import sessions or the broker: it sees
  * connections through `Live`.
  */
@@ -36,7 +40,20 @@ export interface Live {
 
 export type LivenessOptions = Pick<ResolvedOptions, 'pingIntervalMs' | 'maxPingsOut' | 'writeDeadlineMs' | 'handshakeTimeoutMs'>;
 
+/** Why a connection was closed as a slow consumer, for its next connection's INFO (`previous`). */
+export interface SlowNotice {
+  closed: 'SLOW_CONSUMER';
+  reason: string;
+  /** Messages queued for the closed connection in all (the client subtracts what it received). */
+  msgsOut: number;
+}
+
+/** Slow-consumer closures remembered for the clients that reconnect; the oldest go first. */
+export const SLOW_NOTICES = 4096;
+
 export class Liveness {
+  /** Recent slow-consumer closures by client id, in insertion order. */
+  private readonly slow = new Map<number, SlowNotice>();
   private pingTimer: Timer | null = null;
   private deadlineTimer: Timer | null = null;
 
@@ -70,6 +87,24 @@ export class Liveness {
 
   connected(t: Timer | null): void {
     this.clock.clear(t);
+  }
+
+  /** Connection `cid` was closed as a slow consumer: remembered for when it comes back. */
+  closedSlow(cid: number, notice: SlowNotice): void {
+    if (this.slow.size >= SLOW_NOTICES) this.slow.delete(this.slow.keys().next().value!);
+    this.slow.set(cid, notice);
+  }
+
+  /** The notice for a client that was connection `cid` before, once; undefined if none. */
+  takeSlow(cid: number): SlowNotice | undefined {
+    const n = this.slow.get(cid);
+    if (n !== undefined) this.slow.delete(cid);
+    return n;
+  }
+
+  /** How many closures are remembered (bounded by SLOW_NOTICES). */
+  get slowNotices(): number {
+    return this.slow.size;
   }
 
   /** A PONG arrived: the connection is alive, and the round trip is measured. */

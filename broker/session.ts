@@ -175,7 +175,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       if (why === null) direct = true;
       else host.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
     }
-    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct));
+    const previous = hello.resume !== null && hello.resume.serverId === host.serverId ? host.liveness.takeSlow(hello.resume.clientId) : undefined;
+    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous));
     this.link.send(frame, 0, frame.length);
     // After INFO: joining sends the client everybody's interest.
     if (direct) this.direct = host.direct.join(this);
@@ -241,9 +242,14 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
    * `subs` and `policy` say whose it is and what to do if this consumer is behind.
    */
   deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Publisher | null): void {
-    if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) > 0) {
-      this.stats.msgsOut++;
-      this.stats.bytesOut += len;
+    // Counted first, so that a slow-consumer close inside deliver() counts this message
+    // among those queued for the connection (broker/liveness.ts SlowNotice).
+    const stats = this.stats;
+    stats.msgsOut++;
+    stats.bytesOut += len;
+    if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) === 0) {
+      stats.msgsOut--;
+      stats.bytesOut -= len;
     }
   }
 
@@ -254,7 +260,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
 
   /** @internal OutboundOwner */
   slowConsumer(reason: string): void {
+    if (this.state === State.CLOSED) return;
     this.host.counters.slowConsumers++;
+    // What it will never read is dropped, so that the ERR comes next, right behind what
+    // is already in flight (best effort: a frozen peer may never read it). A client that
+    // reconnects is told in its INFO, with the count of messages queued for it here.
+    this.host.liveness.closedSlow(this.id, { closed: 'SLOW_CONSUMER', reason, msgsOut: this.stats.msgsOut });
+    this.link.discard?.();
     this.fatal(ErrCode.SLOW_CONSUMER, `slow consumer: ${reason} towards this connection; it was closed`);
   }
 

@@ -13,7 +13,7 @@ import { dial, type ServerAddress } from '../transports/dial.js';
 import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
 import { encodeHeaders, unpackr } from './codec.js';
-import { ConnectionError, MessagesLostError, OptionsError, PendingLimitError, ServerError, TimeoutError } from './errors.js';
+import { ConnectionError, MessagesLostError, OptionsError, PendingLimitError, ServerError, SlowConsumerError, TimeoutError } from './errors.js';
 import type { Msg } from './msg.js';
 import { Inbound } from './inbound.js';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './options.js';
@@ -24,7 +24,7 @@ import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
-import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame } from './connection.js';
+import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame, type Resume } from './connection.js';
 import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
@@ -88,6 +88,12 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   /** PUBs the lost link never wrote, and how many of them the backlog kept (onLinkUnsent). */
   private unsentPubs = 0;
   private carriedPubs = 0;
+  /** The connection had before (named in the next CONNECT), and how many MSGs it brought. */
+  private resume: Resume | null = null;
+  private msgsInAtAttach = 0;
+  private prevReceived = 0;
+  /** Told by the broker's INFO on reconnecting: the previous connection was closed as a slow consumer. */
+  private notice: SlowConsumerError | null = null;
 
   constructor(
     servers: ServerAddress | ServerAddress[],
@@ -503,6 +509,15 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       return;
     }
     conn.link.setMaxFrame?.(maxFrameFor(this.info));
+    const prev = this.info.previous;
+    if (prev !== undefined && prev.closed === 'SLOW_CONSUMER') {
+      const lost = Math.max(0, prev.msgsOut - this.prevReceived);
+      this.notice = new SlowConsumerError(
+        `the broker closed the previous connection as a slow consumer (${prev.reason}): ${lost} of the ${prev.msgsOut} messages queued for it did not arrive`,
+        lost,
+      );
+    }
+    this.resume = { serverId: this.info.serverId, clientId: this.info.clientId };
     // Made now: the broker's interest frames follow INFO in the same read.
     if (this.info.direct === true && conn.link.direct !== undefined) {
       this.direct = new DirectRouter(this.directHost(conn.link), conn.link.direct, this.info.clientId, this.info.serverId);
@@ -534,6 +549,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     this.conn = null;
     this.endDirect();
     if (this.state === State.CLOSED) return;
+    this.prevReceived = this.counters.msgsIn - this.msgsInAtAttach;
     const reconnecting = this.willReconnect;
     const total = this.published;
     const sentEnd = total - this.unsentPubs;
@@ -568,7 +584,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       const hs = (this.handshake = new Handshake(this.clock, this.options.timeoutMs));
       try {
         link.start(conn);
-        const hello = helloFrame(this.options, link);
+        const hello = helloFrame(this.options, link, this.resume);
         link.send(hello, 0, hello.length);
       } catch (e) {
         hs.reject(e as Error);
@@ -587,6 +603,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       throw new ConnectionError('connection closed');
     }
     this.state = State.CONNECTED;
+    this.msgsInAtAttach = this.counters.msgsIn;
     // Re-establish everything the server forgot: subscriptions, then queued publishes, then flushes.
     for (const sub of this.subs.values()) writeSubTo(link, sub);
     if (this.backlog.used > 0) {
@@ -623,6 +640,9 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     reconnected: (ep: Endpoint): void => {
       this.counters.reconnects++;
       this.emit('reconnect', ep.url);
+      const notice = this.notice;
+      this.notice = null;
+      if (notice !== null) this.reportError(notice);
     },
     gaveUp: (err: ConnectionError): void => {
       this.reportError(err);

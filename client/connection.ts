@@ -75,8 +75,14 @@ export class Handshake {
   }
 }
 
-/** The CONNECT frame: who this client is and what it asks of the broker. */
-export function helloFrame(options: ResolvedConnectOptions, link: Link): Buffer {
+/** A reconnecting client's previous connection, as its INFO named it. */
+export interface Resume {
+  serverId: string;
+  clientId: number;
+}
+
+/** The CONNECT frame: who this client is and what it asks of the broker (and, reconnecting, which connection it had). */
+export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: Resume | null = null): Buffer {
   return encodeHandshake(
     Op.CONNECT,
     packr.pack({
@@ -87,6 +93,7 @@ export function helloFrame(options: ResolvedConnectOptions, link: Link): Buffer 
       timestamps: options.timestamps,
       ...(options.publishRate ? { publishRate: options.publishRate } : {}),
       ...(options.direct && link.direct !== undefined ? { direct: true } : {}),
+      ...(resume !== null ? { resume: { serverId: resume.serverId, clientId: resume.clientId } } : {}),
     }),
   );
 }

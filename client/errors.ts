@@ -43,8 +43,11 @@ export class TimeoutError extends HopbusError {
 
 /** A consumer that could not keep up: messages were dropped or the connection closed. */
 export class SlowConsumerError extends HopbusError {
-  constructor(message: string) {
+  /** Messages lost, when it is known (the broker closed the previous connection: what it had queued and the client did not get). */
+  readonly lost: number | undefined;
+  constructor(message: string, lost?: number) {
     super('SLOW_CONSUMER', message);
+    this.lost = lost;
   }
 }
 

@@ -139,6 +139,13 @@ export abstract class BufferedLink implements Link, Flushable {
     this.commit(len);
   }
 
+  /** Drops what is committed and not handed over yet; returns its bytes. */
+  discard(): number {
+    const n = this.used - this.from;
+    this.used = this.from;
+    return n;
+  }
+
   /** Off the per-message path: only when the buffer is full. */
   private grow(n: number): void {
     const keep = this.used - this.from;

@@ -69,6 +69,12 @@ export interface Link {
   pause(): void;
   resume(): void;
 
+  /**
+   * Drops the committed bytes not handed to the transport yet (what is in flight stays)
+   * and returns how many: a connection cut off as a slow consumer gets its ERR next.
+   */
+  discard?(): number;
+
   /** Sends what is queued, then closes. onClose follows. */
   close(): void;
   /** Closes now, dropping what is queued. onClose follows with `err`. */
