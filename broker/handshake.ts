@@ -22,6 +22,13 @@ import { VERSION } from '../transports/protocol/version.js';
 import type { ResolvedOptions } from './config.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 
+/**
+ * The largest frame a connection may send before its CONNECT is accepted (nats-server
+ * limits its control line to 4 KiB too): an unauthenticated peer can make the broker
+ * buffer this much, not a max-size frame.
+ */
+export const MAX_CONNECT_FRAME = 4096;
+
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
 

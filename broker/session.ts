@@ -9,13 +9,25 @@
  *
  * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
  */
-import { ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, Policy, type ProtocolError, encodeErr, writeBare, writeOk } from '../transports/protocol/index.js';
+import {
+  ErrCode,
+  Op,
+  OP_NAMES,
+  OK_SIZE,
+  PING_SIZE,
+  Policy,
+  type ProtocolError,
+  encodeErr,
+  maxFrameFor,
+  writeBare,
+  writeOk,
+} from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { Member } from './direct.js';
 import { PublisherGate, type FlowStats } from './gate.js';
-import { directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import { MAX_CONNECT_FRAME, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
 import type { SessionHost } from './host.js';
 import type { Router } from './router.js';
 import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
@@ -59,6 +71,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   pingSentAt = 0;
   /** Round trip of the last keepalive PING/PONG in ms; -1 until one has been measured. */
   rttMs = -1;
+  /** Read deadline state, kept by broker/liveness.ts: the partial frame last seen, and since when. */
+  partialSeen = 0;
+  partialSeenAt = 0;
   /** The client's last latency report (monitoring), or null. */
   report: ClientLatency | null = null;
   readonly stats: SessionStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
@@ -103,6 +118,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.gate = new PublisherGate(this, host.counters, host.clock);
     if (o.publishRate) this.gate.own = new Limiter(o.publishRate, now);
     this.handshakeTimer = host.liveness.expectConnect(this);
+    // Until CONNECT is accepted, nothing bigger than a CONNECT is buffered.
+    link.setMaxFrame?.(MAX_CONNECT_FRAME);
   }
 
   get open(): boolean {
@@ -169,6 +186,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;
     this.state = State.OPEN;
+    this.link.setMaxFrame?.(maxFrameFor(host.options));
     let direct = false;
     if (hello.direct) {
       const why = directRefusal(hello, () => host.direct.refusal(this));
@@ -334,7 +352,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
 
   /** The peer sent bytes that are not a frame: tell it why, then close. */
   onProtocolError(err: ProtocolError): void {
-    this.fatal(ErrCode[err.code], err.message);
+    this.fatal(ErrCode[err.code], this.state === State.HANDSHAKE ? `before CONNECT: ${err.message}` : err.message);
   }
 
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */

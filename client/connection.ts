@@ -86,7 +86,8 @@ export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: 
   return encodeHandshake(
     Op.CONNECT,
     packr.pack({
-      name: options.name,
+      // The broker keeps 256 characters of it, and refuses a CONNECT over 4 KiB.
+      name: options.name.slice(0, 256),
       lang: 'typescript',
       version: VERSION,
       verbose: options.verbose,

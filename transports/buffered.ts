@@ -104,6 +104,11 @@ export abstract class BufferedLink implements Link, Flushable {
     this.reader.maxFrame = n;
   }
 
+  /** Which inbound frame is being assembled across chunks (FrameReader.partial), 0 when none. */
+  get partialFrame(): number {
+    return this.reader.partial;
+  }
+
   start(handler: LinkHandler): void {
     this.handler = handler;
     if (this.finished) {
@@ -254,6 +259,7 @@ export abstract class BufferedLink implements Link, Flushable {
     const h = this.handler;
     if (h?.onUnsent !== undefined && this.used > this.from) h.onUnsent(this.fill, this.from, this.used - this.from);
     this.dropQueued();
+    this.reader.release();
     this.handler = null;
     h?.onClose(this.closeErr);
   }

@@ -49,6 +49,8 @@ export interface Link {
 
   /** Raises or lowers the largest inbound frame accepted (e.g. after the handshake). */
   setMaxFrame?(n: number): void;
+  /** Which inbound frame is being assembled across chunks (changes with each), 0 when none: a read deadline watches it. */
+  readonly partialFrame?: number;
 
   /** Starts delivery of inbound frames to `handler` (frames are not read before). */
   start(handler: LinkHandler): void;

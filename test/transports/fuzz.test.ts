@@ -24,6 +24,7 @@ import {
   maxFrameFor,
   writeDirect,
 } from '../../transports/protocol/index.js';
+import { MAX_CONNECT_FRAME } from '../../broker/handshake.js';
 import { FrameReader } from '../../transports/reader.js';
 import { bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
 
@@ -55,7 +56,8 @@ interface Prediction {
  * sid, ...) are not modelled: they only add non-fatal ERRs.
  */
 function predict(bytes: Buffer): Prediction {
-  const reader = new FrameReader(MAX_FRAME);
+  // Before CONNECT the broker takes a CONNECT-sized frame only (broker/handshake.ts MAX_CONNECT_FRAME).
+  const reader = new FrameReader(MAX_CONNECT_FRAME);
   const view = new MsgView();
   let connected = false;
   let pings = 0;
@@ -76,6 +78,7 @@ function predict(bytes: Buffer): Prediction {
       const types: Record<string, string> = { name: 'string', lang: 'string', version: 'string', verbose: 'boolean', timestamps: 'boolean' };
       for (const [k, v] of Object.entries(opts)) if (types[k] === undefined || typeof v !== types[k]) return void (fatal = ErrCode.PROTOCOL);
       connected = true;
+      reader.maxFrame = MAX_FRAME;
       return;
     }
     switch (op) {
