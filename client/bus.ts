@@ -25,7 +25,7 @@ import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
 import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame, type Resume } from './connection.js';
-import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
+import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
@@ -237,7 +237,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     if (this.state === State.DRAINING) throw new ConnectionError('connection is draining: no new subscriptions');
     const [cb, opts] = subscribeArgs(handler, options);
     validatePattern(pattern);
-    checkKeys(opts, SUB_KEYS, 'subscribe');
+    checkKeys(opts, BUS_SUB_KEYS, 'subscribe');
     if (opts.queue !== undefined) {
       const bad = queueNameProblem(opts.queue);
       if (bad !== null) throw new OptionsError(`invalid queue group: ${bad}`);

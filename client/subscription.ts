@@ -5,6 +5,10 @@ import type { Msg } from './msg.js';
 
 export type MsgHandler = (msg: Msg) => void;
 
+/** An iterator subscription's buffer bounds (nats.go's defaults for a subscription's pending limits are alike). */
+export const DEFAULT_MAX_PENDING = 65_536;
+export const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
 export interface SubscribeOptions {
   /** Queue group: each message goes to one member of the group. */
   queue?: string;
@@ -12,6 +16,8 @@ export interface SubscribeOptions {
   max?: number;
   /** For iterator subscriptions: messages buffered before new ones are dropped (default 65,536). */
   maxPending?: number;
+  /** For iterator subscriptions: bytes buffered before new ones are dropped (default 64 MiB; Msg.size per message). */
+  maxPendingBytes?: number;
   /**
    * What the broker does when this connection falls behind (default: the broker's,
    * normally 'disconnect'): 'disconnect', 'drop-oldest', 'drop-newest', 'conflate'
@@ -44,9 +50,13 @@ export class Subscription implements AsyncIterable<Msg> {
   /** Wire value of the slow-consumer policy (0 = the broker's default). */
   readonly policy: number;
   private isClosed = false;
-  // Iterator buffer: grown on demand up to maxPending; when it is full, the arriving message is dropped.
+  // Iterator buffer: grown on demand up to maxPending messages and maxPendingBytes bytes;
+  // when either is reached, the arriving message is dropped.
   private readonly buf: Ring<Msg>;
   private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
+  /** Bytes in `buf` (Msg.size each). */
+  private bufBytes = 0;
   private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
   private rejectWaiter: ((err: Error) => void) | null = null;
   private failure: Error | null = null;
@@ -65,7 +75,8 @@ export class Subscription implements AsyncIterable<Msg> {
     this.queue = options.queue ?? '';
     this.policy = options.policy === undefined ? 0 : POLICY_NAMES.indexOf(options.policy);
     this.max = options.max ?? 0;
-    this.maxPending = options.maxPending ?? 65_536;
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    this.maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.buf = new Ring(Math.max(1, this.maxPending));
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
@@ -97,17 +108,25 @@ export class Subscription implements AsyncIterable<Msg> {
       w({ value: msg, done: false });
       return;
     }
-    if (!this.buf.push(msg)) {
-      this.dropped++;
-      if (!this.overflowing) {
-        this.overflowing = true;
-        this.owner.reportError(
-          new SlowConsumerError(
-            `subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`,
-          ),
-        );
-      }
+    const size = msg.size;
+    if (this.bufBytes + size <= this.maxPendingBytes && this.buf.push(msg)) {
+      this.bufBytes += size;
+      return;
     }
+    this.dropped++;
+    if (!this.overflowing) {
+      this.overflowing = true;
+      this.owner.reportError(
+        new SlowConsumerError(
+          `subscription "${this.subject}" is not consuming: its buffer (${this.maxPending} messages, ${this.maxPendingBytes} bytes) is full, new messages are dropped (${this.dropped} so far)`,
+        ),
+      );
+    }
+  }
+
+  /** Bytes waiting in the iterator's buffer. */
+  get pendingBytes(): number {
+    return this.bufBytes;
   }
 
   /** Stops the subscription; with `max`, after that many messages in total. */
@@ -145,6 +164,7 @@ export class Subscription implements AsyncIterable<Msg> {
       next: (): Promise<IteratorResult<Msg>> => {
         if (this.buf.length > 0) {
           const msg = this.buf.shift()!;
+          this.bufBytes -= msg.size;
           if (this.buf.length === 0) this.overflowing = false;
           return Promise.resolve({ value: msg, done: false });
         }
