@@ -11,11 +11,13 @@
  */
 import {
   ErrCode,
+  FLAG_TS,
   Op,
   OP_NAMES,
   OK_SIZE,
   PING_SIZE,
   Policy,
+  TS_BLOCK,
   type ProtocolError,
   encodeErr,
   maxFrameFor,
@@ -138,6 +140,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       case Op.PUB:
         this.stats.msgsIn++;
         this.stats.bytesIn += len;
+        if (buf.readUInt32LE(off + 16) !== 0 && !this.headersOk(buf, off, len)) return;
         if (this.router.publish(this, buf, off, len) && this.verbose && this.state === State.OPEN) this.ok(0);
         return;
       case Op.SUB:
@@ -199,6 +202,20 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     // After INFO: joining sends the client everybody's interest.
     if (direct) this.direct = host.direct.join(this);
     host.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote, direct }, 'client connected');
+  }
+
+  /** A PUB's headers block must be a msgpack map of valid names to valid values; else the message is dropped and the client told. */
+  private headersOk(buf: Buffer, off: number, len: number): boolean {
+    const h = buf.readUInt32LE(off + 16);
+    const at = off + 20 + ((buf[off + 5]! & FLAG_TS) !== 0 ? TS_BLOCK : 0) + buf.readUInt16LE(off + 12) + buf.readUInt16LE(off + 14);
+    const o = this.host.options;
+    // Over a size limit: the router refuses it (fatal MAX_PAYLOAD), whatever its contents.
+    if (h > o.maxHeaders || len - (at - off) - h > o.maxPayload) return true;
+    const bad = wireHeadersProblem(buf, at, h);
+    if (bad === null) return true;
+    this.host.counters.protocolErrors++;
+    this.error(ErrCode.PROTOCOL, `invalid headers: ${bad}; the message was dropped`);
+    return false;
   }
 
   private onSub(buf: Buffer, off: number): void {
@@ -399,4 +416,53 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.router.unsubscribeAll(this.subs.values(), (sub) => plane.removed(sub));
     this.subs.clear();
   }
+}
+
+/** Header name bytes allowed: RFC 9110 token characters (client/codec.ts checks the same). */
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN[c.charCodeAt(0)] = 1;
+
+/**
+ * Why buf[at, at+len) is not a headers block (a msgpack map of token names to strings
+ * without NUL or CR, filling it exactly; LF separates the values of a multi-valued header), or null. Walks the bytes; allocates nothing.
+ */
+export function wireHeadersProblem(buf: Buffer, at: number, len: number): string | null {
+  const end = at + len;
+  let p = at;
+  const b = buf[p++]!;
+  let n: number;
+  if ((b & 0xf0) === 0x80) n = b & 0x0f;
+  else if (b === 0xde && p + 2 <= end) {
+    n = buf.readUInt16BE(p);
+    p += 2;
+  } else if (b === 0xdf && p + 4 <= end) {
+    n = buf.readUInt32BE(p);
+    p += 4;
+  } else return 'not a msgpack map';
+  for (let i = 0; i < 2 * n; i++) {
+    if (p >= end) return 'the map is cut short';
+    const t = buf[p++]!;
+    let l: number;
+    if ((t & 0xe0) === 0xa0) l = t & 0x1f;
+    else if (t === 0xd9 && p + 1 <= end) l = buf[p++]!;
+    else if (t === 0xda && p + 2 <= end) {
+      l = buf.readUInt16BE(p);
+      p += 2;
+    } else if (t === 0xdb && p + 4 <= end) {
+      l = buf.readUInt32BE(p);
+      p += 4;
+    } else return (i & 1) === 0 ? 'a header name is not a string' : 'a header value is not a string';
+    if (p + l > end) return 'the map is cut short';
+    if ((i & 1) === 0) {
+      if (l === 0) return 'a header name is empty';
+      for (let j = p; j < p + l; j++) if (TOKEN[buf[j]!] === 0) return 'a header name is not a token';
+    } else {
+      for (let j = p; j < p + l; j++) {
+        const c = buf[j]!;
+        if (c === 0 || c === 0x0d) return 'a header value contains NUL or CR';
+      }
+    }
+    p += l;
+  }
+  return p === end ? null : 'bytes after the map';
 }

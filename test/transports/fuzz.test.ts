@@ -508,11 +508,11 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
       ErrCode.MAX_PAYLOAD,
     );
     expect(hdr.text).toBe(`maximum headers size exceeded: ${MAX_HEADERS + 1} bytes, the limit is ${MAX_HEADERS}`);
-    // Exactly at the limits is fine.
-    const atLimit = await attack(
-      Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: Buffer.alloc(MAX_HEADERS) }), bare(Op.PING)]),
-      'end',
-    );
+    // Exactly at the limits is fine (headers: a valid map { a: 'xx...' } of exactly MAX_HEADERS bytes).
+    const fullHeaders = Buffer.alloc(MAX_HEADERS, 0x78);
+    Buffer.from([0x81, 0xa1, 0x61, 0xda]).copy(fullHeaders);
+    fullHeaders.writeUInt16BE(MAX_HEADERS - 6, 4);
+    const atLimit = await attack(Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: fullHeaders }), bare(Op.PING)]), 'end');
     expect(atLimit.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PONG]);
   });
 
