@@ -254,6 +254,11 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     return sub;
   }
 
+  /** @internal Subscription.ready: the server has processed the SUB (or refused it: its ERR comes before the PONG). */
+  confirm(): Promise<void> {
+    return this.flush();
+  }
+
   /** @internal Subscription.unsubscribe() lands here. */
   unsubscribeSid(sub: Subscription, max: number): void {
     if (max > 0) {

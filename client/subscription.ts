@@ -31,6 +31,8 @@ export interface SubscribeOptions {
 export interface SubscriptionOwner {
   unsubscribeSid(sub: Subscription, max: number): void;
   reportError(err: Error): void;
+  /** Resolves once the server has processed everything sent so far (a connection with a server: flush()). */
+  confirm?(): Promise<void>;
 }
 
 /**
@@ -60,6 +62,9 @@ export class Subscription implements AsyncIterable<Msg> {
   private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
   private rejectWaiter: ((err: Error) => void) | null = null;
   private failure: Error | null = null;
+  /** Why the server refused this subscription (or ended it), if it did. */
+  private refusal: Error | null = null;
+  private readyPromise: Promise<void> | null = null;
   private overflowing = false;
   private resolveClosed!: () => void;
   /** Resolves when the subscription ends (unsubscribed, drained, auto-expired or connection closed). */
@@ -83,6 +88,22 @@ export class Subscription implements AsyncIterable<Msg> {
 
   get isClosedNow(): boolean {
     return this.isClosed;
+  }
+
+  /**
+   * Resolves once the server has accepted the subscription; rejects with its error if it
+   * refused it (e.g. ServerError MAX_SUBSCRIPTIONS, BAD_SUBJECT for a bad queue name),
+   * which the 'error' event reports too. Made on first use: awaiting it costs a flush.
+   */
+  get ready(): Promise<void> {
+    if (this.readyPromise === null) {
+      const confirm = this.owner.confirm;
+      const done = this.refusal !== null || confirm === undefined ? Promise.resolve() : confirm.call(this.owner);
+      this.readyPromise = done.then(() => {
+        if (this.refusal !== null) throw this.refusal;
+      });
+    }
+    return this.readyPromise;
   }
 
   /** Called by the connection for each message. Returns false once it is done (max reached). */
@@ -144,7 +165,10 @@ export class Subscription implements AsyncIterable<Msg> {
   close(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    if (err) this.failure = err;
+    if (err) {
+      this.failure = err;
+      this.refusal = err;
+    }
     if (this.waiter !== null && this.buf.length === 0) {
       const w = this.waiter;
       this.waiter = null;
