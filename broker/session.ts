@@ -330,6 +330,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       ...this.stats,
       pendingBytes: o.pendingBytes,
       heldMsgs: o.hold.length,
+      /** Memory held for this connection now, framing and bookkeeping included: outbound (Outbound.memoryBytes) and a partial inbound frame. */
+      memoryBytes: o.memoryBytes + (this.link.inboundBytes ?? 0),
       ...o.stats,
       ...this.gate.flow,
       /** Not being read right now (rate limit or a blocked consumer). */

@@ -104,6 +104,16 @@ export abstract class BufferedLink implements Link, Flushable {
     this.reader.maxFrame = n;
   }
 
+  /** Write buffer capacity held now (subclasses add their other buffers). */
+  get bufferBytes(): number {
+    return this.fill.length;
+  }
+
+  /** Inbound bytes held now: the partial frame's buffer and chunks held while paused. */
+  get inboundBytes(): number {
+    return this.reader.allocated + this.heldBytes;
+  }
+
   /** Which inbound frame is being assembled across chunks (FrameReader.partial), 0 when none. */
   get partialFrame(): number {
     return this.reader.partial;

@@ -51,6 +51,10 @@ export interface Link {
   setMaxFrame?(n: number): void;
   /** Which inbound frame is being assembled across chunks (changes with each), 0 when none: a read deadline watches it. */
   readonly partialFrame?: number;
+  /** Memory the link holds for writing now: its write buffers' capacity, in flight included (not just the bytes queued). */
+  readonly bufferBytes?: number;
+  /** Memory the link holds for reading now: a partial frame's buffer, chunks held while paused. */
+  readonly inboundBytes?: number;
 
   /** Starts delivery of inbound frames to `handler` (frames are not read before). */
   start(handler: LinkHandler): void;

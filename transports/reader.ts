@@ -52,6 +52,11 @@ export class FrameReader {
     return this.part ? this.partLen : this.headLen;
   }
 
+  /** Bytes allocated for the frame being assembled (its whole length, from its prefix). */
+  get allocated(): number {
+    return this.part === null ? 0 : this.part.length;
+  }
+
   /** Drops a partial frame and stops reading for good (the link is gone): its bytes are released at once. */
   release(): void {
     this.part = null;

@@ -50,6 +50,10 @@ export class StreamLink extends BufferedLink {
     return this.used - this.from + this.sendingLen;
   }
 
+  override get bufferBytes(): number {
+    return this.fill.length + (this.spare?.length ?? 0) + (this.sending?.length ?? 0);
+  }
+
   protected override started(): void {
     this.socket.on('data', this.onData);
   }

@@ -16,6 +16,8 @@ export interface BrokerProcess {
   proc: ChildProcess;
   url: string;
   port: number;
+  /** The monitoring address (http://host:port) when the broker serves HTTP, else ''. */
+  http: string;
   /** What the child printed so far (for failure messages). */
   output(): string;
   /** Sends `signal` and, for SIGKILL and SIGTERM, waits for the child to exit. */
@@ -23,6 +25,7 @@ export interface BrokerProcess {
 }
 
 const READY = /hopbus broker ready: (tcp:\/\/\S+)/;
+const MONITORING = /monitoring: (http:\/\/[^/\s]+)/;
 
 /** Starts brokers in child processes; each is killed after the test if still alive. */
 export function useBrokerProcesses(): (options?: { port?: number; config?: Record<string, unknown> }) => Promise<BrokerProcess> {
@@ -54,7 +57,8 @@ export function useBrokerProcesses(): (options?: { port?: number; config?: Recor
     const url = await new Promise<string>((resolve, reject) => {
       const check = () => {
         const m = READY.exec(out);
-        if (m !== null) {
+        const wantHttp = config !== undefined && config.httpPort !== undefined && config.httpPort !== null;
+        if (m !== null && (!wantHttp || MONITORING.test(out))) {
           proc.stdout!.off('data', check);
           proc.off('exit', exited);
           resolve(m[1]!);
@@ -68,6 +72,7 @@ export function useBrokerProcesses(): (options?: { port?: number; config?: Recor
       proc,
       url,
       port: Number(new URL(url).port),
+      http: MONITORING.exec(out)?.[1] ?? '',
       output: () => out,
       async kill(signal) {
         if (proc.exitCode !== null || proc.signalCode !== null) return;
