@@ -34,7 +34,8 @@ if (values.role === 'frozen') {
   // The frozen consumer: subscribes, says so, and is stopped by its parent.
   const bus = await connect(values.url, { name: 'soak-frozen', reconnect: false });
   bus.on('error', () => {});
-  bus.subscribe('flood.>', () => {});
+  // drop-oldest: it stays connected, and the broker holds up to maxPending for it throughout.
+  bus.subscribe('flood.>', () => {}, { policy: 'drop-oldest' });
   await bus.flush();
   console.log('ready');
 } else {
@@ -151,9 +152,20 @@ async function soak(seconds, rate) {
   stopping = true;
   clearInterval(paced);
   clearInterval(every);
-  await pub.flush();
-  await sub.flush();
+  // Everything published has been routed, then everything routed to the subscriber has arrived.
+  const settled = await pub
+    .flush()
+    .then(() => sub.flush())
+    .then(
+      () => 'settled',
+      (err) => `the final flush failed: ${err.message}`,
+    );
   report();
+  const connz = await fetch(`${http}/connz`).then(
+    (r) => r.json(),
+    () => null,
+  );
+  const held = connz?.connections.find((c) => c.name === 'soak-frozen');
   const varz = await fetch(`${http}/varz`).then(
     (r) => r.json(),
     () => null,
@@ -164,10 +176,15 @@ async function soak(seconds, rate) {
   broker.kill('SIGTERM');
   fs.rmSync(dir, { recursive: true, force: true });
 
-  const complete = sent === got && disorder === 0;
+  const complete = sent === got && disorder === 0 && settled === 'settled';
   console.log(
-    `healthy stream: ${got} of ${sent} received (${((100 * got) / Math.max(1, sent)).toFixed(3)}%), ${disorder} out of order: ${complete ? 'complete' : 'INCOMPLETE'}`,
+    `healthy stream: ${got} of ${sent} received (${((100 * got) / Math.max(1, sent)).toFixed(3)}%), ${disorder} out of order, ${settled}: ${complete ? 'complete' : 'INCOMPLETE'}`,
   );
+  if (held) {
+    console.log(
+      `frozen consumer at the end: ${(held.pendingBytes / 2 ** 20).toFixed(1)} MiB pending (the bound counts these), ${(held.memoryBytes / 2 ** 20).toFixed(1)} MiB held in memory, ${held.heldMsgs} messages held, ${held.dropped} dropped`,
+    );
+  }
   console.log(
     `broker RSS: ${rssStart.toFixed(1)} MB at start, max ${Math.max(...series).toFixed(1)} MB, ${series.at(-1).toFixed(1)} MB at the end` +
       (varz
@@ -210,10 +227,7 @@ function frame(op, body) {
 }
 
 /** CONNECT {} as the broker reads it: version 1 at offset 6, an empty msgpack map. */
-const CONNECT = (() => {
-  const f = Buffer.from([9, 0, 0, 0, 0x01, 0, 1, 0, 0x80]);
-  return f;
-})();
+const CONNECT = Buffer.from([9, 0, 0, 0, 0x01, 0, 1, 0, 0x80]);
 
 function pub(subject, payload) {
   const s = Buffer.from(subject);
