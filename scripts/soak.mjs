@@ -6,7 +6,8 @@
 //   - slow handshakes: connections dribbling a CONNECT one byte at a time;
 //   - half-sent frames: connections that CONNECT, start a 1 MiB PUB and stop;
 //   - a frozen consumer: a subscriber process stopped with SIGSTOP;
-//   - a flooding publisher: as fast as it can, to what the frozen consumer subscribes to;
+//   - a flooding publisher: as fast as the broker lets it (50k msg/s of 1 KiB), to what the
+//     frozen consumer subscribes to;
 //   - churn: 100k distinct subjects and queue names, subscribed and dropped.
 // Every interval it prints the broker's RSS and the healthy stream's completeness; at the
 // end, the totals. It exits 1 if the healthy stream lost or reordered a message.
@@ -30,18 +31,6 @@ const { values } = parseArgs({
   },
 });
 
-if (values.role === 'frozen') {
-  // The frozen consumer: subscribes, says so, and is stopped by its parent.
-  const bus = await connect(values.url, { name: 'soak-frozen', reconnect: false });
-  bus.on('error', () => {});
-  // drop-oldest: it stays connected, and the broker holds up to maxPending for it throughout.
-  bus.subscribe('flood.>', () => {}, { policy: 'drop-oldest' });
-  await bus.flush();
-  console.log('ready');
-} else {
-  await soak(Number(values.seconds), Number(values.rate));
-}
-
 async function soak(seconds, rate) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-soak-'));
   const config = path.join(dir, 'broker.json');
@@ -55,7 +44,7 @@ async function soak(seconds, rate) {
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${broker.pid}/status`, 'utf8'))[1]) / 1024;
   const rssStart = rss();
   let stopping = false;
-  const stats = { mutated: 0, slow: 0, half: 0, churned: 0, flooded: 0, floodErrors: 0 };
+  const stats = { mutated: 0, slow: 0, half: 0, churned: 0, flooded: 0, floodErrors: 0, failed: 0 };
 
   // The healthy stream.
   const sub = await connect(url, { name: 'soak-healthy-sub' });
@@ -83,7 +72,8 @@ async function soak(seconds, rate) {
   const frozen = spawn(process.execPath, [fileURLToPath(import.meta.url), '--role', 'frozen', '--url', url], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise((resolve) => frozen.stdout.once('data', resolve));
   frozen.kill('SIGSTOP');
-  const flood = await connect(url, { name: 'soak-flood', reconnect: true });
+  // It asks the broker to hold it to 50k msg/s (not read beyond that): flooding, not saturating both cores.
+  const flood = await connect(url, { name: 'soak-flood', publishRate: { msgsPerSec: 50_000, action: 'slow' } });
   flood.on('error', () => stats.floodErrors++);
   const floodLoop = (async () => {
     const blob = Buffer.alloc(1024);
@@ -130,8 +120,9 @@ async function soak(seconds, rate) {
     );
   async function loop(attack, count) {
     while (!stopping) {
-      await attack().catch(() => {});
-      count();
+      await attack().then(count, () => stats.failed++);
+      // An attack that fails at once must not starve everything else.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
@@ -189,7 +180,8 @@ async function soak(seconds, rate) {
     `broker RSS: ${rssStart.toFixed(1)} MB at start, max ${Math.max(...series).toFixed(1)} MB, ${series.at(-1).toFixed(1)} MB at the end` +
       (varz
         ? `; slow consumers ${varz.slowConsumers ?? varz.totals?.slowConsumers ?? '?'}, protocol errors ${varz.protocolErrors ?? varz.totals?.protocolErrors ?? '?'}`
-        : ''),
+        : '') +
+      `; hostile attempts that failed to run: ${stats.failed}`,
   );
   process.exitCode = complete ? 0 : 1;
 }
@@ -212,6 +204,7 @@ function readyLine(proc) {
 function dial(port, ms) {
   const s = net.connect({ host: '127.0.0.1', port });
   s.on('error', () => {});
+  s.resume(); // read (and drop) what the broker sends, so its close is seen
   const closed = new Promise((resolve) => s.once('close', resolve));
   const timer = setTimeout(() => s.destroy(), ms);
   closed.then(() => clearTimeout(timer));
@@ -279,4 +272,17 @@ async function halfSent(port) {
   const big = pub('half', Buffer.alloc(1024 * 1024 - 64));
   s.write(Buffer.concat([CONNECT, big.subarray(0, big.length >> 1)]));
   await closed;
+}
+
+// Last: the module's constants above are initialised before either role runs.
+if (values.role === 'frozen') {
+  // The frozen consumer: subscribes, says so, and is stopped by its parent.
+  const bus = await connect(values.url, { name: 'soak-frozen', reconnect: false });
+  bus.on('error', () => {});
+  // drop-oldest: it stays connected, and the broker holds up to maxPending for it throughout.
+  bus.subscribe('flood.>', () => {}, { policy: 'drop-oldest' });
+  await bus.flush();
+  console.log('ready');
+} else {
+  await soak(Number(values.seconds), Number(values.rate));
 }
