@@ -22,6 +22,13 @@ import { VERSION } from '../transports/protocol/version.js';
 import type { ResolvedOptions } from './config.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 
+/**
+ * The largest frame a connection may send before its CONNECT is accepted (nats-server
+ * limits its control line to 4 KiB too): an unauthenticated peer can make the broker
+ * buffer this much, not a max-size frame.
+ */
+export const MAX_CONNECT_FRAME = 4096;
+
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
 
@@ -36,6 +43,8 @@ const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   publishRate: 'object',
   // shm clients: deliver to other shm clients directly (broker/direct.ts).
   direct: 'boolean',
+  // A reconnecting client: the connection it had before ({ serverId, clientId } of its INFO).
+  resume: 'object',
 };
 
 /** What a valid CONNECT says about the client. */
@@ -47,6 +56,8 @@ export interface Hello {
   publishRate: RateLimit | undefined;
   /** The client asked for direct delivery. */
   direct: boolean;
+  /** A reconnecting client's previous connection, or null. */
+  resume: { serverId: string; clientId: number } | null;
 }
 
 /** Why a connection is refused: the ERR it gets before it is closed. */
@@ -77,10 +88,14 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     if (type === undefined) return { code: ErrCode.PROTOCOL, text: `unknown CONNECT option "${k}"; known: ${Object.keys(CONNECT_KEYS).join(', ')}` };
     if (typeof v !== type) return { code: ErrCode.PROTOCOL, text: `CONNECT option "${k}" must be a ${type}` };
   }
-  const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean };
+  const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean; resume?: Record<string, unknown> };
   if (o.publishRate !== undefined) {
     const bad = rateLimitProblem(o.publishRate, 'publishRate');
     if (bad !== null) return { code: ErrCode.BAD_OPTION, text: `CONNECT option ${bad}` };
+  }
+  const r = o.resume;
+  if (r !== undefined && (r === null || typeof r.serverId !== 'string' || !Number.isInteger(r.clientId) || Object.keys(r).length !== 2)) {
+    return { code: ErrCode.BAD_OPTION, text: 'CONNECT option "resume" must be { serverId: string, clientId: integer }' };
   }
   return {
     name: (o.name ?? '').slice(0, 256),
@@ -88,6 +103,7 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     verbose: o.verbose === true,
     publishRate: o.publishRate !== undefined ? lowerLimit(config.publishRate, o.publishRate) : undefined,
     direct: o.direct === true,
+    resume: r === undefined ? null : { serverId: r.serverId as string, clientId: r.clientId as number },
   };
 }
 
@@ -105,8 +121,11 @@ export function directRefusal(hello: Hello, planeRefusal: () => string | null): 
   return planeRefusal();
 }
 
-/** Step 6: what INFO tells a client about this broker. */
-export function serverInfo(o: ResolvedOptions, serverId: string, clientId: number, direct = false): Record<string, unknown> {
+/**
+ * Step 6: what INFO tells a client about this broker; `previous`, for a client that
+ * resumed, is why its previous connection was closed (broker/liveness.ts SlowNotice).
+ */
+export function serverInfo(o: ResolvedOptions, serverId: string, clientId: number, direct = false, previous?: object): Record<string, unknown> {
   return {
     serverId,
     serverName: o.name,
@@ -121,6 +140,7 @@ export function serverInfo(o: ResolvedOptions, serverId: string, clientId: numbe
     // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
     reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
     ...(direct ? { direct: true } : {}),
+    ...(previous !== undefined ? { previous } : {}),
   };
 }
 

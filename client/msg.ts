@@ -12,6 +12,9 @@ export interface Responder {
  * `subject` pays for nothing else. The bytes are not copied: `data` views the
  * receive buffer, which nothing reuses.
  */
+/** What a buffered Msg costs beside its bytes: the object, its fields, the frame header. */
+export const MSG_BOOKKEEPING = 128;
+
 export class Msg {
   readonly subject: string;
   /** Reply subject, or '' when the publisher expects no reply. */
@@ -42,6 +45,14 @@ export class Msg {
     this.headersOff = v.headersOff;
     this.headersLen = v.headersLen;
     this.tsOff = v.tsOff;
+  }
+
+  /**
+   * Bytes this message keeps alive while it waits in an iterator's buffer: payload,
+   * headers, subject and reply, and MSG_BOOKKEEPING for the object and its frame header.
+   */
+  get size(): number {
+    return this.payloadLen + this.headersLen + this.subject.length + this.reply.length + MSG_BOOKKEEPING;
   }
 
   /** The payload bytes as sent. */
