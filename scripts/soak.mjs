@@ -22,14 +22,29 @@ import { parseArgs } from 'node:util';
 import { connect } from '../dist/client/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const HELP = `Usage: npm run soak -- [--seconds N] [--rate N]
+
+Runs a broker process under an abuse mix (mutated frames from many connections, slow
+handshakes, half-sent frames, a frozen consumer, a flooding publisher, 100k distinct
+subjects and queue names) beside a healthy stream, and prints the stream's completeness
+and the broker's RSS over time. Exit 0 when the healthy stream arrived complete.
+
+  --seconds N   how long (default 60)
+  --rate N      the healthy stream's messages per second (default 5000)
+  -h, --help    show this help`;
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '60' },
     rate: { type: 'string', default: '5000' },
     role: { type: 'string' },
     url: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
 
 async function soak(seconds, rate) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-soak-'));
@@ -37,7 +52,7 @@ async function soak(seconds, rate) {
   // Short read deadline and handshake timeout, so the half-sent frames and slow handshakes cycle.
   fs.writeFileSync(config, JSON.stringify({ readDeadlineMs: 2000, handshakeTimeoutMs: 2000, maxPending: 16 * 1024 * 1024, httpPort: 0 }));
   const broker = spawn(process.execPath, [path.join(root, 'dist/bin/hopbus.js'), 'broker', '--port', '0', '--log-level', 'error', '--config', config], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
   const [url, http] = await readyLine(broker);
   const port = Number(new URL(url).port);
@@ -186,11 +201,12 @@ async function soak(seconds, rate) {
   process.exitCode = complete ? 0 : 1;
 }
 
-/** The broker's TCP and monitoring addresses, from its ready lines. */
+/** The broker's TCP and monitoring addresses, from its ready lines (on its stderr, passed on once read). */
 function readyLine(proc) {
   return new Promise((resolve, reject) => {
     let out = '';
-    proc.stdout.on('data', (d) => {
+    proc.stderr.on('data', (d) => process.stderr.write(d));
+    proc.stderr.on('data', (d) => {
       out += d.toString();
       const tcp = /hopbus broker ready: (tcp:\/\/\S+)/.exec(out);
       const http = /monitoring: (http:\/\/[^/\s]+)/.exec(out);

@@ -60,12 +60,15 @@ export function useBrokerProcesses(): (options?: { port?: number; config?: Recor
         const wantHttp = config !== undefined && config.httpPort !== undefined && config.httpPort !== null;
         if (m !== null && (!wantHttp || MONITORING.test(out))) {
           proc.stdout!.off('data', check);
+          proc.stderr!.off('data', check);
           proc.off('exit', exited);
           resolve(m[1]!);
         }
       };
       const exited = (code: number | null) => reject(new Error(`broker exited (${code}) before it was ready:\n${out}`));
+      // The start-up lines are on stderr, the JSON log on stdout: either may complete the picture.
       proc.stdout!.on('data', check);
+      proc.stderr!.on('data', check);
       proc.once('exit', exited);
     });
     return {
