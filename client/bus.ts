@@ -284,6 +284,11 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     else process.emitWarning(err);
   }
 
+  /** @internal A late msg.respond() on a closed or draining connection: an 'error' event (or a warning), never a throw. */
+  respondFailed(err: Error): void {
+    this.reportError(err);
+  }
+
   // --- request / reply -----------------------------------------------------------------
 
   /**
