@@ -169,7 +169,7 @@ async function tpSub(): Promise<void> {
       }
     });
     // Closed as a slow consumer (more than maxPending queued for it): the run is void.
-    b.on('disconnect', (err: Error | null) => {
+    b.on('disconnect', (err) => {
       cut = err?.message ?? 'disconnected';
       resolve();
     });

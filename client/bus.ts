@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { HopbusError } from '../runtime/errors.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
 import { FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, Op, OP_NAMES, maxFrameFor } from '../transports/protocol/index.js';
@@ -26,7 +27,7 @@ import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
 import { Conn, Handshake, INITIAL_MAX_FRAME, explainHandshakeFailure, helloFrame, type Resume } from './connection.js';
 import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
-import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
+import type { Connection, ConnectionEvents, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 export type { BusStats, ClientStats, StatsFn } from './stats.js';
@@ -54,7 +55,7 @@ const enum State {
  * control frames. Used from one thread; events: 'error', 'loss', 'disconnect',
  * 'reconnect', 'close'.
  */
-export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
+export class Bus extends EventEmitter<ConnectionEvents> implements Connection, SubscriptionOwner {
   info: ServerInfo | null = null;
   readonly options: ResolvedConnectOptions;
   /** Counters of this connection (also readable as bus.stats.msgsIn etc.). */
@@ -132,25 +133,41 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     return this.direct === null ? this.conn.link.pendingBytes : this.conn.link.pendingBytes + this.direct.pendingBytes;
   }
 
-  /** First connection: tries each server once, in order. */
+  /**
+   * First connection: tries each server once, in order; with waitOnFirstConnect, round
+   * after round with the reconnect delays until one answers or maxReconnectAttempts.
+   */
   async open(): Promise<void> {
     const errors: string[] = [];
     const list = this.servers.all;
-    for (let i = 0; i < list.length; i++) {
-      const ep = list[i]!;
-      try {
-        await this.attach(ep);
-        this.servers.current = i;
-        this.keepalive.start();
-        if (this.latency !== null) this.reportTimer = this.clock.interval(this.reportLatency, this.info?.reportIntervalMs || 1000).unref();
-        return;
-      } catch (err) {
-        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as Error).message.includes('ECONNREFUSED');
-        errors.push(`${ep.url}: ${refused ? 'nothing listens there (is the broker running?): ' : ''}${(err as Error).message}`);
+    const o = this.options;
+    let attempts = 0;
+    let delay = o.reconnectDelayMs;
+    for (;;) {
+      for (let i = 0; i < list.length; i++) {
+        const ep = list[i]!;
+        attempts++;
+        try {
+          await this.attach(ep);
+          this.servers.current = i;
+          this.keepalive.start();
+          if (this.latency !== null) this.reportTimer = this.clock.interval(this.reportLatency, this.info?.reportIntervalMs || 1000).unref();
+          return;
+        } catch (err) {
+          const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as Error).message.includes('ECONNREFUSED');
+          const line = `${ep.url}: ${refused ? 'nothing listens there (is the broker running?): ' : ''}${(err as Error).message}`;
+          if (errors.length < list.length) errors.push(line);
+          else errors[(attempts - 1) % list.length] = line; // the latest round's reasons
+        }
+        if (o.waitOnFirstConnect && o.maxReconnectAttempts >= 0 && attempts >= o.maxReconnectAttempts) break;
       }
+      if (!o.waitOnFirstConnect || (o.maxReconnectAttempts >= 0 && attempts >= o.maxReconnectAttempts)) break;
+      await new Promise<void>((resolve) => this.clock.timeout(resolve, delay + Math.random() * o.reconnectJitterMs));
+      delay = Math.min(delay * 2, o.maxReconnectDelayMs);
     }
     this.state = State.CLOSED;
-    throw new ConnectionError(`could not connect to any server (${errors.join('; ')})`);
+    const tried = o.waitOnFirstConnect ? ` after ${attempts} attempts` : '';
+    throw new ConnectionError(`could not connect to any server${tried} (${errors.join('; ')})`);
   }
 
   // --- publish -----------------------------------------------------------------------
@@ -280,13 +297,13 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   }
 
   /** @internal */
-  reportError(err: Error): void {
+  reportError(err: HopbusError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err);
   }
 
   /** @internal A late msg.respond() on a closed or draining connection: an 'error' event (or a warning), never a throw. */
-  respondFailed(err: Error): void {
+  respondFailed(err: HopbusError): void {
     this.reportError(err);
   }
 

@@ -8,6 +8,7 @@
  *
  * Threading: the client's thread.
  */
+import type { HopbusError } from '../runtime/errors.js';
 import { SlowConsumerError } from './errors.js';
 import type { Inbox } from './inbox.js';
 import type { Msg } from './msg.js';
@@ -19,7 +20,7 @@ export interface DeliveryHost {
   readonly closed: boolean;
   /** Ends a subscription (its `max` reached, or cut off by its policy with `err`). */
   forget(sub: Subscription, err?: Error): void;
-  reportError(err: Error): void;
+  reportError(err: HopbusError): void;
   /** Messages a subscription's queue dropped or conflated. */
   emitLoss(e: LossEvent): void;
 }

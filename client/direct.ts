@@ -1,3 +1,4 @@
+import type { HopbusError } from '../runtime/errors.js';
 import { SubjectTree } from '../topics/index.js';
 import { DIRECT_HEADER, DirectKind, Op, directSize, writeDirect } from '../transports/protocol/index.js';
 import type { DirectPort, Link, LinkHandler } from '../transports/link.js';
@@ -88,7 +89,7 @@ export interface DirectHost {
   readonly link: Link;
   /** Delivers a MSG frame read from a channel, as if the broker had sent it. */
   onMsg(buf: Buffer, off: number, len: number): void;
-  reportError(err: Error): void;
+  reportError(err: HopbusError): void;
 }
 
 const CACHE_MAX = 4096;

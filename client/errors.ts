@@ -74,6 +74,19 @@ export class MessagesLostError extends ConnectionError {
 }
 
 /**
+ * An application's subscriber callback threw: reported as an 'error' event of the
+ * connection, and delivery goes on. `cause` is what the callback threw.
+ */
+export class HandlerError extends HopbusError {
+  constructor(
+    readonly subject: string,
+    cause: unknown,
+  ) {
+    super('HANDLER', `a subscriber of "${subject}" threw: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
  * An ERR frame from the server. `code` is the name of the code it carried (e.g.
  * MAX_SUBSCRIPTIONS, MAX_PAYLOAD: the same code as when the client refuses the same
  * thing itself), `E<number>` for a code this release does not know; `serverCode` is

@@ -24,6 +24,7 @@
  * Threading: one thread, like Bus.
  */
 import { EventEmitter } from 'node:events';
+import type { HopbusError } from '../runtime/errors.js';
 import { ChannelMap } from '../topics/channels.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { FLAG_REQUEST, Op, msgSize } from '../transports/protocol/index.js';
@@ -38,7 +39,7 @@ import {
   type SourceEvent,
 } from '../transports/multicast/endpoint.js';
 import { resolveChannels, type ChannelSpec } from '../transports/multicast/config.js';
-import type { Connection, LossEvent, PublishOptions, RequestOptions } from './types.js';
+import type { Connection, ConnectionEvents, LossEvent, PublishOptions, RequestOptions } from './types.js';
 import { encodeHeaders } from './codec.js';
 import type { ConnectOptions } from './options.js';
 import { ConnectionError, OptionsError, TimeoutError } from './errors.js';
@@ -118,6 +119,15 @@ export interface MulticastSourceEvent {
   reason?: 'bye' | 'timeout';
 }
 
+/** The events of a MulticastBus, typed: the Connection's, with its loss events, plus the sources'. */
+export interface MulticastEvents extends ConnectionEvents {
+  loss: [event: MulticastLossEvent];
+  'source-new': [event: MulticastSourceEvent];
+  'source-gone': [event: MulticastSourceEvent];
+  /** A gap was repaired, `ms` after it was seen. */
+  repair: [event: { source: string; channel: string; ms: number }];
+}
+
 export interface MulticastBusStats extends EndpointStats {
   msgsIn: number;
   bytesIn: number;
@@ -148,7 +158,7 @@ const OWN_KEYS = new Set([
  * registry, request mux and option checks as Bus; what is its own is the channel
  * map, the groups joined, and the receive queues with their dispatch budget.
  */
-export class MulticastBus extends EventEmitter implements Connection, SubscriptionOwner {
+export class MulticastBus extends EventEmitter<MulticastEvents> implements Connection, SubscriptionOwner {
   readonly url: string;
   readonly map: ChannelMap;
   readonly channels: readonly ChannelAddr[];
@@ -387,13 +397,13 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
   }
 
   /** @internal */
-  reportError(err: Error): void {
+  reportError(err: HopbusError): void {
     if (this.listenerCount('error') > 0) this.emit('error', err);
     else process.emitWarning(err);
   }
 
   /** @internal A late msg.respond() on a closed or draining connection: an 'error' event (or a warning), never a throw. */
-  respondFailed(err: Error): void {
+  respondFailed(err: HopbusError): void {
     this.reportError(err);
   }
 
@@ -506,7 +516,7 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
       return this.bus.state === 'closed';
     },
     forget: (sub: Subscription, err?: Error): void => this.forget(sub, err),
-    reportError: (err: Error): void => this.reportError(err),
+    reportError: (err: HopbusError): void => this.reportError(err),
     emitLoss: (e: LossEvent): void => {
       this.emit('loss', e);
     },

@@ -6,6 +6,12 @@ export interface ConnectOptions {
   name?: string;
   /** Reconnect after a lost connection (default true). */
   reconnect?: boolean;
+  /**
+   * When no server answers the first connect, keep trying (with the reconnect delays and
+   * maxReconnectAttempts) instead of rejecting at once: for a service that may start
+   * before its broker (default false; nats.js's option of the same name).
+   */
+  waitOnFirstConnect?: boolean;
   /** Reconnect attempts before giving up; -1 = forever (default). */
   maxReconnectAttempts?: number;
   /** First reconnect delay; doubles per failed round over the server list (default 100 ms). */
@@ -65,6 +71,7 @@ export type ResolvedConnectOptions = Required<ConnectOptions>;
 export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   name: '',
   reconnect: true,
+  waitOnFirstConnect: false,
   maxReconnectAttempts: -1,
   reconnectDelayMs: 100,
   maxReconnectDelayMs: 5_000,

@@ -24,6 +24,7 @@ export {
   PendingLimitError,
   MessagesLostError,
   OptionsError,
+  HandlerError,
   ServerError,
   ProtocolError,
   UrlError,

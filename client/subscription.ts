@@ -1,6 +1,7 @@
+import type { HopbusError } from '../runtime/errors.js';
 import { POLICY_NAMES } from '../transports/protocol/index.js';
 import { Ring } from '../runtime/ring.js';
-import { OptionsError, SlowConsumerError } from './errors.js';
+import { HandlerError, OptionsError, SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
 
 export type MsgHandler = (msg: Msg) => void;
@@ -30,7 +31,7 @@ export interface SubscribeOptions {
 /** What a Subscription needs from its connection. */
 export interface SubscriptionOwner {
   unsubscribeSid(sub: Subscription, max: number): void;
-  reportError(err: Error): void;
+  reportError(err: HopbusError): void;
   /** Resolves once the server has processed everything sent so far (a connection with a server: flush()). */
   confirm?(): Promise<void>;
 }
@@ -114,7 +115,7 @@ export class Subscription implements AsyncIterable<Msg> {
       try {
         this.callback(msg);
       } catch (err) {
-        this.owner.reportError(err as Error);
+        this.owner.reportError(new HandlerError(this.subject, err));
       }
     } else {
       this.push(msg);

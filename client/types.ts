@@ -4,6 +4,7 @@
  * MulticastBus). Code written against `Connection` moves between transports by
  * changing the URL. Types only: nothing here runs.
  */
+import type { HopbusError } from '../runtime/errors.js';
 import type { Msg } from './msg.js';
 import type { MsgHandler, SubscribeOptions, Subscription } from './subscription.js';
 
@@ -60,7 +61,8 @@ export interface ConnectionCounters {
 
 /** The events of every connection and what their listeners receive. */
 export interface ConnectionEvents {
-  error: [err: Error];
+  /** Every error event is a HopbusError: server errors, lost messages, slow consumers, HandlerError for a callback that threw. */
+  error: [err: HopbusError];
   loss: [event: LossEvent];
   /** Bus only: the link was lost (err: why, or null/undefined after a clean close). */
   disconnect: [err: Error | null | undefined];

@@ -44,7 +44,8 @@ export type LocalErrorCode =
   | 'BAD_CHANNELS' // a subject-to-channel map
   | 'BAD_MULTICAST' // a multicast address or option
   | 'BAD_REPORT' // a client's latency report that is not one the broker can read
-  | 'JOURNAL'; // a journal directory or file that cannot be read or written
+  | 'JOURNAL' // a journal directory or file that cannot be read or written
+  | 'HANDLER'; // an application's subscriber callback threw (the thrown value is the cause)
 
 /**
  * Every code. An ERR frame with a number this release does not know is reported as

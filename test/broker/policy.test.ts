@@ -252,7 +252,7 @@ describe('rate limits', () => {
     await sub.flush();
     const pub = await w.connect(b.url, { name: 'greedy' });
     const errors: ServerError[] = [];
-    pub.on('error', (e: ServerError) => errors.push(e));
+    pub.on('error', (e) => errors.push(e as ServerError));
     for (let i = 0; i < 1000; i++) pub.publish('r', 'x');
     await pub.flush();
     await sub.flush();

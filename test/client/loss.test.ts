@@ -18,7 +18,7 @@ const brokerProcess = useBrokerProcesses();
 const FAST = { reconnectDelayMs: 10, maxReconnectDelayMs: 50, reconnectJitterMs: 0 };
 
 /** The next `name` event (events.once would reject on the 'error' events these tests expect). */
-function event(bus: Bus, name: string): Promise<void> {
+function event(bus: Bus, name: 'disconnect' | 'reconnect' | 'close'): Promise<void> {
   return new Promise((resolve) => bus.once(name, () => resolve()));
 }
 

@@ -301,7 +301,7 @@ describe('reconnecting', () => {
     const errors: Error[] = [];
     bus.on('error', (e) => errors.push(e));
     // (events.once would reject on the 'error' event this test expects.)
-    const closed = new Promise((resolve) => bus.once('close', resolve));
+    const closed = new Promise<void>((resolve) => bus.once('close', () => resolve()));
     await b1.close();
     await closed;
     expect(errors).toHaveLength(1);

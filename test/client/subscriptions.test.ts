@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Bus, Msg } from '../../client/index.js';
-import { sessionOf, useWorld } from '../kit/index.js';
+import { HandlerError, type Bus, type Msg } from '../../client/index.js';
+import { sessionOf, until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 
@@ -251,7 +251,10 @@ describe('unsubscribe() and closed', () => {
     publishN(pub, 'boom', 0, 3);
     await settle();
     expect(got).toEqual([0, 1, 2]);
-    expect(errors.map((e) => e.message)).toEqual(['handler failed']);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(HandlerError);
+    expect(errors[0]).toMatchObject({ code: 'HANDLER', subject: 'boom', message: 'a subscriber of "boom" threw: handler failed' });
+    expect((errors[0]!.cause as Error).message).toBe('handler failed');
   });
 
   it('a subscription receives only messages published after the broker registered it', async () => {
@@ -264,5 +267,22 @@ describe('unsubscribe() and closed', () => {
     pub.publish('late', 'later');
     await settle();
     expect(got.map((m) => m.string())).toEqual(['later']);
+  });
+});
+
+describe('typed events', () => {
+  it("an 'error' listener gets a HopbusError, with no cast", async () => {
+    const b = await w.broker();
+    const bus = await w.connect(b.url);
+    const codes: string[] = [];
+    // The listener's argument is inferred as HopbusError: .code needs no cast.
+    bus.on('error', (err) => codes.push(err.code));
+    bus.subscribe('typed', () => {
+      throw new TypeError('not a HopbusError');
+    });
+    await bus.flush();
+    bus.publish('typed', 'x');
+    await until(() => codes.length === 1, 'the error event');
+    expect(codes).toEqual(['HANDLER']);
   });
 });

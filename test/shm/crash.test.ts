@@ -123,7 +123,7 @@ describe('a broker in a worker of its own', () => {
       await local.flush();
       expect((await tcp.request('svc.main', 'yo')).string()).toBe('main saw yo');
 
-      const gone = new Promise<Error | null>((resolve) => local.once('disconnect', resolve));
+      const gone = new Promise<Error | null>((resolve) => local.once('disconnect', (e) => resolve(e ?? null)));
       await bw.terminate();
       const err = await gone;
       expect(err?.message).toMatch(/broker thread stopped|broker thread exited/);

@@ -132,7 +132,7 @@ beforeAll(async () => {
     ['pub', pubBus],
   ] as const) {
     bus.on('error', (err: Error) => healthyTrouble.push(`${name} error: ${err.message}`));
-    bus.on('disconnect', (err: Error | null) => healthyTrouble.push(`${name} disconnected: ${err?.message}`));
+    bus.on('disconnect', (err) => healthyTrouble.push(`${name} disconnected: ${err?.message}`));
   }
   subBus.subscribe('health.stream', (m) => received.push(Number(m.string())));
   await subBus.flush();

@@ -85,7 +85,7 @@ describe('WebSocket clients', () => {
   it('are closed when the broker shuts down, and without reconnect publish then throws ConnectionError', async () => {
     const b = await w.broker({ httpPort: 0 });
     const ws = await w.connect(wsUrl(b), { reconnect: false });
-    const closed = new Promise((r) => ws.once('close', r));
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
     await b.close();
     await closed;
     expect(() => ws.publish('x', 'y')).toThrow(ConnectionError);
@@ -102,7 +102,7 @@ describe('flow control over WebSocket', () => {
     await ws.flush();
     for (let i = 0; i < 5000; i++) pub.publish('bye', 'x'.repeat(100));
     await pub.flush();
-    const closed = new Promise((r) => ws.once('close', r));
+    const closed = new Promise<void>((r) => ws.once('close', () => r()));
     await b.close();
     await closed;
     expect(n).toBe(5000);
