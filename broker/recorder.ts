@@ -48,17 +48,14 @@ export interface RecorderStats extends JournalWriterStats {
 }
 
 export class Recorder {
-  private readonly filter: SubjectFilter;
   private matched = 0;
   private losses = 0;
 
   private constructor(
     private readonly writer: JournalWriter,
-    filter: SubjectFilter,
+    private readonly filter: SubjectFilter,
     private readonly options: JournalOptions,
-  ) {
-    this.filter = filter;
-  }
+  ) {}
 
   /** Recovers and opens the journal directory; throws JournalError when it cannot be used. */
   static async open(options: JournalOptions, log: Logger): Promise<Recorder> {

@@ -89,7 +89,7 @@ export async function replay(journalDir: string, connection: Connection, options
   const read = journal.read({
     ...(options.from ? { from: options.from } : {}),
     ...(options.to ? { to: options.to } : {}),
-    ...(options.subjects ? { subjects: options.subjects as string | string[] } : {}),
+    ...(options.subjects ? { subjects: options.subjects } : {}),
   });
   for await (const r of read) {
     const tMs = r.timeMs();

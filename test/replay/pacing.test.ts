@@ -129,6 +129,29 @@ describe('hopbus replay --speed, seen by a broker that records the replay', () =
   }, 30_000);
 });
 
+describe('hopbus replay --from/--to by time', () => {
+  it('takes an ISO 8601 date or ms since the epoch, inclusive at both ends', async () => {
+    // On the wall-0 anchor of journalAt, record i was received at 5000 + t ms after the epoch.
+    const src = tmpDir();
+    await journalAt(src, [0, 10, 30, 30, 31, 100]);
+    const b = await startBroker({ port: 0, logLevel: 'silent' });
+    const bus = await connectBroker(b.url, { reconnect: false });
+    try {
+      const got: string[] = [];
+      bus.subscribe('md.>', (m) => void got.push(m.subject));
+      await bus.flush();
+      const r1 = await run(['replay', '--dir', src, '-s', b.url, '--from', '1970-01-01T00:00:05.010Z', '--to', '5031ms']);
+      expect(r1.code, r1.stderr).toBe(0);
+      expect(r1.stdout).toContain('replayed 4 messages (seq 2..5)');
+      await until(() => got.length === 4, 'the 4 replayed messages');
+      expect(got).toEqual(['md.S1', 'md.S2', 'md.S3', 'md.S4']);
+    } finally {
+      await bus.close();
+      await b.close();
+    }
+  });
+});
+
 describe('replay at max speed under a small pending limit', () => {
   it('flushes as it goes: megabytes through a 256 KiB limit, nothing refused, every message delivered in order', async () => {
     const dir = tmpDir();
