@@ -4,6 +4,7 @@
  * /metrics, and writes what it recorded when stopped by SIGTERM; the two flags need each
  * other.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openJournal } from '../../journal/index.js';
@@ -31,6 +32,27 @@ describe('hopbus broker --journal DIR --record PATTERN', () => {
     const got: string[] = [];
     openJournal(dir).forEach({}, (r) => void got.push(`${r.seq}:${r.subject()}`));
     expect(got).toEqual([...Array.from({ length: 50 }, (_, i) => `${i + 1}:md.S${i * 2}`), '51:fx.EURUSD']);
+  });
+
+  it('takes the journal from the --config file; --journal and --record override its dir and subjects, keeping its other keys', async () => {
+    const file = path.join(cli.tmp, 'journal.json');
+    const fromFile = path.join(cli.tmp, 'j-file');
+    fs.writeFileSync(file, JSON.stringify({ journal: { dir: fromFile, subjects: ['fx.>'], fsync: 'always' } }));
+    const a = start(['broker', '--port', '0', '--no-nats', '--config', file]);
+    await waitFor(a, READY, 'stderr');
+    expect(a.out.stderr).toMatch(/^recording: fx\.> into .*j-file \(from seq 1\)$/m);
+    const override = path.join(cli.tmp, 'j-flag');
+    const b = start(['broker', '--port', '0', '--no-nats', '--config', file, '--journal', override, '--record', 'md.>']);
+    await waitFor(b, READY, 'stderr');
+    expect(b.out.stderr).toMatch(/^recording: md\.> into .*j-flag \(from seq 1\)$/m);
+    await waitFor(b, /"msg":"journal recording"/);
+    expect(b.out.stdout).toMatch(/"msg":"journal recording"/);
+    expect(JSON.parse(b.out.stdout.split('\n').find((l) => l.includes('"journal recording"'))!)).toMatchObject({ fsync: 'always', subjects: ['md.>'] });
+    const bad = path.join(cli.tmp, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ journal: { dir: fromFile, subjects: ['md.>'], sync: true } }));
+    const r = await run(['broker', '--port', '0', '--no-nats', '--config', bad], { killOn: READY });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('"journal" has an unknown key "sync"');
   });
 
   it('--record without --journal, and --journal without --record, are usage errors', async () => {
