@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | top.
+ * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | top | replay.
  * Each has --help (listing every flag with its default) and --version; the client
  * commands live in bin/cli/, one file each. Bad arguments print a usage error and exit
  * 2, never a stack trace.
@@ -15,6 +15,7 @@ import { runContext } from './cli/context.js';
 import { runPing } from './cli/ping.js';
 import { runPub } from './cli/pub.js';
 import { runReply, runReq } from './cli/req.js';
+import { runReplay } from './cli/replay.js';
 import { runSub } from './cli/sub.js';
 import { runTopCommand } from './cli/top.js';
 
@@ -33,6 +34,7 @@ Commands:
   server check            the same as ping
   context                 saved broker addresses (add, select, ls, show, rm)
   top                     live rates, latency and connections of a broker (its HTTP port)
+  replay --dir DIR        publish the messages of a journal again (broker --journal DIR)
 
 Every client command finds its broker in --server, then HOPBUS_URL, then the context
 (--context, HOPBUS_CONTEXT or the selected one), then tcp://127.0.0.1:7400.
@@ -62,6 +64,8 @@ async function main(argv: string[]): Promise<void> {
       return runContext(rest);
     case 'top':
       return runTopCommand(rest);
+    case 'replay':
+      return runReplay(rest);
     case '-V':
     case '--version':
     case 'version':

@@ -29,6 +29,7 @@ import { MulticastBridge } from './bridge.js';
 import { parsePolicy } from './policy.js';
 import { Limiter } from './ratelimit.js';
 import { Router } from './router.js';
+import { Recorder } from './recorder.js';
 import { Session } from './session.js';
 import { ERR_MAX_CONNECTIONS } from './nats/errors.js';
 import { listenNats } from './nats/listener.js';
@@ -75,6 +76,8 @@ export class Broker implements SessionHost {
   bridge: MulticastBridge | null = null;
   /** Direct delivery between shm clients (broker/direct.ts). */
   readonly direct = new DirectPlane(this);
+  /** Recording into the journal (option `journal`), once listen() has opened it; else null. */
+  recorder: Recorder | null = null;
 
   constructor(
     options: BrokerOptions = {},
@@ -129,6 +132,8 @@ export class Broker implements SessionHost {
   async listen(): Promise<void> {
     const o = this.options;
     try {
+      // The journal first: a directory that cannot be used stops the broker before it serves anyone.
+      if (o.journal) this.router.recorder = this.recorder = await Recorder.open(o.journal, this.log);
       if (o.port !== null) {
         this.listeners.push(await listenStream(parseUrl(`tcp://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`), this.maxFrame, this.accept));
       }
@@ -141,6 +146,9 @@ export class Broker implements SessionHost {
       this.listeners.length = 0;
       await this.natsListener?.close();
       this.natsListener = null;
+      this.router.recorder = null;
+      await this.recorder?.close();
+      this.recorder = null;
       throw err;
     }
     this.liveness.start();
@@ -249,6 +257,9 @@ export class Broker implements SessionHost {
       clearTimeout(force);
       await stopped;
       await bridgeClosed;
+      // Last: every message the sessions delivered before closing has been recorded.
+      this.router.recorder = null;
+      await this.recorder?.close();
       this.log.info({ counters: this.counters }, 'broker stopped');
       this.log.flush?.();
     })();

@@ -9,6 +9,7 @@ import { isValidPattern } from '../topics/index.js';
 import { HopbusError } from '../runtime/errors.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
+import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -69,12 +70,15 @@ export interface BrokerOptions {
   natsPort?: number | null;
   /** Interface of the NATS listener (default: `host`). */
   natsHost?: string;
+  /** Record the messages published on some subjects into a journal (docs/JOURNAL.md): { dir, subjects, segmentBytes, maxBytes, maxAgeMs, fsync }; null = off. */
+  journal?: JournalOptions | null;
 }
 
 export type ResolvedOptions = Required<
-  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost'>
+  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal'>
 > & {
   multicast?: MulticastBridgeOptions | null;
+  journal?: JournalOptions | null;
   unix?: string;
   port: number | null;
   httpPort: number | null;
@@ -138,7 +142,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -169,7 +173,32 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   multicast: 'multicast',
   natsPort: 'port',
   natsHost: 'string',
+  journal: 'journal',
 };
+
+const FSYNC_POLICIES = ['none', 'interval', 'always'];
+
+/** What is wrong with a `journal` option, or null. */
+function journalOptionsProblem(value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return '"journal" must be an object { dir, subjects, ... }';
+  const j = value as Record<string, unknown>;
+  for (const key of Object.keys(j)) {
+    if (!(JOURNAL_OPTION_KEYS as readonly string[]).includes(key))
+      return `"journal" has an unknown key "${key}"; known keys: ${JOURNAL_OPTION_KEYS.join(', ')}`;
+  }
+  if (typeof j.dir !== 'string' || j.dir.length === 0) return `"journal.dir" must be a non-empty string (a directory), got ${JSON.stringify(j.dir)}`;
+  if (!Array.isArray(j.subjects) || j.subjects.length === 0) return '"journal.subjects" must be a non-empty array of subject patterns (e.g. ["md.>"])';
+  for (const p of j.subjects as unknown[]) {
+    if (typeof p !== 'string' || !isValidPattern(p)) return `"journal.subjects" must hold valid subject patterns, got ${JSON.stringify(p)}`;
+  }
+  for (const key of ['segmentBytes', 'maxBytes', 'maxAgeMs'] as const) {
+    const v = j[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 1)) return `"journal.${key}" must be a positive integer, got ${JSON.stringify(v)}`;
+  }
+  if (j.fsync !== undefined && !FSYNC_POLICIES.includes(j.fsync as string))
+    return `"journal.fsync" must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(j.fsync)}`;
+  return null;
+}
 
 /** Validates options against the known keys and fills in defaults. */
 export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
@@ -209,6 +238,10 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'multicast' && value !== null) {
       const bad = bridgeOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'journal' && value !== null) {
+      const bad = journalOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {

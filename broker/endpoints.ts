@@ -9,6 +9,7 @@ import { HOPS } from '../metrics/latency.js';
 import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
 import type { DirectPlane } from './direct.js';
+import type { Recorder } from './recorder.js';
 import { allSessions, isNats, type Monitor, type MonitorHost } from './monitor.js';
 
 /**
@@ -23,6 +24,8 @@ export interface Observed extends MonitorHost {
   /** The NATS listener's URL and port, or null when there is none. */
   readonly natsUrl: string | null;
   readonly natsPort: number | null;
+  /** The journal recorder (option `journal`), or null when nothing is recorded. */
+  readonly recorder: Pick<Recorder, 'stats'> | null;
 }
 
 export function healthz(b: Observed) {
@@ -63,6 +66,8 @@ export function varz(b: Observed) {
     subscriptions: b.router.tree.size,
     totals: { ...c },
     direct: b.direct.stats(),
+    /** Recording (option `journal`): what matched, was recorded, written, fsynced, dropped (by reason), the I/O errors; null when off. */
+    journal: b.recorder === null ? null : b.recorder.stats(),
     rates: m.rates,
     bursts: m.bursts,
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },

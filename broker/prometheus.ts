@@ -85,6 +85,26 @@ export function prometheus(b: Observed): string {
     [{ result: 'miss' }, st.misses],
   ]);
   o.one('match_cache_entries', 'gauge', 'Subjects in the match cache.', st.cached);
+  const rec = b.recorder;
+  if (rec !== null) {
+    const j = rec.stats();
+    o.one('journal_messages_matched_total', 'counter', 'Published messages whose subject the journal records.', j.matched);
+    o.one('journal_records_appended_total', 'counter', 'Messages accepted into the journal.', j.appended);
+    o.one('journal_records_written_total', 'counter', 'Records written to segment files.', j.written);
+    o.one('journal_bytes_written_total', 'counter', 'Bytes of records written to segment files.', j.writtenBytes);
+    o.metric('journal_records_dropped_total', 'counter', 'Messages the journal could not record, by reason.', [
+      [{ reason: 'full' }, j.droppedFull],
+      [{ reason: 'io' }, j.droppedIo],
+      [{ reason: 'too_large' }, j.droppedTooLarge],
+    ]);
+    o.one('journal_losses_total', 'counter', 'Runs of messages the journal could not record.', j.losses);
+    o.one('journal_io_errors_total', 'counter', 'Journal file operations that failed.', j.ioErrors);
+    o.one('journal_fsyncs_total', 'counter', 'fsync calls of the journal.', j.fsyncs);
+    o.one('journal_pending_bytes', 'gauge', 'Bytes between the broker and the disk (bounded).', j.pendingBytes);
+    o.one('journal_segments', 'gauge', 'Segment files in the journal.', j.segments);
+    o.one('journal_bytes', 'gauge', 'Bytes of the journal on disk (segments and indexes).', j.bytes);
+    o.one('journal_segments_deleted_total', 'counter', 'Segments deleted by retention.', j.deletedSegments);
+  }
   const totals = latencyTotals(b);
   const q: Array<[Record<string, string | number>, number]> = [];
   const counts: Array<[Record<string, string | number>, number]> = [];

@@ -43,6 +43,7 @@ import { writeU64 } from '../runtime/clock.js';
 import type { BrokerCounters } from './counters.js';
 import { Route, type QueueCursor, type SubjectLimit } from './route.js';
 import type { Publisher, Subscription } from './subscription.js';
+import type { Recorder } from './recorder.js';
 
 /** The monitor's view of each published message (broker/monitor.ts implements it). */
 export interface PublishTap {
@@ -78,6 +79,8 @@ export class Router {
   /** Set by the broker: null when there is nothing to tell. */
   tap: PublishTap | null = null;
   exporter: Exporter | null = null;
+  /** Records accepted messages into the journal (option `journal`, broker/recorder.ts). */
+  recorder: Recorder | null = null;
   /**
    * Fanouts so far: increases by one before each message is delivered, so a codec
    * that re-encodes (see the top of this file) can tell a new message from the one it
@@ -204,6 +207,8 @@ export class Router {
     }
     const gate = from.gate;
     if ((gate.own !== null || route.limiters.length > 0) && !gate.admit(len, route.limiters)) return false;
+    // Into the journal as it arrived (before the frame is patched into a MSG below).
+    if (this.recorder !== null) this.recorder.record(subject, v);
     // Out on multicast too (a copy, before this frame is patched into a MSG).
     const bridged = this.exporter !== null && this.exporter.export(buf, off, len, subject);
     if (route.total === 0) {

@@ -47,3 +47,4 @@ export {
 export { MulticastConfigError } from '../transports/multicast/endpoint.js';
 export type { InboxPolicy } from './inbox.js';
 export { SpinWait, HybridWait, ParkWait, type WaitStrategy, type WaitKind, type WaitOptions } from '../transports/shm/wait.js';
+export { replay, type ReplayOptions, type ReplaySummary } from './replay.js';

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { startBroker, type BrokerOptions, type StartedBroker } from '../../broker/index.js';
-import { UsageError, int, parseCommand, str, type CommandSpec } from './args.js';
+import { UsageError, int, list, parseCommand, str, type CommandSpec } from './args.js';
 
 /** Where `hopbus broker` serves NATS clients unless told otherwise: nats-server's port. */
 export const DEFAULT_NATS_PORT = 4222;
@@ -64,6 +64,8 @@ its environment variable [in brackets], else the --config file, else the default
       help: 'bytes queued towards one client before it is a slow consumer',
     },
     { name: 'ping-interval', kind: 'string', arg: 'MS', env: 'HOPBUS_PING_INTERVAL', defaultText: '30000; 0 = off', help: 'keepalive PING interval in ms' },
+    { name: 'journal', kind: 'string', arg: 'DIR', env: 'HOPBUS_JOURNAL', help: 'record the --record subjects into a journal in DIR (docs/JOURNAL.md)' },
+    { name: 'record', kind: 'list', arg: 'PATTERN', env: 'HOPBUS_RECORD', help: 'a subject pattern to record into --journal, e.g. md.>' },
   ],
   positionals: [0, 0],
 };
@@ -116,6 +118,16 @@ export async function runBroker(args: string[]): Promise<void> {
   if (maxPending !== undefined) opts.maxPending = maxPending;
   const ping = int(values, 'ping-interval');
   if (ping !== undefined) opts.pingIntervalMs = ping;
+  const journalDir = str(values, 'journal');
+  const record = list(values, 'record');
+  if (journalDir !== undefined || record.length > 0) {
+    const dir = journalDir ?? fileOpts.journal?.dir;
+    const subjects = record.length > 0 ? record : fileOpts.journal?.subjects;
+    if (dir === undefined) throw new UsageError('--record needs --journal DIR: the directory to record into');
+    if (subjects === undefined || subjects.length === 0)
+      throw new UsageError('--journal needs at least one --record PATTERN: the subjects to record (e.g. --record "md.>")');
+    opts.journal = { ...(fileOpts.journal ?? {}), dir, subjects };
+  }
   const format = str(values, 'log-format')!;
   if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, got "${format}"`);
   // --no-nats and --nats-port contradict each other when both are given the same way; a flag wins over a variable.
@@ -168,6 +180,8 @@ export async function runBroker(args: string[]): Promise<void> {
   console.error(`hopbus broker ready: ${b.urls.join('  ')}`);
   if (b.broker.natsUrl !== null) console.error(`NATS clients: ${b.broker.natsUrl}`);
   else if (natsNote !== '') console.error(natsNote);
+  const rec = b.broker.recorder?.stats();
+  if (rec !== undefined) console.error(`recording: ${rec.subjects.join(' ')} into ${rec.dir} (from seq ${rec.nextSeq})`);
   if (b.broker.httpPort !== null) {
     console.error(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
   }

@@ -97,7 +97,8 @@ describe("fsync 'always' and 'none'", () => {
       const { w } = await openWriter(dir, { fsync: policy, fs: io.fsx });
       for (let i = 1; i <= 5; i++) {
         w.append(message(i), i);
-        await until(() => w.stats().writtenSeq === i, `record ${i} written`);
+        // With 'always' the fsync follows the write: wait for it too, or a loaded machine sees the last one in flight.
+        await until(() => w.stats().writtenSeq === i && (policy !== 'always' || w.stats().syncedSeq === i), `record ${i} written`);
       }
       // A batch counts as synced once its fsync has completed, after the write: wait for that.
       if (policy === 'always') await until(() => w.stats().syncedSeq === 5, 'the fifth record synced');
