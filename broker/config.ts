@@ -9,6 +9,7 @@ import { isValidPattern } from '../topics/index.js';
 import { HopbusError } from '../runtime/errors.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
+import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -67,11 +68,23 @@ export interface BrokerOptions {
   natsPort?: number | null;
   /** Interface of the NATS listener (default: `host`). */
   natsHost?: string;
+  /**
+   * Users who may connect (docs/SECURITY.md): `{ user, password }` (the password plain,
+   * or an scrypt hash from `hopbus passwd`) or `{ nkey }` (an Ed25519 user nkey, NATS
+   * listener), each with optional `permissions` and `limits`.
+   */
+  users?: UserConfig[];
+  /** Bearer tokens that may connect: strings, or `{ token, name, permissions, limits }`. */
+  tokens?: Array<string | TokenConfig>;
+  /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
+  anonymous?: AnonymousConfig;
 }
 
 export type ResolvedOptions = Required<
-  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost'>
+  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'users' | 'tokens' | 'anonymous'>
 > & {
+  /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
+  auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
   unix?: string;
   port: number | null;
@@ -82,7 +95,7 @@ export type ResolvedOptions = Required<
   deliverRate?: RateLimit;
 };
 
-export const DEFAULTS: ResolvedOptions = {
+export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   host: '127.0.0.1',
   port: 7400,
   name: 'hopbus',
@@ -133,7 +146,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'auth';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -163,7 +176,12 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   multicast: 'multicast',
   natsPort: 'port',
   natsHost: 'string',
+  users: 'auth',
+  tokens: 'auth',
+  anonymous: 'auth',
 };
+
+const AUTH_KEYS = new Set(['users', 'tokens', 'anonymous']);
 
 /** Validates options against the known keys and fills in defaults. */
 export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
@@ -205,6 +223,10 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       const bad = bridgeOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
+    if (kind === 'auth') {
+      const bad = authOptionProblem(key as 'users' | 'tokens' | 'anonymous', value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(
         `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : key === 'natsPort' ? 'no NATS listener' : 'no HTTP'}), got ${JSON.stringify(value)}`,
@@ -212,6 +234,9 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     out[key] = value;
   }
+  for (const k of AUTH_KEYS) delete out[k];
+  const o = opts as BrokerOptions;
+  out.auth = new Authenticator({ users: o.users, tokens: o.tokens, anonymous: o.anonymous });
   const r = out as ResolvedOptions;
   if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
   if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');

@@ -121,6 +121,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   /** First connection: tries each server once, in order. */
   async open(): Promise<void> {
     const errors: string[] = [];
+    let last: unknown;
     const list = this.servers.all;
     for (let i = 0; i < list.length; i++) {
       const ep = list[i]!;
@@ -132,10 +133,12 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
         return;
       } catch (err) {
         errors.push(`${ep.url}: ${(err as Error).message}`);
+        last = err;
       }
     }
     this.state = State.CLOSED;
-    throw new ConnectionError(`could not connect to any server (${errors.join('; ')})`);
+    // The cause is the last server's answer: a ServerError with code AUTH when it refused the credentials.
+    throw new ConnectionError(`could not connect to any server (${errors.join('; ')})`, { cause: last });
   }
 
   // --- publish -----------------------------------------------------------------------
@@ -519,7 +522,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       const hs = (this.handshake = new Handshake(this.clock, this.options.timeoutMs));
       try {
         link.start(conn);
-        const hello = helloFrame(this.options, link);
+        const hello = helloFrame(this.options, link, ep);
         link.send(hello, 0, hello.length);
       } catch (e) {
         hs.reject(e as Error);

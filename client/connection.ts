@@ -71,7 +71,10 @@ export class Handshake {
 }
 
 /** The CONNECT frame: who this client is and what it asks of the broker. */
-export function helloFrame(options: ResolvedConnectOptions, link: Link): Buffer {
+export function helloFrame(options: ResolvedConnectOptions, link: Link, creds?: { user?: string; pass?: string }): Buffer {
+  // A URL's user part (tcp://user:pass@host) wins over the options: it names that server's account.
+  const user = creds?.user || options.user;
+  const pass = creds?.user ? (creds.pass ?? '') : options.pass;
   return encodeHandshake(
     Op.CONNECT,
     packr.pack({
@@ -82,6 +85,8 @@ export function helloFrame(options: ResolvedConnectOptions, link: Link): Buffer 
       timestamps: options.timestamps,
       ...(options.publishRate ? { publishRate: options.publishRate } : {}),
       ...(options.direct && link.direct !== undefined ? { direct: true } : {}),
+      ...(user ? { user, pass } : {}),
+      ...(options.token ? { token: options.token } : {}),
     }),
   );
 }
