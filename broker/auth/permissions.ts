@@ -3,10 +3,9 @@
  *
  *  - `publish` and `subscribe` each have `allow` and `deny` lists of subject patterns;
  *    deny wins; no `allow` list means every subject (but `$SYS`, below).
- *  - `$SYS.>` is reserved for the broker's own reports: a subject whose first token is
- *    `$SYS` is allowed only by an allow pattern whose first token is literally `$SYS`
- *    (so `>` alone does not grant it). A connection may always publish its own latency
- *    report, `$SYS.report.<its client id>`.
+ *  - `$SYS.>` is reserved for the broker's own reports: a subject under `$SYS.` is allowed
+ *    only by an allow pattern that itself starts with `$SYS.` (so `>` alone does not grant
+ *    it). A connection may always publish its own latency report, `$SYS.report.<its client id>`.
  *  - PUB: the decision for a subject is cached per identity (a bounded map, emptied when
  *    full), so the hot path pays one Map lookup per message.
  *  - SUB: checked once. A wildcard that could match a denied or reserved subject is
@@ -37,40 +36,46 @@ export const DECISION_CACHE_SIZE = 4096;
 /** Reply subjects one connection may hold an allow_responses right for at once (oldest dropped first). */
 export const MAX_RESPONSE_GRANTS = 4096;
 
-const SYS = '$SYS';
+const SYS = '$SYS.';
 
-function firstToken(p: string): string {
-  const dot = p.indexOf('.');
-  return dot < 0 ? p : p.slice(0, dot);
+/**
+ * The part of pattern p that reaches into `$SYS.>`, as a pattern, or null when none does:
+ * p itself under `$SYS.`; `*.x.y` reaches `$SYS.x.y`; `>` reaches all of `$SYS.>`.
+ */
+function reserved(p: string): string | null {
+  if (p.startsWith(SYS)) return p;
+  if (p === '>' || p.startsWith('>.')) return '$SYS.>';
+  if (p.startsWith('*.')) return SYS + p.slice(2);
+  return null;
 }
 
 class Rules {
   readonly allow: readonly string[] | null;
   readonly deny: readonly string[];
-  /** Allow patterns that grant `$SYS` subjects (first token literally `$SYS`). */
+  /** Allow patterns that grant `$SYS.` subjects (those that start with `$SYS.`). */
   readonly sys: readonly string[];
 
   constructor(r: SubjectRules | string[] | undefined) {
     const rules: SubjectRules = Array.isArray(r) ? { allow: r } : (r ?? {});
     this.allow = rules.allow ?? null;
     this.deny = rules.deny ?? [];
-    this.sys = (rules.allow ?? []).filter((p) => firstToken(p) === SYS);
+    this.sys = (rules.allow ?? []).filter((p) => p.startsWith(SYS));
   }
 
   /** The reference decision for a literal subject. */
   subject(s: string): boolean {
     for (const d of this.deny) if (matches(d, s)) return false;
-    if (firstToken(s) === SYS) return this.sys.some((a) => matches(a, s));
+    if (s.startsWith(SYS)) return this.sys.some((a) => matches(a, s));
     return this.allow === null || this.allow.some((a) => matches(a, s));
   }
 
   /** A subscription pattern: nothing it could match is denied or reserved, and an allow pattern covers it. */
   pattern(p: string): boolean {
     for (const d of this.deny) if (overlaps(d, p)) return false;
-    const first = firstToken(p);
-    if (first === SYS) return this.sys.some((a) => covers(a, p));
-    // A wildcard first token could also see $SYS subjects: only a full $SYS grant allows that.
-    if ((first === '*' || first === '>') && !this.sys.some((a) => covers(a, '$SYS.>'))) return false;
+    const sys = reserved(p);
+    if (sys === p) return this.sys.some((a) => covers(a, p));
+    // A wildcard first token could also see $SYS subjects: allowed only with a grant for those.
+    if (sys !== null && !this.sys.some((a) => covers(a, sys))) return false;
     return this.allow === null || this.allow.some((a) => covers(a, p));
   }
 }
