@@ -5,6 +5,7 @@
  * `hopbus passwd` as a child process.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { nkeys } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { Authenticator, Secret, hashPassword, newNonce, parseHash, parseUserNkey, verifyNonce } from '../../broker/auth/index.js';
@@ -94,6 +95,13 @@ describe('config', () => {
     expect(o.auth.toJSON()).toEqual({ users: ['alice'], nkeys: 1, tokens: 2, anonymous: 'restricted' });
     expect(o.auth.required).toBe(true);
     expect(resolveOptions({}).auth.required).toBe(false);
+  });
+
+  it('takes the example of docs/SECURITY.md as it stands', () => {
+    const doc = fs.readFileSync(new URL('../../docs/SECURITY.md', import.meta.url), 'utf8');
+    const json = /```json\n([\s\S]*?)```/.exec(doc)![1]!;
+    const o = resolveOptions(JSON.parse(json) as object);
+    expect(o.auth.toJSON()).toEqual({ users: ['pricer', 'pricing-svc', 'ops'], nkeys: 1, tokens: 2, anonymous: 'restricted' });
   });
 
   it('refuses unknown keys and wrong kinds, naming them', () => {
