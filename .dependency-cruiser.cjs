@@ -1,10 +1,12 @@
 /**
  * The layering of hopbus, checked by test/layers.test.ts (`npx depcruise --config
- * .dependency-cruiser.cjs runtime topics transports metrics broker client bin bench`).
+ * .dependency-cruiser.cjs runtime topics transports journal metrics broker client bin bench`).
  *
  *   runtime/     imports nothing of ours
  *   topics/      imports runtime/ only
  *   transports/  imports runtime/ and topics/; never broker/ or client/
+ *   journal/     imports runtime/, topics/, transports/; never broker/ or client/ (the broker
+ *                records into it, the CLI and in-process readers read it); nothing below imports it
  *   metrics/     never broker/ or client/
  *   broker/, client/  never each other
  *   no cycle anywhere
@@ -12,7 +14,7 @@
  * Type-only imports count (tsPreCompilationDeps: true): a type import still ties two
  * modules together, and the one that is type-only today is a value import tomorrow.
  */
-const OURS = '^(runtime|topics|transports|metrics|broker|client|bin|bench)/';
+const OURS = '^(runtime|topics|transports|journal|metrics|broker|client|bin|bench)/';
 
 module.exports = {
   forbidden: [
@@ -40,9 +42,16 @@ module.exports = {
     {
       name: 'below-broker-and-client',
       severity: 'error',
-      comment: 'topics/, transports/, runtime/ and metrics/ sit below the broker and the client, which use them.',
-      from: { path: '^(topics|transports|runtime|metrics)/' },
+      comment: 'topics/, transports/, runtime/, journal/ and metrics/ sit below the broker and the client, which use them.',
+      from: { path: '^(topics|transports|runtime|journal|metrics)/' },
       to: { path: '^(broker|client)/' },
+    },
+    {
+      name: 'journal-above-transports',
+      severity: 'error',
+      comment: 'journal/ uses runtime/, topics/ and transports/; none of them imports it.',
+      from: { path: '^(topics|transports|runtime|metrics)/' },
+      to: { path: '^journal/' },
     },
     {
       name: 'broker-not-client',

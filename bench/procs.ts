@@ -107,11 +107,14 @@ export interface NodeOptions {
   wrap?: string[];
 }
 
-/** Starts `node <script> ...args` (a path under dist/) and waits for a stdout line matching `ready`. */
+/**
+ * Starts `node <script> ...args` (a path under dist/) and waits for a line matching
+ * `ready` on its stdout or stderr (`hopbus broker` prints its start-up lines on stderr).
+ */
 export function startNode(script: string, args: string[], ready: RegExp, timeoutMs = 10_000, opts: NodeOptions = {}): Promise<Proc> {
   const argv = [process.execPath, path.join(distRoot, script), ...args];
   const cmd = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, ...argv] : argv;
-  return startProcess(cmd[0]!, cmd.slice(1), ready, { timeoutMs, ...(opts.stdin ? { stdin: true } : {}) });
+  return startProcess(cmd[0]!, cmd.slice(1), ready, { timeoutMs, watch: 'both', ...(opts.stdin ? { stdin: true } : {}) });
 }
 
 /** Resolves on a worker thread's first message (its "ready"), rejects on its error. */

@@ -46,6 +46,8 @@ export interface BrokerOptions {
   maxPendingMsgs?: number;
   /** A write to a connection blocked this long makes it a slow consumer (0 = off). */
   writeDeadlineMs?: number;
+  /** A frame begun by a connection and not completed within this time closes it, releasing its bytes (0 = off). */
+  readDeadlineMs?: number;
   /** Rate limit per publishing connection. */
   publishRate?: RateLimit;
   /** Rate limit per subscribing connection: messages beyond it are held, and its policy applies. */
@@ -122,6 +124,9 @@ export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   maxPendingMsgs: 0,
   // 10 s: a consumer whose socket accepts nothing for this long is not coming back soon.
   writeDeadlineMs: 10_000,
+  // 10 s, the write deadline's twin: a peer that starts a frame and stops sending holds
+  // up to a max-size frame of broker memory until then.
+  readDeadlineMs: 10_000,
   subjectRates: [],
   httpPort: null,
   // Off when embedded: a library should not open a second port unasked. The daemon
@@ -165,6 +170,7 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   highWaterBytes: 'int',
   maxPendingMsgs: 'int',
   writeDeadlineMs: 'int',
+  readDeadlineMs: 'int',
   publishRate: 'rate',
   deliverRate: 'rate',
   subjectRates: 'rates',

@@ -100,6 +100,8 @@ export function connz(b: Observed) {
       pendingBytes: m.pendingBytes,
       pendingPeak: m.pendingPeak,
       heldMsgs: m.heldMsgs,
+      memoryBytes: m.memoryBytes,
+      memoryPeak: m.memoryPeak,
       dropped: m.droppedOldest + m.droppedNewest,
       droppedOldest: m.droppedOldest,
       droppedNewest: m.droppedNewest,

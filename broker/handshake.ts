@@ -23,6 +23,13 @@ import type { ResolvedOptions } from './config.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import type { Credentials } from './auth/index.js';
 
+/**
+ * The largest frame a connection may send before its CONNECT is accepted (nats-server
+ * limits its control line to 4 KiB too): an unauthenticated peer can make the broker
+ * buffer this much, not a max-size frame.
+ */
+export const MAX_CONNECT_FRAME = 4096;
+
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const packr = new Packr({ useRecords: false });
 
@@ -41,6 +48,8 @@ const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   user: 'string',
   pass: 'string',
   token: 'string',
+  // A reconnecting client: the connection it had before ({ serverId, clientId } of its INFO).
+  resume: 'object',
 };
 
 /** What a valid CONNECT says about the client. */
@@ -54,6 +63,8 @@ export interface Hello {
   direct: boolean;
   /** What it presented to authenticate with (step 4); absent: nothing. */
   creds?: Credentials;
+  /** A reconnecting client's previous connection, or null. */
+  resume: { serverId: string; clientId: number } | null;
 }
 
 /** Why a connection is refused: the ERR it gets before it is closed. */
@@ -90,6 +101,7 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     verbose?: boolean;
     publishRate?: RateLimit;
     direct?: boolean;
+    resume?: Record<string, unknown>;
     user?: string;
     pass?: string;
     token?: string;
@@ -98,12 +110,17 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     const bad = rateLimitProblem(o.publishRate, 'publishRate');
     if (bad !== null) return { code: ErrCode.BAD_OPTION, text: `CONNECT option ${bad}` };
   }
+  const r = o.resume;
+  if (r !== undefined && (r === null || typeof r.serverId !== 'string' || !Number.isInteger(r.clientId) || Object.keys(r).length !== 2)) {
+    return { code: ErrCode.BAD_OPTION, text: 'CONNECT option "resume" must be { serverId: string, clientId: integer }' };
+  }
   return {
     name: (o.name ?? '').slice(0, 256),
     lang: (o.lang ?? '').slice(0, 64),
     verbose: o.verbose === true,
     publishRate: o.publishRate !== undefined ? lowerLimit(config.publishRate, o.publishRate) : undefined,
     direct: o.direct === true,
+    resume: r === undefined ? null : { serverId: r.serverId as string, clientId: r.clientId as number },
     ...(o.user !== undefined || o.pass !== undefined || o.token !== undefined ? { creds: { user: o.user, pass: o.pass, token: o.token } } : {}),
   };
 }
@@ -127,12 +144,17 @@ export function directRefusal(hello: Hello, planeRefusal: () => string | null): 
   return planeRefusal();
 }
 
-/** Step 6: what INFO tells a client about this broker. */
+/**
+ * Step 6: what INFO tells a client about this broker; `previous`, for a client that
+ * resumed, is why its previous connection was closed (broker/liveness.ts SlowNotice);
+ * `limits`, a user's lower maxPayload and maxSubscriptions (broker/auth/).
+ */
 export function serverInfo(
   o: Omit<ResolvedOptions, 'auth'>,
   serverId: string,
   clientId: number,
   direct = false,
+  previous?: object,
   limits?: { maxPayload: number; maxSubscriptions: number },
 ): Record<string, unknown> {
   return {
@@ -150,6 +172,7 @@ export function serverInfo(
     // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
     reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
     ...(direct ? { direct: true } : {}),
+    ...(previous !== undefined ? { previous } : {}),
   };
 }
 

@@ -95,7 +95,11 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
   );
 
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    // Exclusive: uWS listens with SO_REUSEPORT by default, so a second broker on a busy
+    // port would start "successfully" and share the port's connections with the first.
+    // (The typings lack the (host, port, options, cb) form that the native module takes.)
+    const listen = app.listen.bind(app) as unknown as (h: string, p: number, options: number, cb: (s: uWS.us_listen_socket | false) => void) => void;
+    listen(host, port, 1 /* ListenOptions.LIBUS_LISTEN_EXCLUSIVE_PORT: the enum is a type only */, (socket) => {
       if (socket === false) {
         reject(new ListenError(`cannot listen for HTTP on ${formatHost(host)}:${port} (in use?)`));
         return;

@@ -142,6 +142,13 @@ export function parsePolicy(name: string): Policy | null {
   }
 }
 
+/**
+ * What one held message costs beside its frame: the Held object, its Buffer object and
+ * the ring's slot (measured on Node 20: 160 to 250 bytes, more for frames of 4 KiB and
+ * up, which get a backing store of their own).
+ */
+export const HELD_OVERHEAD = 192;
+
 /** Counters of one connection's outbound side, readable through Broker.metrics(). */
 export interface OutboundStats {
   /** Messages dropped by drop-oldest / drop-newest (and conflate at its bound). */
@@ -153,6 +160,8 @@ export interface OutboundStats {
   pendingPeak: number;
   /** Highest number of held messages seen. */
   heldPeak: number;
+  /** Highest memory seen held for this connection's outbound side (Outbound.memoryBytes). */
+  memoryPeak: number;
 }
 
 /** What Outbound needs from its session and broker. */
@@ -174,7 +183,7 @@ export interface OutboundPublisher {
  */
 export class Outbound {
   readonly hold = new HoldQueue();
-  readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0 };
+  readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0, memoryPeak: 0 };
   /** Subscriptions with losses not reported to the client yet. */
   private readonly lossy = new Set<LossCounters>();
   /** Publishers paused because this consumer (block policy) is behind. */
@@ -192,9 +201,19 @@ export class Outbound {
     private readonly clock: Clock = realClock,
   ) {}
 
-  /** Bytes queued towards the peer: in the link and held here. */
+  /** Bytes queued towards the peer: in the link and held here. The bounds (maxPending) are in these. */
   get pendingBytes(): number {
     return this.owner.link.pendingBytes + this.hold.bytes;
+  }
+
+  /**
+   * Memory held for the peer now: the link's write buffers (their capacity, which grows
+   * by doubling, not just the bytes queued in them) and every held frame with its
+   * bookkeeping. What the process really spends on this consumer's backlog.
+   */
+  get memoryBytes(): number {
+    const link = this.owner.link;
+    return (link.bufferBytes ?? link.pendingBytes) + this.hold.bytes + this.hold.length * HELD_OVERHEAD;
   }
 
   /**
@@ -218,6 +237,7 @@ export class Outbound {
       const pending = link.pendingBytes;
       if (pending > this.stats.pendingPeak) {
         this.stats.pendingPeak = pending;
+        this.noteMemory();
         // One message can carry the link past the whole bound at once.
         if (pending > this.maxBytes && policy === Policy.DISCONNECT) this.owner.slowConsumer(`more than ${this.maxBytes} bytes pending`);
       }
@@ -337,6 +357,13 @@ export class Outbound {
   private notePeak(): void {
     const p = this.pendingBytes;
     if (p > this.stats.pendingPeak) this.stats.pendingPeak = p;
+    this.noteMemory();
+  }
+
+  /** Off the fast path: only when the consumer is behind or a new pending peak is reached. */
+  private noteMemory(): void {
+    const m = this.memoryBytes;
+    if (m > this.stats.memoryPeak) this.stats.memoryPeak = m;
   }
 
   private lose(subs: readonly LossCounters[], dropped: number, conflated: number): void {

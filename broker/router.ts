@@ -68,6 +68,11 @@ export interface RouterOptions {
   subjectLimits: readonly SubjectLimit[];
 }
 
+/** A queue group's round-robin position and how many subscriptions are in it. */
+interface QueueGroup extends QueueCursor {
+  members: number;
+}
+
 export class Router {
   readonly tree: SubjectTree<Subscription, Route>;
   /** Set by the broker: null when there is nothing to tell. */
@@ -82,11 +87,15 @@ export class Router {
   private readonly view = new MsgView();
   private readonly maxPayload: number;
   private readonly maxHeaders: number;
-  /** Round-robin position per queue group name (see Route.cursor). */
-  private readonly cursors = new Map<string, QueueCursor>();
+  /**
+   * Round-robin position per queue group name (see Route.cursor), with the group's
+   * member count: the entry goes with the last member, so distinct queue names that
+   * come and go leave nothing behind.
+   */
+  private readonly cursors = new Map<string, QueueGroup>();
   private readonly cursorFor = (queue: string): QueueCursor => {
     let c = this.cursors.get(queue);
-    if (c === undefined) this.cursors.set(queue, (c = { next: 0 }));
+    if (c === undefined) this.cursors.set(queue, (c = { next: 0, members: 0 }));
     return c;
   };
   private readonly subjects = new SubjectCache(4096);
@@ -109,10 +118,23 @@ export class Router {
   /** Adds a subscription; throws a SubjectError when its pattern is invalid. */
   subscribe(sub: Subscription): void {
     this.tree.insert(sub.pattern, sub);
+    if (sub.queue !== '') (this.cursorFor(sub.queue) as QueueGroup).members++;
   }
 
   unsubscribe(sub: Subscription): void {
-    this.tree.remove(sub.pattern, sub);
+    if (this.tree.remove(sub.pattern, sub)) this.left(sub);
+  }
+
+  /** A queue member is gone: its group's state goes with the last one. */
+  private left(sub: Subscription): void {
+    if (sub.queue === '') return;
+    const g = this.cursors.get(sub.queue);
+    if (g !== undefined && --g.members <= 0) this.cursors.delete(sub.queue);
+  }
+
+  /** Queue group names with state held (a member count and a round-robin position each). */
+  get queueGroups(): number {
+    return this.cursors.size;
   }
 
   /** "After `max` more messages": re-inserted so that cached routes see the limit. */
@@ -127,7 +149,7 @@ export class Router {
     const tree = this.tree;
     tree.batch(() => {
       for (const sub of subs) {
-        tree.remove(sub.pattern, sub);
+        if (tree.remove(sub.pattern, sub)) this.left(sub);
         each(sub);
       }
     });

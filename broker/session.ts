@@ -9,13 +9,27 @@
  *
  * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
  */
-import { ErrCode, Op, OP_NAMES, OK_SIZE, PING_SIZE, Policy, type ProtocolError, encodeErr, writeBare, writeOk } from '../transports/protocol/index.js';
+import {
+  ErrCode,
+  FLAG_TS,
+  Op,
+  OP_NAMES,
+  OK_SIZE,
+  PING_SIZE,
+  Policy,
+  TS_BLOCK,
+  type ProtocolError,
+  encodeErr,
+  maxFrameFor,
+  writeBare,
+  writeOk,
+} from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { Member } from './direct.js';
 import { PublisherGate, type FlowStats } from './gate.js';
-import { authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import { MAX_CONNECT_FRAME, authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
 import { admit } from './auth/admit.js';
 import type { Access, Identity } from './auth/index.js';
 import type { SessionHost } from './host.js';
@@ -61,6 +75,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   pingSentAt = 0;
   /** Round trip of the last keepalive PING/PONG in ms; -1 until one has been measured. */
   rttMs = -1;
+  /** Read deadline state, kept by broker/liveness.ts: the partial frame last seen, and since when. */
+  partialSeen = 0;
+  partialSeenAt = 0;
   /** The client's last latency report (monitoring), or null. */
   report: ClientLatency | null = null;
   readonly stats: SessionStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0 };
@@ -109,6 +126,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.gate = new PublisherGate(this, host.counters, host.clock);
     if (o.publishRate) this.gate.own = new Limiter(o.publishRate, now);
     this.handshakeTimer = host.liveness.expectConnect(this);
+    // Until CONNECT is accepted, nothing bigger than a CONNECT is buffered.
+    link.setMaxFrame?.(MAX_CONNECT_FRAME);
   }
 
   get open(): boolean {
@@ -127,6 +146,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       case Op.PUB:
         this.stats.msgsIn++;
         this.stats.bytesIn += len;
+        if (buf.readUInt32LE(off + 16) !== 0 && !this.headersOk(buf, off, len)) return;
         if (this.router.publish(this, buf, off, len) && this.verbose && this.state === State.OPEN) this.ok(0);
         return;
       case Op.SUB:
@@ -181,17 +201,33 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;
     this.state = State.OPEN;
+    this.link.setMaxFrame?.(maxFrameFor(host.options));
     let direct = false;
     if (hello.direct) {
       const why = this.access !== null ? 'the connection has permissions or limits to check' : directRefusal(hello, () => host.direct.refusal(this));
       if (why === null) direct = true;
       else host.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
     }
-    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, this.access ?? undefined));
+    const previous = hello.resume !== null && hello.resume.serverId === host.serverId ? host.liveness.takeSlow(hello.resume.clientId) : undefined;
+    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous, this.access ?? undefined));
     this.link.send(frame, 0, frame.length);
     // After INFO: joining sends the client everybody's interest.
     if (direct) this.direct = host.direct.join(this);
     host.log.info({ cid: this.id, client: this.name, lang: this.lang, transport: this.link.transport, remote: this.link.remote, direct }, 'client connected');
+  }
+
+  /** A PUB's headers block must be a msgpack map of valid names to valid values; else the message is dropped and the client told. */
+  private headersOk(buf: Buffer, off: number, len: number): boolean {
+    const h = buf.readUInt32LE(off + 16);
+    const at = off + 20 + ((buf[off + 5]! & FLAG_TS) !== 0 ? TS_BLOCK : 0) + buf.readUInt16LE(off + 12) + buf.readUInt16LE(off + 14);
+    const o = this.host.options;
+    // Over a size limit: the router refuses it (fatal MAX_PAYLOAD), whatever its contents.
+    if (h > o.maxHeaders || len - (at - off) - h > o.maxPayload) return true;
+    const bad = wireHeadersProblem(buf, at, h);
+    if (bad === null) return true;
+    this.host.counters.protocolErrors++;
+    this.error(ErrCode.PROTOCOL, `invalid headers: ${bad}; the message was dropped`);
+    return false;
   }
 
   private onSub(buf: Buffer, off: number): void {
@@ -254,9 +290,14 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Publisher | null): void {
     // allow_responses: a request received opens its reply subject to this connection.
     if (this.access !== null && this.access.grantsResponses) this.access.noteRequestFrame(buf, off, len);
-    if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) > 0) {
-      this.stats.msgsOut++;
-      this.stats.bytesOut += len;
+    // Counted first, so that a slow-consumer close inside deliver() counts this message
+    // among those queued for the connection (broker/liveness.ts SlowNotice).
+    const stats = this.stats;
+    stats.msgsOut++;
+    stats.bytesOut += len;
+    if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) === 0) {
+      stats.msgsOut--;
+      stats.bytesOut -= len;
     }
   }
 
@@ -267,7 +308,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
 
   /** @internal OutboundOwner */
   slowConsumer(reason: string): void {
+    if (this.state === State.CLOSED) return;
     this.host.counters.slowConsumers++;
+    // What it will never read is dropped, so that the ERR comes next, right behind what
+    // is already in flight (best effort: a frozen peer may never read it). A client that
+    // reconnects is told in its INFO, with the count of messages queued for it here.
+    this.host.liveness.closedSlow(this.id, { closed: 'SLOW_CONSUMER', reason, msgsOut: this.stats.msgsOut });
+    this.link.discard?.();
     this.fatal(ErrCode.SLOW_CONSUMER, `slow consumer: ${reason} towards this connection; it was closed`);
   }
 
@@ -296,6 +343,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       ...this.stats,
       pendingBytes: o.pendingBytes,
       heldMsgs: o.hold.length,
+      /** Memory held for this connection now, framing and bookkeeping included: outbound (Outbound.memoryBytes) and a partial inbound frame. */
+      memoryBytes: o.memoryBytes + (this.link.inboundBytes ?? 0),
       ...o.stats,
       ...this.gate.flow,
       /** Not being read right now (rate limit or a blocked consumer). */
@@ -335,7 +384,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
 
   /** The peer sent bytes that are not a frame: tell it why, then close. */
   onProtocolError(err: ProtocolError): void {
-    this.fatal(ErrCode[err.code], err.message);
+    this.fatal(ErrCode[err.code], this.state === State.HANDSHAKE ? `before CONNECT: ${err.message}` : err.message);
   }
 
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */
@@ -384,4 +433,53 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.router.unsubscribeAll(this.subs.values(), (sub) => plane.removed(sub));
     this.subs.clear();
   }
+}
+
+/** Header name bytes allowed: RFC 9110 token characters (client/codec.ts checks the same). */
+const TOKEN = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TOKEN[c.charCodeAt(0)] = 1;
+
+/**
+ * Why buf[at, at+len) is not a headers block (a msgpack map of token names to strings
+ * without NUL or CR, filling it exactly; LF separates the values of a multi-valued header), or null. Walks the bytes; allocates nothing.
+ */
+export function wireHeadersProblem(buf: Buffer, at: number, len: number): string | null {
+  const end = at + len;
+  let p = at;
+  const b = buf[p++]!;
+  let n: number;
+  if ((b & 0xf0) === 0x80) n = b & 0x0f;
+  else if (b === 0xde && p + 2 <= end) {
+    n = buf.readUInt16BE(p);
+    p += 2;
+  } else if (b === 0xdf && p + 4 <= end) {
+    n = buf.readUInt32BE(p);
+    p += 4;
+  } else return 'not a msgpack map';
+  for (let i = 0; i < 2 * n; i++) {
+    if (p >= end) return 'the map is cut short';
+    const t = buf[p++]!;
+    let l: number;
+    if ((t & 0xe0) === 0xa0) l = t & 0x1f;
+    else if (t === 0xd9 && p + 1 <= end) l = buf[p++]!;
+    else if (t === 0xda && p + 2 <= end) {
+      l = buf.readUInt16BE(p);
+      p += 2;
+    } else if (t === 0xdb && p + 4 <= end) {
+      l = buf.readUInt32BE(p);
+      p += 4;
+    } else return (i & 1) === 0 ? 'a header name is not a string' : 'a header value is not a string';
+    if (p + l > end) return 'the map is cut short';
+    if ((i & 1) === 0) {
+      if (l === 0) return 'a header name is empty';
+      for (let j = p; j < p + l; j++) if (TOKEN[buf[j]!] === 0) return 'a header name is not a token';
+    } else {
+      for (let j = p; j < p + l; j++) {
+        const c = buf[j]!;
+        if (c === 0 || c === 0x0d) return 'a header value contains NUL or CR';
+      }
+    }
+    p += l;
+  }
+  return p === end ? null : 'bytes after the map';
 }

@@ -13,7 +13,7 @@ import { dial, type ServerAddress } from '../transports/dial.js';
 import '../transports/inproc.js';
 import type { Endpoint } from '../transports/url.js';
 import { encodeHeaders, unpackr } from './codec.js';
-import { ConnectionError, OptionsError, PendingLimitError, ServerError } from './errors.js';
+import { ConnectionError, MessagesLostError, OptionsError, PendingLimitError, ServerError, SlowConsumerError, TimeoutError } from './errors.js';
 import type { Msg } from './msg.js';
 import { Inbound } from './inbound.js';
 import { resolveConnectOptions, type ConnectOptions, type ResolvedConnectOptions } from './options.js';
@@ -24,12 +24,15 @@ import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
-import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame } from './connection.js';
-import { REQ_KEYS, SUB_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
+import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame, type Resume } from './connection.js';
+import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 export type { BusStats, ClientStats, StatsFn } from './stats.js';
+
+/** Counts the PUBs of a lost link that keeps none of them (it will not reconnect). */
+const NO_BACKLOG = new Backlog(0);
 
 const enum State {
   CONNECTING,
@@ -80,6 +83,17 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   private closedPromise: Promise<void> | null = null;
   /** Direct delivery to other shm clients, when the broker granted it (client/direct.ts). */
   private direct: DirectRouter | null = null;
+  /** Messages handed towards the broker, numbered for what a PONG confirms (keepalive.ts). */
+  private published = 0;
+  /** PUBs the lost link never wrote, and how many of them the backlog kept (onLinkUnsent). */
+  private unsentPubs = 0;
+  private carriedPubs = 0;
+  /** The connection had before (named in the next CONNECT), and how many MSGs it brought. */
+  private resume: Resume | null = null;
+  private msgsInAtAttach = 0;
+  private prevReceived = 0;
+  /** Told by the broker's INFO on reconnecting: the previous connection was closed as a slow consumer. */
+  private notice: SlowConsumerError | null = null;
 
   constructor(
     servers: ServerAddress | ServerAddress[],
@@ -195,6 +209,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
         spec.sid = d.seq;
         spec.brokerAt = 0;
         wr.encode(w);
+        this.published++;
       }
     } else {
       spec.op = Op.PUB;
@@ -202,6 +217,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       spec.sentAt = ts ? monoNs() : 0;
       spec.brokerAt = 0;
       wr.encode(w);
+      this.published++;
     }
     wr.done();
     this.counters.msgsOut++;
@@ -224,7 +240,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     if (this.state === State.DRAINING) throw new ConnectionError('connection is draining: no new subscriptions');
     const [cb, opts] = subscribeArgs(handler, options);
     validatePattern(pattern);
-    checkKeys(opts, SUB_KEYS, 'subscribe');
+    checkKeys(opts, BUS_SUB_KEYS, 'subscribe');
     if (opts.queue !== undefined) {
       const bad = queueNameProblem(opts.queue);
       if (bad !== null) throw new OptionsError(`invalid queue group: ${bad}`);
@@ -239,6 +255,11 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     this.direct?.addOwn(pattern);
     if (this.connected) writeSubTo(this.conn!.link, sub);
     return sub;
+  }
+
+  /** @internal Subscription.ready: the server has processed the SUB (or refused it: its ERR comes before the PONG). */
+  confirm(): Promise<void> {
+    return this.flush();
   }
 
   /** @internal Subscription.unsubscribe() lands here. */
@@ -266,6 +287,11 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     else process.emitWarning(err);
   }
 
+  /** @internal A late msg.respond() on a closed or draining connection: an 'error' event (or a warning), never a throw. */
+  respondFailed(err: Error): void {
+    this.reportError(err);
+  }
+
   // --- request / reply -----------------------------------------------------------------
 
   /**
@@ -285,7 +311,10 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
 
   // --- flush, drain, close -------------------------------------------------------------
 
-  /** Resolves once the broker has processed everything sent before this call. */
+  /**
+   * Resolves once the broker has processed everything sent before this call, across
+   * reconnects; rejects with MessagesLostError if some of it may be lost (keepalive.ts).
+   */
   flush(timeoutMs = this.options.timeoutMs): Promise<void> {
     if (this.state === State.CLOSED) return Promise.reject(new ConnectionError('connection is closed'));
     return this.keepalive.flush(timeoutMs);
@@ -293,14 +322,14 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
 
   /**
    * Stops every subscription, delivers the messages already on their way, then closes.
-   * Publishes made before drain() are sent first.
+   * Publishes made before drain() are sent first; if they cannot be (no broker within
+   * timeoutMs, or the final flush fails), it closes and rejects.
    */
   async drain(): Promise<void> {
     if (this.state === State.CLOSED || this.state === State.DRAINING) return this.closedPromise ?? undefined;
     if (this.state === State.RECONNECTING) {
       // What was published while disconnected is sent once we are back: wait for that
-      // (up to timeoutMs) rather than drop it. (Issue 18: after the wait, the backlog
-      // is dropped by close() below; a drain that fails instead would decide here.)
+      // (up to timeoutMs). If no broker comes back, the backlog is lost: say so.
       await new Promise<void>((resolve) => {
         const done = () => {
           this.clock.clear(timer);
@@ -312,22 +341,36 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
         this.once('reconnect', done);
         this.once('close', done);
       });
-      if ((this.state as State) === State.CLOSED || (this.state as State) === State.DRAINING) return this.closedPromise ?? undefined;
+      if ((this.state as State) === State.DRAINING) return this.closedPromise ?? undefined;
+      if ((this.state as State) !== State.CONNECTED) {
+        const unconfirmed = this.published - this.keepalive.acked;
+        const lost =
+          unconfirmed + this.keepalive.untold > 0
+            ? this.keepalive.takeUntold(`drain() found no broker to send them to within ${this.options.timeoutMs} ms (timeoutMs)`, unconfirmed)
+            : null;
+        this.backlog.clear();
+        await this.close();
+        if (lost !== null) throw lost;
+        return;
+      }
     }
     const wasConnected = this.connected;
     this.state = State.DRAINING;
     for (const sub of this.subs.values()) {
       if (!this.mux.owns(sub) && wasConnected) writeUnsubTo(this.conn!.link, sub.sid, 0);
     }
+    let failed: Error | null = null;
     if (wasConnected) {
       try {
         await this.flush();
-      } catch {
-        /* closing anyway */
+      } catch (err) {
+        // A flush that could not confirm what was published: the drain fails with it.
+        if (err instanceof MessagesLostError || err instanceof TimeoutError) failed = err;
       }
     }
     for (const sub of this.subs.list()) if (!this.mux.owns(sub)) this.forget(sub);
     await this.close();
+    if (failed !== null) throw failed;
   }
 
   /** Closes now: what is queued is still written out; pending requests fail. */
@@ -479,12 +522,34 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       return;
     }
     conn.link.setMaxFrame?.(maxFrameFor(this.info));
+    const prev = this.info.previous;
+    if (prev !== undefined && prev.closed === 'SLOW_CONSUMER') {
+      const lost = Math.max(0, prev.msgsOut - this.prevReceived);
+      this.notice = new SlowConsumerError(
+        `the broker closed the previous connection as a slow consumer (${prev.reason}): ${lost} of the ${prev.msgsOut} messages queued for it did not arrive`,
+        lost,
+      );
+    }
+    this.resume = { serverId: this.info.serverId, clientId: this.info.clientId };
     // Made now: the broker's interest frames follow INFO in the same read.
     if (this.info.direct === true && conn.link.direct !== undefined) {
       this.direct = new DirectRouter(this.directHost(conn.link), conn.link.direct, this.info.clientId, this.info.serverId);
       for (const sub of this.subs.values()) this.direct.addOwn(sub.subject);
     }
     this.handshake.resolve();
+  }
+
+  /** Whether a lost link is followed by a reconnect. */
+  private get willReconnect(): boolean {
+    return this.state !== State.DRAINING && this.state !== State.CLOSED && this.options.reconnect && this.servers.redialable;
+  }
+
+  /** @internal The live link closes with frames it never wrote: its PUBs go to the backlog, as far as it holds them. */
+  onLinkUnsent(conn: Conn, buf: Buffer, off: number, len: number): void {
+    if (this.conn !== conn || this.handshake !== null || this.state === State.CLOSED) return;
+    const { pubs, kept } = (this.willReconnect ? this.backlog : NO_BACKLOG).carry(buf, off, len);
+    this.unsentPubs = pubs;
+    this.carriedPubs = kept;
   }
 
   /** @internal */
@@ -497,9 +562,19 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     this.conn = null;
     this.endDirect();
     if (this.state === State.CLOSED) return;
+    this.prevReceived = this.counters.msgsIn - this.msgsInAtAttach;
+    const reconnecting = this.willReconnect;
+    const total = this.published;
+    const sentEnd = total - this.unsentPubs;
+    const keptEnd = sentEnd + this.carriedPubs;
+    this.unsentPubs = this.carriedPubs = 0;
+    const dropped = reconnecting
+      ? `the connection was lost, and the reconnect buffer (reconnectBufferBytes ${this.options.reconnectBufferBytes}) could not hold what it had not written yet`
+      : 'the connection was lost before writing them, and it does not reconnect';
+    this.published = this.keepalive.linkLost({ sentEnd, keptEnd, total, dropped });
+    if (reconnecting && total > keptEnd) this.reportError(new MessagesLostError(total - keptEnd, dropped));
     this.emit('disconnect', err);
-    this.keepalive.linkLost();
-    if (this.state === State.DRAINING || !this.options.reconnect || !this.servers.redialable) {
+    if (!reconnecting) {
       void this.close();
       return;
     }
@@ -522,7 +597,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       const hs = (this.handshake = new Handshake(this.clock, this.options.timeoutMs));
       try {
         link.start(conn);
-        const hello = helloFrame(this.options, link, ep);
+        const hello = helloFrame(this.options, link, this.resume, ep);
         link.send(hello, 0, hello.length);
       } catch (e) {
         hs.reject(e as Error);
@@ -541,6 +616,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
       throw new ConnectionError('connection closed');
     }
     this.state = State.CONNECTED;
+    this.msgsInAtAttach = this.counters.msgsIn;
     // Re-establish everything the server forgot: subscriptions, then queued publishes, then flushes.
     for (const sub of this.subs.values()) writeSubTo(link, sub);
     if (this.backlog.used > 0) {
@@ -562,6 +638,9 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     stale(err: Error): void {
       this.bus.conn!.link.destroy(err);
     },
+    get published(): number {
+      return this.bus.published;
+    },
   };
 
   /** The reconnect loop's view of this bus. */
@@ -574,6 +653,9 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
     reconnected: (ep: Endpoint): void => {
       this.counters.reconnects++;
       this.emit('reconnect', ep.url);
+      const notice = this.notice;
+      this.notice = null;
+      if (notice !== null) this.reportError(notice);
     },
     gaveUp: (err: ConnectionError): void => {
       this.reportError(err);

@@ -10,6 +10,8 @@ import type { PublishOptions } from './types.js';
 
 export const PUB_KEYS = new Set(['reply', 'headers']);
 export const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
+/** A broker connection's subscriptions also take a byte bound for their iterator buffer. */
+export const BUS_SUB_KEYS = new Set([...SUB_KEYS, 'maxPendingBytes']);
 export const REQ_KEYS = new Set(['timeoutMs', 'headers']);
 
 /** Throws OptionsError unless `obj` is an object whose keys are all in `allowed`. */
@@ -48,4 +50,6 @@ export function checkMax(opts: SubscribeOptions): void {
 export function checkMaxPending(opts: SubscribeOptions): void {
   if (opts.maxPending !== undefined && !(Number.isSafeInteger(opts.maxPending) && opts.maxPending > 0))
     throw new OptionsError('subscribe option "maxPending" must be a positive integer');
+  if (opts.maxPendingBytes !== undefined && !(Number.isSafeInteger(opts.maxPendingBytes) && opts.maxPendingBytes > 0))
+    throw new OptionsError('subscribe option "maxPendingBytes" must be a positive integer');
 }

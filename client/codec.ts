@@ -59,14 +59,34 @@ export function decodePayload(kind: number, data: Buffer): unknown {
 }
 
 /**
+ * Header names are tokens as in HTTP (RFC 9110): letters, digits and !#$%&'*+-.^_`|~,
+ * at least one. The broker checks the same on the wire (broker/session.ts).
+ */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Header values are strings without NUL or CR; LF separates the values of a multi-valued header (as the NATS codec reads them). */
+const BAD_VALUE = /[\0\r]/;
+
+/** Why `h` is not a valid headers object, or null. */
+export function headersProblem(h: unknown): string | null {
+  if (h === null || typeof h !== 'object' || Array.isArray(h)) return 'headers must be a plain object of strings';
+  const proto = Object.getPrototypeOf(h);
+  if (proto !== Object.prototype && proto !== null) return 'headers must be a plain object of strings';
+  for (const [k, v] of Object.entries(h as Record<string, unknown>)) {
+    if (!HEADER_NAME.test(k)) return `header name ${JSON.stringify(k)} is not a token (letters, digits and !#$%&'*+-.^_\`|~)`;
+    if (typeof v !== 'string') return `header "${k}" must be a string, got ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`;
+    if (BAD_VALUE.test(v)) return `header "${k}" must not contain NUL or CR`;
+  }
+  return null;
+}
+
+/**
  * Encodes message headers (string values only) as a plain msgpack map, refusing more
- * than `limit` bytes with MaxPayloadError (`what` names the limit); nothing is sent then.
+ * than `limit` bytes with MaxPayloadError (`what` names the limit), and invalid names or
+ * values with OptionsError; nothing is sent then.
  */
 export function encodeHeaders(h: Record<string, string>, limit: number, what?: string): Buffer {
-  if (h === null || typeof h !== 'object') throw new OptionsError('headers must be an object of strings');
-  for (const [k, v] of Object.entries(h)) {
-    if (typeof v !== 'string') throw new OptionsError(`header "${k}" must be a string`);
-  }
+  const bad = headersProblem(h);
+  if (bad !== null) throw new OptionsError(bad);
   const bytes = Buffer.from(packr.pack(h));
   if (bytes.length > limit) throw new MaxPayloadError(bytes.length, limit, what);
   return bytes;

@@ -22,6 +22,8 @@ export const INITIAL_MAX_FRAME = 64 * 1024 * 1024 + 256 * 1024;
 export interface ConnOwner {
   onFrame(conn: Conn, buf: Buffer, off: number, len: number): void;
   onLinkClose(conn: Conn, err: Error | null): void;
+  /** The link closes with these frames never written (just before onLinkClose). */
+  onLinkUnsent(conn: Conn, buf: Buffer, off: number, len: number): void;
 }
 
 export class Conn implements LinkHandler {
@@ -37,6 +39,9 @@ export class Conn implements LinkHandler {
   }
   onFrame(buf: Buffer, off: number, len: number): void {
     this.owner.onFrame(this, buf, off, len);
+  }
+  onUnsent(buf: Buffer, off: number, len: number): void {
+    this.owner.onLinkUnsent(this, buf, off, len);
   }
   onClose(err: Error | null): void {
     this.resolveClosed();
@@ -70,21 +75,29 @@ export class Handshake {
   }
 }
 
-/** The CONNECT frame: who this client is and what it asks of the broker. */
-export function helloFrame(options: ResolvedConnectOptions, link: Link, creds?: { user?: string; pass?: string }): Buffer {
+/** A reconnecting client's previous connection, as its INFO named it. */
+export interface Resume {
+  serverId: string;
+  clientId: number;
+}
+
+/** The CONNECT frame: who this client is and what it asks of the broker (and, reconnecting, which connection it had). */
+export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: Resume | null = null, creds?: { user?: string; pass?: string }): Buffer {
   // A URL's user part (tcp://user:pass@host) wins over the options: it names that server's account.
   const user = creds?.user || options.user;
   const pass = creds?.user ? (creds.pass ?? '') : options.pass;
   return encodeHandshake(
     Op.CONNECT,
     packr.pack({
-      name: options.name,
+      // The broker keeps 256 characters of it, and refuses a CONNECT over 4 KiB.
+      name: options.name.slice(0, 256),
       lang: 'typescript',
       version: VERSION,
       verbose: options.verbose,
       timestamps: options.timestamps,
       ...(options.publishRate ? { publishRate: options.publishRate } : {}),
       ...(options.direct && link.direct !== undefined ? { direct: true } : {}),
+      ...(resume !== null ? { resume: { serverId: resume.serverId, clientId: resume.clientId } } : {}),
       ...(user ? { user, pass } : {}),
       ...(options.token ? { token: options.token } : {}),
     }),

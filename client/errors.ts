@@ -6,7 +6,7 @@
  * needs node:dgram, and this one is in the browser bundle too).
  */
 import { ERR_NAMES } from '../transports/protocol/index.js';
-import { HopbusError } from '../runtime/errors.js';
+import { ConnectionError, HopbusError } from '../runtime/errors.js';
 
 export { HopbusError, ConnectionError, OptionsError, type HopbusErrorCode, type WireErrorName, type LocalErrorCode } from '../runtime/errors.js';
 export { SubjectError } from '../topics/index.js';
@@ -43,8 +43,11 @@ export class TimeoutError extends HopbusError {
 
 /** A consumer that could not keep up: messages were dropped or the connection closed. */
 export class SlowConsumerError extends HopbusError {
-  constructor(message: string) {
+  /** Messages lost, when it is known (the broker closed the previous connection: what it had queued and the client did not get). */
+  readonly lost: number | undefined;
+  constructor(message: string, lost?: number) {
     super('SLOW_CONSUMER', message);
+    this.lost = lost;
   }
 }
 
@@ -52,6 +55,21 @@ export class SlowConsumerError extends HopbusError {
 export class PendingLimitError extends HopbusError {
   constructor(message: string) {
     super('PENDING_LIMIT', message);
+  }
+}
+
+/**
+ * Messages published before a flush() or drain() may not have reached the broker: the
+ * connection was lost with them in flight (written to the socket, not yet confirmed), or
+ * the reconnect buffer could not hold what the lost connection had not written yet, or
+ * the reconnect never came. `lost` is how many at most; the code is CONNECTION.
+ */
+export class MessagesLostError extends ConnectionError {
+  constructor(
+    readonly lost: number,
+    why: string,
+  ) {
+    super(`up to ${lost} published message${lost === 1 ? '' : 's'} may be lost: ${why}`);
   }
 }
 

@@ -1,9 +1,12 @@
 import { FLAG_NO_RESPONDERS, FLAG_TS, type MsgView } from '../transports/protocol/index.js';
+import { ConnectionError, OptionsError } from '../runtime/errors.js';
 import { decodePayload, unpackr } from './codec.js';
 
 /** What Msg needs from its connection to answer a request. */
 export interface Responder {
   publish(subject: string, data?: unknown, options?: { headers?: Record<string, string> }): void;
+  /** The connection can no longer send (closed, draining): told here instead of thrown at the responder. */
+  respondFailed?(err: ConnectionError): void;
 }
 
 /**
@@ -12,6 +15,9 @@ export interface Responder {
  * `subject` pays for nothing else. The bytes are not copied: `data` views the
  * receive buffer, which nothing reuses.
  */
+/** What a buffered Msg costs beside its bytes: the object, its fields, the frame header. */
+export const MSG_BOOKKEEPING = 128;
+
 export class Msg {
   readonly subject: string;
   /** Reply subject, or '' when the publisher expects no reply. */
@@ -42,6 +48,14 @@ export class Msg {
     this.headersOff = v.headersOff;
     this.headersLen = v.headersLen;
     this.tsOff = v.tsOff;
+  }
+
+  /**
+   * Bytes this message keeps alive while it waits in an iterator's buffer: payload,
+   * headers, subject and reply, and MSG_BOOKKEEPING for the object and its frame header.
+   */
+  get size(): number {
+    return this.payloadLen + this.headersLen + this.subject.length + this.reply.length + MSG_BOOKKEEPING;
   }
 
   /** The payload bytes as sent. */
@@ -80,10 +94,23 @@ export class Msg {
     return (this.flags & FLAG_NO_RESPONDERS) !== 0;
   }
 
-  /** Answers a request: publishes to this message's reply subject. */
-  respond(data?: unknown, options?: { headers?: Record<string, string> }): void {
-    if (this.reply === '') throw new Error(`message on "${this.subject}" has no reply subject to respond to`);
-    this.bus.publish(this.reply, data, options);
+  /**
+   * Answers a request: publishes to this message's reply subject. Returns false when the
+   * connection is closed or draining by now (a late answer, from a timer say): that is
+   * reported as an 'error' event of the connection, never thrown, since the caller of a
+   * late respond() is rarely placed to catch it. A message without a reply subject, or an
+   * answer the connection refuses (too large, bad headers), throws as publish() does.
+   */
+  respond(data?: unknown, options?: { headers?: Record<string, string> }): boolean {
+    if (this.reply === '') throw new OptionsError(`message on "${this.subject}" has no reply subject to respond to`);
+    try {
+      this.bus.publish(this.reply, data, options);
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConnectionError)) throw err;
+      this.bus.respondFailed?.(err);
+      return false;
+    }
   }
 }
 

@@ -392,6 +392,11 @@ export class MulticastBus extends EventEmitter implements Connection, Subscripti
     else process.emitWarning(err);
   }
 
+  /** @internal A late msg.respond() on a closed or draining connection: an 'error' event (or a warning), never a throw. */
+  respondFailed(err: Error): void {
+    this.reportError(err);
+  }
+
   // --- receive ---------------------------------------------------------------------------------
 
   private onFrame(buf: Buffer, off: number, len: number): void {

@@ -22,6 +22,7 @@ export {
   SlowConsumerError,
   ConnectionError,
   PendingLimitError,
+  MessagesLostError,
   OptionsError,
   ServerError,
   ProtocolError,

@@ -9,6 +9,7 @@
 import type { Clock, Timer } from '../runtime/clock.js';
 import { canDial, canRedial, toEndpoint, type ServerAddress } from '../transports/dial.js';
 import type { Endpoint } from '../transports/url.js';
+import { Op } from '../transports/protocol/index.js';
 import { ConnectionError, OptionsError, PendingLimitError } from './errors.js';
 import type { WriteTarget } from './writer.js';
 
@@ -34,9 +35,9 @@ export class ServerList {
 }
 
 /**
- * Publishes made while disconnected, sent in order on reconnect. Bounded: beyond
- * `limit` bytes publish throws PendingLimitError. (Issue 18: what the lost link still
- * held is not carried over; a lossless flush across a reconnect would start here.)
+ * Publishes made while disconnected, sent in order on reconnect, after the PUBs the lost
+ * link had not written yet (carry()). Bounded: beyond `limit` bytes publish throws
+ * PendingLimitError, and carry() keeps only the oldest PUBs that fit.
  */
 export class Backlog implements WriteTarget {
   buf = Buffer.allocUnsafe(0);
@@ -59,6 +60,51 @@ export class Backlog implements WriteTarget {
   commit(n: number): void {
     this.used += n;
   }
+
+  /**
+   * The frames a lost link never wrote, buf[off, off+len): its PUBs are queued here, the
+   * oldest first while they fit; the rest (SUB, UNSUB, PING, PONG) are dropped, since a
+   * new connection re-subscribes and re-sends its flushes itself. Returns how many PUBs
+   * there were and how many were kept (the kept ones are the oldest).
+   */
+  carry(buf: Buffer, off: number, len: number): { pubs: number; kept: number } {
+    let pubs = 0;
+    let kept = 0;
+    const end = off + len;
+    for (let at = off; at + 5 <= end;) {
+      const n = buf.readUInt32LE(at);
+      if (n < 6 || at + n > end) break; // whole frames only: never the case for committed bytes
+      if (buf[at + 4] === Op.PUB) {
+        pubs++;
+        if (kept === pubs - 1 && this.used + n <= this.limit) {
+          buf.copy(this.reserve(n), this.used, at, at + n);
+          this.commit(n);
+          kept++;
+        }
+      }
+      at += n;
+    }
+    return { pubs, kept };
+  }
+
+  /** How many PUBs are queued (off the hot path: walks the frames). */
+  count(): number {
+    let pubs = 0;
+    for (let at = 0; at + 5 <= this.used;) {
+      const n = this.buf.readUInt32LE(at);
+      if (n < 6) break;
+      if (this.buf[at + 4] === Op.PUB) pubs++;
+      at += n;
+    }
+    return pubs;
+  }
+
+  /** Forgets what is queued. */
+  clear(): void {
+    this.buf = Buffer.allocUnsafe(0);
+    this.used = 0;
+  }
+
   take(): Buffer {
     const out = this.buf.subarray(0, this.used);
     this.buf = Buffer.allocUnsafe(0);

@@ -5,6 +5,10 @@ import type { Msg } from './msg.js';
 
 export type MsgHandler = (msg: Msg) => void;
 
+/** An iterator subscription's buffer bounds (nats.go's defaults for a subscription's pending limits are alike). */
+export const DEFAULT_MAX_PENDING = 65_536;
+export const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
 export interface SubscribeOptions {
   /** Queue group: each message goes to one member of the group. */
   queue?: string;
@@ -12,6 +16,8 @@ export interface SubscribeOptions {
   max?: number;
   /** For iterator subscriptions: messages buffered before new ones are dropped (default 65,536). */
   maxPending?: number;
+  /** For iterator subscriptions: bytes buffered before new ones are dropped (default 64 MiB; Msg.size per message). */
+  maxPendingBytes?: number;
   /**
    * What the broker does when this connection falls behind (default: the broker's,
    * normally 'disconnect'): 'disconnect', 'drop-oldest', 'drop-newest', 'conflate'
@@ -25,6 +31,8 @@ export interface SubscribeOptions {
 export interface SubscriptionOwner {
   unsubscribeSid(sub: Subscription, max: number): void;
   reportError(err: Error): void;
+  /** Resolves once the server has processed everything sent so far (a connection with a server: flush()). */
+  confirm?(): Promise<void>;
 }
 
 /**
@@ -44,12 +52,19 @@ export class Subscription implements AsyncIterable<Msg> {
   /** Wire value of the slow-consumer policy (0 = the broker's default). */
   readonly policy: number;
   private isClosed = false;
-  // Iterator buffer: grown on demand up to maxPending; when it is full, the arriving message is dropped.
+  // Iterator buffer: grown on demand up to maxPending messages and maxPendingBytes bytes;
+  // when either is reached, the arriving message is dropped.
   private readonly buf: Ring<Msg>;
   private readonly maxPending: number;
+  private readonly maxPendingBytes: number;
+  /** Bytes in `buf` (Msg.size each). */
+  private bufBytes = 0;
   private waiter: ((r: IteratorResult<Msg>) => void) | null = null;
   private rejectWaiter: ((err: Error) => void) | null = null;
   private failure: Error | null = null;
+  /** Why the server refused this subscription (or ended it), if it did. */
+  private refusal: Error | null = null;
+  private readyPromise: Promise<void> | null = null;
   private overflowing = false;
   private resolveClosed!: () => void;
   /** Resolves when the subscription ends (unsubscribed, drained, auto-expired or connection closed). */
@@ -65,13 +80,30 @@ export class Subscription implements AsyncIterable<Msg> {
     this.queue = options.queue ?? '';
     this.policy = options.policy === undefined ? 0 : POLICY_NAMES.indexOf(options.policy);
     this.max = options.max ?? 0;
-    this.maxPending = options.maxPending ?? 65_536;
+    this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
+    this.maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.buf = new Ring(Math.max(1, this.maxPending));
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
   get isClosedNow(): boolean {
     return this.isClosed;
+  }
+
+  /**
+   * Resolves once the server has accepted the subscription; rejects with its error if it
+   * refused it (e.g. ServerError MAX_SUBSCRIPTIONS, BAD_SUBJECT for a bad queue name),
+   * which the 'error' event reports too. Made on first use: awaiting it costs a flush.
+   */
+  get ready(): Promise<void> {
+    if (this.readyPromise === null) {
+      const confirm = this.owner.confirm;
+      const done = this.refusal !== null || confirm === undefined ? Promise.resolve() : confirm.call(this.owner);
+      this.readyPromise = done.then(() => {
+        if (this.refusal !== null) throw this.refusal;
+      });
+    }
+    return this.readyPromise;
   }
 
   /** Called by the connection for each message. Returns false once it is done (max reached). */
@@ -97,17 +129,25 @@ export class Subscription implements AsyncIterable<Msg> {
       w({ value: msg, done: false });
       return;
     }
-    if (!this.buf.push(msg)) {
-      this.dropped++;
-      if (!this.overflowing) {
-        this.overflowing = true;
-        this.owner.reportError(
-          new SlowConsumerError(
-            `subscription "${this.subject}" is not consuming: its buffer of ${this.maxPending} messages is full, new messages are dropped (${this.dropped} so far)`,
-          ),
-        );
-      }
+    const size = msg.size;
+    if (this.bufBytes + size <= this.maxPendingBytes && this.buf.push(msg)) {
+      this.bufBytes += size;
+      return;
     }
+    this.dropped++;
+    if (!this.overflowing) {
+      this.overflowing = true;
+      this.owner.reportError(
+        new SlowConsumerError(
+          `subscription "${this.subject}" is not consuming: its buffer (${this.maxPending} messages, ${this.maxPendingBytes} bytes) is full, new messages are dropped (${this.dropped} so far)`,
+        ),
+      );
+    }
+  }
+
+  /** Bytes waiting in the iterator's buffer. */
+  get pendingBytes(): number {
+    return this.bufBytes;
   }
 
   /** Stops the subscription; with `max`, after that many messages in total. */
@@ -125,7 +165,10 @@ export class Subscription implements AsyncIterable<Msg> {
   close(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    if (err) this.failure = err;
+    if (err) {
+      this.failure = err;
+      this.refusal = err;
+    }
     if (this.waiter !== null && this.buf.length === 0) {
       const w = this.waiter;
       this.waiter = null;
@@ -145,6 +188,7 @@ export class Subscription implements AsyncIterable<Msg> {
       next: (): Promise<IteratorResult<Msg>> => {
         if (this.buf.length > 0) {
           const msg = this.buf.shift()!;
+          this.bufBytes -= msg.size;
           if (this.buf.length === 0) this.overflowing = false;
           return Promise.resolve({ value: msg, done: false });
         }

@@ -35,6 +35,11 @@ export interface ServerInfo {
   reportIntervalMs?: number;
   /** The broker lets this (shm) client deliver to other shm clients directly (docs/SHM.md). */
   direct?: boolean;
+  /**
+   * On a reconnect to the same broker: why it closed this client's previous connection,
+   * and how many messages it had queued for it (the client subtracts what it received).
+   */
+  previous?: { closed: 'SLOW_CONSUMER'; reason: string; msgsOut: number };
 }
 
 /** Emitted as 'loss' when the broker reports messages a subscription lost to its slow-consumer policy. */

@@ -43,7 +43,8 @@ export type LocalErrorCode =
   | 'BAD_CONFIG' // broker options
   | 'BAD_CHANNELS' // a subject-to-channel map
   | 'BAD_MULTICAST' // a multicast address or option
-  | 'BAD_REPORT'; // a client's latency report that is not one the broker can read
+  | 'BAD_REPORT' // a client's latency report that is not one the broker can read
+  | 'JOURNAL'; // a journal directory or file that cannot be read or written
 
 /**
  * Every code. An ERR frame with a number this release does not know is reported as

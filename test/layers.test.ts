@@ -1,7 +1,8 @@
 /**
  * The layering, enforced (README "Architecture"; the rules and why are in
  * .dependency-cruiser.cjs): runtime/ imports nothing of ours, topics/ only runtime/,
- * topics/, transports/ and runtime/ never broker/ or client/, metrics/ neither of them,
+ * topics/, transports/, runtime/ and journal/ never broker/ or client/, nothing below journal/
+ * imports it, metrics/ neither of them,
  * broker/ and client/ never each other, and no import cycle anywhere. Type-only
  * imports count.
  *
@@ -16,7 +17,7 @@ import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const FOLDERS = ['runtime', 'topics', 'transports', 'metrics', 'broker', 'client', 'bin', 'bench'];
+const FOLDERS = ['runtime', 'topics', 'transports', 'journal', 'metrics', 'broker', 'client', 'bin', 'bench'];
 
 /** One line per violation: `rule: from -> to`, or `no-cycle: a -> b -> ... -> a`. */
 function describeViolation(v: IViolation): string {
@@ -49,20 +50,23 @@ describe('the layering of the source tree', () => {
 describe('the layering rules (.dependency-cruiser.cjs)', () => {
   it('catch each kind of forbidden import and a cycle, type-only imports included, and allow the permitted ones', async () => {
     const fixture = path.join(root, 'test', 'fixtures', 'layers');
-    const found = await violations(fixture, ['runtime', 'topics', 'transports', 'metrics', 'broker', 'client']);
+    const found = await violations(fixture, ['runtime', 'topics', 'transports', 'journal', 'metrics', 'broker', 'client']);
     expect(found).toEqual(
       expect.arrayContaining([
         'runtime-imports-nothing: runtime/clock.ts -> topics/subject.ts',
         'topics-imports-runtime-only: topics/subject.ts -> metrics/gauge.ts',
         'below-broker-and-client: metrics/gauge.ts -> broker/session.ts',
         'below-broker-and-client: transports/link.ts -> client/bus.ts',
+        'below-broker-and-client: journal/writer.ts -> broker/router.ts',
+        'journal-above-transports: transports/tap.ts -> journal/writer.ts',
         'broker-not-client: broker/session.ts -> client/bus.ts',
         'client-not-broker: client/bus.ts -> broker/router.ts',
         'no-cycle: broker/router.ts -> broker/session.ts -> broker/router.ts',
       ]),
     );
-    // topics/ importing runtime/, and transports/ importing both, are allowed.
+    // topics/ importing runtime/, transports/ importing both, and journal/ importing all three, are allowed.
     const notCycles = found.filter((v) => !v.startsWith('no-cycle: '));
     expect(notCycles.filter((v) => / topics\/subject\.ts -> runtime\//.test(v) || v.includes(': transports/ok.ts -> '))).toEqual([]);
+    expect(notCycles.filter((v) => v.includes(': journal/writer.ts -> ') && !v.endsWith(' -> broker/router.ts'))).toEqual([]);
   }, 60_000);
 });

@@ -104,6 +104,21 @@ export abstract class BufferedLink implements Link, Flushable {
     this.reader.maxFrame = n;
   }
 
+  /** Write buffer capacity held now (subclasses add their other buffers). */
+  get bufferBytes(): number {
+    return this.fill.length;
+  }
+
+  /** Inbound bytes held now: the partial frame's buffer and chunks held while paused. */
+  get inboundBytes(): number {
+    return this.reader.allocated + this.heldBytes;
+  }
+
+  /** Which inbound frame is being assembled across chunks (FrameReader.partial), 0 when none. */
+  get partialFrame(): number {
+    return this.reader.partial;
+  }
+
   start(handler: LinkHandler): void {
     this.handler = handler;
     if (this.finished) {
@@ -137,6 +152,13 @@ export abstract class BufferedLink implements Link, Flushable {
     const buf = this.reserve(len);
     buf.set(off === 0 && len === bytes.length ? bytes : bytes.subarray(off, off + len), this.wOff);
     this.commit(len);
+  }
+
+  /** Drops what is committed and not handed over yet; returns its bytes. */
+  discard(): number {
+    const n = this.used - this.from;
+    this.used = this.from;
+    return n;
   }
 
   /** Off the per-message path: only when the buffer is full. */
@@ -248,8 +270,10 @@ export abstract class BufferedLink implements Link, Flushable {
     if (this.finished) return;
     this.finished = true;
     this.closed = true;
-    this.dropQueued();
     const h = this.handler;
+    if (h?.onUnsent !== undefined && this.used > this.from) h.onUnsent(this.fill, this.from, this.used - this.from);
+    this.dropQueued();
+    this.reader.release();
     this.handler = null;
     h?.onClose(this.closeErr);
   }

@@ -29,6 +29,12 @@ export interface LinkHandler {
    * the peer (an ERR) and close the link; without this method the link is destroyed.
    */
   onProtocolError?(err: ProtocolError): void;
+  /**
+   * The link is closing for good with committed bytes it never handed to the transport:
+   * buf[off, off+len), whole frames, valid during the call only. Called once, just before
+   * onClose; a client carries what it may resend to its next connection.
+   */
+  onUnsent?(buf: Buffer, off: number, len: number): void;
 }
 
 export interface Link {
@@ -43,6 +49,12 @@ export interface Link {
 
   /** Raises or lowers the largest inbound frame accepted (e.g. after the handshake). */
   setMaxFrame?(n: number): void;
+  /** Which inbound frame is being assembled across chunks (changes with each), 0 when none: a read deadline watches it. */
+  readonly partialFrame?: number;
+  /** Memory the link holds for writing now: its write buffers' capacity, in flight included (not just the bytes queued). */
+  readonly bufferBytes?: number;
+  /** Memory the link holds for reading now: a partial frame's buffer, chunks held while paused. */
+  readonly inboundBytes?: number;
 
   /** Starts delivery of inbound frames to `handler` (frames are not read before). */
   start(handler: LinkHandler): void;
@@ -62,6 +74,12 @@ export interface Link {
   /** Stops reading from the peer until resume() (back-pressure on a greedy publisher). */
   pause(): void;
   resume(): void;
+
+  /**
+   * Drops the committed bytes not handed to the transport yet (what is in flight stays)
+   * and returns how many: a connection cut off as a slow consumer gets its ERR next.
+   */
+  discard?(): number;
 
   /** Sends what is queued, then closes. onClose follows. */
   close(): void;

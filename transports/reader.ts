@@ -27,6 +27,14 @@ export class FrameReader {
   private failed = false;
   /** Set by halt(): push() returns after the frame being handed out. */
   private halted = false;
+  /** Partial frames begun so far; `partial` is the one being assembled. */
+  private begun = 0;
+  /**
+   * Which frame is being assembled across chunks: a number that changes with every new
+   * partial frame, 0 when none is. A read deadline watches it: the same nonzero value
+   * for too long is a frame that never completes.
+   */
+  partial = 0;
 
   constructor(public maxFrame: number) {}
 
@@ -42,6 +50,20 @@ export class FrameReader {
   /** Bytes received but not yet handed out as a frame. */
   get buffered(): number {
     return this.part ? this.partLen : this.headLen;
+  }
+
+  /** Bytes allocated for the frame being assembled (its whole length, from its prefix). */
+  get allocated(): number {
+    return this.part === null ? 0 : this.part.length;
+  }
+
+  /** Drops a partial frame and stops reading for good (the link is gone): its bytes are released at once. */
+  release(): void {
+    this.part = null;
+    this.partLen = 0;
+    this.headLen = 0;
+    this.partial = 0;
+    this.failed = true;
   }
 
   /** Hands out every whole frame; returns the bytes of `chunk` consumed (all of them unless halt() was called). */
@@ -71,6 +93,7 @@ export class FrameReader {
         if (this.partLen < part.length) return end;
         this.part = null;
         this.partLen = 0;
+        this.partial = 0;
         this.emit(part, 0, part.length, sink);
         if (this.halted) return this.stop(pos);
       }
@@ -84,6 +107,7 @@ export class FrameReader {
         if (this.halted) return this.stop(pos);
       }
       if (pos < end) {
+        this.partial = ++this.begun;
         if (end - pos < 4) {
           chunk.copy(this.head, 0, pos, end);
           this.headLen = end - pos;

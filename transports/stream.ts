@@ -51,6 +51,10 @@ export class StreamLink extends BufferedLink {
     return this.used - this.from + this.sendingLen;
   }
 
+  override get bufferBytes(): number {
+    return this.fill.length + (this.spare?.length ?? 0) + (this.sending?.length ?? 0);
+  }
+
   protected override started(): void {
     this.socket.on('data', this.onData);
   }
@@ -70,7 +74,9 @@ export class StreamLink extends BufferedLink {
   }
 
   flush(): void {
-    if (this.sending !== null || this.used === 0 || this.closed) return;
+    // A destroyed socket (reset by the peer) still calls back the write in flight, without
+    // an error: what is queued stays queued, for finish() to hand to onUnsent.
+    if (this.sending !== null || this.used === 0 || this.closed || this.socket.destroyed) return;
     const out = this.fill;
     const n = this.used;
     this.sending = out;

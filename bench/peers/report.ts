@@ -185,7 +185,9 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
 /** One SVG per latency case, and bar charts for throughput: file name -> content. */
 export function plots(res: Results, cases: readonly Case[], order: string[]): Map<string, string> {
   const out = new Map<string, string>();
-  const color = (n: string) => PALETTE[order.indexOf(n) % PALETTE.length]!;
+  // One colour per system across every chart; more systems than colours would reuse one, so refuse that.
+  if (order.length > PALETTE.length) throw new Error(`${order.length} systems but ${PALETTE.length} distinct colours: extend PALETTE`);
+  const color = (n: string) => PALETTE[order.indexOf(n)]!;
   const sub = `${res.quick ? 'QUICK SMOKE RUN, not figures. ' : ''}Median of ${res.runs} run(s), ${res.date.slice(0, 10)}, ${res.machine.cpus} x ${res.machine.model ?? '?'}, Node ${res.node}`;
   const bars = new Map<string, Case[]>();
   for (const c of cases) {

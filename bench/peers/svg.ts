@@ -49,8 +49,33 @@ export interface BarChart {
   yLabel: string;
 }
 
-/** Series colours, in order: distinguishable, and readable on white. */
-export const PALETTE = ['#7f7f7f', '#1f77b4', '#17becf', '#d62728', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2', '#bcbd22'];
+/**
+ * Series colours, in order: Kelly's colours of maximum contrast (without white and black,
+ * and the two palest yellows last), so that up to 20 systems in one chart never share a
+ * colour. The one grey is last but for those yellows: it reads as "a floor".
+ */
+export const PALETTE = [
+  '#0067a5', // blue
+  '#be0032', // red
+  '#008856', // green
+  '#f38400', // orange
+  '#875692', // purple
+  '#882d17', // reddish brown
+  '#e68fac', // purplish pink
+  '#8db600', // yellow green
+  '#604e97', // violet
+  '#e25822', // reddish orange
+  '#a1caf1', // light blue
+  '#b3446c', // purplish red
+  '#654522', // yellowish brown
+  '#2b3d26', // olive green
+  '#f99379', // yellowish pink
+  '#c2b280', // buff
+  '#f6a600', // orange yellow
+  '#848482', // grey
+  '#dcd300', // greenish yellow
+  '#f3c300', // yellow
+];
 
 const W = 820;
 const H = 460;

@@ -2,7 +2,9 @@
  * bin/cli/args.ts: how every command declares its arguments, once. A command is a table
  * of flags (name, short letter, kind, default, one line of help) and positionals; from
  * it come the parser (node:util parseArgs, strict: an unknown flag is an error), the
- * defaults, and the --help text, which therefore lists every flag with its default.
+ * defaults, the environment variables a flag may come from (a flag wins over its
+ * variable, the variable over the default), and the --help text, which therefore lists
+ * every flag with its default and its variable.
  */
 import { parseArgs } from 'node:util';
 import { HopbusError } from '../../runtime/errors.js';
@@ -26,6 +28,8 @@ export interface Flag {
   default?: string;
   /** Where the default comes from when it is not a constant (e.g. "$HOPBUS_URL, the context, or tcp://127.0.0.1:7400"). */
   defaultText?: string;
+  /** An environment variable that gives the value when the flag is absent (a flag wins over it). */
+  env?: string;
   help: string;
 }
 
@@ -48,6 +52,8 @@ export type Values = Record<string, string | boolean | string[] | undefined>;
 export interface Parsed {
   values: Values;
   positionals: string[];
+  /** Where each value came from: the command line, its environment variable, or the table's default. */
+  sources: Record<string, 'flag' | 'env' | 'default'>;
 }
 
 const HELP_FLAG: Flag = { name: 'help', short: 'h', kind: 'boolean', help: 'show this help' };
@@ -59,7 +65,8 @@ export function helpText(spec: CommandSpec): string {
   const width = Math.max(...left.map((l) => l.length)) + 2;
   const lines = flags.map((f, i) => {
     const def = f.defaultText ?? f.default;
-    return `  ${left[i]!.padEnd(width)}${f.help}${def !== undefined ? ` (default ${def})` : ''}${f.kind === 'list' ? ' (repeatable)' : ''}`;
+    const env = f.env ? ` [${f.env}]` : '';
+    return `  ${left[i]!.padEnd(width)}${f.help}${def !== undefined ? ` (default ${def})` : ''}${f.kind === 'list' ? ' (repeatable)' : ''}${env}`;
   });
   return `Usage: hopbus ${spec.usage}\n\n${spec.about}\n\nOptions:\n${lines.join('\n')}${spec.footer ? `\n\n${spec.footer}` : ''}`;
 }
@@ -77,9 +84,9 @@ export function parseCommand(args: string[], spec: CommandSpec): Parsed | null {
       ...(f.kind === 'list' ? { multiple: true } : {}),
     };
   }
-  let parsed: { values: Values; positionals: string[] };
+  let parsed: Parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+    parsed = { ...(parseArgs({ args, options, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] }), sources: {} };
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${helpText(spec)}`);
   }
@@ -96,7 +103,23 @@ export function parseCommand(args: string[], spec: CommandSpec): Parsed | null {
     const what = parsed.positionals.length < min ? (spec.needs ?? 'missing arguments') : `unexpected argument "${parsed.positionals[max]}"`;
     throw new UsageError(`${what}\n\n${helpText(spec)}`);
   }
-  for (const f of spec.flags) if (parsed.values[f.name] === undefined && f.default !== undefined) parsed.values[f.name] = f.default;
+  for (const f of spec.flags) {
+    if (parsed.values[f.name] !== undefined) {
+      parsed.sources[f.name] = 'flag';
+      continue;
+    }
+    const fromEnv = f.env !== undefined ? process.env[f.env] : undefined;
+    if (fromEnv !== undefined && fromEnv !== '') {
+      if (f.kind === 'boolean') {
+        if (!/^(1|true|yes|0|false|no)$/i.test(fromEnv)) throw new UsageError(`${f.env} must be true or false, got "${fromEnv}"`);
+        parsed.values[f.name] = /^(1|true|yes)$/i.test(fromEnv);
+      } else parsed.values[f.name] = f.kind === 'list' ? fromEnv.split(',') : fromEnv;
+      parsed.sources[f.name] = 'env';
+    } else if (f.default !== undefined) {
+      parsed.values[f.name] = f.default;
+      parsed.sources[f.name] = 'default';
+    }
+  }
   return parsed;
 }
 

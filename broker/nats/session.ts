@@ -217,6 +217,13 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   /** Keepalive state, kept by broker/liveness.ts. */
   pingsOut = 0;
   pingSentAt = 0;
+  /**
+   * The read deadline (broker/liveness.ts) watches the link's partial hopbus frame; a
+   * NATS link never runs the frame reader, so it has none (its parser bounds a control
+   * line at 4 KiB and a payload at max_payload instead).
+   */
+  partialSeen = 0;
+  partialSeenAt = 0;
   rttMs = -1;
   report: ClientLatency | null = null;
   readonly stats: NatsSessionStats = { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, refused: 0 };
@@ -542,6 +549,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
       ...this.stats,
       pendingBytes: o.pendingBytes,
       heldMsgs: o.hold.length,
+      /** Memory held for this connection now, framing and bookkeeping included (as a hopbus session counts it). */
+      memoryBytes: o.memoryBytes + (this.link.inboundBytes ?? 0),
       ...o.stats,
       ...this.gate.flow,
       paused: this.gate.paused,

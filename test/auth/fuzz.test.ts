@@ -2,7 +2,8 @@
  * A fuzz pass on the CONNECT/auth path of a real broker with users and tokens: random
  * credential fields (strings, wrong types, huge, unicode, the right secret among them)
  * over raw hopbus and NATS sockets. Each connection is either admitted (and then
- * answers a PING) for exactly the right credentials, or refused with AUTH or PROTOCOL
+ * answers a PING) for exactly the right credentials, or refused with AUTH, PROTOCOL or
+ * FRAME_TOO_LARGE (a CONNECT over 4 KiB)
  * (NATS: `Authorization Violation`, `maximum control line exceeded` for a huge CONNECT, or
  * a close for CONNECT that is not JSON) and closed;
  * no secret appears in any answer; the broker serves a healthy client throughout.
@@ -22,6 +23,8 @@ const PONG = 0x31;
 const ERR = 0x41;
 const PROTOCOL = 1;
 const AUTH = 13;
+/** A CONNECT over 4 KiB is refused at its length prefix, before it is read. */
+const FRAME_TOO_LARGE = 3;
 
 const secret = fc.oneof(fc.constant('wonderland'), fc.constant('tok-123'), fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 20 }));
 const value = fc.oneof(
@@ -60,6 +63,7 @@ async function withBroker(run: (b: StartedBroker, clock: FakeClock) => Promise<v
   }
 }
 
+const strings = (c: Record<string, unknown>) => Object.fromEntries(Object.entries(c).filter(([, v]) => typeof v === 'string'));
 const typed = (c: Record<string, unknown>) => ['user', 'pass', 'token'].every((k) => c[k] === undefined || typeof c[k] === 'string');
 
 describe('fuzzed credentials', () => {
@@ -79,7 +83,7 @@ describe('fuzzed credentials', () => {
             } else {
               await raw.closed;
               expect(ops).toEqual([ERR]);
-              expect([AUTH, PROTOCOL]).toContain(raw.frames[0]!.code);
+              expect([AUTH, PROTOCOL, FRAME_TOO_LARGE]).toContain(raw.frames[0]!.code);
               expect(raw.frames[0]!.text).not.toContain('wonderland');
               expect(raw.frames[0]!.text).not.toContain('tok-123');
             }
@@ -103,7 +107,8 @@ describe('fuzzed credentials', () => {
           try {
             const json = JSON.stringify({ verbose: false, user: c.user, pass: c.pass, auth_token: c.token });
             raw.write(`CONNECT ${broken ? json.slice(0, -1) : json}\r\nPING\r\n`);
-            if (!broken && typed(c) && rightful(c)) {
+            // The NATS listener ignores credential fields that are not strings (nats-server reads them into typed fields).
+            if (!broken && rightful(strings(c))) {
               await raw.waitFor(/PONG\r\n/, 'PONG');
             } else {
               await raw.waitClosed('refused');

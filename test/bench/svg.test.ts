@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { barChart, compact, esc, fitFont, linearTicks, logTicks, percentileChart } from '../../bench/peers/svg.js';
+import { PALETTE, barChart, compact, esc, fitFont, linearTicks, logTicks, percentileChart } from '../../bench/peers/svg.js';
+import { TARGETS } from '../../dist/bench/peers/targets/index.js'; // from dist, as the targets resolve their files there
 
 /**
  * A small well-formedness check: every tag closes in order, attributes are quoted,
@@ -115,5 +116,18 @@ describe('barChart', () => {
   it('escapes group names', () => {
     expect(svg).toContain('1-&gt;1 16 B');
     expect(esc('a<b')).toBe('a&lt;b');
+  });
+});
+
+describe('the palette', () => {
+  it('gives every system of the peer benchmark a colour of its own', () => {
+    expect(new Set(PALETTE.map((c) => c.toLowerCase())).size).toBe(PALETTE.length);
+    expect(TARGETS.length).toBeLessThanOrEqual(PALETTE.length);
+    // One grey at most: two greys (or two blues) read as one system.
+    const grey = PALETTE.filter((c) => {
+      const [r, g, b] = [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16));
+      return Math.max(r!, g!, b!) - Math.min(r!, g!, b!) < 16;
+    });
+    expect(grey.length).toBeLessThanOrEqual(1);
   });
 });

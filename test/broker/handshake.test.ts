@@ -20,7 +20,7 @@ describe('readConnect', () => {
   it("a valid CONNECT gives the client's name, language and choices, names clipped to their bounds", () => {
     const h = read(connect({ name: 'n'.repeat(300), lang: 'ts', verbose: true, direct: true, version: '1', timestamps: true }));
     expect(isRefusal(h)).toBe(false);
-    expect(h).toEqual({ name: 'n'.repeat(256), lang: 'ts', verbose: true, direct: true, publishRate: undefined });
+    expect(h).toEqual({ name: 'n'.repeat(256), lang: 'ts', verbose: true, direct: true, publishRate: undefined, resume: null });
   });
 
   it('refuses another first frame, another protocol version, bad msgpack, a non-map, unknown keys and wrong types', () => {
@@ -34,11 +34,19 @@ describe('readConnect', () => {
       [connect({ colour: 'red' }), ERR.PROTOCOL, /unknown CONNECT option "colour"/],
       [connect({ verbose: 'yes' }), ERR.PROTOCOL, /"verbose" must be a boolean/],
       [connect({ publishRate: { msgsPerSec: -1 } }), ERR.BAD_OPTION, /publishRate/],
+      [connect({ resume: { serverId: 'x' } }), ERR.BAD_OPTION, /"resume" must be \{ serverId: string, clientId: integer \}/],
+      [connect({ resume: { serverId: 'x', clientId: 1.5 } }), ERR.BAD_OPTION, /"resume"/],
+      [connect({ resume: { serverId: 'x', clientId: 1, more: 1 } }), ERR.BAD_OPTION, /"resume"/],
     ];
     for (const [frame, code, text] of cases) {
       const r = read(frame);
       expect(isRefusal(r) && [r.code, text.test(r.text)]).toEqual([code, true]);
     }
+  });
+
+  it('a reconnecting client names its previous connection (resume), read as given', () => {
+    const h = read(connect({ resume: { serverId: 'abc', clientId: 7 } })) as Hello;
+    expect(h.resume).toEqual({ serverId: 'abc', clientId: 7 });
   });
 
   it("a publish rate the client asks for can only lower the broker's, field by field", () => {
@@ -48,7 +56,7 @@ describe('readConnect', () => {
 });
 
 describe('directRefusal and INFO', () => {
-  const hello: Hello = { name: '', lang: '', verbose: false, direct: true, publishRate: undefined };
+  const hello: Hello = { name: '', lang: '', verbose: false, direct: true, publishRate: undefined, resume: null };
   it('verbose and an own rate limit rule direct delivery out before the plane is asked', () => {
     const never = () => {
       throw new Error('the plane is not asked');

@@ -1,7 +1,7 @@
 /** Keepalive, stale connections, write deadlines and the handshake timeout, on a FakeClock. */
 import { describe, expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
-import { Liveness, type Live, type LivenessOptions } from '../../broker/liveness.js';
+import { Liveness, SLOW_NOTICES, type Live, type LivenessOptions } from '../../broker/liveness.js';
 
 const PING = 0x30;
 const ERR_PROTOCOL = 1;
@@ -10,7 +10,9 @@ const DISCONNECT = 1;
 
 class FakeLive implements Live {
   open = true;
-  link = { writeBlockedSince: 0 };
+  link = { writeBlockedSince: 0, partialFrame: 0 };
+  partialSeen = 0;
+  partialSeenAt = 0;
   pingsOut = 0;
   pingSentAt = 0;
   rttMs = -1;
@@ -34,7 +36,7 @@ class FakeLive implements Live {
   }
 }
 
-const OPTS: LivenessOptions = { pingIntervalMs: 100, maxPingsOut: 2, writeDeadlineMs: 0, handshakeTimeoutMs: 0 };
+const OPTS: LivenessOptions = { pingIntervalMs: 100, maxPingsOut: 2, writeDeadlineMs: 0, readDeadlineMs: 0, handshakeTimeoutMs: 0 };
 
 function live(o: Partial<LivenessOptions> = {}) {
   const clock = new FakeClock(1000);
@@ -101,9 +103,9 @@ describe('Liveness: keepalive', () => {
   });
 
   it('stop clears its timers', () => {
-    const { clock, l } = live({ writeDeadlineMs: 1000 });
+    const { clock, l } = live({ writeDeadlineMs: 1000, readDeadlineMs: 1000 });
     l.start();
-    expect(clock.pending).toBe(2);
+    expect(clock.pending).toBe(3);
     l.stop();
     expect(clock.pending).toBe(0);
   });
@@ -166,5 +168,35 @@ describe('Liveness: handshake timeout', () => {
     const { clock, l } = live({ handshakeTimeoutMs: 0 });
     expect(l.expectConnect(new FakeLive())).toBe(null);
     expect(clock.pending).toBe(0);
+  });
+});
+
+describe('Liveness: read deadlines', () => {
+  it('the same partial frame seen for readDeadlineMs closes the connection; a new one each time, or none, does not', () => {
+    const { clock, l, add } = live({ pingIntervalMs: 0, readDeadlineMs: 400 });
+    const stuck = add();
+    const moving = add();
+    const idle = add();
+    l.start();
+    stuck.link.partialFrame = 7;
+    for (let i = 1; i <= 8; i++) {
+      moving.link.partialFrame = i; // frames that complete, each split across chunks
+      clock.advance(100);
+    }
+    expect(stuck.closed).toHaveLength(1);
+    expect(stuck.closed[0]![1]).toMatch(/a frame begun 400 ms ago is still incomplete \(readDeadlineMs 400\)/);
+    expect(moving.closed).toEqual([]);
+    expect(idle.closed).toEqual([]);
+  });
+});
+
+describe('Liveness: slow-consumer notices', () => {
+  it('a notice is given once, and at most SLOW_NOTICES are kept, the oldest forgotten first', () => {
+    const { l } = live();
+    for (let cid = 1; cid <= SLOW_NOTICES + 10; cid++) l.closedSlow(cid, { closed: 'SLOW_CONSUMER', reason: 'r', msgsOut: cid });
+    expect(l.slowNotices).toBe(SLOW_NOTICES);
+    expect(l.takeSlow(1)).toBeUndefined();
+    expect(l.takeSlow(SLOW_NOTICES + 10)).toEqual({ closed: 'SLOW_CONSUMER', reason: 'r', msgsOut: SLOW_NOTICES + 10 });
+    expect(l.takeSlow(SLOW_NOTICES + 10)).toBeUndefined();
   });
 });

@@ -75,7 +75,7 @@ export interface Result {
   killed: boolean;
 }
 
-/** Runs to exit, bounded: killed after `ms`, or at once when stdout matches `killOn`. */
+/** Runs to exit, bounded: killed after `ms`, or at once when stdout or stderr matches `killOn`. */
 export async function run(args: string[], opts: { ms?: number; killOn?: RegExp } & StartOptions = {}): Promise<Result> {
   const p = start(args, opts);
   let killed = false;
@@ -87,7 +87,7 @@ export async function run(args: string[], opts: { ms?: number; killOn?: RegExp }
   };
   const timer = setTimeout(kill, opts.ms ?? 15_000);
   let poll: NodeJS.Timeout | undefined;
-  if (opts.killOn) poll = setInterval(() => opts.killOn!.test(p.out.stdout) && kill(), 10);
+  if (opts.killOn) poll = setInterval(() => (opts.killOn!.test(p.out.stdout) || opts.killOn!.test(p.out.stderr)) && kill(), 10);
   const { code } = await p.exited;
   clearTimeout(timer);
   clearInterval(poll);
@@ -112,7 +112,7 @@ export const READY = /^hopbus broker ready: (.+)$/m;
 /** Starts `hopbus broker --port 0 ...` and returns it with the URLs from its ready line. */
 export async function broker(args: string[] = ['--port', '0']): Promise<{ proc: Proc; urls: string[]; url: string }> {
   const proc = start(['broker', '--log-level', 'info', ...args]);
-  const urls = (await waitFor(proc, READY))[1]!.trim().split(/\s+/);
+  const urls = (await waitFor(proc, READY, 'stderr'))[1]!.trim().split(/\s+/);
   return { proc, urls, url: urls[0]! };
 }
 

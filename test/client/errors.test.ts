@@ -256,6 +256,31 @@ describe('maximum subscriptions', () => {
     expect(bus.connected).toBe(true);
   });
 
+  it("the caller that made the subscription learns of the refusal: its ready promise rejects with the ServerError, the accepted ones' resolve", async () => {
+    const b = await w.broker({ maxSubscriptions: 2 });
+    const bus = await w.connect(b.url);
+    bus.on('error', () => {});
+    const subs = ['a', 'b', 'c'].map((p) => bus.subscribe(p, () => {}));
+    const outcomes = await Promise.all(
+      subs.map((s) =>
+        s.ready.then(
+          () => 'accepted',
+          (e: unknown) => e,
+        ),
+      ),
+    );
+    expect(outcomes.slice(0, 2)).toEqual(['accepted', 'accepted']);
+    const err = outcomes[2] as ServerError;
+    expect(err).toBeInstanceOf(ServerError);
+    expect(err.code).toBe('MAX_SUBSCRIPTIONS');
+    expect(err.sid).toBe(subs[2]!.sid);
+    // Asked again, or only after the refusal arrived: the same answer, without another round trip.
+    await expect(subs[2]!.ready).rejects.toBe(err);
+    const late = bus.subscribe('d', () => {});
+    await bus.flush();
+    await expect(late.ready).rejects.toBeInstanceOf(ServerError);
+  });
+
   it('iterating a refused subscription throws the server error', async () => {
     const b = await w.broker({ maxSubscriptions: 1 });
     const bus = await w.connect(b.url);

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionError, TimeoutError, connect, type ConnectOptions } from '../../client/index.js';
+import { ConnectionError, MessagesLostError, TimeoutError, connect, type ConnectOptions } from '../../client/index.js';
 import { Bus } from '../../client/bus.js';
 import { Keepalive } from '../../client/keepalive.js';
 import { FakeClock } from '../../runtime/clock.js';
@@ -142,6 +142,7 @@ function pingHost() {
   return {
     connected: true,
     sent: 0,
+    published: 0,
     staleWith: null as Error | null,
     sendPing() {
       this.sent++;
@@ -210,7 +211,7 @@ describe('Keepalive (client/keepalive.ts, on a fake clock)', () => {
     const f1 = k.flush(10_000);
     clock.advance(100);
     expect(h.sent).toBe(2);
-    k.linkLost();
+    k.linkLost({ sentEnd: 0, keptEnd: 0, total: 0, dropped: '' });
     h.connected = false;
     const f2 = k.flush(10_000);
     expect(h.sent).toBe(2);
@@ -221,6 +222,62 @@ describe('Keepalive (client/keepalive.ts, on a fake clock)', () => {
     k.pong()!.resolve();
     await Promise.all([f1, f2]);
     expect(k.pong()).toBeNull();
+  });
+
+  it('a flush over messages written but unconfirmed when the link is lost rejects with MessagesLostError and their count', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 0, 5);
+    h.published = 4;
+    const confirmed = k.flush(10_000);
+    k.pong()!.resolve(); // messages 1..4 confirmed
+    await confirmed;
+    h.published = 10;
+    const f = k.flush(10_000);
+    // 5..8 were written to the transport, 9..10 carried into the backlog.
+    const next = k.linkLost({ sentEnd: 8, keptEnd: 10, total: 10, dropped: 'dropped' });
+    const err = await f.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MessagesLostError);
+    expect((err as MessagesLostError).lost).toBe(4);
+    expect((err as MessagesLostError).code).toBe('CONNECTION');
+    // The lost run is taken out of the numbering: the carried two follow the confirmed four.
+    expect(next).toBe(6);
+  });
+
+  it('a flush whose messages were all confirmed or carried is sent again and resolves; one over a dropped run rejects with its count', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 0, 5);
+    h.published = 6;
+    const carried = k.flush(10_000);
+    h.published = 9;
+    const overflow = k.flush(10_000);
+    // Nothing was written yet: 1..6 carried, 7..9 did not fit the backlog.
+    expect(k.linkLost({ sentEnd: 0, keptEnd: 6, total: 9, dropped: 'the reconnect buffer was full' })).toBe(6);
+    const err = await overflow.catch((e: unknown) => e);
+    expect((err as MessagesLostError).lost).toBe(3);
+    expect(String(err)).toMatch(/up to 3 published messages may be lost: the reconnect buffer was full/);
+    h.sent = 0;
+    k.resend();
+    expect(h.sent).toBe(1);
+    k.pong()!.resolve();
+    await carried;
+    expect(k.acked).toBe(6);
+  });
+
+  it('losses no waiting flush covered are reported by the next flush, once', async () => {
+    const clock = new FakeClock();
+    const h = pingHost();
+    const k = new Keepalive(h, clock, 0, 5);
+    h.published = 5;
+    h.published = k.linkLost({ sentEnd: 5, keptEnd: 5, total: 5, dropped: '' });
+    expect(h.published).toBe(0);
+    const err = await k.flush(10_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MessagesLostError);
+    expect((err as MessagesLostError).lost).toBe(5);
+    const again = k.flush(10_000);
+    k.pong()!.resolve();
+    await again;
   });
 
   it('close stops the interval and fails the waiting flushes', async () => {

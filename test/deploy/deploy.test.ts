@@ -108,7 +108,7 @@ describe('deploy/Dockerfile', () => {
       try {
         let out = '';
         const url = await new Promise<string>((resolve, reject) => {
-          broker.stdout.setEncoding('utf8').on('data', (d: string) => {
+          broker.stderr.setEncoding('utf8').on('data', (d: string) => {
             out += d;
             const m = /ready: (tcp:\/\/\S+)/.exec(out);
             if (m) resolve(m[1]!);

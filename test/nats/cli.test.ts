@@ -36,10 +36,10 @@ const READY = /^hopbus broker ready: .+$/m;
 describe('hopbus broker and NATS clients', () => {
   it('--nats-port 0 serves NATS clients on a free port and prints "NATS clients: nats://HOST:PORT"', async () => {
     const p = start(['broker', '--port', '0', '--nats-port', '0', '--log-level', 'warn']);
-    await until(() => /^NATS clients: nats:\/\/\S+$/m.test(p.out.stdout), `the NATS line (got ${JSON.stringify(p.out)})`);
-    const url = /^NATS clients: (nats:\/\/\S+)$/m.exec(p.out.stdout)![1]!;
+    await until(() => /^NATS clients: nats:\/\/\S+$/m.test(p.out.stderr), `the NATS line (got ${JSON.stringify(p.out)})`);
+    const url = /^NATS clients: (nats:\/\/\S+)$/m.exec(p.out.stderr)![1]!;
     expect(url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/);
-    expect(READY.test(p.out.stdout)).toBe(true);
+    expect(READY.test(p.out.stderr)).toBe(true);
     const port = Number(new URL(url.replace('nats:', 'http:')).port);
     const c = await connect({ servers: `127.0.0.1:${port}`, reconnect: false });
     try {
@@ -59,9 +59,9 @@ describe('hopbus broker and NATS clients', () => {
     });
     try {
       const p = start(['broker', '--port', '0', '--log-level', 'warn']);
-      await until(() => /^NATS clients: /m.test(p.out.stdout), `the NATS line (got ${JSON.stringify(p.out)})`);
-      expect(p.out.stdout).toMatch(/^NATS clients: not served, port 4222 is in use \(choose another with --nats-port P, or --no-nats\)$/m);
-      expect(READY.test(p.out.stdout)).toBe(true);
+      await until(() => /^NATS clients: /m.test(p.out.stderr), `the NATS line (got ${JSON.stringify(p.out)})`);
+      expect(p.out.stderr).toMatch(/^NATS clients: not served, port 4222 is in use \(choose another with --nats-port P, or --no-nats\)$/m);
+      expect(READY.test(p.out.stderr)).toBe(true);
     } finally {
       await new Promise((r) => holder.close(r));
     }
@@ -69,14 +69,14 @@ describe('hopbus broker and NATS clients', () => {
 
   it('--no-nats: no NATS listener, no NATS line', async () => {
     const p = start(['broker', '--port', '0', '--no-nats', '--log-level', 'info']);
-    await until(() => READY.test(p.out.stdout), `the ready line (got ${JSON.stringify(p.out)})`);
+    await until(() => READY.test(p.out.stderr), `the ready line (got ${JSON.stringify(p.out)})`);
     // A round trip through its event loop: the start-up code after the ready line (the signal handlers) has run.
-    const bus = await connectBroker(/^hopbus broker ready: (\S+)/m.exec(p.out.stdout)![1]!, { reconnect: false });
+    const bus = await connectBroker(/^hopbus broker ready: (\S+)/m.exec(p.out.stderr)![1]!, { reconnect: false });
     await bus.close();
     // All it prints, up to its graceful exit.
     running.at(-1)!.kill('SIGTERM');
     expect(await p.exited).toBe(0);
-    expect(p.out.stdout).not.toMatch(/NATS clients/);
+    expect(p.out.stderr).not.toMatch(/NATS clients/);
     expect(p.out.stdout).toContain('"natsUrl":null');
   });
 

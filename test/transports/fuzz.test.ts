@@ -24,6 +24,7 @@ import {
   maxFrameFor,
   writeDirect,
 } from '../../transports/protocol/index.js';
+import { MAX_CONNECT_FRAME } from '../../broker/handshake.js';
 import { FrameReader } from '../../transports/reader.js';
 import { FakeClock } from '../../runtime/clock.js';
 import { RawClient, bareFrame as bare, connectFrame, pubFrame, subFrame, unsubFrame, until } from '../kit/index.js';
@@ -56,7 +57,8 @@ interface Prediction {
  * sid, ...) are not modelled: they only add non-fatal ERRs.
  */
 function predict(bytes: Buffer): Prediction {
-  const reader = new FrameReader(MAX_FRAME);
+  // Before CONNECT the broker takes a CONNECT-sized frame only (broker/handshake.ts MAX_CONNECT_FRAME).
+  const reader = new FrameReader(MAX_CONNECT_FRAME);
   const view = new MsgView();
   let connected = false;
   let pings = 0;
@@ -77,6 +79,7 @@ function predict(bytes: Buffer): Prediction {
       const types: Record<string, string> = { name: 'string', lang: 'string', version: 'string', verbose: 'boolean', timestamps: 'boolean' };
       for (const [k, v] of Object.entries(opts)) if (types[k] === undefined || typeof v !== types[k]) return void (fatal = ErrCode.PROTOCOL);
       connected = true;
+      reader.maxFrame = MAX_FRAME;
       return;
     }
     switch (op) {
@@ -452,7 +455,7 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
 
   it('(h) an unknown CONNECT option, a mistyped one, a non-map or invalid msgpack: fatal ERR PROTOCOL, then close', async () => {
     const unknown = expectRefused(await attack(connectFrame({ name: 'x', tokn: 'secret' }), 'wait'), ErrCode.PROTOCOL);
-    expect(unknown.text).toBe('unknown CONNECT option "tokn"; known: name, lang, version, verbose, timestamps, publishRate, direct, user, pass, token');
+    expect(unknown.text).toBe('unknown CONNECT option "tokn"; known: name, lang, version, verbose, timestamps, publishRate, direct, user, pass, token, resume');
     const typed = expectRefused(await attack(connectFrame({ verbose: 'yes' }), 'wait'), ErrCode.PROTOCOL);
     expect(typed.text).toBe('CONNECT option "verbose" must be a boolean');
     const list = expectRefused(await attack(connectFrame(['name', 'x']), 'wait'), ErrCode.PROTOCOL);
@@ -506,11 +509,11 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
       ErrCode.MAX_PAYLOAD,
     );
     expect(hdr.text).toBe(`maximum headers size exceeded: ${MAX_HEADERS + 1} bytes, the limit is ${MAX_HEADERS}`);
-    // Exactly at the limits is fine.
-    const atLimit = await attack(
-      Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: Buffer.alloc(MAX_HEADERS) }), bare(Op.PING)]),
-      'end',
-    );
+    // Exactly at the limits is fine (headers: a valid map { a: 'xx...' } of exactly MAX_HEADERS bytes).
+    const fullHeaders = Buffer.alloc(MAX_HEADERS, 0x78);
+    Buffer.from([0x81, 0xa1, 0x61, 0xda]).copy(fullHeaders);
+    fullHeaders.writeUInt16BE(MAX_HEADERS - 6, 4);
+    const atLimit = await attack(Buffer.concat([connectFrame(), pubFrame('a', Buffer.alloc(MAX_PAYLOAD), { headers: fullHeaders }), bare(Op.PING)]), 'end');
     expect(atLimit.frames.map((f) => f.op)).toEqual([Op.INFO, Op.PONG]);
   });
 
