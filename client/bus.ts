@@ -24,7 +24,7 @@ import { Registry } from './registry.js';
 import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
-import { Conn, Handshake, INITIAL_MAX_FRAME, helloFrame, type Resume } from './connection.js';
+import { Conn, Handshake, INITIAL_MAX_FRAME, explainHandshakeFailure, helloFrame, type Resume } from './connection.js';
 import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
 import type { Connection, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
@@ -146,7 +146,8 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
         if (this.latency !== null) this.reportTimer = this.clock.interval(this.reportLatency, this.info?.reportIntervalMs || 1000).unref();
         return;
       } catch (err) {
-        errors.push(`${ep.url}: ${(err as Error).message}`);
+        const refused = (err as NodeJS.ErrnoException).code === 'ECONNREFUSED' || (err as Error).message.includes('ECONNREFUSED');
+        errors.push(`${ep.url}: ${refused ? 'nothing listens there (is the broker running?): ' : ''}${(err as Error).message}`);
         last = err;
       }
     }
@@ -556,7 +557,7 @@ export class Bus extends EventEmitter implements Connection, SubscriptionOwner {
   onLinkClose(conn: Conn, err: Error | null): void {
     if (this.conn !== conn) return;
     if (this.handshake !== null) {
-      this.handshake.reject(err ?? new ConnectionError('connection closed during the handshake'));
+      this.handshake.reject(err === null ? new ConnectionError('connection closed during the handshake') : explainHandshakeFailure(err, conn.ep.url));
       return;
     }
     this.conn = null;

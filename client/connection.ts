@@ -11,8 +11,18 @@ import { Op, encodeHandshake } from '../transports/protocol/index.js';
 import type { Link, LinkHandler } from '../transports/link.js';
 import { VERSION } from '../transports/protocol/index.js';
 import type { Endpoint } from '../transports/url.js';
+import { ConnectionError } from '../runtime/errors.js';
+import { ProtocolError } from '../transports/protocol/index.js';
 import { packr } from './codec.js';
 import { TimeoutError } from './errors.js';
+
+/** No INFO came: the server took the connection and said nothing a hopbus broker says. */
+class HandshakeTimeoutError extends TimeoutError {
+  constructor(timeoutMs: number) {
+    super('handshake', timeoutMs);
+    this.message += ": the server accepted the connection but did not answer as a hopbus broker (an HTTP port waits for a request: give the broker's TCP port)";
+  }
+}
 import type { ResolvedConnectOptions } from './options.js';
 
 /** Largest frame accepted before INFO tells the real limits. */
@@ -49,6 +59,30 @@ export class Conn implements LinkHandler {
   }
 }
 
+/**
+ * Why a handshake failed, in words a user can act on when the server is not a hopbus
+ * broker at all: the first bytes a web server or a NATS server sends are not a frame, and
+ * the reader's refusal names them ("HTTP", "INFO"). Anything else is returned as it is.
+ */
+export function explainHandshakeFailure(err: Error, url: string): Error {
+  const prefix = err instanceof ProtocolError ? err.prefix : undefined;
+  if (prefix === undefined) return err;
+  const text = String.fromCharCode(prefix & 0xff, (prefix >>> 8) & 0xff, (prefix >>> 16) & 0xff, prefix >>> 24);
+  if (text === 'HTTP') {
+    return new ConnectionError(
+      `${url} is an HTTP server, not a hopbus broker's TCP port (a broker's HTTP port takes ws:// clients at /bus; its TCP port is printed as tcp://...)`,
+      { cause: err },
+    );
+  }
+  if (text === 'INFO') {
+    return new ConnectionError(
+      `${url} is a NATS server (it sent INFO): connect to it with a NATS client, or give hopbus's own TCP port (a hopbus broker serves NATS clients on its separate NATS port)`,
+      { cause: err },
+    );
+  }
+  return new ConnectionError(`${url} did not answer as a hopbus broker (its first bytes: ${JSON.stringify(text)})`, { cause: err });
+}
+
 /** The wait for the broker's INFO; rejects with TimeoutError after timeoutMs. */
 export class Handshake {
   readonly done: Promise<void>;
@@ -63,7 +97,7 @@ export class Handshake {
       this.res = resolve;
       this.rej = reject;
     });
-    this.timer = clock.timeout(() => this.rej(new TimeoutError('handshake', timeoutMs)), timeoutMs);
+    this.timer = clock.timeout(() => this.rej(new HandshakeTimeoutError(timeoutMs)), timeoutMs);
   }
   resolve(): void {
     this.clock.clear(this.timer);

@@ -133,7 +133,11 @@ export class FrameReader {
 
   private checkLength(len: number): void {
     if (len < FRAME_PREFIX) throw new ProtocolError('PROTOCOL', `frame length ${len} is shorter than the ${FRAME_PREFIX}-byte frame prefix`);
-    if (len > this.maxFrame) throw new ProtocolError('FRAME_TOO_LARGE', `frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
+    if (len > this.maxFrame) {
+      const e = new ProtocolError('FRAME_TOO_LARGE', `frame of ${len} bytes exceeds the limit of ${this.maxFrame} bytes`);
+      e.prefix = len;
+      throw e;
+    }
   }
 
   private emit(buf: Buffer, off: number, len: number, sink: FrameSink): void {

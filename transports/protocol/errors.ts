@@ -8,6 +8,12 @@ import type { ErrCodeName } from './constants.js';
  */
 export class ProtocolError extends HopbusError {
   declare readonly code: ErrCodeName;
+  /**
+   * The four bytes the reader took for a frame's length prefix (little-endian), when a
+   * prefix was what it refused: a peer that is not a hopbus peer shows itself there
+   * ("HTTP" from a web server, "INFO" from a NATS server).
+   */
+  prefix?: number;
   constructor(code: ErrCodeName, message: string) {
     super(code, message);
   }
