@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | top | replay.
+ * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | passwd | top | replay.
  * Each has --help (listing every flag with its default) and --version; the client
  * commands live in bin/cli/, one file each. Bad arguments print a usage error and exit
  * 2, never a stack trace.
@@ -12,6 +12,7 @@ import { UsageError } from './cli/args.js';
 import { runBench } from './cli/bench.js';
 import { runBroker } from './cli/broker.js';
 import { runContext } from './cli/context.js';
+import { runPasswd } from './cli/passwd.js';
 import { runPing } from './cli/ping.js';
 import { runPub } from './cli/pub.js';
 import { runReply, runReq } from './cli/req.js';
@@ -33,6 +34,7 @@ Commands:
   ping                    check that a broker answers (exit 0) or say why not (exit 1)
   server check            the same as ping
   context                 saved broker addresses (add, select, ls, show, rm)
+  passwd                  hash a password from standard input for the broker's config
   top                     live rates, latency and connections of a broker (its HTTP port)
   replay --dir DIR        publish the messages of a journal again (broker --journal DIR)
 
@@ -62,6 +64,8 @@ async function main(argv: string[]): Promise<void> {
       throw new UsageError(`unknown command "server ${rest[0] ?? ''}": did you mean "server check"?\n\n${MAIN_HELP}`);
     case 'context':
       return runContext(rest);
+    case 'passwd':
+      return runPasswd(rest);
     case 'top':
       return runTopCommand(rest);
     case 'replay':

@@ -89,6 +89,8 @@ export class Broker implements SessionHost {
     this.maxFrame = maxFrameFor(this.options);
     this.log = logger ?? pino({ name: this.options.name, level: this.options.logLevel }, pino.destination({ fd: this.options.logDestination, sync: true }));
     this.defaultPolicy = parsePolicy(this.options.slowConsumerPolicy)!;
+    for (const what of this.options.auth.plainSecrets)
+      this.log.warn({ secret: what }, 'plain-text secret in the config: store its scrypt hash instead (hopbus passwd)');
     const o = this.options;
     const now = clock.now();
     const subjectLimits = o.subjectRates.map(({ pattern, ...limit }) => ({ pattern, limiter: new Limiter(limit, now) }));

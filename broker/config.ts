@@ -10,6 +10,7 @@ import { HopbusError } from '../runtime/errors.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
+import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -72,11 +73,26 @@ export interface BrokerOptions {
   natsHost?: string;
   /** Record the messages published on some subjects into a journal (docs/JOURNAL.md): { dir, subjects, segmentBytes, maxBytes, maxAgeMs, fsync }; null = off. */
   journal?: JournalOptions | null;
+  /**
+   * Users who may connect (docs/SECURITY.md): `{ user, password }` (the password plain,
+   * or an scrypt hash from `hopbus passwd`) or `{ nkey }` (an Ed25519 user nkey, NATS
+   * listener), each with optional `permissions` and `limits`.
+   */
+  users?: UserConfig[];
+  /** Bearer tokens that may connect: strings, or `{ token, name, permissions, limits }`. */
+  tokens?: Array<string | TokenConfig>;
+  /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
+  anonymous?: AnonymousConfig;
 }
 
 export type ResolvedOptions = Required<
-  Omit<BrokerOptions, 'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal'>
+  Omit<
+    BrokerOptions,
+    'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal' | 'users' | 'tokens' | 'anonymous'
+  >
 > & {
+  /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
+  auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
   journal?: JournalOptions | null;
   unix?: string;
@@ -88,7 +104,7 @@ export type ResolvedOptions = Required<
   deliverRate?: RateLimit;
 };
 
-export const DEFAULTS: ResolvedOptions = {
+export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   host: '127.0.0.1',
   port: 7400,
   name: 'hopbus',
@@ -142,7 +158,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal';
+type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -174,7 +190,12 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   natsPort: 'port',
   natsHost: 'string',
   journal: 'journal',
+  users: 'auth',
+  tokens: 'auth',
+  anonymous: 'auth',
 };
+
+const AUTH_KEYS = new Set(['users', 'tokens', 'anonymous']);
 
 const FSYNC_POLICIES = ['none', 'interval', 'always'];
 
@@ -244,6 +265,10 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       const bad = journalOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
+    if (kind === 'auth') {
+      const bad = authOptionProblem(key as 'users' | 'tokens' | 'anonymous', value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(
         `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : key === 'natsPort' ? 'no NATS listener' : 'no HTTP'}), got ${JSON.stringify(value)}`,
@@ -251,6 +276,9 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     out[key] = value;
   }
+  for (const k of AUTH_KEYS) delete out[k];
+  const o = opts as BrokerOptions;
+  out.auth = new Authenticator({ users: o.users, tokens: o.tokens, anonymous: o.anonymous });
   const r = out as ResolvedOptions;
   if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
   if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');

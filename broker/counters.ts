@@ -25,6 +25,10 @@ export interface BrokerCounters {
   rateRefused: number;
   /** Total time publishers spent paused (rate limits, block policy), ms. */
   pausedMs: number;
+  /** Connections refused by authentication (wrong or missing credentials, back-off, a user's connection limit). */
+  authFailures: number;
+  /** PUBs and SUBs refused by a connection's permissions (broker/auth/). */
+  permissionViolations: number;
 }
 
 export function newCounters(): BrokerCounters {
@@ -42,5 +46,7 @@ export function newCounters(): BrokerCounters {
     conflated: 0,
     rateRefused: 0,
     pausedMs: 0,
+    authFailures: 0,
+    permissionViolations: 0,
   };
 }

@@ -6,8 +6,8 @@
  *   1. the frame: op CONNECT, protocol version          (readConnect)
  *   2. the options: a msgpack map of known keys, typed  (readConnect)
  *   3. the client's publish rate, lowered to the broker's
- *   4. [authentication, issue 14: a step here, given the Hello and the link, that
- *      returns a refusal or lets the session open; nothing else changes]
+ *   4. authentication: the Hello's credentials against the broker's users and tokens
+ *      (broker/auth/admit.ts), refused with AUTH                            (authRefusal)
  *   5. direct delivery granted or not                   (directRefusal)
  *   6. INFO back                                        (encodeInfo)
  *
@@ -21,6 +21,7 @@ import { ErrCode, Op, OP_NAMES, PROTOCOL_VERSION, encodeHandshake } from '../tra
 import { VERSION } from '../transports/protocol/version.js';
 import type { ResolvedOptions } from './config.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
+import type { Credentials } from './auth/index.js';
 
 /**
  * The largest frame a connection may send before its CONNECT is accepted (nats-server
@@ -43,6 +44,10 @@ const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   publishRate: 'object',
   // shm clients: deliver to other shm clients directly (broker/direct.ts).
   direct: 'boolean',
+  // Credentials (broker/auth/): a user and password, or a token.
+  user: 'string',
+  pass: 'string',
+  token: 'string',
   // A reconnecting client: the connection it had before ({ serverId, clientId } of its INFO).
   resume: 'object',
 };
@@ -56,6 +61,8 @@ export interface Hello {
   publishRate: RateLimit | undefined;
   /** The client asked for direct delivery. */
   direct: boolean;
+  /** What it presented to authenticate with (step 4); absent: nothing. */
+  creds?: Credentials;
   /** A reconnecting client's previous connection, or null. */
   resume: { serverId: string; clientId: number } | null;
 }
@@ -88,7 +95,17 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     if (type === undefined) return { code: ErrCode.PROTOCOL, text: `unknown CONNECT option "${k}"; known: ${Object.keys(CONNECT_KEYS).join(', ')}` };
     if (typeof v !== type) return { code: ErrCode.PROTOCOL, text: `CONNECT option "${k}" must be a ${type}` };
   }
-  const o = opts as { name?: string; lang?: string; verbose?: boolean; publishRate?: RateLimit; direct?: boolean; resume?: Record<string, unknown> };
+  const o = opts as {
+    name?: string;
+    lang?: string;
+    verbose?: boolean;
+    publishRate?: RateLimit;
+    direct?: boolean;
+    resume?: Record<string, unknown>;
+    user?: string;
+    pass?: string;
+    token?: string;
+  };
   if (o.publishRate !== undefined) {
     const bad = rateLimitProblem(o.publishRate, 'publishRate');
     if (bad !== null) return { code: ErrCode.BAD_OPTION, text: `CONNECT option ${bad}` };
@@ -104,7 +121,13 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     publishRate: o.publishRate !== undefined ? lowerLimit(config.publishRate, o.publishRate) : undefined,
     direct: o.direct === true,
     resume: r === undefined ? null : { serverId: r.serverId as string, clientId: r.clientId as number },
+    ...(o.user !== undefined || o.pass !== undefined || o.token !== undefined ? { creds: { user: o.user, pass: o.pass, token: o.token } } : {}),
   };
+}
+
+/** Step 4's refusal: an AUTH error that says why (never which secret was wrong). */
+export function authRefusal(why: string): Refusal {
+  return { code: ErrCode.AUTH, text: `authorization violation: ${why}` };
 }
 
 export function isRefusal(r: Hello | Refusal): r is Refusal {
@@ -123,18 +146,27 @@ export function directRefusal(hello: Hello, planeRefusal: () => string | null): 
 
 /**
  * Step 6: what INFO tells a client about this broker; `previous`, for a client that
- * resumed, is why its previous connection was closed (broker/liveness.ts SlowNotice).
+ * resumed, is why its previous connection was closed (broker/liveness.ts SlowNotice);
+ * `limits`, a user's lower maxPayload and maxSubscriptions (broker/auth/).
  */
-export function serverInfo(o: ResolvedOptions, serverId: string, clientId: number, direct = false, previous?: object): Record<string, unknown> {
+export function serverInfo(
+  o: Omit<ResolvedOptions, 'auth'>,
+  serverId: string,
+  clientId: number,
+  direct = false,
+  previous?: object,
+  limits?: { maxPayload: number; maxSubscriptions: number },
+): Record<string, unknown> {
   return {
     serverId,
     serverName: o.name,
     version: VERSION,
     proto: PROTOCOL_VERSION,
     clientId,
-    maxPayload: o.maxPayload,
+    // A user's limits where they are lower than the broker's (broker/auth/).
+    maxPayload: limits?.maxPayload ?? o.maxPayload,
     maxHeaders: o.maxHeaders,
-    maxSubscriptions: o.maxSubscriptions,
+    maxSubscriptions: limits?.maxSubscriptions ?? o.maxSubscriptions,
     maxPending: o.maxPending,
     pingIntervalMs: o.pingIntervalMs,
     // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.

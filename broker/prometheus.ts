@@ -58,6 +58,8 @@ export function prometheus(b: Observed): string {
   ]);
   o.one('messages_conflated_total', 'counter', 'Messages replaced by a newer one on the same subject.', c.conflated);
   o.one('messages_rate_refused_total', 'counter', 'Messages refused by a rate limit.', c.rateRefused);
+  o.one('auth_failures_total', 'counter', 'Connections refused by authentication.', c.authFailures);
+  o.one('permission_violations_total', 'counter', 'Publishes and subscriptions refused by permissions.', c.permissionViolations);
   const d = b.direct.stats();
   o.one('direct_messages_total', 'counter', "Messages shm clients wrote into each other's direct channels (not in messages_in/out).", d.msgs);
   o.one('direct_bytes_total', 'counter', 'Bytes of those messages.', d.bytes);

@@ -194,6 +194,9 @@ export class Router {
       }
       this.subjects.store(buf, v.subjectOff, v.subjectLen, subject);
     }
+    // Permissions and a user's payload limit (broker/auth/access.ts); null for an open broker.
+    const access = from.access;
+    if (access != null && !access.admit(from, subject, v.payloadLen)) return false;
     if (v.replyLen > 0 && !isValidSubject(v.reply())) {
       from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);
       return false;

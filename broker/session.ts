@@ -29,7 +29,9 @@ import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { Member } from './direct.js';
 import { PublisherGate, type FlowStats } from './gate.js';
-import { MAX_CONNECT_FRAME, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import { MAX_CONNECT_FRAME, authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import { admit } from './auth/admit.js';
+import type { Access, Identity } from './auth/index.js';
 import type { SessionHost } from './host.js';
 import type { Router } from './router.js';
 import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
@@ -92,6 +94,10 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   readonly gate: PublisherGate;
   /** Its place in the direct plane, when it delivers to other shm clients itself. */
   direct: Member | null = null;
+  /** Who it authenticated as (broker/auth/), once open. */
+  identity: Identity | null = null;
+  /** Its permissions and limits; null when it has none to check. */
+  access: Access | null = null;
 
   /** Inbound flow counters (paused time, throttles, refusals): the gate's. */
   get flow(): FlowStats {
@@ -180,8 +186,14 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       this.fatal(hello.code, hello.text);
       return;
     }
-    // Authentication (issue 14) slots in here: given `hello` and the link, it refuses
-    // (this.fatal, as above) or lets the session open.
+    const admitted = admit(host, hello.creds ?? {}, this.link, this.id, null, 'hopbus');
+    if (typeof admitted === 'string') {
+      const r = authRefusal(admitted);
+      this.fatal(r.code, r.text);
+      return;
+    }
+    this.identity = admitted.identity;
+    this.access = admitted.access;
     if (hello.publishRate !== undefined) this.gate.own = new Limiter(hello.publishRate, host.clock.now());
     this.name = hello.name;
     this.lang = hello.lang;
@@ -192,12 +204,12 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.link.setMaxFrame?.(maxFrameFor(host.options));
     let direct = false;
     if (hello.direct) {
-      const why = directRefusal(hello, () => host.direct.refusal(this));
+      const why = this.access !== null ? 'the connection has permissions or limits to check' : directRefusal(hello, () => host.direct.refusal(this));
       if (why === null) direct = true;
       else host.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
     }
     const previous = hello.resume !== null && hello.resume.serverId === host.serverId ? host.liveness.takeSlow(hello.resume.clientId) : undefined;
-    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous));
+    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous, this.access ?? undefined));
     this.link.send(frame, 0, frame.length);
     // After INFO: joining sends the client everybody's interest.
     if (direct) this.direct = host.direct.join(this);
@@ -226,15 +238,14 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     const queue = q === 0 ? '' : buf.toString('utf8', off + 16 + p, off + 16 + p + q);
     if (sid === 0) return this.fatal(ErrCode.BAD_SID, 'subscription id 0 is reserved');
     if (this.subs.has(sid)) return this.error(ErrCode.BAD_SID, `subscription id ${sid} is already in use on this connection`, sid);
-    if (this.subs.size >= this.host.options.maxSubscriptions) {
-      return this.error(
-        ErrCode.MAX_SUBSCRIPTIONS,
-        `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${this.host.options.maxSubscriptions})`,
-        sid,
-      );
+    const maxSubs = this.access?.maxSubscriptions ?? this.host.options.maxSubscriptions;
+    if (this.subs.size >= maxSubs) {
+      return this.error(ErrCode.MAX_SUBSCRIPTIONS, `maximum subscriptions exceeded: this connection already holds ${this.subs.size} (limit ${maxSubs})`, sid);
     }
     const badQueue = q > 0 ? queueNameProblem(queue) : null;
     if (badQueue !== null) return this.error(ErrCode.BAD_SUBJECT, `invalid queue group: ${badQueue}`, sid);
+    const denied = this.access?.subscribeRefusal(pattern, queue) ?? null;
+    if (denied !== null) return this.error(ErrCode.AUTH, denied, sid);
     const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.host.defaultPolicy : (buf[off + 6]! as Policy);
     const sub = new Subscription(this, sid, pattern, queue, policy);
     try {
@@ -277,6 +288,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
    * `subs` and `policy` say whose it is and what to do if this consumer is behind.
    */
   deliver(buf: Buffer, off: number, len: number, sid: number, subject: string, subs: readonly Subscription[], policy: Policy, from: Publisher | null): void {
+    // allow_responses: a request received opens its reply subject to this connection.
+    if (this.access !== null && this.access.grantsResponses) this.access.noteRequestFrame(buf, off, len);
     // Counted first, so that a slow-consumer close inside deliver() counts this message
     // among those queued for the connection (broker/liveness.ts SlowNotice).
     const stats = this.stats;
@@ -409,6 +422,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   /** Frees subscriptions at once so no further message is routed here. */
   private teardown(): void {
     this.state = State.CLOSED;
+    if (this.identity !== null) this.identity.connections--;
+    this.identity = null;
     this.out.close();
     this.gate.close();
     this.host.liveness.connected(this.handshakeTimer);

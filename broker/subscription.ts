@@ -9,6 +9,7 @@
  *
  * Imports types only, and nothing that imports it back (no session, router or broker).
  */
+import type { Access } from './auth/access.js';
 import type { Policy } from '../transports/protocol/index.js';
 import type { PublisherGate } from './gate.js';
 import type { ClientLatency } from './report.js';
@@ -56,6 +57,8 @@ export interface Publisher {
   readonly gate: PublisherGate;
   /** The client's last latency report ($SYS.report.<id>), set by the monitor. */
   report: ClientLatency | null;
+  /** Its permissions and limits (broker/auth/access.ts), checked by the router per PUB; null or absent: none. */
+  readonly access?: Access | null;
   /** A non-fatal error: the connection stays up. */
   error(code: number, text: string): void;
   /** Reports the error and closes the connection. */

@@ -139,6 +139,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
    */
   async open(): Promise<void> {
     const errors: string[] = [];
+    let last: unknown;
     const list = this.servers.all;
     const o = this.options;
     let attempts = 0;
@@ -158,6 +159,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
           const line = `${ep.url}: ${refused ? 'nothing listens there (is the broker running?): ' : ''}${(err as Error).message}`;
           if (errors.length < list.length) errors.push(line);
           else errors[(attempts - 1) % list.length] = line; // the latest round's reasons
+          last = err;
         }
         if (o.waitOnFirstConnect && o.maxReconnectAttempts >= 0 && attempts >= o.maxReconnectAttempts) break;
       }
@@ -167,7 +169,8 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
     }
     this.state = State.CLOSED;
     const tried = o.waitOnFirstConnect ? ` after ${attempts} attempts` : '';
-    throw new ConnectionError(`could not connect to any server${tried} (${errors.join('; ')})`);
+    // The cause is the last server's answer: a ServerError with code AUTH when it refused the credentials.
+    throw new ConnectionError(`could not connect to any server${tried} (${errors.join('; ')})`, { cause: last });
   }
 
   // --- publish -----------------------------------------------------------------------
@@ -612,7 +615,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       const hs = (this.handshake = new Handshake(this.clock, this.options.timeoutMs));
       try {
         link.start(conn);
-        const hello = helloFrame(this.options, link, this.resume);
+        const hello = helloFrame(this.options, link, this.resume, ep);
         link.send(hello, 0, hello.length);
       } catch (e) {
         hs.reject(e as Error);

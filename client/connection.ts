@@ -116,7 +116,10 @@ export interface Resume {
 }
 
 /** The CONNECT frame: who this client is and what it asks of the broker (and, reconnecting, which connection it had). */
-export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: Resume | null = null): Buffer {
+export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: Resume | null = null, creds?: { user?: string; pass?: string }): Buffer {
+  // A URL's user part (tcp://user:pass@host) wins over the options: it names that server's account.
+  const user = creds?.user || options.user;
+  const pass = creds?.user ? (creds.pass ?? '') : options.pass;
   return encodeHandshake(
     Op.CONNECT,
     packr.pack({
@@ -129,6 +132,8 @@ export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: 
       ...(options.publishRate ? { publishRate: options.publishRate } : {}),
       ...(options.direct && link.direct !== undefined ? { direct: true } : {}),
       ...(resume !== null ? { resume: { serverId: resume.serverId, clientId: resume.clientId } } : {}),
+      ...(user ? { user, pass } : {}),
+      ...(options.token ? { token: options.token } : {}),
     }),
   );
 }

@@ -4,6 +4,12 @@ import { isWaitStrategy, type WaitKind, type WaitStrategy } from '../transports/
 export interface ConnectOptions {
   /** Client name, shown in the broker's logs and monitoring. */
   name?: string;
+  /** User name to authenticate with (with `pass`); also taken from a URL's user part, tcp://user:pass@host. */
+  user?: string;
+  /** Password of `user`. */
+  pass?: string;
+  /** Token to authenticate with, where the broker is configured with `tokens`. */
+  token?: string;
   /** Reconnect after a lost connection (default true). */
   reconnect?: boolean;
   /**
@@ -70,6 +76,9 @@ export type ResolvedConnectOptions = Required<ConnectOptions>;
 
 export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   name: '',
+  user: '',
+  pass: '',
+  token: '',
   reconnect: true,
   waitOnFirstConnect: false,
   maxReconnectAttempts: -1,

@@ -10,6 +10,9 @@ export interface Endpoint {
   path?: string;
   /** Query parameters (e.g. udp://239.1.2.3:7500?iface=127.0.0.1). */
   params: Record<string, string>;
+  /** Credentials in the address's user part (tcp://user:pass@host), decoded; never in `url`. */
+  user?: string;
+  pass?: string;
   /** For endpoints handed out as objects (shm, inproc): the object itself. */
   descriptor?: { transport: TransportName; [key: string]: unknown };
 }
@@ -40,12 +43,13 @@ export function parseUrl(input: string): Endpoint {
   const params: Record<string, string> = {};
   u.searchParams.forEach((v, k) => (params[k] = v));
   const scheme = u.protocol.slice(0, -1);
+  const creds = u.username !== '' ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {};
   switch (scheme) {
     case 'tcp': {
       const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
       if (!host) throw new UrlError(`address "${input}" has no host`);
       const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
-      return { transport: 'tcp', url: `tcp://${u.host || host}${u.port === '' ? ':' + port : ''}`, host, port, params };
+      return { transport: 'tcp', url: `tcp://${u.host || host}${u.port === '' ? ':' + port : ''}`, host, port, params, ...creds };
     }
     case 'unix': {
       const path = decodeURIComponent(u.pathname);
@@ -58,7 +62,16 @@ export function parseUrl(input: string): Endpoint {
     case 'udp': {
       const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
       if (!host || u.port === '') throw new UrlError(`address "${input}" needs a host and a port`);
-      return { transport: scheme, url: input, host, port: Number(u.port), path: u.pathname, params };
+      // The user part stays out of `url`, which logs and errors show.
+      return {
+        transport: scheme,
+        url: u.username !== '' ? input.replace(/\/\/[^@/]*@/, '//') : input,
+        host,
+        port: Number(u.port),
+        path: u.pathname,
+        params,
+        ...creds,
+      };
     }
     default:
       throw new UrlError(`unsupported transport "${scheme}" in "${input}": use tcp://, unix://, ws:// or udp://`);

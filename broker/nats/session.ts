@@ -47,6 +47,7 @@ import { Subscription, type Publisher, type Subscriber } from '../subscription.j
 import { MsgTemplate, OK_LINE, PING_LINE, PONG_LINE, errLine, infoLine, type NatsInfo } from './encode.js';
 import {
   ERR_AUTH_TIMEOUT,
+  ERR_AUTH_VIOLATION,
   ERR_BAD_CLIENT_PROTOCOL,
   ERR_INVALID_PUBLISH_SUBJECT,
   ERR_INVALID_SUBJECT,
@@ -56,8 +57,11 @@ import {
   ERR_SLOW_CONSUMER,
   ERR_STALE_CONNECTION,
   ERR_UNKNOWN_OP,
+  errSubscribePermission,
 } from './errors.js';
 import { hopbusToNatsHeaders, natsToHopbusHeaders } from './headers.js';
+import { admit } from '../auth/admit.js';
+import { newNonce, type Access, type Identity } from '../auth/index.js';
 import { NatsParser, type NatsHandler } from './parser.js';
 
 const enum State {
@@ -232,6 +236,12 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   noEcho = false;
   /** NATS connections never join the shm direct plane. */
   readonly direct = null;
+  /** Who it authenticated as (broker/auth/), from its first CONNECT on. */
+  identity: Identity | null = null;
+  /** Its permissions and limits; null when it has none to check. */
+  access: Access | null = null;
+  /** The nonce sent in INFO for an nkey to sign, or null (no nkeys configured). */
+  private nonce: string | null = null;
   private readonly parser: NatsParser;
   private readonly router: Router;
   private handshakeTimer: Timer | null;
@@ -293,6 +303,9 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
       host,
       port,
     };
+    const auth = o.auth;
+    if (auth.required) info.auth_required = true;
+    if (auth.wantsNonce) info.nonce = this.nonce = newNonce();
     const remote = this.link.remote;
     const colon = remote.lastIndexOf(':');
     if (colon > 0) info.client_ip = remote.slice(0, colon);
@@ -338,9 +351,16 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     if (typeof o.name === 'string') c.name = o.name;
     if (typeof o.lang === 'string') c.lang = o.lang;
     if (typeof o.version === 'string') c.version = o.version;
-    // user/pass/auth_token/nkey/sig are accepted and not checked: the broker has no authentication yet.
+    const first = this.identity === null;
+    if (first) {
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      const creds = { user: str(o.user), pass: str(o.pass), token: str(o.auth_token), nkey: str(o.nkey), sig: str(o.sig) };
+      const admitted = admit(this.host, creds, this.link, this.id, this.nonce, 'nats');
+      if (typeof admitted === 'string') return this.fatalText(ERR_AUTH_VIOLATION, `authentication failed: ${admitted}`);
+      this.identity = admitted.identity;
+      this.access = admitted.access;
+    }
     this.parser.headers = headers;
-    const first = this.handshakeTimer !== null;
     this.host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;
     if (c.verbose) this.sendLine(OK_LINE);
@@ -349,6 +369,7 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   onPub(buf: Buffer, so: number, sl: number, ro: number, rl: number, ho: number, hl: number, po: number, pl: number): void {
+    if (this.identity === null && this.unauthenticated()) return;
     let hdr: Buffer | null = null;
     if (hl > 0) {
       hdr = natsToHopbusHeaders(buf, ho, hl);
@@ -379,13 +400,15 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   onSub(buf: Buffer, so: number, sl: number, qo: number, ql: number, io: number, il: number, sidNum: number): void {
+    if (this.identity === null && this.unauthenticated()) return;
     const sidText = buf.toString('latin1', io, io + il);
     const pattern = buf.toString('utf8', so, so + sl);
     const queue = ql > 0 ? buf.toString('utf8', qo, qo + ql) : '';
     // A SUB with a sid in use: nats-server keeps the first and ignores it.
     if (this.subs.has(sidText)) return this.okIfVerbose();
-    if (this.subs.size >= this.host.options.maxSubscriptions) return this.errorText(ERR_MAX_SUBSCRIPTIONS);
+    if (this.subs.size >= (this.access?.maxSubscriptions ?? this.host.options.maxSubscriptions)) return this.errorText(ERR_MAX_SUBSCRIPTIONS);
     if (ql > 0 && queueNameProblem(queue) !== null) return this.errorText(ERR_INVALID_SUBJECT);
+    if (this.access !== null && this.access.subscribeRefusal(pattern, queue) !== null) return this.errorText(errSubscribePermission(pattern, queue));
     const sid = sidNum >= 0 ? sidNum : this.nextSid--;
     const sub = new NatsSub(this, sid, pattern, queue, this.host.defaultPolicy, Buffer.from(sidText, 'latin1'), sidText);
     try {
@@ -398,6 +421,7 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   onUnsub(buf: Buffer, io: number, il: number, _sid: number, max: number): void {
+    if (this.identity === null && this.unauthenticated()) return;
     const sub = this.subs.get(buf.toString('latin1', io, io + il));
     if (sub !== undefined) {
       // NATS counts max from the subscription's start: what it has had already counts.
@@ -408,7 +432,16 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   onPing(): void {
+    if (this.identity === null && this.unauthenticated()) return;
     this.sendLine(PONG_LINE);
+  }
+
+  /** An op before CONNECT where authentication is required: closed with Authorization Violation, as nats-server does. True when it was. */
+  private unauthenticated(): boolean {
+    if (!this.host.options.auth.required) return false;
+    this.host.counters.authFailures++;
+    this.fatalText(ERR_AUTH_VIOLATION, 'an operation before CONNECT on a broker that requires authentication');
+    return true;
   }
 
   onPong(): void {
@@ -439,6 +472,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     if (f.fanout !== router.fanouts || f.router !== router) f.begin(router, buf, off, len, subject);
     // No-responders statuses go only to clients that asked for them (nats-server sends them only then).
     if (f.noResponders && !this.client.noResponders) return;
+    // allow_responses: a request received opens its reply subject to this connection.
+    if (this.access !== null && this.access.grantsResponses && f.reply !== '') this.access.noteRequest(f.reply);
     const t = f.template(this.client.headers);
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i] as NatsSub;
@@ -533,8 +568,10 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
    * has a word for few of them, and a client may close on an -ERR it does not know, so
    * only what nats-server would send is sent; everything else is counted.
    */
-  error(code: number, _text: string): void {
+  error(code: number, text: string): void {
     this.stats.refused++;
+    // A permission refusal (broker/auth/access.ts) is already in nats-server's words.
+    if (code === ErrCode.AUTH) return this.errorText(text);
     if (code === ErrCode.BAD_SUBJECT && this.client.pedantic) this.errorText(ERR_INVALID_PUBLISH_SUBJECT);
   }
 
@@ -579,6 +616,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
 
   private teardown(): void {
     this.state = State.CLOSED;
+    if (this.identity !== null) this.identity.connections--;
+    this.identity = null;
     this.parser.stop();
     this.out.close();
     this.gate.close();
