@@ -175,14 +175,16 @@ export async function runBroker(args: string[]): Promise<void> {
     console.error(`hopbus: warning: ${warning}`);
     b.broker.log.warn({ host: h }, warning);
   }
-  // The start-up lines are for the person or script that started the broker: standard error.
-  // (Anything said before the ready line, such as the warning above, is complete by then.)
-  console.error(`hopbus broker ready: ${b.urls.join('  ')}`);
-  if (b.broker.natsUrl !== null) console.error(`NATS clients: ${b.broker.natsUrl}`);
-  else if (natsNote !== '') console.error(natsNote);
+  // The start-up lines are for the person or script that started the broker: standard error,
+  // in one write, so a reader that sees the ready line sees all of them (and anything said
+  // before, such as the warning above).
+  const lines = [`hopbus broker ready: ${b.urls.join('  ')}`];
+  if (b.broker.natsUrl !== null) lines.push(`NATS clients: ${b.broker.natsUrl}`);
+  else if (natsNote !== '') lines.push(natsNote);
   const rec = b.broker.recorder?.stats();
-  if (rec !== undefined) console.error(`recording: ${rec.subjects.join(' ')} into ${rec.dir} (from seq ${rec.nextSeq})`);
+  if (rec !== undefined) lines.push(`recording: ${rec.subjects.join(' ')} into ${rec.dir} (from seq ${rec.nextSeq})`);
   if (b.broker.httpPort !== null) {
-    console.error(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
+    lines.push(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
   }
+  process.stderr.write(lines.join('\n') + '\n');
 }
