@@ -10,6 +10,7 @@
  * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
  */
 import {
+  ERR_NAMES,
   ErrCode,
   FLAG_TS,
   Op,
@@ -392,7 +393,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.state === State.CLOSED) return;
     if (PROTOCOL_CODES.has(code)) this.host.counters.protocolErrors++;
     this.closeReason = text;
-    this.host.log.warn({ cid: this.id, client: this.name, remote: this.link.remote, code, reason: text }, 'closing connection');
+    this.host.log.warn({ cid: this.id, client: this.name, remote: this.link.remote, code: ERR_NAMES[code] ?? `E${code}`, reason: text }, 'closing connection');
     if (!this.link.closed) {
       const f = encodeErr(code, text, 0, true);
       this.link.send(f, 0, f.length);
