@@ -10,8 +10,8 @@
  * (docs/PROTOCOL.md): `publish` takes a PUB (or MSG) frame and reads subject, reply,
  * headers, payload and flags through a MsgView over it; what a receiver gets is that
  * frame turned into a MSG, through the `Subscriber` interface (broker/subscription.ts).
- * Where another codec plugs in (issue 13, the NATS client protocol; issue 16, a
- * leafnode): its session parses its own wire, writes each inbound message as a hopbus
+ * Where another codec plugs in (the NATS client protocol, broker/nats/; a leafnode
+ * uplink would be the next): its session parses its own wire, writes each inbound message as a hopbus
  * PUB frame into a scratch buffer (one encode per message, the only copy it adds) and
  * calls `publish` with itself as the `Publisher`; as a `Subscriber` it re-encodes the
  * MSG frame it is given into its wire format, once per fanout for all its sessions

@@ -4,8 +4,8 @@
  * direct plane; messages out through its Outbound (broker/policy.ts). It owns its
  * subscriptions; the router owns routing.
  *
- * It is the hopbus codec's `Subscriber` and `Publisher` (broker/subscription.ts). A NATS
- * session (issue 13) would be a sibling class over the same SessionHost.
+ * It is the hopbus codec's `Subscriber` and `Publisher` (broker/subscription.ts). The NATS
+ * session (broker/nats/session.ts) is a sibling class over the same SessionHost.
  *
  * Threading: the broker's thread. Must not import broker.ts (it gets a SessionHost).
  */

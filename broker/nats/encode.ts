@@ -7,7 +7,7 @@
  * (Buffer#write costs more in call overhead than it saves below ~100 bytes), and
  * numbers with a digit loop instead of toString().
  *
- * Fan-out (issue 13, "formatted once per distinct (subject, sid layout)"): a MSG line
+ * Fan-out (formatted once per distinct subject and sid layout): a MSG line
  * differs between subscribers only in its sid. MsgTemplate formats everything else
  * once per message (the op and subject before the sid; reply, sizes and CR LF after
  * it) and writes each copy as head + that subscription's sid bytes + rest + payload +

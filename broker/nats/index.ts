@@ -1,6 +1,6 @@
 /**
  * broker/nats/: the NATS client protocol as a second wire codec of the broker, so that
- * any official NATS client reaches the same router as hopbus clients (issue 13).
+ * any official NATS client reaches the same router as hopbus clients (docs/NATS.md).
  *
  *   parser.ts   client -> server: a byte state machine (nats-server's parser.go in spirit), NatsHandler callbacks
  *   encode.ts   server -> client: INFO, MSG/HMSG (MsgTemplate: formatted once per message for fan-out), PING/PONG, +OK, -ERR
