@@ -6,7 +6,7 @@
  */
 import { connectBroker } from '../../client/index.js';
 import { int, parseCommand, type CommandSpec } from './args.js';
-import { SERVER_FLAGS, resolveServer } from './server.js';
+import { SERVER_FLAGS, credentialOptions, resolveServer } from './server.js';
 
 export const PING: CommandSpec = {
   usage: 'ping [options]   (also: hopbus server check)',
@@ -34,7 +34,7 @@ export async function runPing(args: string[]): Promise<void> {
   };
   let bus;
   try {
-    bus = await connectBroker(server, { name: 'hopbus-ping', reconnect: false, timeoutMs });
+    bus = await connectBroker(server, { name: 'hopbus-ping', reconnect: false, timeoutMs, ...credentialOptions() });
   } catch (err) {
     say(`unreachable ${server}: ${(err as Error).message}`, true);
     process.exitCode = 1;

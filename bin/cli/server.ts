@@ -6,7 +6,8 @@
  * context, and finally tcp://127.0.0.1:7400. Contexts live in
  * `$XDG_CONFIG_HOME/hopbus/contexts.json` (default `~/.config/hopbus/contexts.json`),
  * as `nats context` keeps its own: `hopbus context add NAME --server URL`, `select`,
- * `ls`, `rm`.
+ * `ls`, `rm`. Credentials come from --user/--password/--token or HOPBUS_USER,
+ * HOPBUS_PASSWORD, HOPBUS_TOKEN (or the URL's user part); contexts do not store them.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,7 +21,18 @@ export const DEFAULT_SERVER = 'tcp://127.0.0.1:7400';
 export const SERVER_FLAGS: Flag[] = [
   { name: 'server', short: 's', kind: 'string', arg: 'URL', defaultText: `$HOPBUS_URL, the context's server, or ${DEFAULT_SERVER}`, help: 'broker address' },
   { name: 'context', kind: 'string', arg: 'NAME', defaultText: '$HOPBUS_CONTEXT or the selected one', help: 'use a saved context (hopbus context --help)' },
+  { name: 'user', kind: 'string', arg: 'USER', env: 'HOPBUS_USER', help: 'user to authenticate as (or tcp://USER:PASS@host)' },
+  { name: 'password', kind: 'string', arg: 'PASS', env: 'HOPBUS_PASSWORD', help: "the user's password (prefer the variable: a flag shows in ps)" },
+  { name: 'token', kind: 'string', arg: 'TOKEN', env: 'HOPBUS_TOKEN', help: 'token to authenticate with' },
 ];
+
+/** The credentials of this command's flags and variables (set by resolveServer). */
+let credentials: ConnectOptions = {};
+
+/** What resolveServer found in --user/--password/--token (and their variables), for a connect's options. */
+export function credentialOptions(): ConnectOptions {
+  return credentials;
+}
 
 export interface Context {
   server: string;
@@ -76,12 +88,17 @@ export function resolveServer(values: Values, env: NodeJS.ProcessEnv = process.e
   }
   server ??= DEFAULT_SERVER;
   parseUrl(server); // UrlError (exit 2) before connecting
+  const user = str(values, 'user');
+  const pass = str(values, 'password');
+  const token = str(values, 'token');
+  if (pass !== undefined && user === undefined) throw new UsageError('--password needs --user (or HOPBUS_USER)');
+  credentials = { ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}), ...(token !== undefined ? { token } : {}) };
   return server;
 }
 
 /** A connection for a command: no reconnect unless asked, server errors printed as they come. */
 export async function openBus(server: string, name: string, options: ConnectOptions = {}): Promise<Connection> {
-  const bus = await connect(server, { name, reconnect: false, ...options });
+  const bus = await connect(server, { name, reconnect: false, ...credentials, ...options });
   bus.on('error', (err: Error) => console.error(`hopbus: ${err.message}`));
   return bus;
 }
