@@ -57,6 +57,10 @@ export interface BrokerOptions {
   subjectRates?: Array<RateLimit & { pattern: string }>;
   /** Serve HTTP monitoring, the dashboard and WebSocket clients (ws://host:P/bus) on this port, on `host`; null = off. 0 picks a free port. */
   httpPort?: number | null;
+  /** Web pages (origins, e.g. "https://desk.example") besides the broker's own that may use its HTTP port and WebSocket; "*" for any (broker/web.ts). */
+  allowedOrigins?: string[];
+  /** Host names besides `host`, localhost and the loopback addresses that the HTTP port answers to; "*" for any (broker/web.ts). */
+  allowedHosts?: string[];
   /** The latency service: histogram timestamped messages, take client reports, publish $SYS.latency (default true). */
   latency?: boolean;
   /** Interval of rates, microburst peaks, latency reports and $SYS.* publications, in ms. */
@@ -136,6 +140,8 @@ export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   readDeadlineMs: 10_000,
   subjectRates: [],
   httpPort: null,
+  allowedOrigins: [],
+  allowedHosts: [],
   // Off when embedded: a library should not open a second port unasked. The daemon
   // (bin/hopbus.ts) turns it on at NATS's usual 4222.
   natsPort: null,
@@ -158,7 +164,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -182,6 +188,8 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   deliverRate: 'rate',
   subjectRates: 'rates',
   httpPort: 'port',
+  allowedOrigins: 'strings',
+  allowedHosts: 'strings',
   latency: 'bool',
   monitorIntervalMs: 'int',
   logLevel: 'string',
@@ -236,6 +244,9 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'int' && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
       throw new ConfigError(`broker option "${key}" must be a non-negative integer, got ${JSON.stringify(value)}`);
+    }
+    if (kind === 'strings' && !(Array.isArray(value) && value.every((x) => typeof x === 'string' && x.length > 0))) {
+      throw new ConfigError(`broker option "${key}" must be an array of non-empty strings, got ${JSON.stringify(value)}`);
     }
     if (kind === 'bool' && typeof value !== 'boolean') throw new ConfigError(`broker option "${key}" must be true or false, got ${JSON.stringify(value)}`);
     if (kind === 'policy' && !(POLICY_NAMES as readonly string[]).includes(value as string)) {

@@ -21,6 +21,7 @@ import { DASHBOARD_HTML } from './dashboard.js';
 import { connz, healthz, latencyz, subsz, varz, type Observed } from './endpoints.js';
 import { prometheus } from './prometheus.js';
 import { ListenError } from '../runtime/errors.js';
+import { WebPolicy } from './web.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /**
@@ -33,15 +34,34 @@ const BUNDLE =
 
 type Res = uWS.HttpResponse;
 
+/** The CORS origin to send back: the request's Origin when it is listed in allowedOrigins, else none. */
+let corsOrigin = '';
+
 function send(res: Res, status: string, type: string, body: string | Uint8Array): void {
   res.cork(() => {
-    res
-      .writeStatus(status)
-      .writeHeader('Content-Type', type)
-      .writeHeader('Cache-Control', 'no-store')
-      .writeHeader('Access-Control-Allow-Origin', '*')
-      .end(body);
+    res.writeStatus(status).writeHeader('Content-Type', type).writeHeader('Cache-Control', 'no-store');
+    if (corsOrigin !== '') res.writeHeader('Access-Control-Allow-Origin', corsOrigin).writeHeader('Vary', 'Origin');
+    res.end(body);
   });
+}
+
+/**
+ * Checks a request against the web policy (broker/web.ts) before its handler runs:
+ * refused with 403 and the reason, or let through with the CORS origin set for send().
+ */
+function guarded(policy: WebPolicy, handler: (res: Res) => void): (res: Res, req: uWS.HttpRequest) => void {
+  return (res, req) => {
+    const host = req.getHeader('host');
+    const origin = req.getHeader('origin');
+    const bad = policy.hostProblem(host) ?? policy.originProblem(origin, host);
+    corsOrigin = bad === null && origin !== '' && policy.listed(origin) ? origin : '';
+    try {
+      if (bad !== null) send(res, '403 Forbidden', 'text/plain', `${bad}\n`);
+      else handler(res);
+    } finally {
+      corsOrigin = '';
+    }
+  };
 }
 
 function json(res: Res, body: unknown): void {
@@ -63,9 +83,18 @@ export interface HttpHost extends Observed {
 export function listenHttp(broker: HttpHost, host: string, port: number): Promise<Listener> {
   const app = uWS.App();
   const o = broker.options;
-  app.ws('/bus', wsBehavior(broker.accept, { maxFrame: broker.maxFrame, maxBackpressure: 2 * o.maxPending + broker.maxFrame + (1 << 20) }));
+  const policy = new WebPolicy({ host, allowedHosts: o.allowedHosts, allowedOrigins: o.allowedOrigins });
+  app.ws(
+    '/bus',
+    wsBehavior(broker.accept, {
+      maxFrame: broker.maxFrame,
+      maxBackpressure: 2 * o.maxPending + broker.maxFrame + (1 << 20),
+      admit: (origin, hostHeader) => policy.hostProblem(hostHeader) ?? policy.originProblem(origin, hostHeader),
+    }),
+  );
+  const get = (p: string, handler: (res: Res) => void) => app.get(p, guarded(policy, handler));
   const route = (p: string, body: () => unknown) =>
-    app.get(p, (res) => {
+    get(p, (res) => {
       try {
         json(res, body());
       } catch (err) {
@@ -77,9 +106,9 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
   route('/connz', () => connz(broker));
   route('/subsz', () => subsz(broker));
   route('/latency', () => latencyz(broker));
-  app.get('/metrics', (res) => send(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', prometheus(broker)));
-  app.get('/', (res) => send(res, '200 OK', 'text/html; charset=utf-8', DASHBOARD_HTML));
-  app.get('/hopbus.js', (res) => {
+  get('/metrics', (res) => send(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', prometheus(broker)));
+  get('/', (res) => send(res, '200 OK', 'text/html; charset=utf-8', DASHBOARD_HTML));
+  get('/hopbus.js', (res) => {
     let js: Buffer;
     try {
       js = fs.readFileSync(BUNDLE);
@@ -89,9 +118,12 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
     }
     send(res, '200 OK', 'text/javascript; charset=utf-8', js);
   });
-  app.get('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
-  app.any('/*', (res) =>
-    send(res, '404 Not Found', 'text/plain', 'not found: try /, /varz, /connz, /subsz, /latency, /metrics, /healthz, or a WebSocket at /bus\n'),
+  get('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
+  app.any(
+    '/*',
+    guarded(policy, (res) =>
+      send(res, '404 Not Found', 'text/plain', 'not found: try /, /varz, /connz, /subsz, /latency, /metrics, /healthz, or a WebSocket at /bus\n'),
+    ),
   );
 
   return new Promise((resolve, reject) => {

@@ -147,6 +147,8 @@ export interface WsBehaviorOptions {
   maxFrame: number;
   /** uWS's own per-socket buffer bound; set above the broker's slow-consumer bounds. */
   maxBackpressure: number;
+  /** Decides an upgrade from its Origin and Host headers ('' when absent): null admits it, a reason refuses it with 403. */
+  admit?: (origin: string, host: string) => string | null;
 }
 
 /** The uWS route behaviour that turns each WebSocket into a UwsLink given to `accept`. */
@@ -160,6 +162,11 @@ export function wsBehavior(accept: AcceptFn, o: WsBehaviorOptions): uWS.WebSocke
     idleTimeout: 0,
     sendPingsAutomatically: false,
     upgrade: (res, req, context) => {
+      const refused = o.admit?.(req.getHeader('origin'), req.getHeader('host')) ?? null;
+      if (refused !== null) {
+        res.cork(() => void res.writeStatus('403 Forbidden').writeHeader('Content-Type', 'text/plain').end(`${refused}\n`));
+        return;
+      }
       const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       res.upgrade<WsUserData>(
         { link: null, remote },
