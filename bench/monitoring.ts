@@ -58,7 +58,7 @@ export async function benchMonitoring(o: MonitoringBenchOptions): Promise<Monito
   const procs: Proc[] = [];
   try {
     const start = async (extra: string[]) => {
-      const p = await startNode('bin/hopbus.js', ['broker', '--port', '0', '--http-port', '0', '--log-level', 'warn', ...extra], /ready:/);
+      const p = await startNode('bin/hopbus.js', ['broker', '--port', '0', '--no-nats', '--http-port', '0', '--log-level', 'warn', ...extra], /ready:/);
       procs.push(p);
       return p;
     };

@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   }
 
   const sock = path.join(os.tmpdir(), `hopbus-bench-${process.pid}.sock`);
-  const broker = await startNode('bin/hopbus.js', ['broker', '--port', '0', '--unix', sock, '--log-level', 'warn'], /ready:/);
+  const broker = await startNode('bin/hopbus.js', ['broker', '--port', '0', '--no-nats', '--unix', sock, '--log-level', 'warn'], /ready:/);
   const relay = await startNode('bench/relay.js', [], /^READY \d+/);
   const tcpUrl = /tcp:\/\/\S+/.exec(broker.ready)![0];
   const unixUrl = `unix://${sock}`;

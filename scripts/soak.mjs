@@ -51,9 +51,13 @@ async function soak(seconds, rate) {
   const config = path.join(dir, 'broker.json');
   // Short read deadline and handshake timeout, so the half-sent frames and slow handshakes cycle.
   fs.writeFileSync(config, JSON.stringify({ readDeadlineMs: 2000, handshakeTimeoutMs: 2000, maxPending: 16 * 1024 * 1024, httpPort: 0 }));
-  const broker = spawn(process.execPath, [path.join(root, 'dist/bin/hopbus.js'), 'broker', '--port', '0', '--log-level', 'error', '--config', config], {
-    stdio: ['ignore', 'inherit', 'pipe'],
-  });
+  const broker = spawn(
+    process.execPath,
+    [path.join(root, 'dist/bin/hopbus.js'), 'broker', '--port', '0', '--no-nats', '--log-level', 'error', '--config', config],
+    {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    },
+  );
   const [url, http] = await readyLine(broker);
   const port = Number(new URL(url).port);
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${broker.pid}/status`, 'utf8'))[1]) / 1024;

@@ -111,7 +111,9 @@ export const READY = /^hopbus broker ready: (.+)$/m;
 
 /** Starts `hopbus broker --port 0 ...` and returns it with the URLs from its ready line. */
 export async function broker(args: string[] = ['--port', '0']): Promise<{ proc: Proc; urls: string[]; url: string }> {
-  const proc = start(['broker', '--log-level', 'info', ...args]);
+  // No NATS listener unless asked for: the suites run in parallel and 4222 is one port.
+  const nats = args.some((a) => a.startsWith('--nats') || a === '--no-nats') ? [] : ['--no-nats'];
+  const proc = start(['broker', '--log-level', 'info', ...nats, ...args]);
   const urls = (await waitFor(proc, READY, 'stderr'))[1]!.trim().split(/\s+/);
   return { proc, urls, url: urls[0]! };
 }

@@ -41,7 +41,7 @@ export function useBrokerProcesses(): (options?: { port?: number; config?: Recor
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
   return async ({ port = 0, config } = {}) => {
-    const args = [dist('bin/hopbus.js'), 'broker', '--port', String(port), '--log-level', 'warn'];
+    const args = [dist('bin/hopbus.js'), 'broker', '--port', String(port), '--no-nats', '--log-level', 'warn'];
     if (config !== undefined) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-broker-'));
       dirs.push(dir);

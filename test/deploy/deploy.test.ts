@@ -99,7 +99,7 @@ describe('deploy/Dockerfile', () => {
       expect(fs.existsSync(path.join(app, 'node_modules/typescript')), 'dev dependencies pruned').toBe(false);
       // ENTRYPOINT plus this run's arguments (free ports instead of CMD's fixed ones).
       const entry = JSON.parse(stages[1]!.find((x) => x.op === 'ENTRYPOINT')!.args) as string[];
-      const broker = spawn(process.execPath, [...entry.slice(1), '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'], {
+      const broker = spawn(process.execPath, [...entry.slice(1), '--host', '127.0.0.1', '--port', '0', '--no-nats', '--log-level', 'warn'], {
         cwd: app,
         env: { ...process.env, NODE_ENV: 'production' },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -32,7 +32,7 @@ function run(args: string[]): { child: ChildProcess; out: { stdout: string; stde
 }
 
 async function brokerWithHttp(): Promise<{ tcp: string; http: string }> {
-  const b = run(['broker', '--port', '0', '--http-port', '0', '--log-level', 'warn']);
+  const b = run(['broker', '--port', '0', '--no-nats', '--http-port', '0', '--log-level', 'warn']);
   await until(() => /monitoring: http:\/\/\S+\//.test(b.out.stderr), `the broker's ready lines (got ${JSON.stringify(b.out)})`);
   const tcp = /tcp:\/\/\S+/.exec(b.out.stderr)![0];
   const http = /monitoring: (http:\/\/[^/\s]+)\//.exec(b.out.stderr)![1]!;
