@@ -50,7 +50,11 @@ async function get(url: string): Promise<J> {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     if (cause?.code === 'ECONNREFUSED') throw new ConnectionError(`nothing listens at ${new URL(url).origin} (is the broker running, with --http-port?)`);
     if ((err as Error).name === 'TimeoutError') throw new ConnectionError(`${url}: no answer within 5 s`);
-    // e.g. "bad port": fetch refuses ports browsers block (1, 25, 6000, ...).
+    if (cause?.message === 'bad port') {
+      throw new ConnectionError(
+        `${url}: port ${new URL(url).port} is one that HTTP clients refuse to use (browsers block it too): give the broker's --http-port`,
+      );
+    }
     throw new ConnectionError(`${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
   }
   if (!r.ok) throw new ConnectionError(`${url}: HTTP ${r.status}${r.status === 404 ? " (is this a hopbus broker's HTTP port?)" : ''}`);

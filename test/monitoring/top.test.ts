@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectBroker as connect, type Bus } from '../../client/index.js';
 import { dist, until } from '../kit/index.js';
@@ -83,6 +84,14 @@ describe('hopbus top', () => {
     expect(bad.out.stderr).toContain('--url must be an http:// URL');
     const dead = run(['top', '--once', '--url', 'http://127.0.0.1:1']);
     expect(await dead.exited).toBe(1);
-    expect(dead.out.stderr).toMatch(/^hopbus: /);
+    expect(dead.out.stderr).toMatch(/^hopbus: http:\/\/127\.0\.0\.1:1\/varz: port 1 is one that HTTP clients refuse to use/);
+    // A port where nothing listens: said so.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const free = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const none = run(['top', '--once', '--url', `http://127.0.0.1:${free}`]);
+    expect(await none.exited).toBe(1);
+    expect(none.out.stderr).toContain(`nothing listens at http://127.0.0.1:${free}`);
   });
 });
