@@ -29,14 +29,15 @@ import type { Link, LinkHandler } from '../transports/link.js';
 import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { Member } from './direct.js';
-import { PublisherGate, type FlowStats } from './gate.js';
+import type { FlowStats, PublisherGate } from './gate.js';
 import { MAX_CONNECT_FRAME, authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
 import { admit } from './auth/admit.js';
 import type { Access, Identity } from './auth/index.js';
 import type { SessionHost } from './host.js';
 import type { Router } from './router.js';
-import { Outbound, type OutboundOwner, type OutboundPublisher } from './policy.js';
+import type { Outbound, OutboundOwner, OutboundPublisher } from './policy.js';
 import { Limiter } from './ratelimit.js';
+import { sessionGate, sessionMetrics, sessionOutbound } from './sessionkit.js';
 import type { ClientLatency } from './report.js';
 import { Subscription, type Publisher, type Subscriber } from './subscription.js';
 
@@ -115,17 +116,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   ) {
     this.router = host.router;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const o = host.options;
-    const now = host.clock.now();
-    this.out = new Outbound(
-      this,
-      o.highWaterBytes,
-      o.maxPending,
-      o.maxPendingMsgs,
-      o.deliverRate ? new Limiter({ ...o.deliverRate, action: 'refuse' }, now) : null,
-    );
-    this.gate = new PublisherGate(this, host.counters, host.clock);
-    if (o.publishRate) this.gate.own = new Limiter(o.publishRate, now);
+    this.out = sessionOutbound(this, host);
+    this.gate = sessionGate(this, host);
     this.handshakeTimer = host.liveness.expectConnect(this);
     // Until CONNECT is accepted, nothing bigger than a CONNECT is buffered.
     link.setMaxFrame?.(MAX_CONNECT_FRAME);
@@ -333,26 +325,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   }
 
   metrics() {
-    const o = this.out;
-    return {
-      cid: this.id,
-      name: this.name,
-      transport: this.link.transport,
-      remote: this.link.remote,
-      connectedAt: this.connectedAt,
-      subscriptions: this.subs.size,
-      ...this.stats,
-      pendingBytes: o.pendingBytes,
-      heldMsgs: o.hold.length,
-      /** Memory held for this connection now, framing and bookkeeping included: outbound (Outbound.memoryBytes) and a partial inbound frame. */
-      memoryBytes: o.memoryBytes + (this.link.inboundBytes ?? 0),
-      ...o.stats,
-      ...this.gate.flow,
-      /** Not being read right now (rate limit or a blocked consumer). */
-      paused: this.gate.paused,
-      /** Keepalive round trip in µs, null until the first PONG. */
-      rttUs: this.rttMs < 0 ? null : Math.round(this.rttMs * 1000),
-    };
+    const { id, name, link, connectedAt, stats, out, gate, rttMs } = this;
+    return sessionMetrics({ id, name, link, connectedAt, subscriptions: this.subs.size, stats, out, gate, rttMs });
   }
 
   /** OutboundPublisher: a consumer with the block policy is behind (see broker/gate.ts). */

@@ -37,10 +37,10 @@ import type { Link, LinkHandler } from '../../transports/link.js';
 import type { Timer } from '../../runtime/clock.js';
 import { VERSION } from '../../transports/protocol/version.js';
 import { queueNameProblem } from '../../topics/queue.js';
-import { PublisherGate, type FlowStats } from '../gate.js';
+import type { FlowStats, PublisherGate } from '../gate.js';
 import type { SessionHost } from '../host.js';
-import { Outbound, type LossCounters, type OutboundOwner, type OutboundPublisher } from '../policy.js';
-import { Limiter } from '../ratelimit.js';
+import type { LossCounters, Outbound, OutboundOwner, OutboundPublisher } from '../policy.js';
+import { sessionGate, sessionMetrics, sessionOutbound } from '../sessionkit.js';
 import type { ClientLatency } from '../report.js';
 import type { Router } from '../router.js';
 import { Subscription, type Publisher, type Subscriber } from '../subscription.js';
@@ -258,18 +258,9 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   ) {
     this.router = host.router;
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    const o = host.options;
-    const now = host.clock.now();
-    this.out = new Outbound(
-      this,
-      o.highWaterBytes,
-      o.maxPending,
-      o.maxPendingMsgs,
-      o.deliverRate ? new Limiter({ ...o.deliverRate, action: 'refuse' }, now) : null,
-    );
-    this.gate = new PublisherGate(this, host.counters, host.clock);
-    if (o.publishRate) this.gate.own = new Limiter(o.publishRate, now);
-    this.parser = new NatsParser(this, { maxPayload: o.maxPayload });
+    this.out = sessionOutbound(this, host);
+    this.gate = sessionGate(this, host);
+    this.parser = new NatsParser(this, { maxPayload: host.options.maxPayload });
     this.handshakeTimer = host.liveness.expectConnect(this);
   }
 
@@ -538,23 +529,9 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   metrics() {
-    const o = this.out;
+    const { id, link, connectedAt, stats, out, gate, rttMs } = this;
     return {
-      cid: this.id,
-      name: this.client.name,
-      transport: this.link.transport,
-      remote: this.link.remote,
-      connectedAt: this.connectedAt,
-      subscriptions: this.subs.size,
-      ...this.stats,
-      pendingBytes: o.pendingBytes,
-      heldMsgs: o.hold.length,
-      /** Memory held for this connection now, framing and bookkeeping included (as a hopbus session counts it). */
-      memoryBytes: o.memoryBytes + (this.link.inboundBytes ?? 0),
-      ...o.stats,
-      ...this.gate.flow,
-      paused: this.gate.paused,
-      rttUs: this.rttMs < 0 ? null : Math.round(this.rttMs * 1000),
+      ...sessionMetrics({ id, name: this.client.name, link, connectedAt, subscriptions: this.subs.size, stats, out, gate, rttMs }),
       protocol: 'nats' as const,
       lang: this.client.lang,
       version: this.client.version,

@@ -1,0 +1,70 @@
+/**
+ * broker/sessionkit.ts: what every session codec (the hopbus one, broker/session.ts; the
+ * NATS one, broker/nats/session.ts) builds and reports the same way: its outbound queue
+ * and publisher gate from the broker's options, and its /connz figures.
+ *
+ * Threading: the broker's thread.
+ */
+import type { Link } from '../transports/link.js';
+import type { FlowStats, GateOwner } from './gate.js';
+import { PublisherGate } from './gate.js';
+import type { SessionHost } from './host.js';
+import { Outbound, type OutboundOwner } from './policy.js';
+import { Limiter } from './ratelimit.js';
+
+/** A session's outbound queue, bounded and rate-limited as the broker's options say. */
+export function sessionOutbound(owner: OutboundOwner, host: SessionHost): Outbound {
+  const o = host.options;
+  return new Outbound(
+    owner,
+    o.highWaterBytes,
+    o.maxPending,
+    o.maxPendingMsgs,
+    o.deliverRate ? new Limiter({ ...o.deliverRate, action: 'refuse' }, host.clock.now()) : null,
+  );
+}
+
+/** A session's publisher gate, with the broker's publish rate limit when one is configured. */
+export function sessionGate(owner: GateOwner, host: SessionHost): PublisherGate {
+  const gate = new PublisherGate(owner, host.counters, host.clock);
+  if (host.options.publishRate) gate.own = new Limiter(host.options.publishRate, host.clock.now());
+  return gate;
+}
+
+/** What a session's /connz entry is made of, whatever its codec. */
+export interface SessionFigures<S extends object> {
+  id: number;
+  name: string;
+  link: Link;
+  connectedAt: number;
+  subscriptions: number;
+  stats: S;
+  out: Outbound;
+  gate: PublisherGate;
+  /** Keepalive round trip in ms, negative until the first PONG. */
+  rttMs: number;
+}
+
+/** A session's /connz figures (broker.metrics() per connection). */
+export function sessionMetrics<S extends object>(s: SessionFigures<S>) {
+  const o = s.out;
+  return {
+    cid: s.id,
+    name: s.name,
+    transport: s.link.transport,
+    remote: s.link.remote,
+    connectedAt: s.connectedAt,
+    subscriptions: s.subscriptions,
+    ...s.stats,
+    pendingBytes: o.pendingBytes,
+    heldMsgs: o.hold.length,
+    /** Memory held for this connection now, framing and bookkeeping included: outbound (Outbound.memoryBytes) and a partial inbound frame. */
+    memoryBytes: o.memoryBytes + (s.link.inboundBytes ?? 0),
+    ...o.stats,
+    ...(s.gate.flow as FlowStats),
+    /** Not being read right now (rate limit or a blocked consumer). */
+    paused: s.gate.paused,
+    /** Keepalive round trip in µs, null until the first PONG. */
+    rttUs: s.rttMs < 0 ? null : Math.round(s.rttMs * 1000),
+  };
+}
