@@ -69,26 +69,51 @@ function progress(label: string, done: () => number, total: number): () => void 
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
-async function benchPub(buses: Connection[], subject: string, msgs: number, size: number): Promise<ClientRow[]> {
+/**
+ * `msgs` messages of `size` bytes shared among the connections (the first ones take the
+ * remainder), each connection sending its share with `send` one after another, then
+ * `end`; a progress line under `label`. One row per connection.
+ */
+async function shared(
+  buses: Connection[],
+  msgs: number,
+  size: number,
+  label: string,
+  send: (bus: Connection, payload: Buffer) => Promise<void> | void,
+  end: (bus: Connection) => Promise<void> = async () => {},
+): Promise<ClientRow[]> {
   const payload = Buffer.alloc(size, 0x61);
   let done = 0;
-  const stop = progress('publishing', () => done, msgs);
-  const share = (i: number) => Math.floor(msgs / buses.length) + (i < msgs % buses.length ? 1 : 0);
+  const stop = progress(label, () => done, msgs);
   const rows = await Promise.all(
     buses.map(async (bus, i) => {
-      const n = share(i);
+      const n = Math.floor(msgs / buses.length) + (i < msgs % buses.length ? 1 : 0);
       const t0 = now();
       for (let k = 0; k < n; k++) {
-        bus.publish(subject, payload);
+        const pending = send(bus, payload);
+        if (pending !== undefined) await pending; // no microtask per publish when nothing waits
         done++;
-        if (bus.pendingBytes > 1 << 20) await bus.flush();
       }
-      await bus.flush();
+      await end(bus);
       return { client: i + 1, msgs: n, bytes: n * size, seconds: now() - t0 };
     }),
   );
   stop();
   return rows;
+}
+
+function benchPub(buses: Connection[], subject: string, msgs: number, size: number): Promise<ClientRow[]> {
+  return shared(
+    buses,
+    msgs,
+    size,
+    'publishing',
+    (bus, payload) => {
+      bus.publish(subject, payload);
+      if (bus.pendingBytes > 1 << 20) return bus.flush();
+    },
+    (bus) => bus.flush(),
+  );
 }
 
 async function benchSub(buses: Connection[], subject: string, msgs: number): Promise<ClientRow[]> {
@@ -118,26 +143,12 @@ async function benchSub(buses: Connection[], subject: string, msgs: number): Pro
   return out;
 }
 
-async function benchReqRep(buses: Connection[], subject: string, msgs: number, size: number, h: hdr.Histogram): Promise<ClientRow[]> {
-  const payload = Buffer.alloc(size, 0x61);
-  let done = 0;
-  const stop = progress('requesting', () => done, msgs);
-  const share = (i: number) => Math.floor(msgs / buses.length) + (i < msgs % buses.length ? 1 : 0);
-  const rows = await Promise.all(
-    buses.map(async (bus, i) => {
-      const n = share(i);
-      const t0 = now();
-      for (let k = 0; k < n; k++) {
-        const s = process.hrtime.bigint();
-        await bus.request(subject, payload, { timeoutMs: 5000 });
-        h.recordValue(Math.max(1, Math.round(Number(process.hrtime.bigint() - s) / 1000)));
-        done++;
-      }
-      return { client: i + 1, msgs: n, bytes: n * size, seconds: now() - t0 };
-    }),
-  );
-  stop();
-  return rows;
+function benchReqRep(buses: Connection[], subject: string, msgs: number, size: number, h: hdr.Histogram): Promise<ClientRow[]> {
+  return shared(buses, msgs, size, 'requesting', async (bus, payload) => {
+    const s = process.hrtime.bigint();
+    await bus.request(subject, payload, { timeoutMs: 5000 });
+    h.recordValue(Math.max(1, Math.round(Number(process.hrtime.bigint() - s) / 1000)));
+  });
 }
 
 export async function runBench(args: string[]): Promise<void> {

@@ -4,36 +4,16 @@
  * The writer reports ENOSPC with the file and offset, never throws or crashes, keeps
  * every segment whole, and writes again once space is freed.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { FakeClock } from '../../runtime/clock.js';
 import { type CorruptEvent, openJournal } from '../../journal/index.js';
 import { describeNeeding } from '../kit/guards.js';
 import { until } from '../kit/wait.js';
-import { message, openWriter, segFiles } from './helpers.js';
+import { message, openWriter, segFiles, useTinyTmpfs } from './helpers.js';
 
-const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-journal-tmpfs-'));
-
-function mountProblem(): string | null {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'pipe' });
-    return null;
-  } catch (err) {
-    fs.rmSync(mnt, { recursive: true, force: true });
-    return `cannot mount a 1 MiB tmpfs (needs root): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
-  }
-}
-
-const problem = mountProblem();
-
-afterAll(() => {
-  if (problem !== null) return;
-  execFileSync('umount', [mnt]);
-  fs.rmSync(mnt, { recursive: true, force: true });
-});
+const { mnt, problem } = useTinyTmpfs('hopbus-journal-tmpfs-');
 
 describeNeeding('tmpfs', problem)('a journal on a full filesystem', () => {
   it('reports ENOSPC with the file and offset, keeps its segments whole, and resumes when space is freed', async () => {

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { afterAll, afterEach } from 'vitest';
 import { JournalWriter, type JournalEvent, type JournalWriterOptions, recordSource, type RecordSource } from '../../journal/index.js';
 
 const dirs: string[] = [];
@@ -40,4 +41,25 @@ export function segFiles(dir: string): string[] {
     .readdirSync(dir)
     .filter((n) => n.endsWith('.seg'))
     .sort();
+}
+
+/**
+ * A 1 MiB tmpfs mounted for this file's tests (a disk that really fills up), unmounted
+ * after them. `problem` says why it could not be mounted (not root), for describeNeeding.
+ */
+export function useTinyTmpfs(prefix: string): { mnt: string; problem: string | null } {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  let problem: string | null = null;
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'pipe' });
+  } catch (err) {
+    fs.rmSync(mnt, { recursive: true, force: true });
+    problem = `cannot mount a 1 MiB tmpfs (needs root): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
+  }
+  afterAll(() => {
+    if (problem !== null) return;
+    execFileSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+  return { mnt, problem };
 }

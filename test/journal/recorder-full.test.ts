@@ -4,39 +4,19 @@
  * journal's I/O errors and the messages it could not record are counted in /varz and
  * /metrics, and logged once per event, not once per message.
  */
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startBroker } from '../../broker/index.js';
 import { varz } from '../../broker/endpoints.js';
 import { prometheus } from '../../broker/prometheus.js';
 import { connectBroker } from '../../client/index.js';
 import { describeNeeding } from '../kit/guards.js';
 import { until } from '../kit/wait.js';
+import { useTinyTmpfs } from './helpers.js';
 
-const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-recorder-tmpfs-'));
-
-function mountProblem(): string | null {
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { stdio: 'pipe' });
-    return null;
-  } catch (err) {
-    fs.rmSync(mnt, { recursive: true, force: true });
-    return `cannot mount a 1 MiB tmpfs (needs root): ${((err as { stderr?: Buffer }).stderr ?? '').toString().trim() || (err as Error).message}`;
-  }
-}
-
-const problem = mountProblem();
-
-afterAll(() => {
-  if (problem !== null) return;
-  execFileSync('umount', [mnt]);
-  fs.rmSync(mnt, { recursive: true, force: true });
-});
+const { mnt, problem } = useTinyTmpfs('hopbus-recorder-tmpfs-');
 
 describeNeeding('tmpfs', problem)('a broker recording onto a full filesystem', () => {
   it('routes on, counts the I/O errors and the messages not recorded, and logs each event once', async () => {

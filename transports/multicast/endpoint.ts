@@ -34,7 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { realClock, type Clock, type Timer } from '../../runtime/clock.js';
 import { HopbusError } from '../../runtime/errors.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import { ChannelSender, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
+import { ChannelSender, emptySenderStats, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
 import { RecvStream, type ReceiveCounters, type ReceiverOptions, type StreamHost } from './receiver.js';
 import { DType, F_BYE, HEADER, datagramType, isIpv4, isIpv4Multicast, readIpv4 } from './wire.js';
 
@@ -501,19 +501,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
   // --- lifecycle -------------------------------------------------------------------------------
 
   stats(): EndpointStats {
-    const t: SenderStats = {
-      datagrams: 0,
-      msgs: 0,
-      bytes: 0,
-      fragments: 0,
-      heartbeats: 0,
-      naksReceived: 0,
-      retransmits: 0,
-      repairsSuppressed: 0,
-      repairsThrottled: 0,
-      unavailable: 0,
-      testDropped: 0,
-    };
+    const t: SenderStats = emptySenderStats();
     for (const s of this.senders) {
       if (s == null) continue;
       for (const k of Object.keys(t) as (keyof SenderStats)[]) t[k] += s.stats[k];

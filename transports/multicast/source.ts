@@ -77,8 +77,9 @@ export interface SenderStats {
   testDropped: number;
 }
 
-export class ChannelSender {
-  readonly stats: SenderStats = {
+/** A SenderStats with every count at zero (a sender's start, an endpoint's sum). */
+export function emptySenderStats(): SenderStats {
+  return {
     datagrams: 0,
     msgs: 0,
     bytes: 0,
@@ -91,6 +92,10 @@ export class ChannelSender {
     unavailable: 0,
     testDropped: 0,
   };
+}
+
+export class ChannelSender {
+  readonly stats: SenderStats = emptySenderStats();
   /** Seq of the open (or next) datagram; datagrams are numbered from 1. */
   nextSeq = 1;
   /** Sequence of the next message. */
