@@ -6,7 +6,9 @@
  */
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { MessagesLostError, type Bus } from '../../client/index.js';
+import { MessagesLostError } from '../../client/index.js';
+import { Bus } from '../../client/bus.js';
+import { FakeClock } from '../../runtime/clock.js';
 import type { Link } from '../../transports/link.js';
 import { until, useWorld } from '../kit/index.js';
 import { useBrokerProcesses } from './processes.js';
@@ -165,16 +167,27 @@ describe('flush() across a broker killed with SIGKILL and restarted on the same 
 describe('drain() while disconnected', () => {
   it('rejects with MessagesLostError counting the backlog when no broker comes back within timeoutMs, and closes', async () => {
     const b1 = await brokerProcess();
-    const bus = await w.connect(b1.url, { ...FAST, timeoutMs: 300 });
+    // The client's timers (the drain's wait for a broker, the reconnect delays) run on a
+    // fake clock: "no broker within timeoutMs" is the test advancing it, not time passing.
+    const clock = new FakeClock();
+    const bus = w.track(new Bus(b1.url, { ...FAST, timeoutMs: 300 }, clock));
+    await bus.open();
     await bus.flush();
     const down = event(bus, 'disconnect');
     await b1.kill('SIGKILL');
     await down;
     for (let i = 0; i < 10; i++) bus.publish('late', i);
-    const err = await bus.drain().then(
+    let settled = false;
+    const result = bus.drain().then(
       () => null,
       (e: unknown) => e,
     );
+    void result.finally(() => (settled = true));
+    await until(() => {
+      clock.advance(100);
+      return settled;
+    }, 'the drain to give up once timeoutMs has passed on the clock');
+    const err = await result;
     expect(err).toBeInstanceOf(MessagesLostError);
     expect((err as MessagesLostError).lost).toBe(10);
     expect(bus.isClosed).toBe(true);

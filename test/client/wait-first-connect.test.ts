@@ -6,6 +6,8 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConnectionError, connect } from '../../client/index.js';
+import { Bus } from '../../client/bus.js';
+import { FakeClock } from '../../runtime/clock.js';
 import { until, useWorld } from '../kit/index.js';
 
 const w = useWorld();
@@ -28,11 +30,27 @@ async function notYet(): Promise<{ port: number; attempts: () => number; stop: (
 describe('waitOnFirstConnect', () => {
   it('keeps trying until the broker is up, then connects', async () => {
     const early = await notYet();
-    const pending = connect(`tcp://127.0.0.1:${early.port}`, { waitOnFirstConnect: true, reconnectDelayMs: 10, maxReconnectDelayMs: 20, reconnectJitterMs: 0 });
-    await until(() => early.attempts() >= 3, 'three attempts refused');
+    // The delays between attempts run on a fake clock: each is the test advancing it.
+    const clock = new FakeClock();
+    const bus = new Bus(
+      `tcp://127.0.0.1:${early.port}`,
+      { waitOnFirstConnect: true, reconnectDelayMs: 10, maxReconnectDelayMs: 20, reconnectJitterMs: 0 },
+      clock,
+    );
+    const pending = bus.open().then(() => bus);
+    await until(() => {
+      clock.advance(20);
+      return early.attempts() >= 3;
+    }, 'three attempts refused');
     await early.stop();
     const b = await w.broker({ port: early.port });
-    const bus = await pending;
+    let up = false;
+    void pending.then(() => (up = true));
+    await until(() => {
+      clock.advance(20);
+      return up;
+    }, 'the next attempt to connect');
+    await pending;
     try {
       expect(bus.server).toBe(`tcp://127.0.0.1:${early.port}`);
       const got = new Promise<string>((resolve) => bus.subscribe('x', (m) => resolve(m.string())));
@@ -48,12 +66,19 @@ describe('waitOnFirstConnect', () => {
   it('gives up after maxReconnectAttempts, saying how many', async () => {
     const early = await notYet();
     try {
-      const err = await connect(`tcp://127.0.0.1:${early.port}`, {
-        waitOnFirstConnect: true,
-        maxReconnectAttempts: 3,
-        reconnectDelayMs: 1,
-        reconnectJitterMs: 0,
-      }).catch((e: unknown) => e);
+      const clock = new FakeClock();
+      let err: unknown = null;
+      const bus = new Bus(
+        `tcp://127.0.0.1:${early.port}`,
+        { waitOnFirstConnect: true, maxReconnectAttempts: 3, reconnectDelayMs: 10, reconnectJitterMs: 0 },
+        clock,
+      );
+      const opened = bus.open().catch((e: unknown) => (err = e));
+      await until(() => {
+        clock.advance(20);
+        return err !== null;
+      }, 'the third attempt to fail');
+      await opened;
       expect(err).toBeInstanceOf(ConnectionError);
       expect((err as Error).message).toMatch(/^could not connect to any server after 3 attempts/);
       expect(early.attempts()).toBe(3);
