@@ -219,7 +219,7 @@ describe('Outbound', () => {
       // Slabs leave at the head and come back at the tail (through the pool): a few per
       // slab's worth of messages, never one per message.
       expect(out.hold.blocksTaken - taken).toBeLessThan((100_000 * HELD) / out.hold.slabBytes + 100_000 / 1024 + 4);
-      expect(out.hold.blocks).toBeLessThanOrEqual(Math.ceil(64 * 1024 / out.hold.slabBytes) + 3);
+      expect(out.hold.blocks).toBeLessThanOrEqual(Math.ceil((64 * 1024) / out.hold.slabBytes) + 3);
     });
 
     it('a message the link alone leaves no room for is dropped as newest, even with nothing held', () => {
