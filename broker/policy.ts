@@ -33,7 +33,8 @@
  */
 import { LOSS_SIZE, Policy, writeLoss } from '../transports/protocol/index.js';
 import { realClock, type Clock, type Timer } from '../runtime/clock.js';
-import { HoldRing, SLOT_BYTES, slabBytesFor, spanOf } from './holdring.js';
+import { HoldRing, PAGE_SLOTS, SLOT_BYTES, slabBytesFor, spanOf } from './holdring.js';
+import { KEEP_BUFFER_MAX, WRITE_BUFFER } from '../transports/buffered.js';
 import { copyBytes } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
 import type { Limiter } from './ratelimit.js';
@@ -75,6 +76,20 @@ export function parsePolicy(name: string): Policy | null {
     default:
       return null;
   }
+}
+
+/**
+ * The most memory the outbound side of one TCP or Unix connection may pin, whatever its
+ * consumer does (docs/FLOW.md): maxPending (what the bounds count: the link's queued
+ * bytes, the ring's bytes and slot bookkeeping), plus granularity: a partial slab and a
+ * partial slot page at each end of the ring, and the write buffers' capacity beyond the
+ * bytes queued in them (the buffer being filled and the one in flight each hold at most
+ * highWaterBytes and a frame, and grow by doubling; a spare of up to KEEP_BUFFER_MAX is
+ * kept). The block policy may hold twice maxPending.
+ */
+export function outboundMemoryBound(maxPending: number, highWaterBytes: number, maxFrame: number): number {
+  const slab = slabBytesFor(maxPending);
+  return maxPending + 2 * slab + 2 * PAGE_SLOTS * SLOT_BYTES + 4 * (highWaterBytes + maxFrame) + 2 * WRITE_BUFFER + KEEP_BUFFER_MAX;
 }
 
 /** Counters of one connection's outbound side, readable through Broker.metrics(). */
