@@ -357,6 +357,57 @@ export class HoldRing<S extends object = object> {
     return len;
   }
 
+  /** Bytes of the frames counted by the last measure(). */
+  measuredBytes = 0;
+
+  /**
+   * How many of the oldest live frames fit in `room` bytes together (at least one, if
+   * any is held); their bytes are left in measuredBytes. Nothing is removed.
+   */
+  measure(room: number): number {
+    let n = 0;
+    let bytes = 0;
+    for (let slot = this.headSlot; slot < this.tailSlot; slot++) {
+      const len = this.word(slot, 0) & LEN_MASK;
+      if (len === 0) continue;
+      if (n > 0 && bytes + len > room) break;
+      bytes += len;
+      n++;
+    }
+    this.measuredBytes = bytes;
+    return n;
+  }
+
+  /**
+   * Copies the `n` oldest live frames to dst at `at`, end to end (the ring must hold
+   * that many; remove them with shift() afterwards). Frames adjacent in the ring leave
+   * in one copy per slab. Returns the bytes copied.
+   */
+  copyFrames(dst: Buffer, at: number, n: number): number {
+    let pos = this.head;
+    let runStart = pos;
+    let runLen = 0;
+    let copied = 0;
+    for (let slot = this.headSlot; n > 0; slot++) {
+      const page = this.pageOf(slot);
+      const w = (slot % PAGE_SLOTS) * 4;
+      const len = page[w]! & LEN_MASK;
+      if (len !== 0) {
+        if (pos !== runStart + runLen) {
+          this.readBytes(runStart, dst, at + copied, runLen);
+          copied += runLen;
+          runStart = pos;
+          runLen = 0;
+        }
+        runLen += len;
+        n--;
+      }
+      pos += page[w + 1]!;
+    }
+    this.readBytes(runStart, dst, at + copied, runLen);
+    return copied + runLen;
+  }
+
   /** Removes the oldest held message (the ring must not be empty); returns the subscriptions it was for. */
   shift(): S {
     const slot = this.headSlot;

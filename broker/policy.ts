@@ -331,16 +331,25 @@ export class Outbound {
     }
     const hold = this.hold;
     while (hold.length > 0 && link.pendingBytes <= this.highWater) {
-      const len = hold.lengthOf(hold.first);
-      if (this.limiter !== null && !this.limiter.admit(len, this.clock.now())) {
-        this.schedulePump();
-        break;
-      }
       // Copied and taken off the ring before the commit: a commit may deliver at once
       // (inproc), and what the peer does in return may hold more here.
-      hold.copyFirst(link.reserve(len), link.writeOffset);
-      hold.shift();
-      link.commit(len);
+      if (this.limiter === null) {
+        // As many as fit under the high-water mark, in one copy per run and one commit.
+        const n = hold.measure(this.highWater - link.pendingBytes);
+        const bytes = hold.measuredBytes;
+        hold.copyFrames(link.reserve(bytes), link.writeOffset, n);
+        for (let i = 0; i < n; i++) hold.shift();
+        link.commit(bytes);
+      } else {
+        const len = hold.lengthOf(hold.first);
+        if (!this.limiter.admit(len, this.clock.now())) {
+          this.schedulePump();
+          break;
+        }
+        hold.copyFirst(link.reserve(len), link.writeOffset);
+        hold.shift();
+        link.commit(len);
+      }
     }
     if (hold.length === 0 && this.blocked !== null && link.pendingBytes <= this.highWater / 2) {
       for (const p of this.blocked) p.unblock(this);

@@ -24,7 +24,11 @@ interface Entry {
 const SUBS = [['a'], ['b'], ['c']];
 const KEYS = ['k0', 'k1', 'k2', 'k3'];
 
-type RingOp = { t: 'push'; len: number; seed: number; sid: number; subs: number; key: number | null } | { t: 'shift' } | { t: 'kill'; which: number };
+type RingOp =
+  | { t: 'push'; len: number; seed: number; sid: number; subs: number; key: number | null }
+  | { t: 'shift' }
+  | { t: 'take'; room: number }
+  | { t: 'kill'; which: number };
 
 const opArb: fc.Arbitrary<RingOp> = fc.oneof(
   {
@@ -39,6 +43,7 @@ const opArb: fc.Arbitrary<RingOp> = fc.oneof(
     weight: 5,
   },
   { arbitrary: fc.constant({ t: 'shift' as const }), weight: 3 },
+  { arbitrary: fc.record({ t: fc.constant('take' as const), room: fc.integer({ min: 0, max: 400 }) }), weight: 1 },
   { arbitrary: fc.record({ t: fc.constant('kill' as const), which: fc.nat() }), weight: 1 },
 );
 
@@ -88,6 +93,22 @@ describe('HoldRing against a model', () => {
             if (ring.length === 0) continue;
             expect(ring.shift()).toBe(model[0]!.subs);
             model = passDead(model.slice(1));
+          } else if (op.t === 'take') {
+            // What the pump does: as many whole frames as fit (at least one), in one copy.
+            const live = model.filter((e) => e.frame !== null);
+            let n = 0;
+            let bytes = 0;
+            while (n < live.length && (n === 0 || bytes + live[n]!.frame!.length <= op.room)) bytes += live[n++]!.frame!.length;
+            expect(ring.measure(op.room)).toBe(n);
+            expect(ring.measuredBytes).toBe(bytes);
+            if (n === 0) continue;
+            const dst = Buffer.alloc(bytes + 6, 0xee);
+            expect(ring.copyFrames(dst, 3, n)).toBe(bytes);
+            expect(dst.subarray(3, 3 + bytes)).toEqual(Buffer.concat(live.slice(0, n).map((e) => e.frame!)));
+            expect([dst[2], dst[3 + bytes]]).toEqual([0xee, 0xee]);
+            for (let i = 0; i < n; i++) ring.shift();
+            const lastTaken = live[n - 1]!;
+            model = passDead(model.slice(model.indexOf(lastTaken) + 1));
           } else {
             const live = model.filter((e) => e.frame !== null);
             if (live.length === 0) continue;
