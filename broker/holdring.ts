@@ -151,7 +151,7 @@ export const holdPool = new BlockPool();
 class SubsTable<T extends object> {
   private readonly ids = new Map<T, number>();
   private list: (T | undefined)[] = [];
-  private refs = new Int32Array(16);
+  private refs = new Int32Array(0); // grown on first use: most connections never hold anything
   private readonly free: number[] = [];
   private last: T | undefined = undefined;
   private lastId = -1;
@@ -168,7 +168,7 @@ class SubsTable<T extends object> {
       else {
         id = this.free.length > 0 ? this.free.pop()! : this.list.length;
         if (id >= this.refs.length) {
-          const r = new Int32Array(this.refs.length * 2);
+          const r = new Int32Array(Math.max(16, this.refs.length * 2));
           r.set(this.refs);
           this.refs = r;
         }
@@ -206,7 +206,7 @@ class SubsTable<T extends object> {
   clear(): void {
     this.ids.clear();
     this.list = [];
-    this.refs = new Int32Array(16);
+    this.refs = new Int32Array(0);
     this.free.length = 0;
     this.last = undefined;
     this.lastId = -1;
@@ -238,8 +238,8 @@ export class HoldRing<S extends object = object> {
   /** Conflation index: subject -> key id; per key its subject, slot and position. */
   private readonly keyIds = new Map<string, number>();
   private keySubject: (string | undefined)[] = [];
-  private keySlot = new Float64Array(8);
-  private keyPos = new Float64Array(8);
+  private keySlot = new Float64Array(0);
+  private keyPos = new Float64Array(0);
   private readonly freeKeys: number[] = [];
 
   constructor(readonly slabBytes: number = HOLD_SLAB_BYTES) {
@@ -561,10 +561,11 @@ export class HoldRing<S extends object = object> {
   private indexKey(subject: string, slot: number, pos: number): number {
     const k = this.freeKeys.length > 0 ? this.freeKeys.pop()! : this.keySubject.length;
     if (k >= this.keySlot.length) {
-      const a = new Float64Array(this.keySlot.length * 2);
+      const n = Math.max(8, this.keySlot.length * 2);
+      const a = new Float64Array(n);
       a.set(this.keySlot);
       this.keySlot = a;
-      const b = new Float64Array(this.keyPos.length * 2);
+      const b = new Float64Array(n);
       b.set(this.keyPos);
       this.keyPos = b;
     }
