@@ -85,7 +85,15 @@ export class UwsLink extends BufferedLink {
     }
     if (status === 0 && this.writeBlockedSince === 0) this.writeBlockedSince = this.clock.now();
     if (this.closing && this.ws.getBufferedAmount() === 0) this.endNow();
+    // uWS took it all without back-pressure, so no drain event will follow: messages
+    // held meanwhile (policy.ts pump) are moved along now, after this call returns.
+    else if (status === 1 && this.ws.getBufferedAmount() === 0 && !this.closing) queueMicrotask(this.sent);
   }
+
+  /** One closure per link: the write buffer emptied with nothing buffered by uWS. */
+  private readonly sent = (): void => {
+    if (!this.closed && !this.finished) this.handler?.onDrain?.();
+  };
 
   /** One closure per link, not per flush. */
   private readonly corkedSend = (): void => {
