@@ -16,6 +16,7 @@ import type { DirectPlane } from './direct.js';
 import type { Liveness } from './liveness.js';
 import type { Router } from './router.js';
 import type { Subscriber } from './subscription.js';
+import type { LastValueCache } from './cache/cache.js';
 
 export interface SessionHost {
   readonly options: ResolvedOptions;
@@ -28,6 +29,8 @@ export interface SessionHost {
   readonly router: Router;
   readonly liveness: Liveness;
   readonly direct: DirectPlane;
+  /** The last-value cache (empty when the config has no `cache`). */
+  readonly cache: LastValueCache;
   /** The session's link is closed for good: forget it. */
   detach(session: Subscriber): void;
 }

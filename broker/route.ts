@@ -8,6 +8,7 @@ import { Policy } from '../transports/protocol/index.js';
 import { POLICY_RANK } from './policy.js';
 import { SubjectTree } from '../topics/index.js';
 import type { Limiter } from './ratelimit.js';
+import type { CacheStore } from './cache/store.js';
 import type { Subscriber, Subscription } from './subscription.js';
 
 /** A subject-pattern rate limit from the config, shared by every subject it matches. */
@@ -59,6 +60,8 @@ export class Route {
   bytes = 0;
   seen = 0;
   readonly subject: string;
+  /** The last-value cache store that keeps this subject, or null (set by the router when it builds the route). */
+  lvc: CacheStore | null = null;
 
   constructor(
     subs: readonly Subscription[],

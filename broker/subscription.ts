@@ -31,6 +31,12 @@ export interface Subscriber {
    */
   readonly noEcho?: boolean;
   /**
+   * True when it reads MSG frames with a sequence block (FLAG_SEQ): it is then given a
+   * cached subject's frame from the last-value cache, which carries the subject's
+   * sequence, instead of the publisher's. Unset means false (older clients, NATS).
+   */
+  readonly seqFrames?: boolean;
+  /**
    * One message: buf[off, off+len) is a hopbus MSG frame, shared by every receiver of
    * this fanout (do not modify it; copy what must outlive the call). `sid` is non-zero
    * for a queue delivery: the receiver's copy carries that subscription id. `subs` are

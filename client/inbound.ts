@@ -6,7 +6,7 @@
  *
  * Threading: the client's thread.
  */
-import { MsgView } from '../transports/protocol/index.js';
+import { FLAG_REPLAY, FLAG_SNAPSHOT, MsgView } from '../transports/protocol/index.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { LatencyMeter } from './latency.js';
 import { Msg, type Responder } from './msg.js';
@@ -80,7 +80,10 @@ export class Inbound {
   private dispatch(v: MsgView, subject: string): void {
     if (v.sid !== 0) {
       const sub = this.subs.get(v.sid);
-      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
+      if (sub === undefined) return;
+      // A cached value or a replayed record, for that subscription alone.
+      if (v.flags & (FLAG_SNAPSHOT | FLAG_REPLAY)) sub.countImaged();
+      if (!sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
       return;
     }
     const list = this.subs.match(subject);
@@ -88,6 +91,8 @@ export class Inbound {
     const msg = new Msg(v, subject, this.responder);
     for (let i = 0; i < list.length; i++) {
       const sub = list[i]!;
+      // A snapshot or replay subscription before its IMAGE BEGIN: routed before the broker had it.
+      if (sub.awaiting) continue;
       if (!sub.deliver(msg)) this.expired(sub);
     }
   }

@@ -36,6 +36,10 @@ export interface ServerInfo {
   reportIntervalMs?: number;
   /** The broker lets this (shm) client deliver to other shm clients directly (docs/SHM.md). */
   direct?: boolean;
+  /** The broker serves snapshot subscriptions (docs/CACHE.md); absent from older brokers. */
+  snapshots?: boolean;
+  /** The broker has a journal and serves replay-then-live subscriptions (docs/JOURNAL.md). */
+  replay?: boolean;
   /**
    * On a reconnect to the same broker: why it closed this client's previous connection,
    * and how many messages it had queued for it (the client subtracts what it received).

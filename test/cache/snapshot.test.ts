@@ -1,0 +1,165 @@
+/**
+ * Snapshot subscriptions against a real broker: the cached value of every matching
+ * subject first (msg.snapshot, msg.seq), then live messages, snapshotDone with the
+ * count, over TCP, a Unix socket, inproc and WebSocket; bus.last; tombstones; a
+ * subscriber that asks for a snapshot of nothing.
+ */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { connectBroker, type Bus, type Msg } from '../../client/index.js';
+import { until, useWorld } from '../kit/index.js';
+
+const world = useWorld();
+
+const CACHE = [{ pattern: 'md.>', maxSubjects: 1000, maxBytes: 1 << 20 }];
+
+interface Seen {
+  subject: string;
+  value: unknown;
+  seq: number | undefined;
+  snapshot: boolean;
+}
+
+function record(into: Seen[]): (m: Msg) => void {
+  return (m) => into.push({ subject: m.subject, value: m.value, seq: m.seq, snapshot: m.snapshot });
+}
+
+async function roundTrip(pub: Bus, sub: Bus): Promise<void> {
+  await pub.flush();
+  await sub.flush();
+}
+
+describe('snapshot subscriptions', () => {
+  it('deliver the cached value of each matching subject, then live messages with the next sequence', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const pub = await world.connect(b.url);
+    for (let i = 0; i < 3; i++) for (const s of ['md.A', 'md.B', 'md.C']) pub.publish(s, `${s}:${i}`);
+    pub.publish('other.X', 'not cached');
+    await pub.flush();
+    const bus = await world.connect(b.url);
+    const seen: Seen[] = [];
+    const sub = bus.subscribe('md.*', record(seen), { snapshot: true });
+    expect(await sub.snapshotDone).toBe(3);
+    expect(seen.map((s) => [s.subject, s.value, s.seq, s.snapshot]).sort()).toEqual([
+      ['md.A', 'md.A:2', 3, true],
+      ['md.B', 'md.B:2', 3, true],
+      ['md.C', 'md.C:2', 3, true],
+    ]);
+    pub.publish('md.B', 'live');
+    await until(() => seen.length === 4, 'the live message');
+    expect(seen[3]).toEqual({ subject: 'md.B', value: 'live', seq: 4, snapshot: false });
+  });
+
+  it('an image of nothing: snapshotDone is 0 and live messages follow', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const bus = await world.connect(b.url);
+    const seen: Seen[] = [];
+    const sub = bus.subscribe('md.none.>', record(seen), { snapshot: true });
+    expect(await sub.snapshotDone).toBe(0);
+    bus.publish('md.none.x', 1);
+    await until(() => seen.length === 1, 'the live message');
+    expect(seen[0]).toMatchObject({ snapshot: false, seq: 1 });
+  });
+
+  it('a snapshot of subjects no cache pattern covers is empty, and the broker without a cache serves it too', async () => {
+    const b = await world.broker();
+    const bus = await world.connect(b.url);
+    const sub = bus.subscribe('md.>', () => undefined, { snapshot: true });
+    expect(await sub.snapshotDone).toBe(0);
+    expect(await bus.last('md.A')).toBeUndefined();
+  });
+
+  it('a plain subscription on the same connection is unaffected: no cached values, one copy of each live message', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const pub = await world.connect(b.url);
+    pub.publish('md.A', 'old');
+    await pub.flush();
+    const bus = await world.connect(b.url);
+    const plain: Seen[] = [];
+    const snap: Seen[] = [];
+    bus.subscribe('md.>', record(plain));
+    await bus.flush();
+    const sub = bus.subscribe('md.A', record(snap), { snapshot: true });
+    await sub.snapshotDone;
+    pub.publish('md.A', 'new');
+    await until(() => snap.length === 2 && plain.length === 1, 'the live message on both');
+    await roundTrip(pub, bus);
+    expect(plain).toEqual([{ subject: 'md.A', value: 'new', seq: 2, snapshot: false }]);
+    expect(snap).toEqual([
+      { subject: 'md.A', value: 'old', seq: 1, snapshot: true },
+      { subject: 'md.A', value: 'new', seq: 2, snapshot: false },
+    ]);
+  });
+
+  it('a tombstone (header Hopbus-Delete) removes the value: it is delivered live, then neither snapshots nor last() have it', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const pub = await world.connect(b.url);
+    pub.publish('md.A', 'a');
+    pub.publish('md.B', 'b');
+    await pub.flush();
+    expect(await pub.last('md.A')).toBe('a');
+    const live: Seen[] = [];
+    pub.subscribe('md.A', record(live));
+    await pub.flush();
+    pub.publish('md.A', undefined, { headers: { 'Hopbus-Delete': '1' } });
+    await until(() => live.length === 1, 'the tombstone, live');
+    expect(await pub.last('md.A')).toBeUndefined();
+    const bus = await world.connect(b.url);
+    const seen: Seen[] = [];
+    expect(await bus.subscribe('md.*', record(seen), { snapshot: true }).snapshotDone).toBe(1);
+    expect(seen.map((s) => s.subject)).toEqual(['md.B']);
+    expect(b.broker.cache.stats()).toMatchObject({ subjects: 1, deletes: 1 });
+  });
+
+  it('last() gives the newest value decoded by its kind, or undefined; msgpack and raw payloads keep their kind', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const bus = await world.connect(b.url);
+    bus.publish('md.obj', { bid: 1.07, ask: 1.08 });
+    bus.publish('md.raw', new Uint8Array([1, 2, 3]));
+    await bus.flush();
+    expect(await bus.last('md.obj')).toEqual({ bid: 1.07, ask: 1.08 });
+    expect(Buffer.from((await bus.last('md.raw')) as Uint8Array)).toEqual(Buffer.from([1, 2, 3]));
+    expect(await bus.last('md.nothing')).toBeUndefined();
+    expect(await bus.last('elsewhere.x')).toBeUndefined();
+    await expect(bus.last('md.*')).rejects.toThrow(/wildcards are not allowed/);
+    const st = b.broker.cache.stats();
+    expect(st.hits).toBeGreaterThanOrEqual(2);
+    expect(st.misses).toBe(2);
+  });
+
+  it("a plain subscription's snapshotDone is 0 at once", async () => {
+    const b = await world.broker({ cache: CACHE });
+    const bus = await world.connect(b.url);
+    const sub = bus.subscribe('md.>', () => undefined);
+    expect(await sub.snapshotDone).toBe(0);
+  });
+});
+
+describe('snapshot subscriptions over every stream transport', () => {
+  const kinds = ['tcp', 'unix', 'inproc', 'ws'] as const;
+  for (const kind of kinds) {
+    it(`${kind}: image then live`, async () => {
+      const dir = world.tmpdir();
+      const b = await world.broker({ cache: CACHE, ...(kind === 'unix' ? { unix: path.join(dir, 'b.sock') } : {}), ...(kind === 'ws' ? { httpPort: 0 } : {}) });
+      const url =
+        kind === 'tcp'
+          ? b.url
+          : kind === 'unix'
+            ? `unix://${path.join(dir, 'b.sock')}`
+            : kind === 'ws'
+              ? `ws://127.0.0.1:${b.broker.httpPort}/bus`
+              : null;
+      const pub = await world.connect(b.url);
+      for (let i = 0; i < 50; i++) pub.publish(`md.S${i % 10}`, i);
+      await pub.flush();
+      const bus = url === null ? world.track(await connectBroker(b.endpoint('inproc'))) : await world.connect(url);
+      const seen: Seen[] = [];
+      const sub = bus.subscribe('md.>', record(seen), { snapshot: true });
+      expect(await sub.snapshotDone).toBe(10);
+      expect(seen.every((s) => s.snapshot && s.seq === 5)).toBe(true);
+      pub.publish('md.S3', 'live');
+      await until(() => seen.length === 11, 'the live message');
+      expect(seen[10]).toEqual({ subject: 'md.S3', value: 'live', seq: 6, snapshot: false });
+    });
+  }
+});
