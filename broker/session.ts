@@ -321,7 +321,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   onDrain(): void {
     if (this.state !== State.OPEN) return;
     this.out.pump();
-    if (this.feed !== null && this.feed.active) this.feed.pump();
+    if (this.feed !== null && this.feed.active) this.feed.drained();
   }
 
   /** @internal OutboundOwner */

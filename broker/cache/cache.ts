@@ -187,9 +187,11 @@ export function cacheOptionsProblem(value: unknown, isValidPattern: (p: string) 
     const c = value[i] as Record<string, unknown> | null;
     if (c === null || typeof c !== 'object' || Array.isArray(c)) return `"cache[${i}]" must be an object { pattern, maxSubjects, maxBytes, ttlMs? }`;
     for (const key of Object.keys(c)) {
-      if (!(CACHE_OPTION_KEYS as readonly string[]).includes(key)) return `"cache[${i}]" has an unknown key "${key}"; known keys: ${CACHE_OPTION_KEYS.join(', ')}`;
+      if (!(CACHE_OPTION_KEYS as readonly string[]).includes(key))
+        return `"cache[${i}]" has an unknown key "${key}"; known keys: ${CACHE_OPTION_KEYS.join(', ')}`;
     }
-    if (typeof c.pattern !== 'string' || !isValidPattern(c.pattern)) return `"cache[${i}].pattern" must be a valid subject pattern (e.g. "md.>"), got ${JSON.stringify(c.pattern)}`;
+    if (typeof c.pattern !== 'string' || !isValidPattern(c.pattern))
+      return `"cache[${i}].pattern" must be a valid subject pattern (e.g. "md.>"), got ${JSON.stringify(c.pattern)}`;
     if (c.pattern.startsWith('$')) return `"cache[${i}].pattern" must not cover system subjects ($...), got ${JSON.stringify(c.pattern)}`;
     for (const key of ['maxSubjects', 'maxBytes'] as const) {
       const v = c[key];

@@ -20,10 +20,13 @@
  * then live messages n+1, n+2, ..., or, for a subject updated while the image was on its
  * way, live messages from that update on. IMAGE END carries the count of cached values sent.
  *
- * Pacing: values are written while the link holds at most `highWater` bytes and nothing
- * is held; then the feed waits for the link to drain (Session.onDrain) and goes on. A
- * large image so never makes its connection a slow consumer, and never sits in memory
- * as frames: only the list of its subjects does. A delivery rate limit (deliverRate)
+ * Pacing: at most `highWater` bytes of image per turn of the event loop, and only while
+ * the link holds at most `highWater` bytes and nothing is held; then the feed waits for
+ * the link to drain (Session.onDrain) and goes on in a later turn (setImmediate: a yield
+ * to I/O, so that other connections' reads and writes come between two chunks even when
+ * a loopback socket drains at once). A large image so never makes its connection a slow
+ * consumer, never holds up other connections for long, and never sits in memory as
+ * frames: only the list of its subjects does. A delivery rate limit (deliverRate)
  * applies to image frames too.
  *
  * Threading: the broker's thread. Must not import sessions or the broker.
@@ -64,6 +67,14 @@ class ImageJob {
 export class ImageFeed {
   private readonly jobs: ImageJob[] = [];
   private timer: Timer | null = null;
+  private immediate: ReturnType<typeof setImmediate> | null = null;
+  /** Times an image stopped for the link to drain or for the next turn, and the most bytes seen in the link meanwhile: pacing, for tests and monitoring. */
+  pauses = 0;
+  peakPending = 0;
+  private readonly resume = (): void => {
+    this.immediate = null;
+    this.pump();
+  };
 
   constructor(
     private readonly owner: FeedOwner,
@@ -102,12 +113,18 @@ export class ImageFeed {
     this.cache.imagesPending--;
   }
 
-  /** Writes what the link has room for: on adding, and whenever the link has drained. */
+  /** The link has drained: go on in the next turn of the event loop. */
+  drained(): void {
+    if (this.immediate === null && this.timer === null && this.jobs.length > 0) this.immediate = setImmediate(this.resume);
+  }
+
+  /** Writes what the link has room for, up to `highWater` bytes: on adding, and a turn after the link has drained. */
   pump(): void {
     const { link, out } = this.owner;
     const limiter = out.limiter;
+    let budget = this.highWater;
     while (this.jobs.length > 0) {
-      if (!this.owner.open || link.closed || out.hold.length > 0 || this.timer !== null) return;
+      if (!this.owner.open || link.closed || out.hold.length > 0 || this.timer !== null || this.immediate !== null) return;
       const j = this.jobs[0]!;
       if (!j.begun) {
         this.control(ImageKind.BEGIN, j.sub.sid, j.subjects.length);
@@ -116,7 +133,18 @@ export class ImageFeed {
       const subjects = j.subjects;
       const now = this.cache.now();
       while (j.next < subjects.length) {
-        if (link.pendingBytes > this.highWater) return;
+        const pending = link.pendingBytes;
+        if (pending > this.peakPending) this.peakPending = pending;
+        if (pending > this.highWater) {
+          // Onwards when the link has drained (Session.onDrain).
+          this.pauses++;
+          return;
+        }
+        if (budget <= 0) {
+          this.pauses++;
+          this.immediate = setImmediate(this.resume);
+          return;
+        }
         const subject = subjects[j.next]!;
         if (!j.remaining.has(subject)) {
           j.next++;
@@ -142,6 +170,7 @@ export class ImageFeed {
         buf[at + 5] = buf[at + 5]! | FLAG_SNAPSHOT;
         buf.writeUInt32LE(j.sub.sid, at + 8);
         link.commit(n);
+        budget -= n;
         j.sent++;
         this.cache.hits++;
         const st = this.owner.stats;
@@ -172,6 +201,8 @@ export class ImageFeed {
   close(): void {
     this.clock.clear(this.timer);
     this.timer = null;
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
     this.cache.imagesPending -= this.jobs.length;
     this.jobs.length = 0;
   }

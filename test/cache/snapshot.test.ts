@@ -142,13 +142,7 @@ describe('snapshot subscriptions over every stream transport', () => {
       const dir = world.tmpdir();
       const b = await world.broker({ cache: CACHE, ...(kind === 'unix' ? { unix: path.join(dir, 'b.sock') } : {}), ...(kind === 'ws' ? { httpPort: 0 } : {}) });
       const url =
-        kind === 'tcp'
-          ? b.url
-          : kind === 'unix'
-            ? `unix://${path.join(dir, 'b.sock')}`
-            : kind === 'ws'
-              ? `ws://127.0.0.1:${b.broker.httpPort}/bus`
-              : null;
+        kind === 'tcp' ? b.url : kind === 'unix' ? `unix://${path.join(dir, 'b.sock')}` : kind === 'ws' ? `ws://127.0.0.1:${b.broker.httpPort}/bus` : null;
       const pub = await world.connect(b.url);
       for (let i = 0; i < 50; i++) pub.publish(`md.S${i % 10}`, i);
       await pub.flush();
