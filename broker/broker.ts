@@ -215,6 +215,11 @@ export class Broker implements SessionHost {
     throw new TypeError(`endpoint kind must be 'shm' or 'inproc', got ${JSON.stringify(kind)}`);
   }
 
+  /** DirectHost: what the broker must see of every publisher (the cache's and the journal's subjects). */
+  mustSee(): readonly string[] {
+    return [...this.cache.stores.map((s) => s.pattern), ...(this.options.journal?.subjects ?? [])];
+  }
+
   /** SessionHost: a session's link is closed for good. */
   detach(session: Session | NatsSession): void {
     if (session instanceof NatsSession) this.natsSessions.delete(session);

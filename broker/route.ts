@@ -39,6 +39,12 @@ export class Route {
    * it knew at least one of them, so it served that session itself (Router.fanout).
    */
   readonly sessionMinSeq: number[] = [];
+  /**
+   * Per session, its matching brokerOnly subscriptions (snapshot and replay ones), or
+   * null: when a direct publisher serves the session itself, these still get their copy
+   * from the broker, addressed by sid (Router.fanout).
+   */
+  readonly sessionBrokerOnly: (Subscription[] | null)[] = [];
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
   readonly limiters: Limiter[] = [];
@@ -89,8 +95,10 @@ export class Route {
         this.sessionSubs.push([sub]);
         this.sessionPolicy.push(policy);
         this.sessionMinSeq.push(sub.servedSeq);
+        this.sessionBrokerOnly.push(sub.brokerOnly ? [sub] : null);
       } else {
         this.sessionSubs[i]!.push(sub);
+        if (sub.brokerOnly) (this.sessionBrokerOnly[i] ??= []).push(sub);
         if (sub.servedSeq < this.sessionMinSeq[i]!) this.sessionMinSeq[i] = sub.servedSeq;
         if (POLICY_RANK[policy]! < POLICY_RANK[this.sessionPolicy[i]!]!) this.sessionPolicy[i] = policy;
       }

@@ -288,7 +288,12 @@ export class Router {
     let n = 0;
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
-      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) continue;
+      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) {
+        // Served through a channel, but its snapshot/replay subscriptions only from here.
+        const only = route.sessionBrokerOnly[i]!;
+        if (only !== null && s.open) this.brokerOnly(only, s, buf, off, len, subject, route.sessionPolicy[i]!, from, cached);
+        continue;
+      }
       if (s.open) {
         if (cached !== null && s.seqFrames === true) s.deliver(cached.frame, 0, cached.len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
         else s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
@@ -320,6 +325,26 @@ export class Router {
     for (let i = 0; i < limited.length; i++) {
       const sub = limited[i]!;
       if (++sub.delivered >= sub.max) sub.session.removeSub(sub);
+    }
+  }
+
+  /** A copy for each of `subs` alone (sid-addressed), off the common path (see Route.sessionBrokerOnly). */
+  private brokerOnly(
+    subs: readonly Subscription[],
+    s: Route['sessions'][number],
+    buf: Buffer,
+    off: number,
+    len: number,
+    subject: string,
+    policy: Policy,
+    from: Publisher | null,
+    cached: CacheEntry | null,
+  ): void {
+    for (const sub of subs) {
+      if (cached !== null && s.seqFrames === true) s.deliver(cached.frame, 0, cached.len, sub.sid, subject, sub.self, policy, from);
+      else s.deliver(buf, off, len, sub.sid, subject, sub.self, policy, from);
+      this.counters.msgsOut++;
+      this.counters.bytesOut += len;
     }
   }
 

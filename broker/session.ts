@@ -257,6 +257,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (snapshot && from !== 0) return this.error(ErrCode.BAD_OPTION, 'a subscription asks for a snapshot or a replay, not both', sid);
     const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.host.defaultPolicy : (buf[off + 6]! as Policy);
     const sub = new Subscription(this, sid, pattern, queue, policy);
+    sub.brokerOnly = snapshot || from !== 0;
     try {
       this.router.subscribe(sub);
     } catch (err) {

@@ -88,6 +88,13 @@ export class Subscription {
    * subscription themselves; Infinity when they never do (broker/direct.ts).
    */
   servedSeq = Infinity;
+  /**
+   * A snapshot or replay subscription: its messages must all come through the broker,
+   * in order with its image, never from a direct publisher's channel (broker/direct.ts:
+   * publishers learn it as REMOTE interest; Router.fanout sends it its own copy when a
+   * direct publisher serves its session's other subscriptions itself).
+   */
+  brokerOnly = false;
   /** Not yet reported to the client in a LOSS frame. */
   unreportedDropped = 0;
   unreportedConflated = 0;

@@ -501,7 +501,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
   private directHost(link: Link): DirectHost {
     return {
       link,
-      onMsg: (buf, off, len) => this.inbound.onMsg(buf, off, len),
+      onMsg: (buf, off, len) => this.inbound.onMsg(buf, off, len, true),
       reportError: (err) => this.reportError(err),
     };
   }

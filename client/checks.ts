@@ -20,13 +20,15 @@ export function checkStart(opts: SubscribeOptions): void {
   if (f !== undefined) {
     if (f === null || typeof f !== 'object') throw new OptionsError('subscribe option "from" must be { seq } or { time }');
     const keys = Object.keys(f);
-    if (keys.length !== 1 || (keys[0] !== 'seq' && keys[0] !== 'time')) throw new OptionsError('subscribe option "from" must be { seq } or { time }, one of them');
+    if (keys.length !== 1 || (keys[0] !== 'seq' && keys[0] !== 'time'))
+      throw new OptionsError('subscribe option "from" must be { seq } or { time }, one of them');
     const v = keys[0] === 'time' && f.time instanceof Date ? f.time.getTime() : f[keys[0]!];
     if (!(Number.isSafeInteger(v) && (v as number) >= 0))
       throw new OptionsError(`subscribe option "from.${keys[0]}" must be a non-negative integer${keys[0] === 'time' ? ' (ms since the epoch) or a Date' : ''}`);
     if (opts.snapshot === true) throw new OptionsError('subscribe options "snapshot" and "from" do not go together');
   }
-  if ((opts.snapshot === true || f !== undefined) && opts.queue !== undefined) throw new OptionsError('a snapshot or replay subscription cannot be in a queue group');
+  if ((opts.snapshot === true || f !== undefined) && opts.queue !== undefined)
+    throw new OptionsError('a snapshot or replay subscription cannot be in a queue group');
 }
 export const REQ_KEYS = new Set(['timeoutMs', 'headers']);
 
