@@ -90,6 +90,11 @@ export class Router {
    */
   cache: LastValueCache | null = null;
   /**
+   * The journal seq of the message being fanned out, 0 when it is not recorded: read by
+   * replay-then-live subscriptions that buffer live messages (broker/replaylive.ts).
+   */
+  recordedSeq = 0;
+  /**
    * Fanouts so far: increases by one before each message is delivered, so a codec
    * that re-encodes (see the top of this file) can tell a new message from the one it
    * has just encoded.
@@ -225,7 +230,7 @@ export class Router {
     const gate = from.gate;
     if ((gate.own !== null || route.limiters.length > 0) && !gate.admit(len, route.limiters)) return false;
     // Into the journal as it arrived (before the frame is patched into a MSG below).
-    if (this.recorder !== null) this.recorder.record(subject, v);
+    this.recordedSeq = this.recorder === null ? 0 : this.recorder.record(subject, v);
     // Out on multicast too (a copy, before this frame is patched into a MSG).
     const bridged = this.exporter !== null && this.exporter.export(buf, off, len, subject);
     // Into the last-value cache: a copy as a MSG with the subject's sequence, which is
@@ -266,6 +271,7 @@ export class Router {
     }
     const frame = this.cache!.answer(target, reply);
     const route = this.tree.match(reply);
+    this.recordedSeq = 0;
     if (route.total > 0) this.fanout(route, frame, 0, frame.length, reply, null);
     return true;
   }
@@ -357,6 +363,7 @@ export class Router {
     c.msgsIn++;
     c.bytesIn += len;
     const route = this.tree.match(subject);
+    this.recordedSeq = 0;
     const lvc = route.lvc;
     const cached = lvc === null ? null : lvc.put(subject, this.view.parse(buf, off, len), tsOff >= 0 ? chunkNowNs() : 0, this.cache!.now());
     if (route.total === 0) {
@@ -376,6 +383,7 @@ export class Router {
   publishInternal(subject: string, payload: Uint8Array): void {
     const route = this.tree.match(subject);
     if (route.total === 0) return;
+    this.recordedSeq = 0;
     const s = Buffer.byteLength(subject);
     const total = msgSize(s, 0, 0, payload.length, false);
     const frame = Buffer.allocUnsafe(total);
@@ -389,6 +397,7 @@ export class Router {
   private noResponders(reply: string): void {
     const route = this.tree.match(reply);
     if (route.total === 0) return;
+    this.recordedSeq = 0;
     const s = Buffer.byteLength(reply);
     const total = msgSize(s, 0, 0, 0, false);
     const frame = Buffer.allocUnsafe(total);

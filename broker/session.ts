@@ -44,6 +44,8 @@ import { sessionGate, sessionMetrics, sessionOutbound } from './sessionkit.js';
 import type { ClientLatency } from './report.js';
 import { Subscription, type Publisher, type Subscriber } from './subscription.js';
 import { ImageFeed } from './cache/feed.js';
+import { CatchUp } from './replaylive.js';
+import { readU64 } from '../runtime/clock.js';
 
 /** ERR codes that mean the peer broke the protocol (counted in protocolErrors). */
 const PROTOCOL_CODES = new Set<number>([
@@ -111,6 +113,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   seqFrames = false;
   /** Images of its snapshot subscriptions on their way (broker/cache/feed.ts), once it has made one. */
   feed: ImageFeed | null = null;
+  /** Replay-then-live subscriptions still catching up (broker/replaylive.ts), or null. */
+  catchups: CatchUp[] | null = null;
 
   /** Inbound flow counters (paused time, throttles, refusals): the gate's. */
   get flow(): FlowStats {
@@ -255,6 +259,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     const from = flags & (SUB_FROM_SEQ | SUB_FROM_TIME);
     if ((snapshot || from !== 0) && q > 0) return this.error(ErrCode.BAD_OPTION, 'a snapshot or replay subscription cannot be in a queue group', sid);
     if (snapshot && from !== 0) return this.error(ErrCode.BAD_OPTION, 'a subscription asks for a snapshot or a replay, not both', sid);
+    const recorder = this.host.recorder;
+    if (from !== 0 && recorder === null) return this.error(ErrCode.BAD_OPTION, 'this broker has no journal to replay from (its config has no "journal")', sid);
     const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.host.defaultPolicy : (buf[off + 6]! as Policy);
     const sub = new Subscription(this, sid, pattern, queue, policy);
     sub.brokerOnly = snapshot || from !== 0;
@@ -270,6 +276,22 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       this.seqFrames = true;
       const host = this.host;
       (this.feed ??= new ImageFeed(this, host.cache, host.options.highWaterBytes, host.clock)).add(sub, host.cache.image(pattern));
+    } else if (from !== 0) {
+      // Live interest first (above), then the journal up to it: broker/replaylive.ts.
+      this.seqFrames = true;
+      const start = readU64(buf, off + 16 + p + q);
+      const o = this.host.options;
+      const c = new CatchUp(
+        this,
+        sub,
+        recorder!,
+        from === SUB_FROM_SEQ ? { seq: start } : { timeMs: start / 1000 },
+        o.highWaterBytes,
+        o.maxPending,
+        this.host.log,
+      );
+      (this.catchups ??= []).push(c);
+      c.begin();
     }
     if (this.verbose) this.ok(sid);
   }
@@ -295,6 +317,16 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.router.unsubscribe(sub);
     this.host.direct.removed(sub);
     this.feed?.remove(sub);
+    if (this.catchups !== null) this.endCatchUp(sub);
+  }
+
+  private endCatchUp(sub: Subscription): void {
+    const list = this.catchups!;
+    const i = list.findIndex((c) => c.sub === sub);
+    if (i < 0) return;
+    list[i]!.close();
+    list.splice(i, 1);
+    if (list.length === 0) this.catchups = null;
   }
 
   // --- outbound ------------------------------------------------------------------
@@ -315,7 +347,22 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) === 0) {
       stats.msgsOut--;
       stats.bytesOut -= len;
-    } else if (this.feed !== null && this.feed.active) this.feed.live(subject, subs);
+    } else {
+      if (this.feed !== null && this.feed.active) this.feed.live(subject, subs);
+      if (this.catchups !== null) this.copyLive(buf, off, len, subs);
+    }
+  }
+
+  /** Replay-then-live subscriptions in their tail copy live messages aside; those gone live leave the list. */
+  private copyLive(buf: Buffer, off: number, len: number, subs: readonly Subscription[]): void {
+    const list = this.catchups!;
+    const seq = this.router.recordedSeq;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const c = list[i]!;
+      if (c.live) list.splice(i, 1);
+      else c.onLive(buf, off, len, subs, seq);
+    }
+    if (list.length === 0) this.catchups = null;
   }
 
   /** The link has written everything out: move held messages along, then images. */
@@ -323,6 +370,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.state !== State.OPEN) return;
     this.out.pump();
     if (this.feed !== null && this.feed.active) this.feed.drained();
+    if (this.catchups !== null) for (const c of this.catchups) c.drained();
   }
 
   /** @internal OutboundOwner */
@@ -427,6 +475,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.identity = null;
     this.out.close();
     this.feed?.close();
+    if (this.catchups !== null) for (const c of this.catchups) c.close();
+    this.catchups = null;
     this.gate.close();
     this.host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;

@@ -22,9 +22,11 @@ export function checkStart(opts: SubscribeOptions): void {
     const keys = Object.keys(f);
     if (keys.length !== 1 || (keys[0] !== 'seq' && keys[0] !== 'time'))
       throw new OptionsError('subscribe option "from" must be { seq } or { time }, one of them');
-    const v = keys[0] === 'time' && f.time instanceof Date ? f.time.getTime() : f[keys[0]!];
-    if (!(Number.isSafeInteger(v) && (v as number) >= 0))
-      throw new OptionsError(`subscribe option "from.${keys[0]}" must be a non-negative integer${keys[0] === 'time' ? ' (ms since the epoch) or a Date' : ''}`);
+    if (keys[0] === 'seq' && !(Number.isSafeInteger(f.seq) && (f.seq as number) >= 0))
+      throw new OptionsError('subscribe option "from.seq" must be a non-negative integer');
+    const t = f.time instanceof Date ? f.time.getTime() : f.time;
+    if (keys[0] === 'time' && !(typeof t === 'number' && Number.isFinite(t) && t >= 0))
+      throw new OptionsError('subscribe option "from.time" must be a Date or a number of ms since the epoch (fractions allowed)');
     if (opts.snapshot === true) throw new OptionsError('subscribe options "snapshot" and "from" do not go together');
   }
   if ((opts.snapshot === true || f !== undefined) && opts.queue !== undefined)

@@ -87,7 +87,7 @@ export class Subscription implements AsyncIterable<Msg> {
   readonly closed: Promise<void>;
   /** SUB flags: SUB_SNAPSHOT, SUB_FROM_SEQ or SUB_FROM_TIME; 0 for a plain subscription. */
   readonly subFlags: number;
-  /** With SUB_FROM_SEQ / SUB_FROM_TIME: where the replay starts. */
+  /** With SUB_FROM_SEQ / SUB_FROM_TIME: where the replay starts (a journal seq, or µs since the epoch). */
   readonly start: number;
   /**
    * True from sending a snapshot or replay SUB until the broker's IMAGE BEGIN: broadcast
@@ -115,7 +115,8 @@ export class Subscription implements AsyncIterable<Msg> {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     const from = options.from as { seq?: number; time?: number | Date } | undefined;
     this.subFlags = options.snapshot === true ? SUB_SNAPSHOT : from === undefined ? 0 : from.seq !== undefined ? SUB_FROM_SEQ : SUB_FROM_TIME;
-    this.start = from === undefined ? 0 : from.seq !== undefined ? from.seq : from.time instanceof Date ? from.time.getTime() : from.time!;
+    // On the wire a time is in µs since the epoch.
+    this.start = from === undefined ? 0 : from.seq !== undefined ? from.seq : Math.round((from.time instanceof Date ? from.time.getTime() : from.time!) * 1000);
   }
 
   /**

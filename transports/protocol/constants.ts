@@ -129,7 +129,7 @@ export const FLAG_FATAL = 0x01;
 export const SUB_SNAPSHOT = 0x01;
 /** SUB flag: first replay the journal from the u64 journal sequence after the queue name, then live messages. */
 export const SUB_FROM_SEQ = 0x02;
-/** SUB flag: first replay the journal from the u64 time (ms since the epoch) after the queue name, then live messages. */
+/** SUB flag: first replay the journal from the u64 time (µs since the epoch) after the queue name, then live messages. */
 export const SUB_FROM_TIME = 0x04;
 
 /** IMAGE byte 5. */

@@ -78,7 +78,7 @@ export function subSize(patternBytes: number, queueBytes: number): number {
 
 /**
  * `flags`: SUB_SNAPSHOT, SUB_FROM_SEQ or SUB_FROM_TIME; with either FROM flag, `start`
- * (a journal sequence or a time in ms) follows the queue name (subSize + 8 bytes).
+ * (a journal sequence or a time in µs since the epoch) follows the queue name (subSize + 8 bytes).
  */
 export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined, policy = 0, flags = 0, start = 0): number {
   const p = Buffer.byteLength(pattern);
