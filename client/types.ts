@@ -93,6 +93,11 @@ export interface Connection {
   subscribe(pattern: string, handler?: MsgHandler | SubscribeOptions, options?: SubscribeOptions): Subscription;
   /** Sends a request and resolves with the first reply (TimeoutError after timeoutMs). */
   request(subject: string, data?: unknown, options?: RequestOptions): Promise<Msg>;
+  /**
+   * The newest message on `subject` in the broker's last-value cache, decoded, or
+   * undefined when it keeps none (docs/CACHE.md). A multicast connection rejects.
+   */
+  last(subject: string, options?: RequestOptions): Promise<unknown>;
   /** Resolves once everything published before it has left (a broker: has been processed). */
   flush(timeoutMs?: number): Promise<void>;
   /** Stops every subscription, delivers what is on its way, then closes. */
