@@ -51,7 +51,7 @@ async function brokerMetrics(p: Proc): Promise<{ metrics: { counters: Record<str
 }
 
 /** Publishes at `rate` msg/s for `seconds` from this process; the healthy subscriber measures. */
-async function pacedRun(pub: Bus, sub: Bus, rate: number, seconds: number): Promise<{ latency: Percentiles; sent: number; received: number }> {
+export async function pacedRun(pub: Bus, sub: Bus, rate: number, seconds: number): Promise<{ latency: Percentiles; sent: number; received: number }> {
   const h = histogram();
   let received = 0;
   let recording = false;
