@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connectBroker, type Bus, type Msg } from '../../client/index.js';
-import { until, useWorld } from '../kit/index.js';
+import { sessionOf, until, useWorld } from '../kit/index.js';
 
 const world = useWorld();
 
@@ -125,6 +125,45 @@ describe('snapshot subscriptions', () => {
     const st = b.broker.cache.stats();
     expect(st.hits).toBeGreaterThanOrEqual(2);
     expect(st.misses).toBe(2);
+  });
+
+  it('unsubscribed while its image is on its way: the image stops, snapshotDone resolves with what came', async () => {
+    const b = await world.broker({ cache: [{ pattern: 'md.>', maxSubjects: 10_000, maxBytes: 16 << 20 }], highWaterBytes: 1024 });
+    const pub = await world.connect(b.url);
+    for (let i = 0; i < 5000; i++) pub.publish(`md.S${i}`, i);
+    await pub.flush();
+    const bus = await world.connect(b.url);
+    let n = 0;
+    const sub = bus.subscribe('md.>', () => n++, { snapshot: true });
+    await until(() => n > 0, 'the image under way');
+    sub.unsubscribe();
+    const done = await sub.snapshotDone;
+    expect(done).toBe(n);
+    expect(done).toBeLessThan(5000);
+    await bus.flush();
+    expect(b.broker.cache.stats()).toMatchObject({ snapshots: 1, imagesPending: 0 });
+  });
+
+  it('after a reconnect the subscription gets a fresh image, then live messages again', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const pub = await world.connect(b.url);
+    pub.publish('md.A', 'a1');
+    await pub.flush();
+    const bus = await world.connect(b.url, { name: 'joiner', reconnectDelayMs: 10, reconnectJitterMs: 0 });
+    const seen: Seen[] = [];
+    const sub = bus.subscribe('md.A', record(seen), { snapshot: true });
+    expect(await sub.snapshotDone).toBe(1);
+    const reconnected = new Promise((r) => bus.once('reconnect', r));
+    sessionOf(b, 'joiner').link.destroy();
+    await reconnected;
+    await until(() => seen.length === 2, 'the second image');
+    pub.publish('md.A', 'a2');
+    await until(() => seen.length === 3, 'the live message');
+    expect(seen).toEqual([
+      { subject: 'md.A', value: 'a1', seq: 1, snapshot: true },
+      { subject: 'md.A', value: 'a1', seq: 1, snapshot: true },
+      { subject: 'md.A', value: 'a2', seq: 2, snapshot: false },
+    ]);
   });
 
   it("a plain subscription's snapshotDone is 0 at once", async () => {

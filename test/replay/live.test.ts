@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Bus, Msg } from '../../client/index.js';
 import { OptionsError } from '../../client/index.js';
 import { openJournal } from '../../journal/index.js';
-import { tick, until, useWorld } from '../kit/index.js';
+import { sessionOf, tick, until, useWorld } from '../kit/index.js';
 
 const world = useWorld();
 
@@ -60,6 +60,34 @@ describe('replay then live', () => {
     // The journal numbers every message from 1: message i is seq i + 1.
     expect(replayed.every((g) => g.seq === g.i + 1)).toBe(true);
     expect(await sub.snapshotDone).toBe(replayed.length);
+  }, 60_000);
+
+  it('when live messages outgrow their copies during the tail, the tail starts again and the run stays unbroken', async () => {
+    const dir = world.tmpdir();
+    // Copies are bounded by maxPending (64 KiB here); a burst of 3,000 messages is more.
+    const b = await world.broker({ journal: { dir, subjects: ['md.>'], fsync: 'none' }, maxPending: 64 * 1024 });
+    const pub = await world.connect(b.url);
+    await stream(pub, 0, 1000);
+    const recorder = b.broker.recorder!;
+    const flush = recorder.flush.bind(recorder);
+    let bursts = 0;
+    // The first tail's flush: a burst arrives while it waits (the broker routes it meanwhile).
+    recorder.flush = async () => {
+      await flush();
+      if (bursts++ === 0) await stream(pub, 1000, 4000);
+    };
+    const bus = await world.connect(b.url, { name: 'replayer' });
+    const got: Got[] = [];
+    const sub = bus.subscribe('md.>', collect(got), { from: { seq: 1 } });
+    await until(() => sessionOf(b, 'replayer').catchups !== null, 'the catch-up under way');
+    const catchUp = sessionOf(b, 'replayer').catchups![0]!;
+    await sub.snapshotDone;
+    await stream(pub, 4000, 4100);
+    await until(() => got.length >= 4100, 'every message');
+    expectUnbroken(got, 0, 4100);
+    expect(catchUp.restarts).toBe(1);
+    expect(bursts).toBe(2); // the tail ran twice
+    expect(b.broker.counters.slowConsumers).toBe(0);
   }, 60_000);
 
   it('from a later sequence, on one subject, and a subject pattern the replay filters on', async () => {
