@@ -6,7 +6,9 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startBroker } from '../../broker/index.js';
 import { connectBroker, type Bus, type Msg } from '../../client/index.js';
+import { FakeClock } from '../../runtime/clock.js';
 import { sessionOf, until, useWorld } from '../kit/index.js';
 
 const world = useWorld();
@@ -164,6 +166,29 @@ describe('snapshot subscriptions', () => {
       { subject: 'md.A', value: 'a1', seq: 1, snapshot: true },
       { subject: 'md.A', value: 'a2', seq: 2, snapshot: false },
     ]);
+  });
+
+  it("ttlMs runs on the broker's clock: on a fake one, a value is gone once it is older than ttlMs", async () => {
+    const clock = new FakeClock();
+    const b = await startBroker(
+      { host: '127.0.0.1', port: 0, logLevel: 'silent', cache: [{ pattern: 'md.>', maxSubjects: 10, maxBytes: 1 << 20, ttlMs: 5000 }] },
+      undefined,
+      clock,
+    );
+    try {
+      const bus = world.track(await connectBroker(b.url));
+      bus.publish('md.A', 'a');
+      await bus.flush();
+      clock.advance(4999);
+      expect(await bus.last('md.A')).toBe('a');
+      clock.advance(1);
+      expect(await bus.last('md.A')).toBeUndefined();
+      expect(await bus.subscribe('md.>', () => undefined, { snapshot: true }).snapshotDone).toBe(0);
+      expect(b.broker.cache.stats().expirations).toBe(1);
+      await bus.close();
+    } finally {
+      await b.close();
+    }
   });
 
   it("a plain subscription's snapshotDone is 0 at once", async () => {
