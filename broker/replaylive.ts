@@ -46,6 +46,8 @@ export interface CatchUpOwner {
   readonly out: Outbound;
   readonly open: boolean;
   readonly stats: { msgsOut: number; bytesOut: number };
+  /** The catch-up cannot go on (the journal could not be read): tell the client why and end the subscription. */
+  replayFailed(sub: Subscription, why: string): void;
 }
 
 /** Live messages copied aside during the tail (step 3): their frames and journal seqs. */
@@ -97,8 +99,10 @@ export class CatchUp {
   /** Starts the catch-up (after the subscription went into the router). */
   begin(): void {
     this.run().catch((err: unknown) => {
-      this.log.error({ sid: this.sub.sid, pattern: this.sub.pattern, err: (err as Error).message }, 'replay-then-live failed');
+      const why = (err as Error).message;
+      this.log.error({ sid: this.sub.sid, pattern: this.sub.pattern, err: why }, 'replay-then-live failed');
       this.close();
+      if (this.owner.open) this.owner.replayFailed(this.sub, `the replay of "${this.sub.pattern}" failed: ${why}; the subscription was removed`);
     });
   }
 
@@ -159,6 +163,10 @@ export class CatchUp {
       if (copies.overflowed) {
         // Step 4: those messages are in the journal by now; read on from there.
         this.restarts++;
+        this.log.info(
+          { sid: this.sub.sid, pattern: this.sub.pattern, lastSeq: last, restarts: this.restarts },
+          'replay-then-live: live messages outran the tail; reading on',
+        );
         this.copies = null;
         continue;
       }

@@ -320,6 +320,12 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.catchups !== null) this.endCatchUp(sub);
   }
 
+  /** @internal CatchUpOwner */
+  replayFailed(sub: Subscription, why: string): void {
+    this.error(ErrCode.BAD_OPTION, why, sub.sid);
+    this.removeSub(sub);
+  }
+
   private endCatchUp(sub: Subscription): void {
     const list = this.catchups!;
     const i = list.findIndex((c) => c.sub === sub);

@@ -85,8 +85,11 @@ export class Inbound {
     if (v.sid !== 0) {
       const sub = this.subs.get(v.sid);
       if (sub === undefined) return;
-      // A cached value or a replayed record, for that subscription alone.
+      // A cached value or a replayed record, for that subscription alone; any other message
+      // addressed to a snapshot or replay subscription before its IMAGE BEGIN (the broker's
+      // own copy beside a direct channel) was routed before it counted, like a broadcast.
       if (v.flags & (FLAG_SNAPSHOT | FLAG_REPLAY)) sub.countImaged();
+      else if (sub.awaiting) return;
       if (!sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
       return;
     }
