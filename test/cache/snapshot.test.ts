@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { startBroker } from '../../broker/index.js';
 import { connectBroker, type Bus, type Msg } from '../../client/index.js';
 import { FakeClock } from '../../runtime/clock.js';
-import { sessionOf, until, useWorld } from '../kit/index.js';
+import { FLAG_SEQ, Op } from '../../transports/protocol/index.js';
+import { sessionOf, subFrame, until, useWorld } from '../kit/index.js';
 
 const world = useWorld();
 
@@ -189,6 +190,25 @@ describe('snapshot subscriptions', () => {
     } finally {
       await b.close();
     }
+  });
+
+  it('a connection that never asked for a snapshot gets cached subjects in the old layout: no sequence block, msg.seq undefined', async () => {
+    const b = await world.broker({ cache: CACHE });
+    const raw = await world.raw(b);
+    await raw.handshake({ name: 'old-client' });
+    raw.send(subFrame(1, 'md.A'));
+    const bus = await world.connect(b.url);
+    const seen: Seen[] = [];
+    bus.subscribe('md.A', record(seen));
+    await raw.roundTrip();
+    await bus.flush();
+    bus.publish('md.A', 'plain');
+    await until(() => raw.msgCount === 1 && seen.length === 1, 'the message on both');
+    const msg = raw.frames.find((f) => f.op === Op.MSG)!;
+    // The raw client parses the version-1 layout: subject and payload land where it expects them.
+    expect(msg).toMatchObject({ subject: 'md.A', text: 'plain' });
+    expect(msg.flags & FLAG_SEQ).toBe(0);
+    expect(seen[0]).toEqual({ subject: 'md.A', value: 'plain', seq: undefined, snapshot: false });
   });
 
   it("a plain subscription's snapshotDone is 0 at once", async () => {
