@@ -218,8 +218,6 @@ export class Router {
       from.error(ErrCode.BAD_SUBJECT, `invalid reply subject "${v.reply()}"; the message was dropped`);
       return false;
     }
-    // '$': a request for a cached value ($HOPBUS.LAST.<subject>) is answered here.
-    if (subject.charCodeAt(0) === 36 && this.cache !== null && subject.startsWith(LAST_PREFIX)) return this.answerLast(from, subject, v.reply());
     const route = this.tree.match(subject);
     const tap = this.tap;
     if (tap !== null) {
@@ -229,6 +227,8 @@ export class Router {
     }
     const gate = from.gate;
     if ((gate.own !== null || route.limiters.length > 0) && !gate.admit(len, route.limiters)) return false;
+    // '$': a request for a cached value ($HOPBUS.LAST.<subject>) is answered here, under the publisher's rate limits.
+    if (subject.charCodeAt(0) === 36 && this.cache !== null && subject.startsWith(LAST_PREFIX)) return this.answerLast(from, subject, v.reply());
     // Into the journal as it arrived (before the frame is patched into a MSG below).
     this.recordedSeq = this.recorder === null ? 0 : this.recorder.record(subject, v);
     // Out on multicast too (a copy, before this frame is patched into a MSG).
