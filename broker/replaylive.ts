@@ -171,7 +171,12 @@ export class CatchUp {
         continue;
       }
       this.copies = null;
-      for (let i = 0; i < copies.frames.length; i++) this.sendCopy(copies.frames[i]!, copies.seqs[i]!);
+      // (Copies older than a start seq past the journal's end are not asked for.)
+      const min = 'seq' in this.start ? this.start.seq : 0;
+      for (let i = 0; i < copies.frames.length; i++) {
+        const seq = copies.seqs[i]!;
+        if (seq === 0 || seq >= min) this.sendCopy(copies.frames[i]!, seq);
+      }
       this.control(ImageKind.BEGIN, 0);
       this.control(ImageKind.END, this.sent);
       this.live = true;
