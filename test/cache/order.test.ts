@@ -41,6 +41,8 @@ function watch(bus: Bus, pattern: string): Watch {
   w.sub = bus.subscribe(
     pattern,
     (m: Msg) => {
+      // '>' also hears what is not cached (the broker's $SYS reports, request inboxes): not the rule's business.
+      if (!m.subject.startsWith('md.')) return;
       const seq = m.seq;
       if (seq === undefined) return void w.problems.push(`${m.subject}: no sequence`);
       if (m.value !== seq) w.problems.push(`${m.subject}: payload ${String(m.value)} carried seq ${seq}`);
