@@ -275,7 +275,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       // In the same synchronous step as router.subscribe above: see broker/cache/feed.ts.
       this.seqFrames = true;
       const host = this.host;
-      (this.feed ??= new ImageFeed(this, host.cache, host.options.highWaterBytes, host.clock)).add(sub, host.cache.image(pattern));
+      (this.feed ??= new ImageFeed(this, host.cache, host.options.highWaterBytes, host.clock)).add(sub);
     } else if (from !== 0) {
       // Live interest first (above), then the journal up to it: broker/replaylive.ts.
       this.seqFrames = true;

@@ -4,14 +4,17 @@
  *
  * The order rule (no gap, no duplicate per subject) rests on three steps, all on the
  * broker's thread:
- *  1. When the SUB arrives, the subscription is added to the router and its image (the
- *     cached subjects it matches) is listed in the same synchronous step: every message
- *     routed after it is live for the subscription.
+ *  1. When the SUB arrives, the subscription is added to the router: every message routed
+ *     from then on reaches the connection.
  *  2. IMAGE BEGIN is written into the link only when nothing is held for the connection
- *     (its Outbound queue is empty), so every message the link carries after BEGIN was
- *     routed after step 1, and every one before it is older. The client hands the
- *     subscription no broadcast message (sid 0) before BEGIN: whatever it would have
- *     missed is in the cached value it is sent next.
+ *     (its Outbound queue is empty), and the image (the cached subjects the subscription
+ *     matches) is listed in the same synchronous step. So every message the link carries
+ *     after BEGIN was routed after the listing, and every one before it is reflected in
+ *     the cache as listed (the router updates the cache before it fans a message out). The
+ *     client hands the subscription no broadcast message (sid 0) before BEGIN: whatever it
+ *     would have missed is in a cached value it is sent next, even for a subject first
+ *     published between the SUB and BEGIN (a second image on the same connection waits
+ *     for the first to end).
  *  3. Each subject's value is read from the cache when it is written (the newest), and a
  *     live message delivered for a subject whose value has not been written yet takes
  *     the subject off the image: the subscription gets it live instead, and never its
@@ -50,18 +53,15 @@ export interface FeedOwner {
 class ImageJob {
   /** Written BEGIN: from here on, live messages take subjects off the image. */
   begun = false;
+  /** The image's subjects, listed when BEGIN is written (step 2). */
+  subjects: string[] = [];
   /** Next index into `subjects`. */
   next = 0;
   /** Cached values written so far. */
   sent = 0;
   /** Subjects of the image not yet written nor superseded by a live message. */
-  readonly remaining: Set<string>;
-  constructor(
-    readonly sub: Subscription,
-    readonly subjects: string[],
-  ) {
-    this.remaining = new Set(subjects);
-  }
+  remaining = new Set<string>();
+  constructor(readonly sub: Subscription) {}
 }
 
 export class ImageFeed {
@@ -89,8 +89,8 @@ export class ImageFeed {
   }
 
   /** Step 1 (see the top of this file): call right after the subscription went into the router. */
-  add(sub: Subscription, subjects: string[]): void {
-    this.jobs.push(new ImageJob(sub, subjects));
+  add(sub: Subscription): void {
+    this.jobs.push(new ImageJob(sub));
     this.cache.snapshots++;
     this.cache.imagesPending++;
     this.pump();
@@ -127,6 +127,9 @@ export class ImageFeed {
       if (!this.owner.open || link.closed || out.hold.length > 0 || this.timer !== null || this.immediate !== null) return;
       const j = this.jobs[0]!;
       if (!j.begun) {
+        // Step 2: the listing and BEGIN in one synchronous step, nothing held.
+        j.subjects = this.cache.image(j.sub.pattern);
+        j.remaining = new Set(j.subjects);
         this.control(ImageKind.BEGIN, j.sub.sid, j.subjects.length);
         j.begun = true;
       }

@@ -102,17 +102,27 @@ describe('snapshot then live, under random interleavings', () => {
         await pub.flush();
         for (const w of watches) {
           const want = SUBJECTS.filter((s) => matches(w.pattern, s) && counts.get(s)! > 0);
-          await until(
-            () => w.problems.length > 0 || want.every((s) => (w.seen.get(s)?.at(-1) ?? 0) === counts.get(s)),
-            `${w.pattern}: every subject up to its last sequence`,
-          );
+          try {
+            await until(
+              () => w.problems.length > 0 || want.every((s) => (w.seen.get(s)?.at(-1) ?? 0) === counts.get(s)),
+              `${w.pattern}: every subject up to its last sequence`,
+            );
+          } catch (err) {
+            const behind = want
+              .filter((s) => (w.seen.get(s)?.at(-1) ?? 0) !== counts.get(s))
+              .map((s) => `${s} at ${w.seen.get(s)?.join(',') ?? 'nothing'} of ${counts.get(s)}`);
+            throw new Error(
+              `${(err as Error).message}; behind: ${behind.join('; ')}; snapshotDone ${await Promise.race([w.sub.snapshotDone, Promise.resolve('pending')])}`,
+              { cause: err },
+            );
+          }
           expect(w.problems).toEqual([]);
           expect(await w.sub.snapshotDone).toBeLessThanOrEqual(want.length);
           for (const [s] of w.seen) expect(matches(w.pattern, s)).toBe(true);
         }
         for (const bus of buses) await bus.close();
       }),
-      { numRuns: 12 },
+      { numRuns: 60 },
     );
     expect(b.broker.counters.slowConsumers).toBe(0);
   }, 120_000);
