@@ -130,6 +130,26 @@ describe('snapshot subscriptions', () => {
     expect(st.misses).toBe(2);
   });
 
+  it('a second image on a connection waits for the first, and includes a subject first published meanwhile', async () => {
+    const b = await world.broker({ cache: [{ pattern: 'md.>', maxSubjects: 20_000, maxBytes: 16 << 20 }], highWaterBytes: 512 });
+    const pub = await world.connect(b.url);
+    for (let i = 0; i < 10_000; i++) pub.publish(`md.a.S${i}`, i);
+    await pub.flush();
+    const bus = await world.connect(b.url);
+    const first = bus.subscribe('md.a.>', () => undefined, { snapshot: true });
+    const seen: Seen[] = [];
+    const second = bus.subscribe('md.b.>', record(seen), { snapshot: true });
+    await bus.flush();
+    // Both images pending: the first is on its way, the second has not begun.
+    expect(b.broker.cache.stats().imagesPending).toBe(2);
+    pub.publish('md.b.NEW', 'first value');
+    await pub.flush();
+    expect(b.broker.cache.stats().imagesPending).toBeGreaterThan(0);
+    expect(await first.snapshotDone).toBe(10_000);
+    expect(await second.snapshotDone).toBe(1);
+    expect(seen).toEqual([{ subject: 'md.b.NEW', value: 'first value', seq: 1, snapshot: true }]);
+  });
+
   it('unsubscribed while its image is on its way: the image stops, snapshotDone resolves with what came', async () => {
     const b = await world.broker({ cache: [{ pattern: 'md.>', maxSubjects: 10_000, maxBytes: 16 << 20 }], highWaterBytes: 1024 });
     const pub = await world.connect(b.url);
