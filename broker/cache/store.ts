@@ -16,7 +16,8 @@
  *
  * The frame buffer is reused when the next message of the subject fits in it (and
  * fills at least half of it), so a steady stream of same-sized updates allocates
- * nothing. Entries are in a doubly linked list in update order (head = least recently
+ * nothing; a full store hands its least recently updated entry, object and buffer, to a
+ * new subject, so churn through more subjects than it keeps allocates nothing either. Entries are in a doubly linked list in update order (head = least recently
  * updated), which is also expiry order: a TTL sweep walks from the head and stops at
  * the first live entry.
  *
@@ -48,6 +49,8 @@ export interface CacheStoreOptions {
 
 /** One cached subject. */
 export class CacheEntry {
+  /** Reassigned only when a full store hands this entry, evicted, to a new subject. */
+  subject: string;
   /** The MSG frame in frame[0, len); frame.length is its capacity. */
   frame: Buffer;
   len = 0;
@@ -57,10 +60,8 @@ export class CacheEntry {
   updatedAt = 0;
   prev: CacheEntry | null = null;
   next: CacheEntry | null = null;
-  constructor(
-    readonly subject: string,
-    capacity: number,
-  ) {
+  constructor(subject: string, capacity: number) {
+    this.subject = subject;
     this.frame = Buffer.allocUnsafe(capacity);
   }
 
@@ -130,18 +131,23 @@ export class CacheStore {
       fill(s, v, total, seq, brokerNs);
       return s;
     }
-    if (e === undefined) {
+    if (e === undefined && this.map.size >= this.maxSubjects && this.head !== null) {
+      // Full: the least recently updated subject makes room, and its entry (object and
+      // buffer) serves the new one, so churn through many subjects allocates nothing.
+      e = this.head;
+      this.unlink(e);
+      this.map.delete(e.subject);
+      this.stats.evictions++;
+      e.subject = subject;
+      this.map.set(subject, e);
+      this.refit(e, total);
+    } else if (e === undefined) {
       e = new CacheEntry(subject, total);
       this.map.set(subject, e);
       this.bytes += e.cost;
     } else {
       this.unlink(e);
-      const cap = e.frame.length;
-      if (total > cap || total < cap >>> 1) {
-        this.bytes -= cap;
-        e.frame = Buffer.allocUnsafe(total);
-        this.bytes += total;
-      }
+      this.refit(e, total);
     }
     fill(e, v, total, seq, brokerNs);
     e.updatedAt = now;
@@ -182,6 +188,15 @@ export class CacheStore {
     this.map.clear();
     this.head = this.tail = null;
     this.bytes = 0;
+  }
+
+  /** Keeps e's buffer when `total` fits in it and fills at least half of it, else a new one. */
+  private refit(e: CacheEntry, total: number): void {
+    const cap = e.frame.length;
+    if (total <= cap && total >= cap >>> 1) return;
+    this.bytes -= cap;
+    e.frame = Buffer.allocUnsafe(total);
+    this.bytes += total;
   }
 
   /** Over a bound: drops least recently updated subjects, never `keep` (the one just stored). */

@@ -65,7 +65,10 @@ describe('CacheStore', () => {
     const s = new CacheStore({ pattern: 'md.>', maxSubjects: 3, maxBytes: 1 << 20 });
     for (const x of ['A', 'B', 'C']) put(s, `md.${x}`, x);
     put(s, 'md.A', 'A again'); // A is now the most recent
-    put(s, 'md.D', 'D');
+    const bEntry = s.get('md.B', 0)!;
+    // Full: B's entry, object and buffer, now holds D.
+    expect(put(s, 'md.D', 'D')).toBe(bEntry);
+    expect(bEntry.subject).toBe('md.D');
     expect([...s.subjects()]).toEqual(['md.C', 'md.A', 'md.D']);
     expect(s.stats.evictions).toBe(1);
     // An evicted subject starts again at sequence 1.
