@@ -30,6 +30,13 @@ describe('NATS clients', () => {
       expect(m.string()).toBe('1.0713');
       expect(m.headers?.get('Hopbus-Seq')).toBe('2');
       expect(m.headers?.get('venue')).toBe('X');
+      // An HPUB with Hopbus-Delete is a tombstone.
+      nc.publish('md.GONE', 'x');
+      const del = natsHeaders();
+      del.set('Hopbus-Delete', '1');
+      nc.publish('md.GONE', '', { headers: del });
+      await nc.flush();
+      expect((await nc.request('$HOPBUS.LAST.md.GONE', '', { timeout: 2000 })).headers?.get('Hopbus-Last')).toBe('none');
       const none = await nc.request('$HOPBUS.LAST.md.nothing', '', { timeout: 2000 });
       expect(none.headers?.get('Hopbus-Last')).toBe('none');
       expect(none.data.length).toBe(0);
