@@ -44,6 +44,8 @@ export interface CacheStats {
   /** Snapshot subscriptions made, and those whose image is still being sent. */
   snapshots: number;
   imagesPending: number;
+  /** Each configured pattern with its bounds and what it holds now. */
+  patterns: Array<{ pattern: string; maxSubjects: number; maxBytes: number; ttlMs: number; subjects: number; bytes: number }>;
 }
 
 export class LastValueCache {
@@ -166,6 +168,14 @@ export class LastValueCache {
       oversize: 0,
       snapshots: this.snapshots,
       imagesPending: this.imagesPending,
+      patterns: this.stores.map((s) => ({
+        pattern: s.pattern,
+        maxSubjects: s.maxSubjects,
+        maxBytes: s.maxBytes,
+        ttlMs: s.ttlMs,
+        subjects: s.size,
+        bytes: s.bytes,
+      })),
     };
     for (const s of this.stores) {
       t.subjects += s.size;

@@ -60,6 +60,7 @@ describe('monitoring', () => {
     const v = await getJson(b, '/varz');
     expect(v.cache).toMatchObject({ subjects: 2, hits: 1, misses: 1, updates: 3, evictions: 1 });
     expect(v.cache.bytes).toBeGreaterThan(0);
+    expect(v.cache.patterns).toEqual([{ pattern: 'md.>', maxSubjects: 2, maxBytes: 1 << 20, ttlMs: 0, subjects: 2, bytes: v.cache.bytes }]);
     const m = (await getText(b, '/metrics')).body;
     expect(m).toMatch(/^hopbus_cache_subjects 2$/m);
     expect(m).toMatch(/^hopbus_cache_lookups_total\{result="hit"\} 1$/m);
