@@ -5,6 +5,7 @@
  * message from the start on, once, in order, the replayed ones marked (msg.replayed,
  * msg.seq = the journal's sequence), snapshotDone counting them.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Bus, Msg } from '../../client/index.js';
 import { OptionsError } from '../../client/index.js';
@@ -89,6 +90,40 @@ describe('replay then live', () => {
     expect(bursts).toBe(2); // the tail ran twice
     expect(b.broker.counters.slowConsumers).toBe(0);
   }, 60_000);
+
+  it('property: wherever the subscription arrives in the stream and wherever it starts, the run is unbroken', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 1500 }), // messages before the subscription
+        fc.integer({ min: 0, max: 1500 }), // messages while it catches up
+        fc.double({ min: 0, max: 1, noNaN: true }), // where in the journal as it is then it starts (a start past its end goes live at once)
+        fc.constantFrom('md.>', 'md.S1', 'md.*'),
+        async (before, during, startAt, pattern) => {
+          const startSeq = 1 + Math.floor(startAt * before);
+          const dir = world.tmpdir();
+          const b = await world.broker({ journal: { dir, subjects: ['md.>'], fsync: 'none' }, highWaterBytes: 2048 });
+          const pub = await world.connect(b.url);
+          await stream(pub, 0, before);
+          const bus = await world.connect(b.url);
+          const got: Got[] = [];
+          const streaming = stream(pub, before, before + during);
+          const sub = bus.subscribe(pattern, collect(got), { from: { seq: startSeq } });
+          await streaming;
+          await sub.snapshotDone;
+          const end = before + during;
+          // Message i is journal seq i + 1; the subscription wants those from startSeq on (and, live, every later one) on its subjects.
+          const want = Array.from({ length: end }, (_, i) => i).filter((i) => i + 1 >= startSeq && (pattern !== 'md.S1' || i % 3 === 1));
+          await until(() => got.length >= want.length, `${want.length} messages`);
+          await bus.flush();
+          expect(got.map((g) => g.i)).toEqual(want);
+          await bus.close();
+          await pub.close();
+          await b.close();
+        },
+      ),
+      { numRuns: 20 },
+    );
+  }, 120_000);
 
   it('from a later sequence, on one subject, and a subject pattern the replay filters on', async () => {
     const dir = world.tmpdir();
