@@ -28,7 +28,7 @@ export interface BrokerOptions {
   maxHeaders?: number;
   /** Subscriptions one connection may hold. */
   maxSubscriptions?: number;
-  /** Bytes queued towards one connection before it is a slow consumer. */
+  /** Bytes queued or held for one connection (with 16 bytes per held message) before its slow-consumer policy acts. */
   maxPending?: number;
   /** Connections the broker accepts at once. */
   maxConnections?: number;
@@ -124,8 +124,11 @@ export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   maxPayload: 1024 * 1024,
   maxHeaders: 64 * 1024,
   maxSubscriptions: 65_536,
-  // 64 MiB: several seconds of a busy feed for a subscriber that hiccups; beyond
-  // that it is not catching up, and keeping more only hurts everyone's memory.
+  // 64 MiB, as nats-server: 2.5 to 6 s of a 40k-80k msg/s feed of 256-byte messages for
+  // a subscriber that stalls (a full GC, a CPU quota); beyond that it is not catching up
+  // soon and its data would be stale. Held off the V8 heap (broker/holdring.ts), it costs
+  // memory only, and that memory is bounded (broker/policy.ts outboundMemoryBound);
+  // docs/FLOW.md says more.
   maxPending: 64 * 1024 * 1024,
   maxConnections: 65_536,
   // 30 s PINGs and 2 misses: a dead peer behind a silent network is found within
@@ -135,12 +138,14 @@ export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   handshakeTimeoutMs: 5_000,
   matchCacheSize: 4096,
   slowConsumerPolicy: 'disconnect',
-  // 1 MiB in the socket's queue before messages are held one by one: big enough that
+  // 1 MiB in the socket's queue before messages go to the hold ring: big enough that
   // a healthy consumer's bursts never reach it, small enough that a policy acts on
   // nearly everything a stuck consumer has not read.
   highWaterBytes: 1024 * 1024,
   maxPendingMsgs: 0,
-  // 10 s: a consumer whose socket accepts nothing for this long is not coming back soon.
+  // 10 s, as nats-server: a consumer whose socket accepts nothing for this long is not
+  // coming back soon; it cuts a stuck consumer of a slow stream, where maxPending would
+  // take minutes to fill.
   writeDeadlineMs: 10_000,
   // 10 s, the write deadline's twin: a peer that starts a frame and stops sending holds
   // up to a max-size frame of broker memory until then.

@@ -3,8 +3,10 @@
  *
  * A session writes straight into its link while the link keeps up. Once the bytes
  * queued in the link pass the high-water mark (the consumer is not reading fast
- * enough, or its delivery rate limit is spent), further messages are held here, one
- * entry per message, where the subscription's policy can act on them:
+ * enough, or its delivery rate limit is spent), further messages are held here, in the
+ * session's hold ring (broker/holdring.ts: frames copied into off-heap slabs, typed
+ * metadata, nothing per message on the V8 heap), where the subscription's policy acts
+ * at the bound (maxPending bytes, maxPendingMsgs messages):
  *
  *   disconnect   held until the total passes maxPending, then the session is closed
  *                with a SLOW_CONSUMER error (the default);
@@ -17,15 +19,22 @@
  *                consumer drains: lossless, but one slow consumer slows the publisher
  *                and so every other subscriber of that publisher.
  *
+ * The bound counts what the broker really holds: the bytes queued in the link, and the
+ * ring's cost (its bytes in use and SLOT_BYTES of bookkeeping per held message). So
+ * the memory a consumer that is behind pins is maxPending, plus slab and page
+ * granularity (at most two of each, see holdring.ts) and the slack of the link's write
+ * buffers over the bytes queued in them (under 3 x highWaterBytes); docs/FLOW.md.
+ *
  * Every drop and conflation is counted on the subscription and reported to the
  * client in a LOSS frame, sent ahead of the next messages once the link drains.
  *
  * Threading: broker thread only. Nothing here is on the path of a consumer that
- * keeps up.
+ * keeps up but the test at the top of deliver().
  */
 import { LOSS_SIZE, Policy, writeLoss } from '../transports/protocol/index.js';
 import { realClock, type Clock, type Timer } from '../runtime/clock.js';
-import { Ring } from '../runtime/ring.js';
+import { HoldRing, PAGE_SLOTS, SLOT_BYTES, slabBytesFor, spanOf } from './holdring.js';
+import { KEEP_BUFFER_MAX, WRITE_BUFFER } from '../transports/buffered.js';
 import { copyBytes } from '../transports/intern.js';
 import type { Link } from '../transports/link.js';
 import type { Limiter } from './ratelimit.js';
@@ -51,79 +60,6 @@ export interface LossCounters {
   unreportedConflated: number;
 }
 
-/**
- * One held message: a private copy of its MSG frame, and who it is for. Mutable so
- * that drop-oldest and conflate can reuse an evicted entry and its buffer for the
- * arriving message: a consumer that stays stuck then costs no allocation per message,
- * and so no garbage-collection pauses for everyone else.
- */
-export class Held {
-  constructor(
-    public frame: Buffer,
-    public subject: string,
-    /** The subscriptions of this session the message was for (for loss accounting). */
-    public subs: readonly LossCounters[],
-    public policy: Policy,
-  ) {}
-}
-
-/**
- * The held messages of one session, oldest first, with their byte total and, for
- * conflate, the newest held message per subject. A Ring unbounded in entries: the
- * bounds, in bytes and messages, are Outbound's policy. It extends Ring (rather than
- * holding one) so that `length`, which Outbound.deliver reads for every message of a
- * consumer that keeps up, is a field of this object.
- */
-export class HoldQueue extends Ring<Held> {
-  bytes = 0;
-  /** Newest held conflatable message per subject. */
-  private readonly latest = new Map<string, Held>();
-
-  constructor() {
-    super(Infinity, 64);
-  }
-
-  override push(h: Held): boolean {
-    super.push(h);
-    this.bytes += h.frame.length;
-    if (h.policy === Policy.CONFLATE) this.latest.set(h.subject, h);
-    return true;
-  }
-
-  /** Puts a message back at the head (it could not be sent yet). */
-  override unshift(h: Held): boolean {
-    super.unshift(h);
-    this.bytes += h.frame.length;
-    if (h.policy === Policy.CONFLATE && !this.latest.has(h.subject)) this.latest.set(h.subject, h);
-    return true;
-  }
-
-  override shift(): Held | undefined {
-    const h = super.shift();
-    if (h === undefined) return undefined;
-    this.bytes -= h.frame.length;
-    if (this.latest.get(h.subject) === h) this.latest.delete(h.subject);
-    return h;
-  }
-
-  /** The held conflatable message for a subject, if any. */
-  conflatable(subject: string): Held | undefined {
-    return this.latest.get(subject);
-  }
-
-  /** Replaces a held message's frame in place (conflation keeps its queue position). */
-  replace(h: Held, frame: Buffer): void {
-    this.bytes += frame.length - h.frame.length;
-    h.frame = frame;
-  }
-
-  override clear(): void {
-    super.clear();
-    this.bytes = 0;
-    this.latest.clear();
-  }
-}
-
 /** Maps policy names (config, client options) to wire values and back. */
 export function parsePolicy(name: string): Policy | null {
   switch (name) {
@@ -143,11 +79,18 @@ export function parsePolicy(name: string): Policy | null {
 }
 
 /**
- * What one held message costs beside its frame: the Held object, its Buffer object and
- * the ring's slot (measured on Node 20: 160 to 250 bytes, more for frames of 4 KiB and
- * up, which get a backing store of their own).
+ * The most memory the outbound side of one TCP or Unix connection may pin, whatever its
+ * consumer does (docs/FLOW.md): maxPending (what the bounds count: the link's queued
+ * bytes, the ring's bytes and slot bookkeeping), plus granularity: a partial slab and a
+ * partial slot page at each end of the ring, and the write buffers' capacity beyond the
+ * bytes queued in them (the buffer being filled and the one in flight each hold at most
+ * highWaterBytes and a frame, and grow by doubling; a spare of up to KEEP_BUFFER_MAX is
+ * kept). The block policy may hold twice maxPending.
  */
-export const HELD_OVERHEAD = 192;
+export function outboundMemoryBound(maxPending: number, highWaterBytes: number, maxFrame: number): number {
+  const slab = slabBytesFor(maxPending);
+  return maxPending + 2 * slab + 2 * PAGE_SLOTS * SLOT_BYTES + 4 * (highWaterBytes + maxFrame) + 2 * WRITE_BUFFER + KEEP_BUFFER_MAX;
+}
 
 /** Counters of one connection's outbound side, readable through Broker.metrics(). */
 export interface OutboundStats {
@@ -178,11 +121,12 @@ export interface OutboundPublisher {
 }
 
 /**
- * The outbound side of one session: the fast path into the link, and the held
- * queue where the slow-consumer policies act. See the top of this file.
+ * The outbound side of one session: the fast path into the link, and the hold ring
+ * where the slow-consumer policies act. See the top of this file.
  */
 export class Outbound {
-  readonly hold = new HoldQueue();
+  /** The held messages (their count is `hold.length`, their frame bytes `hold.bytes`). */
+  readonly hold: HoldRing<readonly LossCounters[]>;
   readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0, memoryPeak: 0 };
   /** Subscriptions with losses not reported to the client yet. */
   private readonly lossy = new Set<LossCounters>();
@@ -199,21 +143,23 @@ export class Outbound {
     readonly limiter: Limiter | null,
     /** Time for the delivery-rate limit and its pump timer. */
     private readonly clock: Clock = realClock,
-  ) {}
+  ) {
+    this.hold = new HoldRing(slabBytesFor(maxBytes));
+  }
 
-  /** Bytes queued towards the peer: in the link and held here. The bounds (maxPending) are in these. */
+  /** Bytes queued towards the peer: in the link and held here (frames only; the bounds also count the ring's bookkeeping). */
   get pendingBytes(): number {
     return this.owner.link.pendingBytes + this.hold.bytes;
   }
 
   /**
    * Memory held for the peer now: the link's write buffers (their capacity, which grows
-   * by doubling, not just the bytes queued in them) and every held frame with its
-   * bookkeeping. What the process really spends on this consumer's backlog.
+   * by doubling, not just the bytes queued in them) and the hold ring's slabs, pages and
+   * tables. What the process really spends on this consumer's backlog.
    */
   get memoryBytes(): number {
     const link = this.owner.link;
-    return (link.bufferBytes ?? link.pendingBytes) + this.hold.bytes + this.hold.length * HELD_OVERHEAD;
+    return (link.bufferBytes ?? link.pendingBytes) + this.hold.memoryBytes;
   }
 
   /**
@@ -246,6 +192,7 @@ export class Outbound {
     return this.congested(buf, off, len, sid, subject, subs, policy, from);
   }
 
+  /** The consumer is behind (or over its delivery rate): the message is held, replaced or dropped, as its policy says. */
   private congested(
     buf: Buffer,
     off: number,
@@ -256,102 +203,80 @@ export class Outbound {
     policy: Policy,
     from: OutboundPublisher | null,
   ): number {
-    const link = this.owner.link;
-    const rateLimited = this.limiter !== null && link.pendingBytes <= this.highWater;
-    if (this.hold.length === 0 && !rateLimited && (policy === Policy.DISCONNECT || policy === Policy.BLOCK)) {
-      // Lossless policies keep the byte stream in the link; only its size matters.
-      writeFrame(link, buf, off, len, sid);
-      this.notePeak();
-      if (policy === Policy.BLOCK) {
-        if (from !== null) this.block(from);
-        if (link.pendingBytes > 2 * this.maxBytes) this.owner.slowConsumer(`more than ${2 * this.maxBytes} bytes pending with publishers blocked`);
-      } else if (link.pendingBytes > this.maxBytes) {
-        this.owner.slowConsumer(`more than ${this.maxBytes} bytes pending`);
-      }
-      return len;
-    }
-    let spare: Held | null = null;
+    const hold = this.hold;
+    // Ring bytes the held copy takes (a conflatable one is rounded up, see holdring.ts).
+    const need = spanOf(len, policy === Policy.CONFLATE);
     switch (policy) {
       case Policy.DISCONNECT:
-        if (this.over(len)) {
+        if (this.over(need)) {
           this.owner.slowConsumer(`more than ${this.maxBytes} bytes${this.maxMsgs ? ` or ${this.maxMsgs} messages` : ''} pending`);
           return 0;
         }
         break;
       case Policy.BLOCK:
         if (from !== null) this.block(from);
-        if (this.pendingBytes + len > 2 * this.maxBytes) {
+        if (this.owner.link.pendingBytes + hold.cost + need + SLOT_BYTES > 2 * this.maxBytes) {
           this.owner.slowConsumer(`more than ${2 * this.maxBytes} bytes pending with publishers blocked`);
           return 0;
         }
         break;
       case Policy.DROP_NEWEST:
-        if (this.over(len)) {
-          this.lose(subs, 1, 0);
-          this.stats.droppedNewest++;
-          this.owner.countDrops(0, 1, 0);
+        if (this.over(need)) {
+          this.dropNewest(subs);
           return 0;
         }
         break;
       case Policy.CONFLATE: {
-        const prev = this.hold.conflatable(subject);
-        if (prev !== undefined) {
-          if (prev.frame.length === len) fillFrame(prev.frame, buf, off, len, sid);
-          else this.hold.replace(prev, copyFrame(buf, off, len, sid));
-          this.lose(prev.subs, 0, 1);
-          prev.subs = subs;
+        const slot = hold.conflatable(subject);
+        if (slot >= 0) {
+          this.lose(hold.subsOf(slot), 0, 1);
           this.stats.conflated++;
           this.owner.countDrops(0, 0, 1);
-          return len;
+          // In place, keeping the queue position; a larger frame gives up the held one's
+          // slot and goes to the tail.
+          if (hold.overwrite(slot, buf, off, len, sid, subs)) return len;
+          hold.kill(slot);
         }
-        spare = this.makeRoom(len);
+        this.makeRoom(need);
         break;
       }
       default: // DROP_OLDEST
-        spare = this.makeRoom(len);
+        this.makeRoom(need);
     }
-    if (policy !== Policy.DISCONNECT && policy !== Policy.BLOCK && this.over(len)) {
+    if (policy !== Policy.DISCONNECT && policy !== Policy.BLOCK && this.over(need)) {
       // Even an empty hold cannot take it (the link alone is over the bound).
-      this.lose(subs, 1, 0);
-      this.stats.droppedNewest++;
-      this.owner.countDrops(0, 1, 0);
+      this.dropNewest(subs);
       return 0;
     }
-    let h: Held;
-    if (spare !== null && spare.frame.length === len) {
-      h = spare;
-      fillFrame(h.frame, buf, off, len, sid);
-      h.subject = subject;
-      h.subs = subs;
-      h.policy = policy;
-    } else {
-      h = new Held(copyFrame(buf, off, len, sid), subject, subs, policy);
-    }
-    this.hold.push(h);
-    if (this.hold.length > this.stats.heldPeak) this.stats.heldPeak = this.hold.length;
+    hold.push(buf, off, len, sid, policy, subs, policy === Policy.CONFLATE ? subject : null);
+    if (hold.length > this.stats.heldPeak) this.stats.heldPeak = hold.length;
     this.notePeak();
     if (this.limiter !== null) this.schedulePump();
     return len;
   }
 
-  /** Drops the oldest held messages until `len` more bytes fit; returns the last one dropped, for reuse. */
-  private makeRoom(len: number): Held | null {
+  private dropNewest(subs: readonly LossCounters[]): void {
+    this.lose(subs, 1, 0);
+    this.stats.droppedNewest++;
+    this.owner.countDrops(0, 1, 0);
+  }
+
+  /** Drops the oldest held messages until a slot of `span` more ring bytes fits. */
+  private makeRoom(span: number): void {
     let n = 0;
-    let last: Held | null = null;
-    while (this.hold.length > 0 && this.over(len)) {
-      last = this.hold.shift()!;
-      this.lose(last.subs, 1, 0);
+    while (this.hold.length > 0 && this.over(span)) {
+      this.lose(this.hold.shift(), 1, 0);
       n++;
     }
     if (n > 0) {
       this.stats.droppedOldest += n;
       this.owner.countDrops(n, 0, 0);
     }
-    return last;
   }
 
-  private over(len: number): boolean {
-    return this.pendingBytes + len > this.maxBytes || (this.maxMsgs > 0 && this.hold.length + 1 > this.maxMsgs);
+  /** Would one more held slot of `span` ring bytes pass a bound? */
+  private over(span: number): boolean {
+    return this.owner.link.pendingBytes + this.hold.cost + span + SLOT_BYTES > this.maxBytes || (this.maxMsgs > 0 && this.hold.length + 1 > this.maxMsgs);
   }
 
   private notePeak(): void {
@@ -404,16 +329,29 @@ export class Outbound {
       }
       this.lossy.clear();
     }
-    while (this.hold.length > 0 && link.pendingBytes <= this.highWater) {
-      const h = this.hold.shift()!;
-      if (this.limiter !== null && !this.limiter.admit(h.frame.length, this.clock.now())) {
-        this.hold.unshift(h);
-        this.schedulePump();
-        break;
+    const hold = this.hold;
+    while (hold.length > 0 && link.pendingBytes <= this.highWater) {
+      // Copied and taken off the ring before the commit: a commit may deliver at once
+      // (inproc), and what the peer does in return may hold more here.
+      if (this.limiter === null) {
+        // As many as fit under the high-water mark, in one copy per run and one commit.
+        const n = hold.measure(this.highWater - link.pendingBytes);
+        const bytes = hold.measuredBytes;
+        hold.copyFrames(link.reserve(bytes), link.writeOffset, n);
+        for (let i = 0; i < n; i++) hold.shift();
+        link.commit(bytes);
+      } else {
+        const len = hold.lengthOf(hold.first);
+        if (!this.limiter.admit(len, this.clock.now())) {
+          this.schedulePump();
+          break;
+        }
+        hold.copyFirst(link.reserve(len), link.writeOffset);
+        hold.shift();
+        link.commit(len);
       }
-      link.send(h.frame, 0, h.frame.length);
     }
-    if (this.hold.length === 0 && this.blocked !== null && link.pendingBytes <= this.highWater / 2) {
+    if (hold.length === 0 && this.blocked !== null && link.pendingBytes <= this.highWater / 2) {
       for (const p of this.blocked) p.unblock(this);
       this.blocked = null;
     }
@@ -421,7 +359,8 @@ export class Outbound {
 
   private schedulePump(): void {
     if (this.pumpTimer !== null || this.limiter === null) return;
-    const wait = Math.max(1, this.limiter.nextAdmitMs(this.hold.length > 0 ? this.hold.peek()!.frame.length : 1, this.clock.now()));
+    const next = this.hold.length > 0 ? this.hold.lengthOf(this.hold.first) : 1;
+    const wait = Math.max(1, this.limiter.nextAdmitMs(next, this.clock.now()));
     this.pumpTimer = this.clock.timeout(() => {
       this.pumpTimer = null;
       this.pump();
@@ -446,17 +385,4 @@ function writeFrame(link: Link, buf: Buffer, off: number, len: number, sid: numb
   copyBytes(buf, off, out, at, len);
   if (sid !== 0) out.writeUInt32LE(sid, at + 8);
   link.commit(len);
-}
-
-/** Overwrites a held frame of the same length with another message. */
-function fillFrame(dst: Buffer, buf: Buffer, off: number, len: number, sid: number): void {
-  copyBytes(buf, off, dst, 0, len);
-  if (sid !== 0) dst.writeUInt32LE(sid, 8);
-}
-
-function copyFrame(buf: Buffer, off: number, len: number, sid: number): Buffer {
-  const f = Buffer.allocUnsafe(len);
-  copyBytes(buf, off, f, 0, len);
-  if (sid !== 0) f.writeUInt32LE(sid, 8);
-  return f;
 }

@@ -58,6 +58,8 @@ export function sessionMetrics<S extends object>(s: SessionFigures<S>) {
     ...s.stats,
     pendingBytes: o.pendingBytes,
     heldMsgs: o.hold.length,
+    /** Slabs and slot pages the hold ring has taken, ever: grows with the bytes held, never per message (broker/holdring.ts). */
+    holdBlocks: o.hold.blocksTaken,
     /** Memory held for this connection now, framing and bookkeeping included: outbound (Outbound.memoryBytes) and a partial inbound frame. */
     memoryBytes: o.memoryBytes + (s.link.inboundBytes ?? 0),
     ...o.stats,

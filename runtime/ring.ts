@@ -1,6 +1,6 @@
 /**
  * runtime/ring.ts: the one bounded FIFO of hopbus, a ring buffer over a plain array.
- * It backs the broker's held messages (broker/policy.ts HoldQueue), the multicast
+ * It backs the hold ring's lists of slabs and pages (broker/holdring.ts), the multicast
  * receiver's per-subscription queue (client/inbox.ts Inbox) and an iterator
  * subscription's buffer (client/subscription.ts).
  *

@@ -1,11 +1,12 @@
 /**
- * The slow-consumer policies of broker/policy.ts, unit by unit: HoldQueue (the held
- * messages) and Outbound (the fast path into the link, and each policy at its bounds),
+ * The slow-consumer policies of broker/policy.ts, unit by unit: Outbound (the fast path
+ * into the link, and each policy at its bounds, over the hold ring of holdring.ts),
  * over a real inproc link whose reading end is paused, so the bytes in the link are
  * exactly what the test wrote. Time is a FakeClock; nothing waits on the wall clock.
  */
 import { describe, expect, it } from 'vitest';
-import { Held, HoldQueue, Outbound, POLICY_RANK, type LossCounters, type OutboundOwner, type OutboundPublisher } from '../../broker/policy.js';
+import { Outbound, POLICY_RANK, type LossCounters, type OutboundOwner, type OutboundPublisher } from '../../broker/policy.js';
+import { SLOT_BYTES, spanOf } from '../../broker/holdring.js';
 import { Limiter } from '../../broker/ratelimit.js';
 import { FakeClock } from '../../runtime/clock.js';
 import { MSG_HEADER, MsgView, Op, Policy, msgSize, writeMsgHeader } from '../../transports/protocol/index.js';
@@ -103,12 +104,22 @@ interface Setup {
   clock?: FakeClock;
 }
 
-/** An Outbound over a fresh paused consumer. Defaults: high water 0 (the second 100-byte message is held), 300 bytes, no message bound. */
+/** What one held 100-byte message costs against the bound: its bytes and its slot. */
+const HELD = 100 + SLOT_BYTES;
+/** The same for a conflatable one (its span is rounded up). */
+const HELD_C = spanOf(100, true) + SLOT_BYTES;
+/** The default bound: 100 bytes in the link and two held messages. */
+const BOUND = 100 + 2 * HELD;
+
+/** The held frames' last bytes (the `fill` of msg()), oldest first. */
+const heldFills = (out: Outbound) => out.hold.toFrames().map((f) => f.at(-1));
+
+/** An Outbound over a fresh paused consumer. Defaults: high water 0 (the second 100-byte message is held), BOUND bytes, no message bound. */
 function outbound(o: Setup = {}) {
   const consumer = new Consumer();
   const owner = new Owner(consumer.link);
   const clock = o.clock ?? new FakeClock();
-  const out = new Outbound(owner, o.highWater ?? 0, o.maxBytes ?? 300, o.maxMsgs ?? 0, o.limiter ?? null, clock);
+  const out = new Outbound(owner, o.highWater ?? 0, o.maxBytes ?? BOUND, o.maxMsgs ?? 0, o.limiter ?? null, clock);
   return { out, owner, consumer, clock, link: consumer.link };
 }
 
@@ -117,71 +128,6 @@ function send(out: Outbound, subject: string, policy: Policy, subs: LossCounters
   const f = msg(subject, 100, fill);
   return out.deliver(f, 0, f.length, sid, subject, subs, policy, from);
 }
-
-describe('HoldQueue', () => {
-  const held = (subject: string, size: number, policy = Policy.DROP_OLDEST) => new Held(Buffer.alloc(size), subject, [], policy);
-
-  it('is a FIFO that keeps the byte total of what it holds', () => {
-    const q = new HoldQueue();
-    const a = held('a', 10);
-    const b = held('b', 20);
-    q.push(a);
-    q.push(b);
-    expect(q.length).toBe(2);
-    expect(q.bytes).toBe(30);
-    expect(q.peek()).toBe(a);
-    expect(q.shift()).toBe(a);
-    expect(q.bytes).toBe(20);
-    expect(q.shift()).toBe(b);
-    expect(q.shift()).toBeUndefined();
-    expect(q.bytes).toBe(0);
-  });
-
-  it('unshift puts a message back at the head, counted again', () => {
-    const q = new HoldQueue();
-    const a = held('a', 10);
-    q.push(held('b', 5));
-    q.unshift(a);
-    expect(q.peek()).toBe(a);
-    expect(q.bytes).toBe(15);
-  });
-
-  it('indexes the newest held conflatable message per subject, and forgets it when it leaves', () => {
-    const q = new HoldQueue();
-    const c1 = held('px', 10, Policy.CONFLATE);
-    const c2 = held('px', 10, Policy.CONFLATE);
-    q.push(held('px', 10, Policy.DROP_OLDEST));
-    expect(q.conflatable('px')).toBeUndefined();
-    q.push(c1);
-    q.push(c2);
-    expect(q.conflatable('px')).toBe(c2);
-    q.shift();
-    q.shift(); // c1 leaves: the index still points at c2
-    expect(q.conflatable('px')).toBe(c2);
-    q.shift();
-    expect(q.conflatable('px')).toBeUndefined();
-  });
-
-  it('replace swaps a held frame in place, keeping its position and correcting the byte total', () => {
-    const q = new HoldQueue();
-    const a = held('a', 10, Policy.CONFLATE);
-    q.push(a);
-    q.push(held('b', 10));
-    q.replace(a, Buffer.alloc(25));
-    expect(q.bytes).toBe(35);
-    expect(q.peek()).toBe(a);
-    expect(a.frame.length).toBe(25);
-  });
-
-  it('clear releases everything, index included', () => {
-    const q = new HoldQueue();
-    for (let i = 0; i < 200; i++) q.push(held('s', 10, Policy.CONFLATE));
-    q.clear();
-    expect(q.length).toBe(0);
-    expect(q.bytes).toBe(0);
-    expect(q.conflatable('s')).toBeUndefined();
-  });
-});
 
 describe('POLICY_RANK', () => {
   it('orders the policies from least to most lossy: block, disconnect, drop-oldest, drop-newest, conflate', () => {
@@ -231,7 +177,7 @@ describe('Outbound', () => {
       expect(sub.unreportedDropped).toBe(1);
       expect(out.stats.droppedNewest).toBe(1);
       expect(owner.drops).toEqual({ oldest: 0, newest: 1, conflated: 0 });
-      expect(out.hold.peek()!.frame.at(-1)).toBe(1); // the held ones are the first ones
+      expect(heldFills(out)).toEqual([1, 2]); // the held ones are the first ones
     });
 
     it('at the message bound, likewise', () => {
@@ -260,28 +206,28 @@ describe('Outbound', () => {
       const { out } = outbound({ maxBytes: 1 << 20, maxMsgs: 2 });
       for (let i = 0; i < 5; i++) send(out, 'a', Policy.DROP_OLDEST, [], i);
       expect(out.hold.length).toBe(2);
-      expect(out.hold.peek()!.frame.at(-1)).toBe(3);
+      expect(heldFills(out)).toEqual([3, 4]);
     });
 
-    it('a stuck consumer costs no allocation per message: the evicted entry and its buffer carry the arriving one', () => {
-      const { out } = outbound({ maxBytes: 200 });
-      send(out, 'a', Policy.DROP_OLDEST, [], 0);
-      send(out, 'a', Policy.DROP_OLDEST, [], 1);
-      const entry = out.hold.peek()!;
-      const frame = entry.frame;
-      for (let i = 2; i < 50; i++) send(out, 'b', Policy.DROP_OLDEST, [], i);
-      expect(out.hold.length).toBe(1);
-      expect(out.hold.peek()).toBe(entry);
-      expect(entry.frame).toBe(frame);
-      expect(entry.subject).toBe('b');
-      expect(frame.at(-1)).toBe(49);
+    it('a stuck consumer costs no allocation per message: the ring takes no slab or page once it is full, whatever the number of messages', () => {
+      const { out } = outbound({ maxBytes: 64 * 1024 });
+      for (let i = 0; i < 1000; i++) send(out, 'a', Policy.DROP_OLDEST, [], i & 0xff);
+      const taken = out.hold.blocksTaken;
+      const held = out.hold.length;
+      for (let i = 0; i < 100_000; i++) send(out, 'b', Policy.DROP_OLDEST, [], i & 0xff);
+      expect(out.hold.length).toBe(held);
+      // Slabs leave at the head and come back at the tail (through the pool): a few per
+      // slab's worth of messages, never one per message.
+      expect(out.hold.blocksTaken - taken).toBeLessThan((100_000 * HELD) / out.hold.slabBytes + 100_000 / 1024 + 4);
+      expect(out.hold.blocks).toBeLessThanOrEqual(Math.ceil((64 * 1024) / out.hold.slabBytes) + 3);
     });
 
     it('a message the link alone leaves no room for is dropped as newest, even with nothing held', () => {
       const { out, owner } = outbound({ highWater: 1000, maxBytes: 150 });
       const sub = lossCounters(4, Policy.DROP_OLDEST);
       send(out, 'a', Policy.DROP_OLDEST, [sub]); // into the link: 100 bytes
-      out.hold.push(new Held(Buffer.alloc(0), 'x', [], Policy.DROP_OLDEST)); // force the held path
+      const x = msg('x', 30);
+      out.hold.push(x, 0, x.length, 0, Policy.DROP_OLDEST, [], null); // force the held path
       expect(send(out, 'a', Policy.DROP_OLDEST, [sub])).toBe(0);
       expect(owner.drops.newest).toBe(1);
       expect(sub.dropped).toBe(1);
@@ -307,20 +253,24 @@ describe('Outbound', () => {
       expect(got.map((f) => f.op === 'MSG' && [f.subject, f.fill])).toEqual([['px', 0], false, ['px', 4], ['other', 2]]);
     });
 
-    it('a newer message of the same size overwrites the held buffer; one of another size replaces it, bytes corrected', () => {
+    it('a newer message that fits the held span overwrites it in place; a larger one takes the tail, bytes corrected', () => {
       const { out } = outbound({ maxBytes: 1 << 20 });
       send(out, 'px', Policy.CONFLATE, []);
       send(out, 'px', Policy.CONFLATE, [], 1);
-      const entry = out.hold.peek()!;
-      const frame = entry.frame;
+      send(out, 'other', Policy.CONFLATE, [], 5);
       send(out, 'px', Policy.CONFLATE, [], 2);
-      expect(entry.frame).toBe(frame);
-      expect(frame.at(-1)).toBe(2);
+      expect(heldFills(out)).toEqual([2, 5]);
+      const slightlyBigger = msg('px', 120, 3); // within the 128-byte span of a conflatable 100-byte frame
+      out.deliver(slightlyBigger, 0, slightlyBigger.length, 0, 'px', [], Policy.CONFLATE, null);
+      expect(heldFills(out)).toEqual([3, 5]);
+      expect(out.hold.bytes).toBe(220);
       const bigger = msg('px', 160, 7);
       out.deliver(bigger, 0, bigger.length, 0, 'px', [], Policy.CONFLATE, null);
-      expect(out.hold.length).toBe(1);
-      expect(entry.frame.length).toBe(160);
-      expect(out.hold.bytes).toBe(160);
+      expect(out.hold.length).toBe(2);
+      expect(heldFills(out)).toEqual([5, 7]);
+      expect(out.hold.toFrames().map((f) => f.length)).toEqual([100, 160]);
+      expect(out.hold.bytes).toBe(260);
+      expect(out.stats.conflated).toBe(3);
     });
 
     it('the loss of a replaced message is charged to the subscriptions it was for, and the new one is for its own', () => {
@@ -332,28 +282,28 @@ describe('Outbound', () => {
       send(out, 'px', Policy.CONFLATE, [second]);
       expect(first.conflated).toBe(1);
       expect(second.conflated).toBe(0);
-      expect(out.hold.peek()!.subs).toEqual([second]);
+      expect(out.hold.subsOf(out.hold.first)).toEqual([second]);
     });
 
     it('at the bound, a message on a new subject behaves as drop-oldest', () => {
-      const { out, owner } = outbound();
+      const { out, owner } = outbound({ maxBytes: 100 + 2 * HELD_C });
       for (const s of ['a', 'b', 'c', 'd']) send(out, s, Policy.CONFLATE, []);
       expect(out.hold.length).toBe(2);
       expect(owner.drops.oldest).toBe(1);
-      expect(out.hold.conflatable('b')).toBeUndefined();
-      expect(out.hold.conflatable('d')).toBeDefined();
+      expect(out.hold.conflatable('b')).toBe(-1);
+      expect(out.hold.conflatable('d')).toBeGreaterThanOrEqual(0);
     });
   });
 
   describe('disconnect', () => {
-    it('with nothing held, keeps the byte stream in the link and calls the consumer slow once the link passes the bound', () => {
+    it('past the high-water mark, holds off the link and calls the consumer slow when one more would pass the bound', () => {
       const { out, owner, link } = outbound();
       for (let i = 0; i < 3; i++) send(out, 'a', Policy.DISCONNECT, []);
-      expect(out.hold.length).toBe(0);
-      expect(link.pendingBytes).toBe(300);
+      expect(out.hold.length).toBe(2);
+      expect(link.pendingBytes).toBe(100);
       expect(owner.slow).toEqual([]);
-      send(out, 'a', Policy.DISCONNECT, []);
-      expect(owner.slow).toEqual(['more than 300 bytes pending']);
+      expect(send(out, 'a', Policy.DISCONNECT, [])).toBe(0);
+      expect(owner.slow).toEqual([`more than ${BOUND} bytes pending`]);
     });
 
     it('one message that carries a keeping-up link past the whole bound at once makes it a slow consumer', () => {
@@ -369,7 +319,7 @@ describe('Outbound', () => {
       expect(send(out, 'a', Policy.DISCONNECT, [])).toBe(100);
       expect(out.hold.length).toBe(2);
       expect(send(out, 'a', Policy.DISCONNECT, [])).toBe(0);
-      expect(owner.slow).toEqual(['more than 300 bytes or 3 messages pending']);
+      expect(owner.slow).toEqual([`more than ${BOUND} bytes or 3 messages pending`]);
     });
   });
 
@@ -380,7 +330,9 @@ describe('Outbound', () => {
       for (let i = 0; i < 4; i++) expect(send(out, 'a', Policy.BLOCK, [], i, pub)).toBe(100);
       expect(pub.blockedBy.has(out)).toBe(true);
       expect(owner.slow).toEqual([]);
-      expect((await consumer.read()).map((f) => f.fill)).toEqual([0, 1, 2, 3]);
+      expect(out.hold.length).toBe(3);
+      expect((await drainAll(out, consumer)).map((f) => f.fill)).toEqual([0, 1, 2, 3]);
+      expect(pub.blockedBy.has(out)).toBe(true); // until the pump that finds everything written
       out.pump();
       expect(pub.blockedBy.size).toBe(0);
     });
@@ -388,14 +340,18 @@ describe('Outbound', () => {
     it('past twice the bound with publishers paused, the consumer is slow after all', () => {
       const { out, owner } = outbound();
       const pub = new Publisher();
-      for (let i = 0; i < 7; i++) send(out, 'a', Policy.BLOCK, [], i, pub);
-      expect(owner.slow).toEqual(['more than 600 bytes pending with publishers blocked']);
+      // The link takes 100 bytes; then held messages up to twice the bound.
+      const fit = Math.floor((2 * BOUND - 100) / HELD);
+      for (let i = 0; i <= fit; i++) expect(send(out, 'a', Policy.BLOCK, [], i, pub)).toBe(100);
+      expect(owner.slow).toEqual([]);
+      expect(send(out, 'a', Policy.BLOCK, [], 9, pub)).toBe(0);
+      expect(owner.slow).toEqual([`more than ${2 * BOUND} bytes pending with publishers blocked`]);
     });
   });
 
   describe('loss reports', () => {
     it('pump sends one LOSS per subscription with losses, ahead of the held messages, then forgets what it reported', async () => {
-      const { out, consumer } = outbound({ maxBytes: 200 });
+      const { out, consumer } = outbound({ maxBytes: 100 + HELD });
       const a = lossCounters(7, Policy.DROP_OLDEST);
       const b = lossCounters(8, Policy.DROP_OLDEST);
       send(out, 'a', Policy.DROP_OLDEST, [a, b], 0);
@@ -450,7 +406,7 @@ describe('Outbound', () => {
       for (let i = 0; i < 3; i++) send(out, 'a', Policy.DROP_OLDEST, [], i);
       expect(out.hold.length).toBe(2);
       out.pump(); // early: refused
-      expect(out.hold.peek()!.frame.at(-1)).toBe(1);
+      expect(heldFills(out)).toEqual([1, 2]);
       clock.advance(100);
       expect(out.hold.length).toBe(1);
       clock.advance(100);
@@ -465,10 +421,10 @@ describe('Outbound', () => {
     const { out } = outbound({ maxBytes: 1 << 20, limiter, clock });
     const pub = new Publisher();
     send(out, 'a', Policy.BLOCK, [], 0, pub); // into the link
-    send(out, 'a', Policy.BLOCK, [], 1, pub); // into the link too, and the publisher is paused
+    send(out, 'a', Policy.BLOCK, [], 1, pub); // held, and the publisher is paused
     send(out, 'a', Policy.DROP_OLDEST, [], 2); // held, and the rate-limit pump timer set
     expect(pub.blockedBy.has(out)).toBe(true);
-    expect(out.hold.length).toBe(1);
+    expect(out.hold.length).toBe(2);
     expect(clock.pending).toBe(1);
     out.close();
     expect(out.hold.length).toBe(0);
