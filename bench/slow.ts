@@ -80,9 +80,9 @@ async function dump(p: Proc): Promise<Dump> {
 /**
  * Publishes at `rate` msg/s for `seconds` (after a warm-up) from this process; the
  * healthy subscriber measures. `mark` runs once, `mark.at` seconds into the measured
- * part, without pausing the stream.
+ * part, without pausing the stream. (bench/lvc.ts measures with it too.)
  */
-async function pacedRun(
+export async function pacedRun(
   pub: Bus,
   sub: Bus,
   rate: number,

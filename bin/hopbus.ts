@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The hopbus command line: broker | pub | sub | req | reply | bench | ping | context | passwd | top | replay.
+ * The hopbus command line: broker | pub | sub | req | reply | last | bench | ping | context | passwd | top | replay.
  * Each has --help (listing every flag with its default) and --version; the client
  * commands live in bin/cli/, one file each. Bad arguments print a usage error and exit
  * 2, never a stack trace.
@@ -17,6 +17,7 @@ import { runPing } from './cli/ping.js';
 import { runPub } from './cli/pub.js';
 import { runReply, runReq } from './cli/req.js';
 import { runReplay } from './cli/replay.js';
+import { runLast } from './cli/last.js';
 import { runSub } from './cli/sub.js';
 import { runTopCommand } from './cli/top.js';
 
@@ -29,6 +30,7 @@ Commands:
   pub SUBJECT [DATA]      publish messages (DATA or standard input; headers, templates)
   sub PATTERN             subscribe and print messages (text, --json or --raw)
   req SUBJECT [DATA]      send a request and print the reply
+  last SUBJECT            print the newest cached value of a subject (broker option cache)
   reply SUBJECT [DATA]    answer requests (an echo by default)
   bench pub|sub|reqrep    load a broker and measure rates and latency
   ping                    check that a broker answers (exit 0) or say why not (exit 1)
@@ -70,6 +72,8 @@ async function main(argv: string[]): Promise<void> {
       return runTopCommand(rest);
     case 'replay':
       return runReplay(rest);
+    case 'last':
+      return runLast(rest);
     case '-V':
     case '--version':
     case 'version':

@@ -31,6 +31,7 @@ import { Limiter } from './ratelimit.js';
 import { Router } from './router.js';
 import { Recorder } from './recorder.js';
 import { Session } from './session.js';
+import { LastValueCache } from './cache/cache.js';
 import { ERR_MAX_CONNECTIONS } from './nats/errors.js';
 import { listenNats } from './nats/listener.js';
 import { NatsSession } from './nats/session.js';
@@ -78,6 +79,8 @@ export class Broker implements SessionHost {
   readonly direct = new DirectPlane(this);
   /** Recording into the journal (option `journal`), once listen() has opened it; else null. */
   recorder: Recorder | null = null;
+  /** The last-value cache (option `cache`, broker/cache/); empty without one. */
+  readonly cache: LastValueCache;
 
   constructor(
     options: BrokerOptions = {},
@@ -95,6 +98,8 @@ export class Broker implements SessionHost {
     const now = clock.now();
     const subjectLimits = o.subjectRates.map(({ pattern, ...limit }) => ({ pattern, limiter: new Limiter(limit, now) }));
     this.router = new Router({ ...o, defaultPolicy: this.defaultPolicy, subjectLimits }, this.counters);
+    this.cache = new LastValueCache(o.cache, clock);
+    this.router.cache = this.cache;
     const sessions = this.sessions;
     const nats = this.natsSessions;
     // Keepalive and write deadlines see both kinds of connection.
@@ -155,6 +160,7 @@ export class Broker implements SessionHost {
     }
     this.liveness.start();
     this.monitor.start();
+    this.cache.start();
     const { logDestination: _d, ...shown } = o;
     this.log.info({ config: shown, urls: this.urls, natsUrl: this.natsUrl, serverId: this.serverId, version: VERSION }, 'broker started');
   }
@@ -209,6 +215,11 @@ export class Broker implements SessionHost {
     throw new TypeError(`endpoint kind must be 'shm' or 'inproc', got ${JSON.stringify(kind)}`);
   }
 
+  /** DirectHost: what the broker must see of every publisher (the cache's and the journal's subjects). */
+  mustSee(): readonly string[] {
+    return [...this.cache.stores.map((s) => s.pattern), ...(this.options.journal?.subjects ?? [])];
+  }
+
   /** SessionHost: a session's link is closed for good. */
   detach(session: Session | NatsSession): void {
     if (session instanceof NatsSession) this.natsSessions.delete(session);
@@ -243,6 +254,7 @@ export class Broker implements SessionHost {
     this.closing = (async () => {
       this.liveness.stop();
       this.monitor.stop();
+      this.cache.stop();
       // server.close() stops accepting at once but settles only when its
       // connections are gone, so it is awaited after the sessions are closed.
       const stopped = Promise.all([...this.listeners, ...(this.natsListener ? [this.natsListener] : [])].map((l) => l.close()));

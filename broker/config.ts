@@ -10,6 +10,7 @@ import { HopbusError } from '../runtime/errors.js';
 import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
+import { cacheOptionsProblem, type CacheOptions } from './cache/cache.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
 
 export interface BrokerOptions {
@@ -78,6 +79,12 @@ export interface BrokerOptions {
   /** Record the messages published on some subjects into a journal (docs/JOURNAL.md): { dir, subjects, segmentBytes, maxBytes, maxAgeMs, fsync }; null = off. */
   journal?: JournalOptions | null;
   /**
+   * The last-value cache (docs/CACHE.md): per pattern, the newest message of each matching
+   * subject, `[{ pattern, maxSubjects, maxBytes, ttlMs? }]`; a subject is kept by the first
+   * pattern it matches. Empty = off.
+   */
+  cache?: CacheOptions[];
+  /**
    * Users who may connect (docs/SECURITY.md): `{ user, password }` (the password plain,
    * or an scrypt hash from `hopbus passwd`) or `{ nkey }` (an Ed25519 user nkey, NATS
    * listener), each with optional `permissions` and `limits`.
@@ -144,6 +151,7 @@ export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
   // up to a max-size frame of broker memory until then.
   readDeadlineMs: 10_000,
   subjectRates: [],
+  cache: [],
   httpPort: null,
   allowedOrigins: [],
   allowedHosts: [],
@@ -169,7 +177,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -203,6 +211,7 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   natsPort: 'port',
   natsHost: 'string',
   journal: 'journal',
+  cache: 'cache',
   users: 'auth',
   tokens: 'auth',
   anonymous: 'auth',
@@ -279,6 +288,10 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'journal' && value !== null) {
       const bad = journalOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'cache') {
+      const bad = cacheOptionsProblem(value, isValidPattern);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'auth') {

@@ -42,6 +42,13 @@ export interface DirectHost {
   readonly sessions: Iterable<DirectPeer>;
   /** The multicast bridge, when there is one. */
   readonly bridge: object | null;
+  /**
+   * Subject patterns the broker must see every message of, whoever subscribes: the
+   * last-value cache's and the journal's. Direct clients learn them as REMOTE interest,
+   * so a publisher also sends the broker a PUB for these subjects when only direct peers
+   * subscribe (which it serves itself; the broker skips them).
+   */
+  mustSee(): readonly string[];
 }
 
 /** A session in the direct plane. */
@@ -110,6 +117,10 @@ export class DirectPlane {
         this.tell(m, sub, true, this.seq);
         told = true;
       }
+    }
+    for (const pattern of this.broker.mustSee()) {
+      send(session, DirectKind.REMOTE_ADD, this.seq, 0, 0, pattern);
+      told = true;
     }
     // Applied once it says so (IACK), if there was anything to apply.
     m.sent = this.seq;
@@ -311,11 +322,12 @@ export class DirectPlane {
 /**
  * Do direct publishers serve this subscription themselves? Those of direct clients,
  * except queue-group members (the broker picks one member per message) and those with
- * a slow-consumer policy other than "disconnect" (the broker applies it): the broker
- * serves those, so publishers learn them as REMOTE interest.
+ * a slow-consumer policy other than "disconnect" (the broker applies it), and snapshot
+ * and replay subscriptions (their image and their live messages come one way, in one
+ * order): the broker serves those, so publishers learn them as REMOTE interest.
  */
 function served(sub: Subscription): boolean {
-  return sub.session.direct !== null && sub.queue === '' && sub.policy === Policy.DISCONNECT;
+  return sub.session.direct !== null && sub.queue === '' && sub.policy === Policy.DISCONNECT && !sub.brokerOnly;
 }
 
 function send(s: DirectPeer, kind: DirectKind, a: number, b: number, c: number, pattern = ''): void {

@@ -10,6 +10,7 @@ import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
 import type { DirectPlane } from './direct.js';
 import type { Recorder } from './recorder.js';
+import type { LastValueCache } from './cache/cache.js';
 import { allSessions, isNats, type Monitor, type MonitorHost } from './monitor.js';
 
 /**
@@ -26,6 +27,8 @@ export interface Observed extends MonitorHost {
   readonly natsPort: number | null;
   /** The journal recorder (option `journal`), or null when nothing is recorded. */
   readonly recorder: Pick<Recorder, 'stats'> | null;
+  /** The last-value cache (option `cache`). */
+  readonly cache: Pick<LastValueCache, 'stats' | 'stores'>;
 }
 
 export function healthz(b: Observed) {
@@ -68,6 +71,8 @@ export function varz(b: Observed) {
     direct: b.direct.stats(),
     /** Recording (option `journal`): what matched, was recorded, written, fsynced, dropped (by reason), the I/O errors; null when off. */
     journal: b.recorder === null ? null : b.recorder.stats(),
+    /** The last-value cache (option `cache`): subjects and bytes held, values served (hits), `last` misses, evictions, expirations, tombstones, snapshots; null when off. */
+    cache: b.cache.stores.length === 0 ? null : b.cache.stats(),
     rates: m.rates,
     bursts: m.bursts,
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },

@@ -171,6 +171,9 @@ export function serverInfo(
     pingIntervalMs: o.pingIntervalMs,
     // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
     reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
+    // It serves snapshot SUBs (SUB_SNAPSHOT, IMAGE frames) and, with a journal, replay SUBs.
+    snapshots: true,
+    ...(o.journal ? { replay: true } : {}),
     ...(direct ? { direct: true } : {}),
     ...(previous !== undefined ? { previous } : {}),
   };

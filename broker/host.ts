@@ -16,6 +16,8 @@ import type { DirectPlane } from './direct.js';
 import type { Liveness } from './liveness.js';
 import type { Router } from './router.js';
 import type { Subscriber } from './subscription.js';
+import type { LastValueCache } from './cache/cache.js';
+import type { Recorder } from './recorder.js';
 
 export interface SessionHost {
   readonly options: ResolvedOptions;
@@ -28,6 +30,10 @@ export interface SessionHost {
   readonly router: Router;
   readonly liveness: Liveness;
   readonly direct: DirectPlane;
+  /** The last-value cache (empty when the config has no `cache`). */
+  readonly cache: LastValueCache;
+  /** The journal's recorder (option `journal`), or null: replay-then-live subscriptions read it. */
+  readonly recorder: Recorder | null;
   /** The session's link is closed for good: forget it. */
   detach(session: Subscriber): void;
 }

@@ -20,12 +20,14 @@
  *   monitor.ts     monitoring and the latency service: rates, bursts, histograms, $SYS reports
  *   session.ts     one connection speaking the hopbus protocol: frames in, dispatch, steady state
  *   nats/          the NATS client protocol: parser, encoders, header mapping, its session and listener
+ *   replaylive.ts  replay-then-live subscriptions: the journal read up to live, then the merge
  *   host.ts        SessionHost: what a session is given instead of the Broker
  *   handshake.ts   the CONNECT steps (parse, validate, [auth], direct grant) and the INFO answer
  *   liveness.ts    keepalive PINGs, stale connections, write deadlines, handshake timeout (on a Clock)
  *   direct.ts      the broker's half of direct delivery between shm clients
  *   router.ts      the routing hot path: subject tree, fanout, queue groups, no-responders (no I/O)
  *   route.ts       a Route: the fanout lists of one subject, cached by the tree
+ *   cache/         the last-value cache: stores (store.ts), patterns and last answers (cache.ts), paced images (feed.ts)
  *   subscription.ts  a Subscription; the Subscriber/Publisher seam every codec's session implements
  *   gate.ts        the publisher gate: rate limits, block-policy pauses, paused time (on a Clock)
  *   policy.ts      what happens to a slow consumer (Outbound, the hold queue)

@@ -107,6 +107,24 @@ export function prometheus(b: Observed): string {
     o.one('journal_bytes', 'gauge', 'Bytes of the journal on disk (segments and indexes).', j.bytes);
     o.one('journal_segments_deleted_total', 'counter', 'Segments deleted by retention.', j.deletedSegments);
   }
+  if (b.cache.stores.length > 0) {
+    const lc = b.cache.stats();
+    o.one('cache_subjects', 'gauge', 'Subjects with a value in the last-value cache.', lc.subjects);
+    o.one('cache_bytes', 'gauge', 'Bytes the last-value cache holds (frames and bookkeeping).', lc.bytes);
+    o.metric('cache_lookups_total', 'counter', 'Cached values asked for: served (snapshot values and last answers), and last requests with nothing cached.', [
+      [{ result: 'hit' }, lc.hits],
+      [{ result: 'miss' }, lc.misses],
+    ]);
+    o.one('cache_updates_total', 'counter', 'Messages stored in the last-value cache (tombstones included).', lc.updates);
+    o.metric('cache_removals_total', 'counter', 'Subjects dropped from the last-value cache, by reason.', [
+      [{ reason: 'evicted' }, lc.evictions],
+      [{ reason: 'expired' }, lc.expirations],
+      [{ reason: 'deleted' }, lc.deletes],
+      [{ reason: 'oversize' }, lc.oversize],
+    ]);
+    o.one('cache_snapshots_total', 'counter', 'Snapshot subscriptions made.', lc.snapshots);
+    o.one('cache_images_pending', 'gauge', 'Snapshot images still on their way to their subscribers.', lc.imagesPending);
+  }
   const totals = latencyTotals(b);
   const q: Array<[Record<string, string | number>, number]> = [];
   const counts: Array<[Record<string, string | number>, number]> = [];

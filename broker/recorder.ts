@@ -101,12 +101,37 @@ export class Recorder {
   /**
    * The hot path: `v` is the router's view of a PUB frame it accepted (its bytes as they
    * arrived), `subject` its interned subject. The receive time is the arrival of the
-   * chunk the frame came in (metrics/clock.ts: one clock read per chunk).
+   * chunk the frame came in (metrics/clock.ts: one clock read per chunk). Returns the
+   * record's journal seq, or 0 when the subject is not recorded.
    */
-  record(subject: string, v: RecordSource): void {
-    if (!this.filter.matches(subject)) return;
+  record(subject: string, v: RecordSource): number {
+    if (!this.filter.matches(subject)) return 0;
     this.matched++;
     this.writer.append(v, chunkNowNs());
+    // The seq it took (a dropped record takes one too): replay-then-live merges on it (broker/replaylive.ts).
+    return this.writer.seq - 1;
+  }
+
+  // --- for replay-then-live subscriptions (broker/replaylive.ts) ---------------------------
+
+  /** The journal directory, for readers. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
+  /** The seq the next recorded message will get: every record below it is appended (or dropped). */
+  get nextSeq(): number {
+    return this.writer.seq;
+  }
+
+  /** Resolves once every record appended so far is in the files (readable), or was dropped. */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /** Whether `subject` is recorded. */
+  records(subject: string): boolean {
+    return this.filter.matches(subject);
   }
 
   stats(): RecorderStats {

@@ -8,6 +8,7 @@ import { Policy } from '../transports/protocol/index.js';
 import { POLICY_RANK } from './policy.js';
 import { SubjectTree } from '../topics/index.js';
 import type { Limiter } from './ratelimit.js';
+import type { CacheStore } from './cache/store.js';
 import type { Subscriber, Subscription } from './subscription.js';
 
 /** A subject-pattern rate limit from the config, shared by every subject it matches. */
@@ -38,6 +39,12 @@ export class Route {
    * it knew at least one of them, so it served that session itself (Router.fanout).
    */
   readonly sessionMinSeq: number[] = [];
+  /**
+   * Per session, its matching brokerOnly subscriptions (snapshot and replay ones), or
+   * null: when a direct publisher serves the session itself, these still get their copy
+   * from the broker, addressed by sid (Router.fanout).
+   */
+  readonly sessionBrokerOnly: (Subscription[] | null)[] = [];
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
   readonly limiters: Limiter[] = [];
@@ -59,6 +66,8 @@ export class Route {
   bytes = 0;
   seen = 0;
   readonly subject: string;
+  /** The last-value cache store that keeps this subject, or null (set by the router when it builds the route). */
+  lvc: CacheStore | null = null;
 
   constructor(
     subs: readonly Subscription[],
@@ -86,8 +95,10 @@ export class Route {
         this.sessionSubs.push([sub]);
         this.sessionPolicy.push(policy);
         this.sessionMinSeq.push(sub.servedSeq);
+        this.sessionBrokerOnly.push(sub.brokerOnly ? [sub] : null);
       } else {
         this.sessionSubs[i]!.push(sub);
+        if (sub.brokerOnly) (this.sessionBrokerOnly[i] ??= []).push(sub);
         if (sub.servedSeq < this.sessionMinSeq[i]!) this.sessionMinSeq[i] = sub.servedSeq;
         if (POLICY_RANK[policy]! < POLICY_RANK[this.sessionPolicy[i]!]!) this.sessionPolicy[i] = policy;
       }

@@ -44,6 +44,8 @@ import type { BrokerCounters } from './counters.js';
 import { Route, type QueueCursor, type SubjectLimit } from './route.js';
 import type { Publisher, Subscription } from './subscription.js';
 import type { Recorder } from './recorder.js';
+import { LAST_PREFIX, type LastValueCache } from './cache/cache.js';
+import type { CacheEntry } from './cache/store.js';
 
 /** The monitor's view of each published message (broker/monitor.ts implements it). */
 export interface PublishTap {
@@ -82,6 +84,17 @@ export class Router {
   /** Records accepted messages into the journal (option `journal`, broker/recorder.ts). */
   recorder: Recorder | null = null;
   /**
+   * The last-value cache (option `cache`, broker/cache/): set by the broker before any
+   * route is built, so each Route knows its store (Route.lvc) and the per-message cost
+   * for an uncached subject is one null check.
+   */
+  cache: LastValueCache | null = null;
+  /**
+   * The journal seq of the message being fanned out, 0 when it is not recorded: read by
+   * replay-then-live subscriptions that buffer live messages (broker/replaylive.ts).
+   */
+  recordedSeq = 0;
+  /**
    * Fanouts so far: increases by one before each message is delivered, so a codec
    * that re-encodes (see the top of this file) can tell a new message from the one it
    * has just encoded.
@@ -112,7 +125,11 @@ export class Router {
     const { defaultPolicy, subjectLimits } = o;
     this.tree = new SubjectTree<Subscription, Route>({
       cacheSize: o.matchCacheSize,
-      build: (subs, subject) => new Route(subs, subject, defaultPolicy, subjectLimits, this.cursorFor),
+      build: (subs, subject) => {
+        const r = new Route(subs, subject, defaultPolicy, subjectLimits, this.cursorFor);
+        if (this.cache !== null && this.cache.enabled) r.lvc = this.cache.storeFor(subject);
+        return r;
+      },
     });
   }
 
@@ -210,10 +227,16 @@ export class Router {
     }
     const gate = from.gate;
     if ((gate.own !== null || route.limiters.length > 0) && !gate.admit(len, route.limiters)) return false;
+    // '$': a request for a cached value ($HOPBUS.LAST.<subject>) is answered here, under the publisher's rate limits.
+    if (subject.charCodeAt(0) === 36 && this.cache !== null && subject.startsWith(LAST_PREFIX)) return this.answerLast(from, subject, v.reply());
     // Into the journal as it arrived (before the frame is patched into a MSG below).
-    if (this.recorder !== null) this.recorder.record(subject, v);
+    this.recordedSeq = this.recorder === null ? 0 : this.recorder.record(subject, v);
     // Out on multicast too (a copy, before this frame is patched into a MSG).
     const bridged = this.exporter !== null && this.exporter.export(buf, off, len, subject);
+    // Into the last-value cache: a copy as a MSG with the subject's sequence, which is
+    // also what connections that read sequences get (Subscriber.seqFrames).
+    const lvc = route.lvc;
+    const cached = lvc === null ? null : lvc.put(subject, v, v.tsOff >= 0 ? chunkNowNs() : 0, this.cache!.now());
     if (route.total === 0) {
       if (!bridged) c.unrouted++;
       // Multicast subscribers are unknown to the broker: a bridged request waits for its timeout.
@@ -226,11 +249,43 @@ export class Router {
     // The time the chunk holding this frame arrived (one clock read per chunk, no BigInt).
     if (v.tsOff >= 0) writeU64(buf, v.tsOff + 8, chunkNowNs());
     // A direct publisher's PUB carries its interest seq in the sid field (broker/direct.ts).
-    this.fanout(route, buf, off, len, subject, from, v.sid);
+    this.fanout(route, buf, off, len, subject, from, v.sid, cached);
     return true;
   }
 
-  private fanout(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Publisher | null, pubSeq = 0): void {
+  /** `$HOPBUS.LAST.<subject>`: answers on the reply subject with the subject's cached value (broker/cache/cache.ts). */
+  private answerLast(from: Publisher, subject: string, reply: string): boolean {
+    const target = subject.slice(LAST_PREFIX.length);
+    if (reply === '') {
+      from.error(ErrCode.BAD_SUBJECT, `"${subject}" is a request for a cached value: it needs a reply subject`);
+      return false;
+    }
+    if (!isValidSubject(target) || target.includes('*') || target.includes('>')) {
+      from.error(ErrCode.BAD_SUBJECT, `"${subject}": a cached value is asked for one subject, without wildcards`);
+      return false;
+    }
+    const denied = from.access?.subscribeRefusal(target, '') ?? null;
+    if (denied !== null) {
+      from.error(ErrCode.AUTH, denied);
+      return false;
+    }
+    const frame = this.cache!.answer(target, reply);
+    const route = this.tree.match(reply);
+    this.recordedSeq = 0;
+    if (route.total > 0) this.fanout(route, frame, 0, frame.length, reply, null);
+    return true;
+  }
+
+  private fanout(
+    route: Route,
+    buf: Buffer,
+    off: number,
+    len: number,
+    subject: string,
+    from: Publisher | null,
+    pubSeq = 0,
+    cached: CacheEntry | null = null,
+  ): void {
     const c = this.counters;
     this.fanouts++;
     const sessions = route.sessions;
@@ -239,8 +294,16 @@ export class Router {
     let n = 0;
     for (let i = 0; i < sessions.length; i++) {
       const s = sessions[i]!;
-      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) continue;
-      if (s.open) s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+      if (served !== null && served.has(s) && route.sessionMinSeq[i]! <= pubSeq) {
+        // Served through a channel, but its snapshot/replay subscriptions only from here.
+        const only = route.sessionBrokerOnly[i]!;
+        if (only !== null && s.open) this.brokerOnly(only, s, buf, off, len, subject, route.sessionPolicy[i]!, from, cached);
+        continue;
+      }
+      if (s.open) {
+        if (cached !== null && s.seqFrames === true) s.deliver(cached.frame, 0, cached.len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+        else s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+      }
       n++;
     }
     c.msgsOut += n;
@@ -256,7 +319,8 @@ export class Router {
         const sub = members[k]!;
         // A connection that asked not to hear itself leaves its own messages to the other members.
         if (!sub.session.open || ((sub.session as object) === from && sub.session.noEcho === true)) continue;
-        sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
+        if (cached !== null && sub.session.seqFrames === true) sub.session.deliver(cached.frame, 0, cached.len, sub.sid, subject, sub.self, sub.policy, from);
+        else sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
         c.msgsOut++;
         c.bytesOut += len;
         if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
@@ -270,6 +334,26 @@ export class Router {
     }
   }
 
+  /** A copy for each of `subs` alone (sid-addressed), off the common path (see Route.sessionBrokerOnly). */
+  private brokerOnly(
+    subs: readonly Subscription[],
+    s: Route['sessions'][number],
+    buf: Buffer,
+    off: number,
+    len: number,
+    subject: string,
+    policy: Policy,
+    from: Publisher | null,
+    cached: CacheEntry | null,
+  ): void {
+    for (const sub of subs) {
+      if (cached !== null && s.seqFrames === true) s.deliver(cached.frame, 0, cached.len, sub.sid, subject, sub.self, policy, from);
+      else s.deliver(buf, off, len, sub.sid, subject, sub.self, policy, from);
+      this.counters.msgsOut++;
+      this.counters.bytesOut += len;
+    }
+  }
+
   /**
    * A MSG frame the multicast bridge heard (subject already validated): routed to
    * this broker's subscribers like a PUB, and never exported again (no loops).
@@ -279,6 +363,9 @@ export class Router {
     c.msgsIn++;
     c.bytesIn += len;
     const route = this.tree.match(subject);
+    this.recordedSeq = 0;
+    const lvc = route.lvc;
+    const cached = lvc === null ? null : lvc.put(subject, this.view.parse(buf, off, len), tsOff >= 0 ? chunkNowNs() : 0, this.cache!.now());
     if (route.total === 0) {
       c.unrouted++;
       return;
@@ -286,7 +373,7 @@ export class Router {
     buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
     buf.writeUInt32LE(0, off + 8);
     if (tsOff >= 0) writeU64(buf, tsOff + 8, chunkNowNs());
-    this.fanout(route, buf, off, len, subject, null);
+    this.fanout(route, buf, off, len, subject, null, 0, cached);
   }
 
   /**
@@ -296,6 +383,7 @@ export class Router {
   publishInternal(subject: string, payload: Uint8Array): void {
     const route = this.tree.match(subject);
     if (route.total === 0) return;
+    this.recordedSeq = 0;
     const s = Buffer.byteLength(subject);
     const total = msgSize(s, 0, 0, payload.length, false);
     const frame = Buffer.allocUnsafe(total);
@@ -309,6 +397,7 @@ export class Router {
   private noResponders(reply: string): void {
     const route = this.tree.match(reply);
     if (route.total === 0) return;
+    this.recordedSeq = 0;
     const s = Buffer.byteLength(reply);
     const total = msgSize(s, 0, 0, 0, false);
     const frame = Buffer.allocUnsafe(total);

@@ -18,6 +18,9 @@ import {
   OK_SIZE,
   PING_SIZE,
   Policy,
+  SUB_FROM_SEQ,
+  SUB_FROM_TIME,
+  SUB_SNAPSHOT,
   TS_BLOCK,
   type ProtocolError,
   encodeErr,
@@ -40,6 +43,9 @@ import { Limiter } from './ratelimit.js';
 import { sessionGate, sessionMetrics, sessionOutbound } from './sessionkit.js';
 import type { ClientLatency } from './report.js';
 import { Subscription, type Publisher, type Subscriber } from './subscription.js';
+import { ImageFeed } from './cache/feed.js';
+import { CatchUp } from './replaylive.js';
+import { readU64 } from '../runtime/clock.js';
 
 /** ERR codes that mean the peer broke the protocol (counted in protocolErrors). */
 const PROTOCOL_CODES = new Set<number>([
@@ -100,6 +106,15 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   identity: Identity | null = null;
   /** Its permissions and limits; null when it has none to check. */
   access: Access | null = null;
+  /**
+   * Reads MSG frames with a sequence block: set by its first snapshot or replay SUB (an
+   * older client never sends one, so it never gets such a frame). Subscriber.seqFrames.
+   */
+  seqFrames = false;
+  /** Images of its snapshot subscriptions on their way (broker/cache/feed.ts), once it has made one. */
+  feed: ImageFeed | null = null;
+  /** Replay-then-live subscriptions still catching up (broker/replaylive.ts), or null. */
+  catchups: CatchUp[] | null = null;
 
   /** Inbound flow counters (paused time, throttles, refusals): the gate's. */
   get flow(): FlowStats {
@@ -224,6 +239,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   }
 
   private onSub(buf: Buffer, off: number): void {
+    const flags = buf[off + 5]!;
     const sid = buf.readUInt32LE(off + 8);
     const p = buf.readUInt16LE(off + 12);
     const q = buf.readUInt16LE(off + 14);
@@ -239,8 +255,15 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (badQueue !== null) return this.error(ErrCode.BAD_SUBJECT, `invalid queue group: ${badQueue}`, sid);
     const denied = this.access?.subscribeRefusal(pattern, queue) ?? null;
     if (denied !== null) return this.error(ErrCode.AUTH, denied, sid);
+    const snapshot = (flags & SUB_SNAPSHOT) !== 0;
+    const from = flags & (SUB_FROM_SEQ | SUB_FROM_TIME);
+    if ((snapshot || from !== 0) && q > 0) return this.error(ErrCode.BAD_OPTION, 'a snapshot or replay subscription cannot be in a queue group', sid);
+    if (snapshot && from !== 0) return this.error(ErrCode.BAD_OPTION, 'a subscription asks for a snapshot or a replay, not both', sid);
+    const recorder = this.host.recorder;
+    if (from !== 0 && recorder === null) return this.error(ErrCode.BAD_OPTION, 'this broker has no journal to replay from (its config has no "journal")', sid);
     const policy: Policy = buf[off + 6]! === Policy.DEFAULT ? this.host.defaultPolicy : (buf[off + 6]! as Policy);
     const sub = new Subscription(this, sid, pattern, queue, policy);
+    sub.brokerOnly = snapshot || from !== 0;
     try {
       this.router.subscribe(sub);
     } catch (err) {
@@ -248,6 +271,28 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     }
     this.subs.set(sid, sub);
     this.host.direct.added(sub);
+    if (snapshot) {
+      // In the same synchronous step as router.subscribe above: see broker/cache/feed.ts.
+      this.seqFrames = true;
+      const host = this.host;
+      (this.feed ??= new ImageFeed(this, host.cache, host.options.highWaterBytes, host.clock)).add(sub);
+    } else if (from !== 0) {
+      // Live interest first (above), then the journal up to it: broker/replaylive.ts.
+      this.seqFrames = true;
+      const start = readU64(buf, off + 16 + p + q);
+      const o = this.host.options;
+      const c = new CatchUp(
+        this,
+        sub,
+        recorder!,
+        from === SUB_FROM_SEQ ? { seq: start } : { timeMs: start / 1000 },
+        o.highWaterBytes,
+        o.maxPending,
+        this.host.log,
+      );
+      (this.catchups ??= []).push(c);
+      c.begin();
+    }
     if (this.verbose) this.ok(sid);
   }
 
@@ -271,6 +316,23 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (!this.subs.delete(sub.sid)) return;
     this.router.unsubscribe(sub);
     this.host.direct.removed(sub);
+    this.feed?.remove(sub);
+    if (this.catchups !== null) this.endCatchUp(sub);
+  }
+
+  /** @internal CatchUpOwner */
+  replayFailed(sub: Subscription, why: string): void {
+    this.error(ErrCode.BAD_OPTION, why, sub.sid);
+    this.removeSub(sub);
+  }
+
+  private endCatchUp(sub: Subscription): void {
+    const list = this.catchups!;
+    const i = list.findIndex((c) => c.sub === sub);
+    if (i < 0) return;
+    list[i]!.close();
+    list.splice(i, 1);
+    if (list.length === 0) this.catchups = null;
   }
 
   // --- outbound ------------------------------------------------------------------
@@ -291,12 +353,30 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.out.deliver(buf, off, len, sid, subject, subs, policy, from) === 0) {
       stats.msgsOut--;
       stats.bytesOut -= len;
+    } else {
+      if (this.feed !== null && this.feed.active) this.feed.live(subject, subs);
+      if (this.catchups !== null) this.copyLive(buf, off, len, subs);
     }
   }
 
-  /** The link has written everything out: move held messages along. */
+  /** Replay-then-live subscriptions in their tail copy live messages aside; those gone live leave the list. */
+  private copyLive(buf: Buffer, off: number, len: number, subs: readonly Subscription[]): void {
+    const list = this.catchups!;
+    const seq = this.router.recordedSeq;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const c = list[i]!;
+      if (c.live) list.splice(i, 1);
+      else c.onLive(buf, off, len, subs, seq);
+    }
+    if (list.length === 0) this.catchups = null;
+  }
+
+  /** The link has written everything out: move held messages along, then images. */
   onDrain(): void {
-    if (this.state === State.OPEN) this.out.pump();
+    if (this.state !== State.OPEN) return;
+    this.out.pump();
+    if (this.feed !== null && this.feed.active) this.feed.drained();
+    if (this.catchups !== null) for (const c of this.catchups) c.drained();
   }
 
   /** @internal OutboundOwner */
@@ -400,6 +480,9 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     if (this.identity !== null) this.identity.connections--;
     this.identity = null;
     this.out.close();
+    this.feed?.close();
+    if (this.catchups !== null) for (const c of this.catchups) c.close();
+    this.catchups = null;
     this.gate.close();
     this.host.liveness.connected(this.handshakeTimer);
     this.handshakeTimer = null;

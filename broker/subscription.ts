@@ -31,6 +31,12 @@ export interface Subscriber {
    */
   readonly noEcho?: boolean;
   /**
+   * True when it reads MSG frames with a sequence block (FLAG_SEQ): it is then given a
+   * cached subject's frame from the last-value cache, which carries the subject's
+   * sequence, instead of the publisher's. Unset means false (older clients, NATS).
+   */
+  readonly seqFrames?: boolean;
+  /**
    * One message: buf[off, off+len) is a hopbus MSG frame, shared by every receiver of
    * this fanout (do not modify it; copy what must outlive the call). `sid` is non-zero
    * for a queue delivery: the receiver's copy carries that subscription id. `subs` are
@@ -82,6 +88,13 @@ export class Subscription {
    * subscription themselves; Infinity when they never do (broker/direct.ts).
    */
   servedSeq = Infinity;
+  /**
+   * A snapshot or replay subscription: its messages must all come through the broker,
+   * in order with its image, never from a direct publisher's channel (broker/direct.ts:
+   * publishers learn it as REMOTE interest; Router.fanout sends it its own copy when a
+   * direct publisher serves its session's other subscriptions itself).
+   */
+  brokerOnly = false;
   /** Not yet reported to the client in a LOSS frame. */
   unreportedDropped = 0;
   unreportedConflated = 0;

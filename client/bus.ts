@@ -26,7 +26,7 @@ import { RequestMux } from './mux.js';
 import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
 import { Conn, Handshake, INITIAL_MAX_FRAME, explainHandshakeFailure, helloFrame, type Resume } from './connection.js';
-import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, subscribeArgs } from './checks.js';
+import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, checkStart, subscribeArgs } from './checks.js';
 import type { Connection, ConnectionEvents, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
@@ -268,6 +268,11 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       throw new OptionsError(`subscribe option "policy" must be one of ${POLICY_NAMES.slice(1).join(', ')}, got ${JSON.stringify(opts.policy)}`);
     }
     checkMaxPending(opts);
+    checkStart(opts);
+    if (opts.snapshot === true && this.info !== null && this.info.snapshots !== true)
+      throw new OptionsError(`the broker ${this.info.serverName} (version ${this.info.version}) does not serve snapshot subscriptions`);
+    if (opts.from !== undefined && this.info !== null && this.info.replay !== true)
+      throw new OptionsError(`the broker ${this.info.serverName} has no journal to replay from (its config has no "journal")`);
     const sub = new Subscription(this, this.subs.nextSid(), pattern, cb, opts);
     this.subs.add(sub, sub);
     this.direct?.addOwn(pattern);
@@ -325,6 +330,20 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       const headers = options.headers === undefined ? null : this.encodeHeaders(options.headers);
       this.writePub(subject, reply, headers, data, FLAG_REQUEST);
     });
+  }
+
+  /**
+   * The newest message on `subject` in the broker's last-value cache, decoded (as
+   * `msg.value`), or undefined when the broker keeps none for it: a request to the
+   * reserved subject `$HOPBUS.LAST.<subject>` (docs/CACHE.md).
+   */
+  async last(subject: string, options: RequestOptions = {}): Promise<unknown> {
+    validateSubject(subject);
+    if (subject.includes('*') || subject.includes('>')) throw new OptionsError(`last() takes one subject, without wildcards, got "${subject}"`);
+    const msg = await this.request(`$HOPBUS.LAST.${subject}`, undefined, options);
+    const h = msg.headers;
+    if (msg.noResponders || (h !== undefined && h['Hopbus-Last'] === 'none')) return undefined;
+    return msg.value;
   }
 
   // --- flush, drain, close -------------------------------------------------------------
@@ -449,6 +468,11 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       case Op.LOSS:
         this.onLoss(buf, off);
         return;
+      case Op.IMAGE: {
+        const sub = this.subs.get(buf.readUInt32LE(off + 8));
+        if (sub !== undefined) sub.onImage(buf[off + 5]!, buf.readUInt32LE(off + 12));
+        return;
+      }
       case Op.ERR:
         this.onErr(conn, buf, off, len);
         return;
@@ -477,7 +501,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
   private directHost(link: Link): DirectHost {
     return {
       link,
-      onMsg: (buf, off, len) => this.inbound.onMsg(buf, off, len),
+      onMsg: (buf, off, len) => this.inbound.onMsg(buf, off, len, true),
       reportError: (err) => this.reportError(err),
     };
   }

@@ -11,7 +11,27 @@ import type { PublishOptions } from './types.js';
 export const PUB_KEYS = new Set(['reply', 'headers']);
 export const SUB_KEYS = new Set(['queue', 'max', 'maxPending', 'policy']);
 /** A broker connection's subscriptions also take a byte bound for their iterator buffer. */
-export const BUS_SUB_KEYS = new Set([...SUB_KEYS, 'maxPendingBytes']);
+export const BUS_SUB_KEYS = new Set([...SUB_KEYS, 'maxPendingBytes', 'snapshot', 'from']);
+
+/** Checks `snapshot` and `from` (a broker connection's subscriptions only). */
+export function checkStart(opts: SubscribeOptions): void {
+  if (opts.snapshot !== undefined && typeof opts.snapshot !== 'boolean') throw new OptionsError('subscribe option "snapshot" must be true or false');
+  const f = opts.from as Record<string, unknown> | undefined;
+  if (f !== undefined) {
+    if (f === null || typeof f !== 'object') throw new OptionsError('subscribe option "from" must be { seq } or { time }');
+    const keys = Object.keys(f);
+    if (keys.length !== 1 || (keys[0] !== 'seq' && keys[0] !== 'time'))
+      throw new OptionsError('subscribe option "from" must be { seq } or { time }, one of them');
+    if (keys[0] === 'seq' && !(Number.isSafeInteger(f.seq) && (f.seq as number) >= 0))
+      throw new OptionsError('subscribe option "from.seq" must be a non-negative integer');
+    const t = f.time instanceof Date ? f.time.getTime() : f.time;
+    if (keys[0] === 'time' && !(typeof t === 'number' && Number.isFinite(t) && t >= 0))
+      throw new OptionsError('subscribe option "from.time" must be a Date or a number of ms since the epoch (fractions allowed)');
+    if (opts.snapshot === true) throw new OptionsError('subscribe options "snapshot" and "from" do not go together');
+  }
+  if ((opts.snapshot === true || f !== undefined) && opts.queue !== undefined)
+    throw new OptionsError('a snapshot or replay subscription cannot be in a queue group');
+}
 export const REQ_KEYS = new Set(['timeoutMs', 'headers']);
 
 /** Throws OptionsError unless `obj` is an object whose keys are all in `allowed`. */

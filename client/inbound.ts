@@ -6,7 +6,7 @@
  *
  * Threading: the client's thread.
  */
-import { MsgView } from '../transports/protocol/index.js';
+import { FLAG_REPLAY, FLAG_SNAPSHOT, MsgView } from '../transports/protocol/index.js';
 import { SubjectCache } from '../transports/intern.js';
 import type { LatencyMeter } from './latency.js';
 import { Msg, type Responder } from './msg.js';
@@ -52,8 +52,12 @@ export class Inbound {
     private readonly expired: (sub: Subscription) => void,
   ) {}
 
-  /** One MSG frame at buf[off, off+len). */
-  onMsg(buf: Buffer, off: number, len: number): void {
+  /**
+   * One MSG frame at buf[off, off+len); `direct` when it came through a direct channel
+   * from another shm client (then it is not for snapshot or replay subscriptions: the
+   * broker sends them their own copy, in order with their image).
+   */
+  onMsg(buf: Buffer, off: number, len: number, direct = false): void {
     const d = this.decoder;
     const subject = d.read(buf, off, len);
     const v = d.view;
@@ -61,26 +65,32 @@ export class Inbound {
     this.counters.bytesIn += len;
     const lat = this.latency;
     if (lat === null) {
-      this.dispatch(v, subject);
+      this.dispatch(v, subject, direct);
       return;
     }
     const arrived = lat.received(len);
     const tsOff = v.tsOff;
     if (tsOff < 0) {
-      this.dispatch(v, subject);
+      this.dispatch(v, subject, direct);
       return;
     }
     const start = lat.transit(buf, tsOff, arrived);
     const weight = lat.lastWeight;
-    this.dispatch(v, subject);
+    this.dispatch(v, subject, direct);
     if (start >= 0) lat.handled(start, weight);
   }
 
   /** By sid for a queue-group member (the broker picked it), else every local match; one Msg shared by all. */
-  private dispatch(v: MsgView, subject: string): void {
+  private dispatch(v: MsgView, subject: string, direct: boolean): void {
     if (v.sid !== 0) {
       const sub = this.subs.get(v.sid);
-      if (sub !== undefined && !sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
+      if (sub === undefined) return;
+      // A cached value or a replayed record, for that subscription alone; any other message
+      // addressed to a snapshot or replay subscription before its IMAGE BEGIN (the broker's
+      // own copy beside a direct channel) was routed before it counted, like a broadcast.
+      if (v.flags & (FLAG_SNAPSHOT | FLAG_REPLAY)) sub.countImaged();
+      else if (sub.awaiting) return;
+      if (!sub.deliver(new Msg(v, subject, this.responder))) this.expired(sub);
       return;
     }
     const list = this.subs.match(subject);
@@ -88,6 +98,8 @@ export class Inbound {
     const msg = new Msg(v, subject, this.responder);
     for (let i = 0; i < list.length; i++) {
       const sub = list[i]!;
+      // A snapshot or replay subscription before its IMAGE BEGIN: routed before the broker had it.
+      if (sub.awaiting || (direct && sub.subFlags !== 0)) continue;
       if (!sub.deliver(msg)) this.expired(sub);
     }
   }

@@ -1,4 +1,5 @@
-import { FLAG_NO_RESPONDERS, FLAG_TS, type MsgView } from '../transports/protocol/index.js';
+import { FLAG_NO_RESPONDERS, FLAG_REPLAY, FLAG_SNAPSHOT, FLAG_TS, type MsgView } from '../transports/protocol/index.js';
+import { readU64 } from '../runtime/clock.js';
 import { ConnectionError, OptionsError } from '../runtime/errors.js';
 import { decodePayload, unpackr } from './codec.js';
 
@@ -31,6 +32,7 @@ export class Msg {
   private readonly headersOff: number;
   private readonly headersLen: number;
   private readonly tsOff: number;
+  private readonly seqOff: number;
   private decoded: unknown = NOT_DECODED;
 
   constructor(
@@ -48,6 +50,27 @@ export class Msg {
     this.headersOff = v.headersOff;
     this.headersLen = v.headersLen;
     this.tsOff = v.tsOff;
+    this.seqOff = v.seqOff;
+  }
+
+  /** True for a cached value from the broker's last-value cache (a snapshot subscription's image). */
+  get snapshot(): boolean {
+    return (this.flags & FLAG_SNAPSHOT) !== 0;
+  }
+
+  /** True for a journal record replayed to a replay-then-live subscription. */
+  get replayed(): boolean {
+    return (this.flags & FLAG_REPLAY) !== 0;
+  }
+
+  /**
+   * The message's sequence, when the broker sent one: for a subject in the last-value
+   * cache its per-subject sequence (1, 2, 3, ... for each message on that subject), on a
+   * connection that has a snapshot or replay subscription; for a replayed record the
+   * journal's sequence. Undefined otherwise (docs/CACHE.md).
+   */
+  get seq(): number | undefined {
+    return this.seqOff < 0 ? undefined : readU64(this.buf, this.seqOff);
   }
 
   /**

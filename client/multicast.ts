@@ -447,6 +447,11 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
 
   // --- request / reply -------------------------------------------------------------------------
 
+  /** A multicast connection has no broker, so no last-value cache: rejects with OptionsError. */
+  last(subject: string): Promise<unknown> {
+    return Promise.reject(new OptionsError(`last("${subject}") needs a broker's last-value cache; a multicast connection has none (connect to a broker)`));
+  }
+
   /** Publishes a request and resolves with the first reply; without a broker, nobody can say "no responders": it times out. */
   request(subject: string, data?: unknown, options: RequestOptions = {}): Promise<Msg> {
     this.assertUsable();

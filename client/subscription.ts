@@ -1,5 +1,5 @@
 import type { HopbusError } from '../runtime/errors.js';
-import { POLICY_NAMES } from '../transports/protocol/index.js';
+import { ImageKind, POLICY_NAMES, SUB_FROM_SEQ, SUB_FROM_TIME, SUB_SNAPSHOT } from '../transports/protocol/index.js';
 import { Ring } from '../runtime/ring.js';
 import { HandlerError, OptionsError, SlowConsumerError } from './errors.js';
 import type { Msg } from './msg.js';
@@ -26,6 +26,21 @@ export interface SubscribeOptions {
    * consumer then slows everyone who shares its publishers).
    */
   policy?: 'disconnect' | 'drop-oldest' | 'drop-newest' | 'conflate' | 'block';
+  /**
+   * First the cached value of every matching subject from the broker's last-value cache
+   * (each with `msg.snapshot === true`), then live messages: per subject no gap and no
+   * duplicate (`msg.seq` counts each subject's messages). `sub.snapshotDone` resolves
+   * with the number of cached values once they are all delivered. docs/CACHE.md.
+   */
+  snapshot?: boolean;
+  /**
+   * Replay-then-live from the broker's journal: every recorded message matching the pattern
+   * from journal sequence `seq` (or from `time`, ms since the epoch, or a Date) on
+   * (`msg.replayed === true`, `msg.seq` the journal sequence), then live messages, with
+   * no gap and no duplicate between the two. `sub.snapshotDone` resolves with the number
+   * replayed. docs/JOURNAL.md.
+   */
+  from?: { seq: number } | { time: number | Date };
 }
 
 /** What a Subscription needs from its connection. */
@@ -70,6 +85,19 @@ export class Subscription implements AsyncIterable<Msg> {
   private resolveClosed!: () => void;
   /** Resolves when the subscription ends (unsubscribed, drained, auto-expired or connection closed). */
   readonly closed: Promise<void>;
+  /** SUB flags: SUB_SNAPSHOT, SUB_FROM_SEQ or SUB_FROM_TIME; 0 for a plain subscription. */
+  readonly subFlags: number;
+  /** With SUB_FROM_SEQ / SUB_FROM_TIME: where the replay starts (a journal seq, or µs since the epoch). */
+  readonly start: number;
+  /**
+   * True from sending a snapshot or replay SUB until the broker's IMAGE BEGIN: broadcast
+   * messages (routed before the broker added the subscription) are not for it yet.
+   */
+  awaiting = false;
+  private imageDone: Promise<number> | null = null;
+  private resolveImage: ((n: number) => void) | null = null;
+  /** Cached values (or replayed messages) delivered by the current image. */
+  private imaged = 0;
 
   constructor(
     private readonly owner: SubscriptionOwner,
@@ -85,6 +113,54 @@ export class Subscription implements AsyncIterable<Msg> {
     this.maxPendingBytes = options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.buf = new Ring(Math.max(1, this.maxPending));
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    const from = options.from as { seq?: number; time?: number | Date } | undefined;
+    this.subFlags = options.snapshot === true ? SUB_SNAPSHOT : from === undefined ? 0 : from.seq !== undefined ? SUB_FROM_SEQ : SUB_FROM_TIME;
+    // On the wire a time is in µs since the epoch.
+    this.start = from === undefined ? 0 : from.seq !== undefined ? from.seq : Math.round((from.time instanceof Date ? from.time.getTime() : from.time!) * 1000);
+  }
+
+  /**
+   * A snapshot subscription: resolves with the number of cached values delivered once the
+   * image is complete (the broker's end-of-image marker); a replay subscription: with the
+   * number of journal records replayed, once it has gone live. Resolves with the count so
+   * far if the subscription ends first; resolves with 0 at once for a plain subscription.
+   * After a reconnect the broker sends the image again; this promise is the first one's.
+   */
+  get snapshotDone(): Promise<number> {
+    if (this.imageDone === null) {
+      if (this.subFlags === 0) this.imageDone = Promise.resolve(0);
+      else this.imageDone = new Promise((resolve) => (this.resolveImage = resolve));
+    }
+    return this.imageDone;
+  }
+
+  /** @internal The SUB went out: wait for IMAGE BEGIN before taking broadcasts. */
+  awaitImage(): void {
+    this.awaiting = true;
+    this.imaged = 0;
+  }
+
+  /** @internal An IMAGE frame for this subscription. */
+  onImage(kind: number, count: number): void {
+    if (kind === ImageKind.BEGIN) {
+      this.awaiting = false;
+      return;
+    }
+    if (kind === ImageKind.END) {
+      this.awaiting = false;
+      this.endImage(count);
+    }
+  }
+
+  /** @internal A message of the image (FLAG_SNAPSHOT or FLAG_REPLAY) was delivered. */
+  countImaged(): void {
+    this.imaged++;
+  }
+
+  private endImage(count: number): void {
+    if (this.imageDone === null) this.imageDone = Promise.resolve(count);
+    else if (this.resolveImage !== null) this.resolveImage(count);
+    this.resolveImage = null;
   }
 
   get isClosedNow(): boolean {
@@ -166,6 +242,7 @@ export class Subscription implements AsyncIterable<Msg> {
   close(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    if (this.subFlags !== 0) this.endImage(this.imaged);
     if (err) {
       this.failure = err;
       this.refusal = err;

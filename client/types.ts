@@ -36,6 +36,10 @@ export interface ServerInfo {
   reportIntervalMs?: number;
   /** The broker lets this (shm) client deliver to other shm clients directly (docs/SHM.md). */
   direct?: boolean;
+  /** The broker serves snapshot subscriptions (docs/CACHE.md); absent from older brokers. */
+  snapshots?: boolean;
+  /** The broker has a journal and serves replay-then-live subscriptions (docs/JOURNAL.md). */
+  replay?: boolean;
   /**
    * On a reconnect to the same broker: why it closed this client's previous connection,
    * and how many messages it had queued for it (the client subtracts what it received).
@@ -89,6 +93,11 @@ export interface Connection {
   subscribe(pattern: string, handler?: MsgHandler | SubscribeOptions, options?: SubscribeOptions): Subscription;
   /** Sends a request and resolves with the first reply (TimeoutError after timeoutMs). */
   request(subject: string, data?: unknown, options?: RequestOptions): Promise<Msg>;
+  /**
+   * The newest message on `subject` in the broker's last-value cache, decoded, or
+   * undefined when it keeps none (docs/CACHE.md). A multicast connection rejects.
+   */
+  last(subject: string, options?: RequestOptions): Promise<unknown>;
   /** Resolves once everything published before it has left (a broker: has been processed). */
   flush(timeoutMs?: number): Promise<void>;
   /** Stops every subscription, delivers what is on its way, then closes. */

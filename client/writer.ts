@@ -20,6 +20,8 @@ import {
   MSG_HEADER,
   Op,
   PING_SIZE,
+  SUB_FROM_SEQ,
+  SUB_FROM_TIME,
   TS_BLOCK,
   UNSUB_SIZE,
   msgSize,
@@ -175,10 +177,13 @@ export class FrameWriter {
 
 /** SUB for `sub` (and its remaining `max` as an UNSUB, which the broker counts down). */
 export function writeSubTo(w: WriteTarget, sub: Subscription): void {
-  const n = subSize(Buffer.byteLength(sub.subject), sub.queue ? Buffer.byteLength(sub.queue) : 0);
+  const flags = sub.subFlags;
+  const n = subSize(Buffer.byteLength(sub.subject), sub.queue ? Buffer.byteLength(sub.queue) : 0) + (flags & (SUB_FROM_SEQ | SUB_FROM_TIME) ? 8 : 0);
   const buf = w.reserve(n);
-  writeSub(buf, w.writeOffset, sub.sid, sub.subject, sub.queue || undefined, sub.policy);
+  writeSub(buf, w.writeOffset, sub.sid, sub.subject, sub.queue || undefined, sub.policy, flags, sub.start);
   w.commit(n);
+  // A snapshot or replay subscription (re)starts: it takes broadcasts only after the broker's IMAGE BEGIN.
+  if (flags !== 0) sub.awaitImage();
   if (sub.max > 0) writeUnsubTo(w, sub.sid, sub.max - sub.received);
 }
 

@@ -66,6 +66,15 @@ its environment variable [in brackets], else the --config file, else the default
     { name: 'ping-interval', kind: 'string', arg: 'MS', env: 'HOPBUS_PING_INTERVAL', defaultText: '30000; 0 = off', help: 'keepalive PING interval in ms' },
     { name: 'journal', kind: 'string', arg: 'DIR', env: 'HOPBUS_JOURNAL', help: 'record the --record subjects into a journal in DIR (docs/JOURNAL.md)' },
     { name: 'record', kind: 'list', arg: 'PATTERN', env: 'HOPBUS_RECORD', help: 'a subject pattern to record into --journal, e.g. md.>' },
+    {
+      name: 'cache',
+      kind: 'list',
+      arg: 'PATTERN',
+      env: 'HOPBUS_CACHE',
+      help: 'keep the newest message of each subject matching PATTERN in the last-value cache, e.g. md.> (docs/CACHE.md)',
+    },
+    { name: 'cache-subjects', kind: 'string', arg: 'N', default: '100000', help: 'subjects each --cache pattern keeps at most' },
+    { name: 'cache-bytes', kind: 'string', arg: 'N', default: '268435456', help: 'bytes each --cache pattern keeps at most' },
   ],
   positionals: [0, 0],
 };
@@ -128,6 +137,12 @@ export async function runBroker(args: string[]): Promise<void> {
       throw new UsageError('--journal needs at least one --record PATTERN: the subjects to record (e.g. --record "md.>")');
     opts.journal = { ...(fileOpts.journal ?? {}), dir, subjects };
   }
+  const cache = list(values, 'cache');
+  if (cache.length > 0) {
+    const maxSubjects = int(values, 'cache-subjects', 1)!;
+    const maxBytes = int(values, 'cache-bytes', 1)!;
+    opts.cache = [...(fileOpts.cache ?? []), ...cache.map((pattern) => ({ pattern, maxSubjects, maxBytes }))];
+  }
   const format = str(values, 'log-format')!;
   if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, got "${format}"`);
   // --no-nats and --nats-port contradict each other when both are given the same way; a flag wins over a variable.
@@ -183,6 +198,8 @@ export async function runBroker(args: string[]): Promise<void> {
   else if (natsNote !== '') lines.push(natsNote);
   const rec = b.broker.recorder?.stats();
   if (rec !== undefined) lines.push(`recording: ${rec.subjects.join(' ')} into ${rec.dir} (from seq ${rec.nextSeq})`);
+  const cached = b.broker.cache.stores;
+  if (cached.length > 0) lines.push(`caching: ${cached.map((c) => `${c.pattern} (${c.maxSubjects} subjects, ${c.maxBytes} bytes)`).join(' ')}`);
   if (b.broker.httpPort !== null) {
     lines.push(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
   }

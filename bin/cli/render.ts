@@ -55,7 +55,7 @@ export function renderLine(n: number, msg: Msg, opts: { headers: boolean; timest
   const text = payloadText(msg).replace(/\r?\n$/, '');
   const lines = text.split(/\r?\n/);
   const when = opts.timestamp ? `${new Date().toISOString()} ` : '';
-  let out = `${when}[${n}] ${msg.subject}${msg.reply ? ` (reply to ${msg.reply})` : ''}: ${lines[0]}`;
+  let out = `${when}[${n}] ${msg.subject}${msg.snapshot ? ' (cached)' : ''}${msg.reply ? ` (reply to ${msg.reply})` : ''}: ${lines[0]}`;
   for (let i = 1; i < lines.length; i++) out += `\n    ${lines[i]}`;
   if (opts.headers) {
     const h = msg.headers;
@@ -83,6 +83,10 @@ export function renderJson(msg: Msg): string {
     }
   } else if (text !== null) o.payload = text;
   else o.payloadBase64 = Buffer.from(msg.data).toString('base64');
+  // From the last-value cache (snapshot subscriptions) or a replay: the sequence, and which it was.
+  if (msg.seq !== undefined) o.seq = msg.seq;
+  if (msg.snapshot) o.snapshot = true;
+  if (msg.replayed) o.replayed = true;
   // The latency service's stamps (monotonic ns, as decimal strings: they are 64-bit).
   if (msg.sentAt !== undefined) o.sentAt = msg.sentAt.toString();
   if (msg.brokerAt !== undefined) o.brokerAt = msg.brokerAt.toString();

@@ -16,7 +16,10 @@ export const SUB: CommandSpec = {
 "[n] subject: payload" until interrupted (Ctrl-C: drains, exits 0), --count messages
 arrived (exit 0), or the connection is lost (says why, exit 1). Payloads that are not
 plain text print as a hex preview; further lines of a multi-line payload are indented.
-The broker's own $SYS.* subjects are left out unless PATTERN starts with $SYS.`,
+The broker's own $SYS.* subjects are left out unless PATTERN starts with $SYS.
+With --snapshot, the cached value of every matching subject in the broker's last-value
+cache comes first, each marked "(cached)" (in --json: "snapshot": true, with "seq"), and
+a line on standard error says when all of them have arrived.`,
   flags: [
     ...SERVER_FLAGS,
     { name: 'queue', short: 'q', kind: 'string', arg: 'Q', help: 'join queue group Q' },
@@ -29,6 +32,7 @@ The broker's own $SYS.* subjects are left out unless PATTERN starts with $SYS.`,
       help: 'one JSON object per message: subject, reply, headers, kind, size, payload (or payloadBase64, or value), received, sentAt/brokerAt',
     },
     { name: 'raw', kind: 'boolean', help: "print only each payload's bytes, then a newline (for pipes)" },
+    { name: 'snapshot', kind: 'boolean', help: "first the cached value of every matching subject (the broker's last-value cache), then live messages" },
   ],
   positionals: [1, 1],
   needs: 'sub needs one PATTERN',
@@ -52,6 +56,8 @@ export async function runSub(args: string[]): Promise<void> {
     if (bad !== null) throw new UsageError(`invalid queue group: ${bad}`);
   }
   if (values.json === true && values.raw === true) throw new UsageError('--json and --raw exclude each other');
+  const snapshot = values.snapshot === true;
+  if (snapshot && queue !== undefined) throw new UsageError('--snapshot and --queue exclude each other');
   const server = resolveServer(values);
   const bus = await openBus(server, 'hopbus-sub');
   const showSys = showSysFor(pattern);
@@ -62,9 +68,10 @@ export async function runSub(args: string[]): Promise<void> {
   });
   // --count counts what is printed, so the broker's auto-unsubscribe (which would count
   // the $SYS messages left out too) is used only when nothing is left out.
-  const sub = bus.subscribe(pattern, { queue, max: showSysFor(pattern) ? count : undefined });
+  const sub = bus.subscribe(pattern, { queue, max: showSysFor(pattern) ? count : undefined, ...(snapshot ? { snapshot } : {}) });
   await bus.flush();
-  console.error(`listening on "${pattern}"${queue ? ` in queue group "${queue}"` : ''} at ${server}`);
+  console.error(`listening on "${pattern}"${queue ? ` in queue group "${queue}"` : ''}${snapshot ? ' with a snapshot' : ''} at ${server}`);
+  if (snapshot) void sub.snapshotDone.then((n) => console.error(`snapshot complete: ${n} cached value${n === 1 ? '' : 's'}`));
   process.on('SIGINT', () => {
     interrupted = true;
     void bus.drain().then(() => process.exit(0));

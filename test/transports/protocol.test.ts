@@ -136,6 +136,7 @@ describe('frame constants', () => {
       OK: 0x40,
       ERR: 0x41,
       LOSS: 0x42,
+      IMAGE: 0x43,
       DIRECT: 0x50,
     };
     expect(OP_NAMES).toEqual(Object.fromEntries(Object.entries(ops).map(([k, v]) => [v, k])));

@@ -26,13 +26,19 @@
  *  16  u32  headers length H (0 = no headers)
  *  20  [flags & TS] u64 publisher send time, u64 broker receive time
  *      (monotonic ns, CLOCK_MONOTONIC: comparable between processes of one host)
+ *  ..  [flags & SEQ, MSG only] u64 sequence: the subject's per-subject sequence in the
+ *      last-value cache, or with FLAG_REPLAY the journal's global sequence
  *  ..  subject (S bytes UTF-8), reply (R), headers (H bytes, msgpack map), payload
  *
  * The other frames (offsets from the start of the frame, after the 6-byte prefix):
  *
  *   CONNECT, INFO   6 u16 protocol version | 8 msgpack map (rest of frame)
- *   SUB             6 u8 policy (Policy) | 7 u8 reserved | 8 u32 sid | 12 u16 pattern length P
- *                   | 14 u16 queue length Q | 16 pattern (P bytes) | queue (Q bytes)
+ *   SUB             5 flags (SUB_SNAPSHOT, SUB_FROM_SEQ, SUB_FROM_TIME) | 6 u8 policy (Policy)
+ *                   | 7 u8 reserved | 8 u32 sid | 12 u16 pattern length P | 14 u16 queue length Q
+ *                   | 16 pattern (P bytes) | queue (Q bytes) | [FROM_SEQ or FROM_TIME] u64 start
+ *   IMAGE           5 u8 kind (ImageKind) | 6 u16 reserved | 8 u32 sid | 12 u32 count          16 bytes
+ *                   (broker -> client: the start and the end of a snapshot subscription's image
+ *                   from the last-value cache, or of a subscription's replay from the journal)
  *   UNSUB           6 u16 reserved | 8 u32 sid | 12 u32 max (0 = now; N = after N more messages)   16 bytes
  *   PING, PONG      the prefix only                                                             6 bytes
  *   OK              6 u16 reserved | 8 u32 ref (the sid it acknowledges, or 0)                  12 bytes
@@ -63,6 +69,9 @@ export const OK_SIZE = 12;
 export const LOSS_SIZE = 20;
 /** Fixed part of a DIRECT frame, before the pattern. */
 export const DIRECT_HEADER = 20;
+/** Size of the sequence block present in a MSG when FLAG_SEQ is set. */
+export const SEQ_BLOCK = 8;
+export const IMAGE_SIZE = 16;
 
 export const enum Op {
   CONNECT = 0x01,
@@ -76,6 +85,7 @@ export const enum Op {
   OK = 0x40,
   ERR = 0x41,
   LOSS = 0x42,
+  IMAGE = 0x43,
   DIRECT = 0x50,
 }
 
@@ -91,6 +101,7 @@ export const OP_NAMES: Record<number, string> = {
   0x40: 'OK',
   0x41: 'ERR',
   0x42: 'LOSS',
+  0x43: 'IMAGE',
   0x50: 'DIRECT',
 };
 
@@ -100,8 +111,34 @@ export const FLAG_TS = 0x01;
 export const FLAG_REQUEST = 0x02;
 /** MSG flag: status message "no responders" for a request (empty payload). */
 export const FLAG_NO_RESPONDERS = 0x04;
+/**
+ * MSG flag: an 8-byte sequence block follows the timestamp block (or the fixed header).
+ * The broker sets it only towards connections that asked for a snapshot or a replay
+ * (a SUB with SUB_SNAPSHOT, SUB_FROM_SEQ or SUB_FROM_TIME), so older clients never see it;
+ * a PUB with it is invalid.
+ */
+export const FLAG_SEQ = 0x08;
+/** MSG flag: the cached value of its subject, from a snapshot subscription's image (sid = that subscription). */
+export const FLAG_SNAPSHOT = 0x10;
+/** MSG flag: a journal record replayed for a subscription (sid = that subscription; the sequence is the journal's). */
+export const FLAG_REPLAY = 0x20;
 /** ERR flag: the sender closes the connection after this frame. */
 export const FLAG_FATAL = 0x01;
+
+/** SUB flag: first send the cached value of every matching subject (the image), then live messages. */
+export const SUB_SNAPSHOT = 0x01;
+/** SUB flag: first replay the journal from the u64 journal sequence after the queue name, then live messages. */
+export const SUB_FROM_SEQ = 0x02;
+/** SUB flag: first replay the journal from the u64 time (µs since the epoch) after the queue name, then live messages. */
+export const SUB_FROM_TIME = 0x04;
+
+/** IMAGE byte 5. */
+export const enum ImageKind {
+  /** The image starts: count = subjects in it. From here on live messages count for the subscription. */
+  BEGIN = 1,
+  /** The image is complete: count = messages it delivered. */
+  END = 2,
+}
 
 export const enum PayloadKind {
   RAW = 0,

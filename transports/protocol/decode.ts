@@ -3,7 +3,27 @@
  * decoder: transports/reader.ts, the multicast receiver) and the reusable view of a
  * PUB/MSG frame. Both run once per message: no allocation, byte loads.
  */
-import { DIRECT_HEADER, FLAG_TS, FRAME_PREFIX, LOSS_SIZE, MSG_HEADER, OK_SIZE, OP_NAMES, Op, PayloadKind, Policy, TS_BLOCK, UNSUB_SIZE } from './constants.js';
+import {
+  DIRECT_HEADER,
+  FLAG_REPLAY,
+  FLAG_SEQ,
+  FLAG_SNAPSHOT,
+  FLAG_TS,
+  FRAME_PREFIX,
+  IMAGE_SIZE,
+  LOSS_SIZE,
+  MSG_HEADER,
+  OK_SIZE,
+  OP_NAMES,
+  Op,
+  PayloadKind,
+  Policy,
+  SEQ_BLOCK,
+  SUB_FROM_SEQ,
+  SUB_FROM_TIME,
+  TS_BLOCK,
+  UNSUB_SIZE,
+} from './constants.js';
 
 /** Returns null when the frame is well formed, else the reason. */
 export function checkFrame(buf: Buffer, off: number, len: number): string | null {
@@ -19,7 +39,8 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       const r = buf[off + 14]! | (buf[off + 15]! << 8);
       const h = (buf[off + 16]! | (buf[off + 17]! << 8) | (buf[off + 18]! << 16) | (buf[off + 19]! << 24)) >>> 0;
       if (s === 0) return 'empty subject';
-      const need = MSG_HEADER + (flags & FLAG_TS ? TS_BLOCK : 0) + s + r + h;
+      if (op === Op.PUB && flags & (FLAG_SEQ | FLAG_SNAPSHOT | FLAG_REPLAY)) return 'a PUB carries no sequence, snapshot or replay flag';
+      const need = MSG_HEADER + (flags & FLAG_TS ? TS_BLOCK : 0) + (flags & FLAG_SEQ ? SEQ_BLOCK : 0) + s + r + h;
       if (need > len) return `${OP_NAMES[op]} field lengths (${need} bytes) overrun the frame (${len} bytes)`;
       return null;
     }
@@ -29,7 +50,10 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       const q = buf.readUInt16LE(off + 14);
       if (p === 0) return 'empty subscription pattern';
       if (buf[off + 6]! > Policy.BLOCK) return `unknown slow-consumer policy ${buf[off + 6]}`;
-      if (16 + p + q !== len) return `SUB field lengths (${16 + p + q} bytes) do not match the frame (${len} bytes)`;
+      const from = buf[off + 5]! & (SUB_FROM_SEQ | SUB_FROM_TIME);
+      if (from === (SUB_FROM_SEQ | SUB_FROM_TIME)) return 'SUB asks to start from a sequence and from a time';
+      const n = 16 + p + q + (from !== 0 ? 8 : 0);
+      if (n !== len) return `SUB field lengths (${n} bytes) do not match the frame (${len} bytes)`;
       return null;
     }
     case Op.UNSUB:
@@ -41,6 +65,8 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
       return len === OK_SIZE ? null : `OK frame must be ${OK_SIZE} bytes, got ${len}`;
     case Op.LOSS:
       return len === LOSS_SIZE ? null : `LOSS frame must be ${LOSS_SIZE} bytes, got ${len}`;
+    case Op.IMAGE:
+      return len === IMAGE_SIZE ? null : `IMAGE frame must be ${IMAGE_SIZE} bytes, got ${len}`;
     case Op.DIRECT: {
       if (len < DIRECT_HEADER) return `DIRECT frame of ${len} bytes is shorter than its ${DIRECT_HEADER}-byte header`;
       const p = buf.readUInt16LE(off + 6);
@@ -83,6 +109,8 @@ export class MsgView {
   payloadLen = 0;
   /** Offset of the timestamp block, or -1 when the frame has none. */
   tsOff = -1;
+  /** Offset of the sequence block (FLAG_SEQ), or -1 when the frame has none. */
+  seqOff = -1;
 
   /** Parses the frame at buf[off, off+len); the frame was already checked by checkFrame. */
   parse(buf: Buffer, off: number, len: number): this {
@@ -103,6 +131,12 @@ export class MsgView {
       p += TS_BLOCK;
     } else {
       this.tsOff = -1;
+    }
+    if (flags & FLAG_SEQ) {
+      this.seqOff = p;
+      p += SEQ_BLOCK;
+    } else {
+      this.seqOff = -1;
     }
     this.subjectOff = p;
     this.replyOff = p + s;

@@ -7,6 +7,8 @@
 import {
   DIRECT_HEADER,
   type DirectKind,
+  IMAGE_SIZE,
+  type ImageKind,
   FLAG_FATAL,
   FRAME_PREFIX,
   LOSS_SIZE,
@@ -14,6 +16,8 @@ import {
   OK_SIZE,
   Op,
   PROTOCOL_VERSION,
+  SUB_FROM_SEQ,
+  SUB_FROM_TIME,
   TS_BLOCK,
   UNSUB_SIZE,
 } from './constants.js';
@@ -72,13 +76,18 @@ export function subSize(patternBytes: number, queueBytes: number): number {
   return FRAME_PREFIX + 2 + 4 + 2 + 2 + patternBytes + queueBytes;
 }
 
-export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined, policy = 0): number {
+/**
+ * `flags`: SUB_SNAPSHOT, SUB_FROM_SEQ or SUB_FROM_TIME; with either FROM flag, `start`
+ * (a journal sequence or a time in µs since the epoch) follows the queue name (subSize + 8 bytes).
+ */
+export function writeSub(buf: Buffer, off: number, sid: number, pattern: string, queue: string | undefined, policy = 0, flags = 0, start = 0): number {
   const p = Buffer.byteLength(pattern);
   const q = queue ? Buffer.byteLength(queue) : 0;
-  const total = subSize(p, q);
+  const from = (flags & (SUB_FROM_SEQ | SUB_FROM_TIME)) !== 0;
+  const total = subSize(p, q) + (from ? 8 : 0);
   buf.writeUInt32LE(total, off);
   buf[off + 4] = Op.SUB;
-  buf[off + 5] = 0;
+  buf[off + 5] = flags;
   buf[off + 6] = policy;
   buf[off + 7] = 0;
   buf.writeUInt32LE(sid, off + 8);
@@ -86,7 +95,19 @@ export function writeSub(buf: Buffer, off: number, sid: number, pattern: string,
   buf.writeUInt16LE(q, off + 14);
   buf.write(pattern, off + 16, p, 'utf8');
   if (q) buf.write(queue!, off + 16 + p, q, 'utf8');
+  if (from) buf.writeBigUInt64LE(BigInt(start), off + 16 + p + q);
   return total;
+}
+
+/** IMAGE: the start (count = subjects) or end (count = messages delivered) of subscription `sid`'s image or replay. */
+export function writeImage(buf: Buffer, off: number, kind: ImageKind, sid: number, count: number): number {
+  buf.writeUInt32LE(IMAGE_SIZE, off);
+  buf[off + 4] = Op.IMAGE;
+  buf[off + 5] = kind;
+  buf.writeUInt16LE(0, off + 6);
+  buf.writeUInt32LE(sid, off + 8);
+  buf.writeUInt32LE(Math.min(count, 0xffffffff), off + 12);
+  return IMAGE_SIZE;
 }
 
 export function writeUnsub(buf: Buffer, off: number, sid: number, max: number): number {
