@@ -11,6 +11,7 @@ import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
+import { leafnodesOptionsProblem, type LeafnodesOptions } from './leaf/config.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -87,14 +88,38 @@ export interface BrokerOptions {
   tokens?: Array<string | TokenConfig>;
   /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
   anonymous?: AnonymousConfig;
+  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, export, import, policy, maxPending, name }], ... }; null = off. */
+  leafnodes?: LeafnodesOptions | null;
+  /** The other brokers clients may fail over to (docs/LEAFNODE.md#failover): { peers: ['tcp://host:7400', 'nats://host:4222', ...] }, told to clients in INFO. */
+  cluster?: ClusterOptions | null;
+}
+
+/** Failover peers, told to clients (hopbus INFO `connectUrls`; NATS INFO `connect_urls` for the nats:// ones). */
+export interface ClusterOptions {
+  peers: string[];
 }
 
 export type ResolvedOptions = Required<
   Omit<
     BrokerOptions,
-    'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal' | 'users' | 'tokens' | 'anonymous'
+    | 'unix'
+    | 'port'
+    | 'httpPort'
+    | 'publishRate'
+    | 'deliverRate'
+    | 'multicast'
+    | 'natsPort'
+    | 'natsHost'
+    | 'journal'
+    | 'users'
+    | 'tokens'
+    | 'anonymous'
+    | 'leafnodes'
+    | 'cluster'
   >
 > & {
+  leafnodes?: LeafnodesOptions | null;
+  cluster?: ClusterOptions | null;
   /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
   auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
@@ -164,7 +189,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'leafnodes' | 'cluster';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -201,7 +226,27 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   users: 'auth',
   tokens: 'auth',
   anonymous: 'auth',
+  leafnodes: 'leafnodes',
+  cluster: 'cluster',
 };
+
+/** What is wrong with a `cluster` option, or null. */
+function clusterOptionsProblem(value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return '"cluster" must be an object { peers: [...] }';
+  const c = value as Record<string, unknown>;
+  for (const k of Object.keys(c)) if (k !== 'peers') return `"cluster" has an unknown key "${k}"; known keys: peers`;
+  if (!Array.isArray(c.peers)) return '"cluster.peers" must be an array of broker URLs (tcp://host:7400, nats://host:4222, ...)';
+  for (const p of c.peers as unknown[]) {
+    let ok = false;
+    try {
+      ok = typeof p === 'string' && new URL(p).protocol.length > 1;
+    } catch {
+      ok = false;
+    }
+    if (!ok) return `"cluster.peers" must hold URLs, got ${JSON.stringify(p)}`;
+  }
+  return null;
+}
 
 const AUTH_KEYS = new Set(['users', 'tokens', 'anonymous']);
 
@@ -274,6 +319,14 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'journal' && value !== null) {
       const bad = journalOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'leafnodes' && value !== null) {
+      const bad = leafnodesOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'cluster' && value !== null) {
+      const bad = clusterOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'auth') {

@@ -66,6 +66,13 @@ its environment variable [in brackets], else the --config file, else the default
     { name: 'ping-interval', kind: 'string', arg: 'MS', env: 'HOPBUS_PING_INTERVAL', defaultText: '30000; 0 = off', help: 'keepalive PING interval in ms' },
     { name: 'journal', kind: 'string', arg: 'DIR', env: 'HOPBUS_JOURNAL', help: 'record the --record subjects into a journal in DIR (docs/JOURNAL.md)' },
     { name: 'record', kind: 'list', arg: 'PATTERN', env: 'HOPBUS_RECORD', help: 'a subject pattern to record into --journal, e.g. md.>' },
+    {
+      name: 'leaf',
+      kind: 'list',
+      arg: 'URL[,URL]',
+      env: 'HOPBUS_LEAF',
+      help: "be a leafnode of the NATS cluster at URL, a hub's leafnode port (nats://[user:pass@]host:7422); URLs joined by commas are one remote (docs/LEAFNODE.md)",
+    },
   ],
   positionals: [0, 0],
 };
@@ -127,6 +134,11 @@ export async function runBroker(args: string[]): Promise<void> {
     if (subjects === undefined || subjects.length === 0)
       throw new UsageError('--journal needs at least one --record PATTERN: the subjects to record (e.g. --record "md.>")');
     opts.journal = { ...(fileOpts.journal ?? {}), dir, subjects };
+  }
+  const leaf = list(values, 'leaf');
+  if (leaf.length > 0) {
+    const remotes = leaf.map((v) => ({ urls: v.split(',').filter((u) => u !== '') }));
+    opts.leafnodes = { ...(fileOpts.leafnodes ?? {}), remotes: [...(fileOpts.leafnodes?.remotes ?? []), ...remotes] };
   }
   const format = str(values, 'log-format')!;
   if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, got "${format}"`);
