@@ -51,8 +51,8 @@ describe('hopbus brokers leafed to a 3-node NATS cluster', () => {
     hub = await startHub({ nodes: 3 });
     await hub.formed();
     const [A, B] = hub.nodes;
-    b1 = await startBroker({ port: 0, name: 'b1', leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } });
-    b2 = await startBroker({ port: 0, name: 'b2', leafnodes: { remotes: [{ urls: [B!.leafUrl] }] } });
+    b1 = await startBroker({ port: 0, name: 'b1', logLevel: 'error', leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } });
+    b2 = await startBroker({ port: 0, name: 'b2', logLevel: 'error', leafnodes: { remotes: [{ urls: [B!.leafUrl] }] } });
     await hub.leafs(A!, 1);
     await hub.leafs(B!, 1);
     await until(() => b1.broker.leafnodes!.uplinks[0]!.state === 'connected' && b2.broker.leafnodes!.uplinks[0]!.state === 'connected', 'both uplinks up');
