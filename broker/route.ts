@@ -90,6 +90,7 @@ export class Route {
       if (sub.session.remote === true) {
         const r = this.remoteIndex(sub.session as RemoteSubscriber);
         if (sub.queue === '') this.remotePlain[r] = true;
+        if (sub.max > 0) this.limited.push(sub);
         else {
           if (!byQueue.has(sub.queue)) byQueue.set(sub.queue, []);
           remoteQueues ??= new Map();

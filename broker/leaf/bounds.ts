@@ -44,9 +44,13 @@ function isSystem(token: string): boolean {
 export class Bounds {
   readonly patterns: readonly string[];
 
+  /** No bounds but the default: every subject but the `$` ones passes (lets hot paths skip a check). */
+  readonly allPass: boolean;
+
   /** `patterns` undefined: everything but the `$` subjects. */
   constructor(patterns: readonly string[] | undefined) {
     this.patterns = patterns ?? EVERYTHING;
+    this.allPass = this.patterns.includes('>');
   }
 
   /** What of pattern `p` may cross: [p] when a bound covers it, else the bounds nested inside it; [] when none. */

@@ -63,6 +63,8 @@ const KIND_BYTES = Buffer.from(KIND_HEADER, 'latin1');
 export const LDS_PREFIX = '$LDS.';
 
 const NO_LOSS: readonly LossCounters[] = [];
+/** Reply subjects held open for an answer at once (see LeafConnection.responses). */
+const MAX_RESPONSES = 4096;
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** What the connection needs of its remote (broker/leaf/uplink.ts). */
@@ -123,6 +125,19 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
   hub: Record<string, unknown> | null = null;
   /** The hub's interest as held in the router: key -> the Subscriptions it became. */
   readonly remoteInterest = new Map<string, Subscription[]>();
+  /**
+   * Reply subjects of requests from the hub that the `export` bounds would keep in: each
+   * a one-shot router Subscription (max 1), so the first answer goes back to the
+   * requester whatever the bounds (as nats-server's allow_responses). Bounded; the oldest
+   * goes first.
+   */
+  private readonly responses = new Map<string, Subscription>();
+  /**
+   * The other way: reply subjects of local requests sent to the hub that the `import`
+   * bounds would keep out, announced (LS+) until their first answer comes in (LS-).
+   * Bounded like `responses`.
+   */
+  private readonly awaited = new Set<string>();
   readonly connectedAt = Date.now();
   rttMs = -1;
   /** Order of establishment among this broker's uplinks (the younger of two looped ones gives way). */
@@ -280,15 +295,19 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     let subject = this.subjects.lookup(buf, so, sl);
     if (subject === null) {
       subject = buf.toString('utf8', so, so + sl);
-      if (!isValidSubject(subject) || !this.owner.imports.allows(subject)) {
+      if (!isValidSubject(subject) || (!this.owner.imports.allows(subject) && !this.answered(subject))) {
         st.refused++;
         return;
       }
       this.subjects.store(buf, so, sl, subject);
     }
-    if (rl > 0 && !isValidSubject(buf.toString('utf8', ro, ro + rl))) {
-      st.refused++;
-      return;
+    if (rl > 0) {
+      const reply = buf.toString('utf8', ro, ro + rl);
+      if (!isValidSubject(reply)) {
+        st.refused++;
+        return;
+      }
+      if (!this.owner.exports.allows(reply)) this.allowResponse(reply);
     }
     let kind = PayloadKind.RAW;
     let hdr: Buffer | null = null;
@@ -336,6 +355,39 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     this.owner.host.router.routeRemote(this, f, 0, total, subject, queues);
   }
 
+  /** Opens `reply` for one answer back to the hub (see `responses`). */
+  private allowResponse(reply: string): void {
+    if (this.responses.has(reply)) return;
+    if (this.responses.size >= MAX_RESPONSES) {
+      const [oldest, sub] = this.responses.entries().next().value as [string, Subscription];
+      this.responses.delete(oldest);
+      this.owner.host.router.unsubscribe(sub);
+    }
+    const sub = new Subscription(this, this.nextSid++, reply, '', this.owner.policy);
+    sub.max = 1;
+    this.owner.host.router.subscribe(sub);
+    this.responses.set(reply, sub);
+  }
+
+  /** A reply subject announced for a local request (see `awaited`): its answer is let in, once. */
+  private answered(subject: string): boolean {
+    if (!this.awaited.delete(subject)) return false;
+    this.sendText(subLine(subject, 0));
+    return true;
+  }
+
+  /** Announces `reply` for the answer to a local request (see `awaited`). */
+  private awaitReply(reply: string): void {
+    if (this.awaited.has(reply)) return;
+    if (this.awaited.size >= MAX_RESPONSES) {
+      const oldest = this.awaited.values().next().value as string;
+      this.awaited.delete(oldest);
+      this.sendText(subLine(oldest, 0));
+    }
+    this.awaited.add(reply);
+    this.sendText(subLine(reply, 1));
+  }
+
   onError(detail: string): void {
     this.owner.host.counters.protocolErrors++;
     this.fatal(0, `protocol error from the hub: ${detail}`);
@@ -347,6 +399,7 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
   deliver(): void {}
 
   removeSub(sub: Subscription): void {
+    if (this.responses.get(sub.pattern) === sub) this.responses.delete(sub.pattern);
     this.owner.host.router.unsubscribe(sub);
   }
 
@@ -355,6 +408,11 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     if (this.state !== State.OPEN) return;
     const v = this.view.parse(buf, off, len);
     if (v.flags & FLAG_NO_RESPONDERS) return; // the broker's answer to a local requester
+    // A request whose answer the import bounds would keep out: its reply subject is announced first.
+    if (v.replyLen > 0 && !this.owner.imports.allPass) {
+      const reply = v.reply();
+      if (!this.owner.imports.allows(reply)) this.awaitReply(reply);
+    }
     let hdr: Buffer | null = null;
     if (this.headers) {
       if (v.headersLen > 0) {
@@ -494,9 +552,10 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     this.infoTimer = this.pingTimer = null;
     this.out.close();
     this.gate.close();
-    const all: Subscription[] = [];
+    const all: Subscription[] = [...this.responses.values()];
     for (const subs of this.remoteInterest.values()) all.push(...subs);
     this.remoteInterest.clear();
+    this.responses.clear();
     this.owner.host.router.unsubscribeAll(all, () => {});
   }
 

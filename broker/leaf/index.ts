@@ -61,8 +61,9 @@ export class Leafnodes implements InterestListener, UplinkGroup {
   /**
    * This broker's $LDS came back through `c`: it reaches the same cluster through another
    * uplink. The younger connection gives way (established later, or not yet, or the later
-   * remote when both are new); the other keeps serving. With no other live uplink the loop
-   * is elsewhere (through another leaf of the cluster), and `c` gives way as nats-server's do.
+   * remote when both are new); the other keeps serving. With no other live uplink, and none
+   * standing by (whose withdrawn interest this may be the echo of), the loop is elsewhere
+   * (through another leaf of the cluster), and `c` gives way as nats-server's leafs do.
    */
   loop(u: Uplink, c: LeafConnection): void {
     const rank = (x: Uplink) => {
@@ -76,8 +77,12 @@ export class Leafnodes implements InterestListener, UplinkGroup {
       return r[0]! < mine[0]! || (r[0] === mine[0] && (r[1]! < mine[1]! || (r[1] === mine[1] && r[2]! < mine[2]!)));
     });
     const others = this.uplinks.some((o) => o !== u && o.conn !== null && o.conn.open);
-    if (older || !others) {
+    // No other live uplink, but one standing by for a loop: this is the echo of the interest it withdrew.
+    const echo = !others && this.uplinks.some((o) => o !== u && o.state === 'standby');
+    if (older || (!others && !echo)) {
       this.host.log.warn({ leaf: u.name, url: c.url, delayMs: this.loopDelayMs }, 'leafnode loop detected: this remote stands by');
+      // Standing by from now on, before its close completes: the others' late loop notices are echoes of it.
+      u.state = 'standby';
       c.loopDetected(this.loopDelayMs);
     }
   }
