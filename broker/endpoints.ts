@@ -10,6 +10,7 @@ import { summarize, type LatencySummary } from '../metrics/latency.js';
 import { VERSION } from '../transports/protocol/version.js';
 import type { DirectPlane } from './direct.js';
 import type { Recorder } from './recorder.js';
+import type { Leafnodes } from './leaf/index.js';
 import { allSessions, isNats, type Monitor, type MonitorHost } from './monitor.js';
 
 /**
@@ -26,6 +27,8 @@ export interface Observed extends MonitorHost {
   readonly natsPort: number | null;
   /** The journal recorder (option `journal`), or null when nothing is recorded. */
   readonly recorder: Pick<Recorder, 'stats'> | null;
+  /** The leafnode uplinks (option `leafnodes`), or null when there are none. */
+  readonly leafnodes: Pick<Leafnodes, 'metrics'> | null;
 }
 
 export function healthz(b: Observed) {
@@ -68,6 +71,8 @@ export function varz(b: Observed) {
     direct: b.direct.stats(),
     /** Recording (option `journal`): what matched, was recorded, written, fsynced, dropped (by reason), the I/O errors; null when off. */
     journal: b.recorder === null ? null : b.recorder.stats(),
+    /** The uplinks to NATS clusters (docs/LEAFNODE.md): state, hub, interest both ways, messages, drops; [] when none. */
+    leafnodes: b.leafnodes === null ? [] : b.leafnodes.metrics(),
     rates: m.rates,
     bursts: m.bursts,
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
@@ -118,7 +123,9 @@ export function connz(b: Observed) {
       latency: s.report === null ? null : { at: new Date(s.report.at).toISOString(), ...s.report.hops },
     };
   });
-  return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections };
+  // The uplinks to NATS hubs are connections too, listed apart (they are not clients).
+  const leafnodes = b.leafnodes === null ? [] : b.leafnodes.metrics();
+  return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections, leafnodes };
 }
 
 export function subsz(b: Observed) {

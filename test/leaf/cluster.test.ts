@@ -51,7 +51,7 @@ describe('hopbus brokers leafed to a 3-node NATS cluster', () => {
     hub = await startHub({ nodes: 3 });
     await hub.formed();
     const [A, B] = hub.nodes;
-    b1 = await startBroker({ port: 0, name: 'b1', logLevel: 'error', leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } });
+    b1 = await startBroker({ port: 0, httpPort: 0, name: 'b1', logLevel: 'error', leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } });
     b2 = await startBroker({ port: 0, name: 'b2', logLevel: 'error', leafnodes: { remotes: [{ urls: [B!.leafUrl] }] } });
     await hub.leafs(A!, 1);
     await hub.leafs(B!, 1);
@@ -167,6 +167,14 @@ describe('hopbus brokers leafed to a 3-node NATS cluster', () => {
     expect(m[0]!.hub?.server_name).toBe('A');
     expect(m[0]!.connects).toBe(1);
     expect(m[0]!.localInterest).toBe(b1.broker.leafnodes!.uplinks[0]!.interest.size);
+    const http = `http://127.0.0.1:${b1.broker.httpPort}`;
+    const varz = (await (await fetch(`${http}/varz`)).json()) as { leafnodes: Array<{ name: string; state: string; url: string }> };
+    expect(varz.leafnodes.map((l) => [l.name, l.state, l.url])).toEqual([['leaf0', 'connected', A!.leafUrl]]);
+    const connz = (await (await fetch(`${http}/connz`)).json()) as { leafnodes: Array<{ hub: { server_name: string } }> };
+    expect(connz.leafnodes[0]!.hub.server_name).toBe('A');
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(metrics).toMatch(/^hopbus_leafnode_connected\{leaf="leaf0"\} 1$/m);
+    expect(metrics).toMatch(/^hopbus_leafnode_dropped_total\{leaf="leaf0"\} 0$/m);
     // The hub holds what broker 1 announced: each local interest key, and its $LDS subject.
     const leafs = await hub.leafs(A!, 1);
     expect(leafs).toHaveLength(1);
