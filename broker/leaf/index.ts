@@ -43,6 +43,9 @@ export class Leafnodes implements InterestListener, UplinkGroup {
     this.maxReconnectDelayMs = Math.max(this.reconnectDelayMs, o.maxReconnectDelayMs ?? 5000);
     this.loopDelayMs = o.loopDelayMs ?? 30_000;
     this.uplinks = o.remotes.map((r, i) => new Uplink(i, r, host, this, dial));
+    // The journal's subjects are standing interest: what the cluster publishes on them is
+    // recorded here whether or not a local client subscribes (it fills a failover's gap).
+    for (const pattern of host.options.journal?.subjects ?? []) for (const u of this.uplinks) u.interestChanged({ pattern, queue: '' }, 1);
   }
 
   start(): void {

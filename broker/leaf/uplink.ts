@@ -113,7 +113,7 @@ export class Uplink implements ConnectionOwner {
 
   // --- local interest --------------------------------------------------------------------
 
-  interestChanged(sub: Subscription, delta: 1 | -1): void {
+  interestChanged(sub: Pick<Subscription, 'pattern' | 'queue'>, delta: 1 | -1): void {
     for (const p of this.imports.clip(sub.pattern)) {
       const key = sub.queue === '' ? p : `${p} ${sub.queue}`;
       const before = this.interest.get(key) ?? 0;

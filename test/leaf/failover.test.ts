@@ -146,6 +146,22 @@ describe('failover over a NATS cluster', () => {
     await until(() => got.some((m) => m.string() === '2'), 'the price after the move, through broker 2');
   });
 
+  it("a backup broker's journal records what the cluster publishes on its subjects, with no local subscriber: the gap can be filled", async () => {
+    const hub = await hub3();
+    const [A, , C] = hub.nodes;
+    const dir = fs.mkdtempSync(path.join(hub.dir, 'journal-'));
+    const b = await broker({ journal: { dir, subjects: ['px.>'] }, leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } });
+    await hub.leafs(A!, 1);
+    expect([...b.broker.leafnodes!.uplinks[0]!.interest.keys()]).toEqual(['px.>']);
+    const n = await nats(C!.clientPort);
+    // Once node C knows the broker's interest in px.>, a publish there reaches the journal.
+    for (let i = 0; b.broker.recorder!.stats().matched === 0 && i < 500; i++) {
+      n.publish('px.EURUSD', String(i));
+      await n.flush(); // a round trip to node C per attempt, no timer
+    }
+    await until(() => b.broker.recorder!.stats().matched > 0, 'a cluster message in the journal');
+  });
+
   it("the NATS listener's INFO names the nats:// peers in connect_urls", async () => {
     const b = await broker({ natsPort: 0, cluster: { peers: ['nats://10.1.2.3:4222', 'tcp://10.1.2.3:7400'] } });
     const info = await new Promise<string>((resolve, reject) => {
