@@ -236,15 +236,7 @@ function clusterOptionsProblem(value: unknown): string | null {
   const c = value as Record<string, unknown>;
   for (const k of Object.keys(c)) if (k !== 'peers') return `"cluster" has an unknown key "${k}"; known keys: peers`;
   if (!Array.isArray(c.peers)) return '"cluster.peers" must be an array of broker URLs (tcp://host:7400, nats://host:4222, ...)';
-  for (const p of c.peers as unknown[]) {
-    let ok = false;
-    try {
-      ok = typeof p === 'string' && new URL(p).protocol.length > 1;
-    } catch {
-      ok = false;
-    }
-    if (!ok) return `"cluster.peers" must hold URLs, got ${JSON.stringify(p)}`;
-  }
+  for (const p of c.peers as unknown[]) if (typeof p !== 'string' || !URL.canParse(p)) return `"cluster.peers" must hold URLs, got ${JSON.stringify(p)}`;
   return null;
 }
 

@@ -83,7 +83,8 @@ function remoteProblem(value: unknown, at: string): string | null {
   for (const k of ['user', 'pass', 'token', 'name']) {
     if (r[k] !== undefined && (typeof r[k] !== 'string' || (r[k] as string).length === 0)) return `"${at}.${k}" must be a non-empty string`;
   }
-  if (r.tls !== undefined) return `"${at}.tls": TLS to a leafnode hub is not supported yet; use a hub leafnode port without TLS (on a trusted network or a tunnel)`;
+  if (r.tls !== undefined)
+    return `"${at}.tls": TLS to a leafnode hub is not supported yet; use a hub leafnode port without TLS (on a trusted network or a tunnel)`;
   if (r.nkey !== undefined) return `"${at}.nkey": nkey authentication to a leafnode hub is not supported yet; use user/pass or token`;
   if (r.credentials !== undefined) return `"${at}.credentials": .creds (JWT) authentication to a leafnode hub is not supported yet; use user/pass or token`;
   if (r.account !== undefined && r.account !== '$G')
@@ -93,7 +94,8 @@ function remoteProblem(value: unknown, at: string): string | null {
     const ps = r[k];
     if (ps === undefined) continue;
     if (!Array.isArray(ps)) return `"${at}.${k}" must be an array of subject patterns`;
-    for (const p of ps as unknown[]) if (typeof p !== 'string' || !isValidPattern(p)) return `"${at}.${k}" must hold valid subject patterns, got ${JSON.stringify(p)}`;
+    for (const p of ps as unknown[])
+      if (typeof p !== 'string' || !isValidPattern(p)) return `"${at}.${k}" must hold valid subject patterns, got ${JSON.stringify(p)}`;
   }
   if (r.policy !== undefined && !(LEAF_POLICIES as readonly string[]).includes(r.policy as string))
     return `"${at}.policy" must be one of ${LEAF_POLICIES.join(', ')}, got ${JSON.stringify(r.policy)}`;

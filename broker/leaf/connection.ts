@@ -24,15 +24,7 @@
  *
  * Threading: the broker's thread.
  */
-import {
-  FLAG_NO_RESPONDERS,
-  MsgView,
-  Op,
-  PayloadKind,
-  type Policy,
-  msgSize as hopbusMsgSize,
-  writeMsgHeader,
-} from '../../transports/protocol/index.js';
+import { FLAG_NO_RESPONDERS, MsgView, Op, PayloadKind, type Policy, msgSize as hopbusMsgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { SubjectCache, copyBytes } from '../../transports/intern.js';
 import type { Link, LinkHandler } from '../../transports/link.js';
 import type { Timer } from '../../runtime/clock.js';
@@ -172,7 +164,10 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     this.out = new OutboundQueue(this, Math.min(host.options.highWaterBytes, owner.maxPending), owner.maxPending, 0, null, host.clock);
     this.gate = sessionGate(this, host);
     this.parser = new LeafParser(this, host.options.maxPayload + host.options.maxHeaders);
-    this.infoTimer = host.clock.timeout(() => this.fatal(0, `no INFO from the hub within ${host.options.handshakeTimeoutMs} ms`), host.options.handshakeTimeoutMs);
+    this.infoTimer = host.clock.timeout(
+      () => this.fatal(0, `no INFO from the hub within ${host.options.handshakeTimeoutMs} ms`),
+      host.options.handshakeTimeoutMs,
+    );
   }
 
   get open(): boolean {
@@ -428,7 +423,7 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     if (n > this.outScratch.length) this.outScratch = Buffer.allocUnsafe(Math.max(n, 2 * this.outScratch.length));
     const o = this.outScratch;
     let p = 0;
-    o[p++] = hl > 0 ? 0x48 /* H */ : 0x4c /* L */;
+    o[p++] = hl > 0 ? 0x48 /* H */ : 0x4c; /* L */
     o[p++] = 0x4d; // M
     o[p++] = 0x53; // S
     o[p++] = 0x47; // G

@@ -46,7 +46,17 @@ export interface LeafHandler {
    * payload follows it up to bodyOff + size. `queues` null: plain delivery only. Valid
    * only during the call.
    */
-  onMsg(buf: Buffer, subjectOff: number, subjectLen: number, replyOff: number, replyLen: number, queues: string[] | null, bodyOff: number, hdrLen: number, size: number): void;
+  onMsg(
+    buf: Buffer,
+    subjectOff: number,
+    subjectLen: number,
+    replyOff: number,
+    replyLen: number,
+    queues: string[] | null,
+    bodyOff: number,
+    hdrLen: number,
+    size: number,
+  ): void;
   /** The parser stopped on a protocol violation; close the connection. */
   onError(detail: string): void;
 }
@@ -194,7 +204,8 @@ export class LeafParser {
         break;
       }
       case 'LS+':
-        if (n !== 2 && n !== 4) return this.fail(`LS+ needs a subject, or a subject, queue and weight: ${JSON.stringify(src.toString('latin1', off, off + len))}`);
+        if (n !== 2 && n !== 4)
+          return this.fail(`LS+ needs a subject, or a subject, queue and weight: ${JSON.stringify(src.toString('latin1', off, off + len))}`);
         this.heldLen = 0;
         if (n === 2) this.h.onSub(a(1), '', 1);
         else {
@@ -233,7 +244,8 @@ export class LeafParser {
       if (ind === 0x2b /* + */) {
         replyTok = 3;
         first = 4;
-      } else if (ind !== 0x7c /* | */) return this.fail(`${headers ? 'HMSG' : 'LMSG'} bad or missing reply indicator: ${JSON.stringify(src.toString('latin1', off, off + len))}`);
+      } else if (ind !== 0x7c /* | */)
+        return this.fail(`${headers ? 'HMSG' : 'LMSG'} bad or missing reply indicator: ${JSON.stringify(src.toString('latin1', off, off + len))}`);
       queues = [];
       for (let k = first; k < n - sizes; k++) queues.push(src.toString('utf8', off + tok[2 * k]!, off + tok[2 * k]! + tok[2 * k + 1]!));
     }

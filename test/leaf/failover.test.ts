@@ -102,9 +102,13 @@ describe('failover over a NATS cluster', () => {
     const dir = fs.mkdtempSync(path.join(hub.dir, 'b1-'));
     const cfg = path.join(dir, 'b1.json');
     fs.writeFileSync(cfg, JSON.stringify({ cluster: { peers: [`tcp://127.0.0.1:${p2}`] }, leafnodes: { remotes: [{ urls: [A!.leafUrl] }] } }));
-    const child: ChildProcess = spawn(process.execPath, [dist('bin/hopbus.js'), 'broker', '--port', String(p1), '--no-nats', '--log-level', 'warn', '--config', cfg], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [dist('bin/hopbus.js'), 'broker', '--port', String(p1), '--no-nats', '--log-level', 'warn', '--config', cfg],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

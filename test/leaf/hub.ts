@@ -90,7 +90,15 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
       fs.writeFileSync(file, conf);
       nodes.push(makeNode(name, p, file, dir));
     }
-    await Promise.all(nodes.map((n) => eventually(() => n.monitor('/varz').catch(() => null), (v) => v !== null, `nats-server ${n.name} serving /varz`)));
+    await Promise.all(
+      nodes.map((n) =>
+        eventually(
+          () => n.monitor('/varz').catch(() => null),
+          (v) => v !== null,
+          `nats-server ${n.name} serving /varz`,
+        ),
+      ),
+    );
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
     throw err;
