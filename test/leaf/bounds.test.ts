@@ -173,6 +173,38 @@ describe('loops, bounds and credentials on the uplink', () => {
     expect(atC).toEqual(['out.x']);
   });
 
+  it('a hub that stops reading (SIGSTOP) costs counted drops on the uplink, bounded by maxPending, and no stall of local traffic', async () => {
+    const h = await hub();
+    const [A, , C] = h.nodes;
+    const b = await broker({ leafnodes: { remotes: [{ urls: [A!.leafUrl], maxPending: 256 * 1024, policy: 'drop-newest' }] } });
+    await h.leafs(A!, 1);
+    const up = b.broker.leafnodes!.uplinks[0]!;
+    const n = await nats(C!.clientPort);
+    n.subscribe('flow.>', { callback: () => undefined });
+    await n.flush();
+    await until(() => b.broker.router.hasSubscribers('flow.x'), 'the remote interest in flow.>');
+    const pub = await bus(b);
+    const sub = await bus(b);
+    let local = 0;
+    sub.subscribe('flow.x', () => void local++);
+    await sub.flush();
+    A!.proc!.kill('SIGSTOP');
+    cleanup.push(async () => void A!.proc?.kill('SIGCONT'));
+    const payload = Buffer.alloc(32 * 1024);
+    // 64 MiB for the hub: far more than its socket buffers and the uplink's 256 KiB take.
+    for (let round = 0; round < 16; round++) {
+      for (let i = 0; i < 128; i++) pub.publish('flow.x', payload);
+      await pub.flush();
+    }
+    await until(() => local === 16 * 128, 'every message at the local subscriber');
+    const m = up.metrics();
+    expect(m.dropped).toBeGreaterThan(0);
+    expect(m.msgsOut + m.dropped).toBe(16 * 128);
+    expect(m.pendingBytes).toBeLessThanOrEqual(256 * 1024 + payload.length + 1024);
+    expect(b.broker.counters.droppedNewest).toBe(m.dropped);
+    A!.proc!.kill('SIGCONT');
+  });
+
   it("credentials: the hub's leafnode authorization refuses a wrong password (retried with back-off) and admits the right one", async () => {
     const h = await hub({ leafAuth: { user: 'leaf', password: 's3cret' } });
     const [A, B] = h.nodes;
