@@ -88,7 +88,7 @@ export interface BrokerOptions {
   tokens?: Array<string | TokenConfig>;
   /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
   anonymous?: AnonymousConfig;
-  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, export, import, policy, maxPending, name }], ... }; null = off. */
+  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, nkey, export, import, policy, maxPending, name }], ... }; null = off. */
   leafnodes?: LeafnodesOptions | null;
   /** The other brokers clients may fail over to (docs/LEAFNODE.md#failover): { peers: ['tcp://host:7400', 'nats://host:4222', ...] }, told to clients in INFO. */
   cluster?: ClusterOptions | null;

@@ -4,13 +4,14 @@
  *
  *   leafnodes: {
  *     remotes: [{ urls: ['nats://hub-a:7422', 'nats://hub-b:7422'], user, pass, token,
- *                 export: ['md.>'], import: ['orders.>'], policy, maxPending, name }],
+ *                 nkey, export: ['md.>'], import: ['orders.>'], policy, maxPending, name }],
  *     reconnectDelayMs, maxReconnectDelayMs, loopDelayMs,
  *   }
  *
- * Pure: no I/O. Must not import the broker or sessions.
+ * No I/O. Must not import the broker or sessions.
  */
 import { isValidPattern } from '../../topics/index.js';
+import { parseUserSeed } from './nkey.js';
 
 export const LEAF_POLICIES = ['drop-oldest', 'drop-newest', 'disconnect'] as const;
 export type LeafPolicyName = (typeof LEAF_POLICIES)[number];
@@ -21,7 +22,7 @@ export interface LeafRemoteOptions {
   user?: string;
   pass?: string;
   token?: string;
-  /** Not supported yet: an nkey seed to sign the hub's nonce with. */
+  /** A user nkey seed (SU...) to sign the hub's nonce with: CONNECT carries its public nkey and the signature. */
   nkey?: string;
   /** Not supported yet: a NATS .creds file (user JWT and nkey seed). */
   credentials?: string;
@@ -85,7 +86,7 @@ function remoteProblem(value: unknown, at: string): string | null {
   }
   if (r.tls !== undefined)
     return `"${at}.tls": TLS to a leafnode hub is not supported yet; use a hub leafnode port without TLS (on a trusted network or a tunnel)`;
-  if (r.nkey !== undefined) return `"${at}.nkey": nkey authentication to a leafnode hub is not supported yet; use user/pass or token`;
+  if (r.nkey !== undefined && parseUserSeed(r.nkey as string) === null) return `"${at}.nkey" must be a user nkey seed (SU...; keep it out of version control)`;
   if (r.credentials !== undefined) return `"${at}.credentials": .creds (JWT) authentication to a leafnode hub is not supported yet; use user/pass or token`;
   if (r.account !== undefined && r.account !== '$G')
     return `"${at}.account": hopbus has one account, "$G" (the hub binds the leaf to the account of the credentials it presents), got ${JSON.stringify(r.account)}`;

@@ -29,6 +29,7 @@ import { NatsLink } from '../nats/listener.js';
 import { Bounds } from './bounds.js';
 import { LeafConnection, type ConnectionOwner, type UplinkStats } from './connection.js';
 import type { LeafRemoteOptions } from './config.js';
+import { parseUserSeed, signNonce, type UserSeed } from './nkey.js';
 
 /** Opens a TCP connection to host:port within timeoutMs; tests pass their own. */
 export type Dialer = (host: string, port: number, timeoutMs: number, remote: string) => Promise<Link>;
@@ -71,6 +72,8 @@ export class Uplink implements ConnectionOwner {
   lastDelayMs = 0;
   private timer: Timer | null = null;
   private attempt = 0;
+  /** The remote's `nkey` seed, parsed once. */
+  private readonly seed: UserSeed | null;
 
   constructor(
     readonly index: number,
@@ -85,6 +88,7 @@ export class Uplink implements ConnectionOwner {
     this.policy = parsePolicy(o.policy ?? 'drop-oldest') ?? Policy.DROP_OLDEST;
     this.maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
     this.urls = [...o.urls];
+    this.seed = o.nkey !== undefined ? parseUserSeed(o.nkey) : null;
   }
 
   get lds(): string {
@@ -100,8 +104,13 @@ export class Uplink implements ConnectionOwner {
     this.dialNext();
   }
 
-  credentials(_nonce: string): Record<string, string> {
+  /** CONNECT's credentials: user/pass (a URL's userinfo first), a token, an nkey's signature of the hub's nonce. */
+  credentials(nonce: string): Record<string, string> {
     const out: Record<string, string> = {};
+    if (this.seed !== null) {
+      out.nkey = this.seed.publicKey;
+      out.sig = signNonce(this.seed, nonce);
+    }
     const u = urlCredentials(this.url);
     const user = u.user ?? this.o.user;
     const pass = u.pass ?? this.o.pass;

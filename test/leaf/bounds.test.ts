@@ -10,6 +10,8 @@ import { afterEach, expect, it } from 'vitest';
 import { startBroker, type StartedBroker } from '../../broker/index.js';
 import { connectBroker, type Bus } from '../../client/index.js';
 import { describeNeeding, until } from '../kit/index.js';
+import { randomBytes } from 'node:crypto';
+import { encodeUserSeed, parseUserSeed } from '../../broker/leaf/nkey.js';
 import { natsServerProblem, startHub, type Hub, type HubOptions } from './hub.js';
 
 const describe = describeNeeding('nats-server', natsServerProblem());
@@ -220,5 +222,23 @@ describe('loops, bounds and credentials on the uplink', () => {
     const viaUrl = await broker({ leafnodes: { remotes: [{ urls: [B!.leafUrl.replace('nats://', 'nats://leaf:s3cret@')] }] } });
     await until(() => viaUrl.broker.leafnodes!.uplinks[0]!.state === 'connected', 'admitted with nats://user:pass@');
     await h.leafs(A!, 1, true);
+  });
+
+  it('credentials: an nkey seed signs the hub nonce; a token is sent as auth_token; a wrong seed is refused', async () => {
+    const seed = encodeUserSeed(randomBytes(32));
+    const pub = parseUserSeed(seed)!.publicKey;
+    const h = await hub({ nodes: 1, extra: `authorization { users: [ { nkey: "${pub}" } ] }` });
+    const [A] = h.nodes;
+    const good = await broker({ leafnodes: { remotes: [{ urls: [A!.leafUrl], nkey: seed }] } });
+    await until(() => good.broker.leafnodes!.uplinks[0]!.state === 'connected', 'admitted with the nkey');
+    const other = await broker({
+      leafnodes: { remotes: [{ urls: [A!.leafUrl], nkey: encodeUserSeed(randomBytes(32)) }], reconnectDelayMs: 20, maxReconnectDelayMs: 40 },
+    });
+    const up = other.broker.leafnodes!.uplinks[0]!;
+    await until(() => up.failures >= 1, 'a refused attempt');
+    expect(up.lastError).toMatch(/authorization violation/i);
+    const th = await hub({ nodes: 1, extra: 'authorization { token: "t0ken" }' });
+    const tok = await broker({ leafnodes: { remotes: [{ urls: [th.nodes[0]!.leafUrl], token: 't0ken' }] } });
+    await until(() => tok.broker.leafnodes!.uplinks[0]!.state === 'connected', 'admitted with the token');
   });
 });

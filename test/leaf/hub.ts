@@ -54,6 +54,8 @@ export interface HubOptions {
   nodes?: number;
   /** The leafnode authorization every node requires: { user, password }. */
   leafAuth?: { user: string; password: string };
+  /** Config text added to every node's file (e.g. a top-level `authorization { ... }`, which leaf connections meet too when the leafnode port has none). */
+  extra?: string;
 }
 
 export interface Hub {
@@ -84,6 +86,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
         `http: 127.0.0.1:${p.http}`,
         `cluster {\n  name: hub\n  listen: 127.0.0.1:${p.route}\n  routes: [${routes.join(', ')}]\n}`,
         `leafnodes {\n  listen: 127.0.0.1:${p.leaf}${auth}\n}`,
+        o.extra ?? '',
         '',
       ].join('\n');
       const file = path.join(dir, `${name}.conf`);

@@ -11,6 +11,9 @@ import { Leafnodes } from '../../broker/leaf/index.js';
 import { LeafParser, type LeafHandler } from '../../broker/leaf/parser.js';
 import { subLine } from '../../broker/leaf/connection.js';
 import { FakeClock } from '../../runtime/clock.js';
+import { randomBytes } from 'node:crypto';
+import { encodeUserSeed, parseUserSeed, signNonce } from '../../broker/leaf/nkey.js';
+import { parseUserNkey, verifyNonce } from '../../broker/auth/nkey.js';
 
 function recorder(): { h: LeafHandler; calls: string[] } {
   const calls: string[] = [];
@@ -125,6 +128,20 @@ describe('import/export bounds', () => {
   });
 });
 
+describe('nkey seeds', () => {
+  it("a seed made here gives a public nkey that the broker's own nkey reader takes, and signatures it verifies", () => {
+    const seed = encodeUserSeed(randomBytes(32));
+    expect(seed).toMatch(/^SU[A-Z2-7]{56}$/);
+    const s = parseUserSeed(seed)!;
+    expect(s.publicKey).toMatch(/^U[A-Z2-7]{55}$/);
+    const key = parseUserNkey(s.publicKey)!;
+    expect(verifyNonce(key, 'nonce-1', signNonce(s, 'nonce-1'))).toBe(true);
+    expect(verifyNonce(key, 'nonce-2', signNonce(s, 'nonce-1'))).toBe(false);
+    expect(parseUserSeed('SUAAAA')).toBeNull();
+    expect(parseUserSeed(s.publicKey)).toBeNull();
+  });
+});
+
 describe('the leafnodes option', () => {
   const bad = (leafnodes: unknown) => () => resolveOptions({ leafnodes } as never);
   it('refuses unknown keys, bad URLs, bad patterns, and what is not supported yet, naming each', () => {
@@ -135,6 +152,8 @@ describe('the leafnodes option', () => {
     expect(bad({ remotes: [{ urls: ['nats://h'] }] })).toThrow(/needs a host and a port/);
     expect(bad({ remotes: [{ urls: ['tls://h:7422'] }] })).toThrow(/not supported yet/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: {} }] })).toThrow(/TLS to a leafnode hub is not supported yet/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], nkey: 'UABC' }] })).toThrow(/user nkey seed/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], credentials: '/x.creds' }] })).toThrow(/not supported yet/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], export: ['md.>.x'] }] })).toThrow(/valid subject patterns/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], user: 'u' }] })).toThrow(/go together/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], policy: 'block' }] })).toThrow(/drop-oldest, drop-newest, disconnect/);
