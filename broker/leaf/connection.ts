@@ -400,7 +400,8 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
 
   /** One local message for the hub: LMSG or HMSG, with the queue groups it should pick members of. */
   deliverRemote(buf: Buffer, off: number, len: number, subject: string, queues: readonly string[], from: Publisher | null): void {
-    if (this.state !== State.OPEN) return;
+    // From CONNECT on (the hub's interest arrives before the PONG that establishes the connection).
+    if (this.state !== State.OPEN && this.state !== State.CONNECTING) return;
     const v = this.view.parse(buf, off, len);
     if (v.flags & FLAG_NO_RESPONDERS) return; // the broker's answer to a local requester
     // A request whose answer the import bounds would keep out: its reply subject is announced first.
