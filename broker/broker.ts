@@ -35,6 +35,7 @@ import { LastValueCache } from './cache/cache.js';
 import { ERR_MAX_CONNECTIONS } from './nats/errors.js';
 import { listenNats } from './nats/listener.js';
 import { NatsSession } from './nats/session.js';
+import { Leafnodes } from './leaf/index.js';
 
 export { VERSION } from '../transports/protocol/version.js';
 export type { BrokerCounters } from './counters.js';
@@ -81,6 +82,8 @@ export class Broker implements SessionHost {
   recorder: Recorder | null = null;
   /** The last-value cache (option `cache`, broker/cache/); empty without one. */
   readonly cache: LastValueCache;
+  /** The leafnode uplinks (option `leafnodes`, broker/leaf/), or null. */
+  readonly leafnodes: Leafnodes | null = null;
 
   constructor(
     options: BrokerOptions = {},
@@ -115,6 +118,7 @@ export class Broker implements SessionHost {
     );
     this.monitor = new Monitor(this);
     this.router.tap = this.monitor;
+    if (o.leafnodes) this.router.interest = this.leafnodes = new Leafnodes(this, o.leafnodes);
   }
 
   /** The URL clients dial for the first listener (TCP if any). */
@@ -161,6 +165,7 @@ export class Broker implements SessionHost {
     this.liveness.start();
     this.monitor.start();
     this.cache.start();
+    this.leafnodes?.start();
     const { logDestination: _d, ...shown } = o;
     this.log.info({ config: shown, urls: this.urls, natsUrl: this.natsUrl, serverId: this.serverId, version: VERSION }, 'broker started');
   }
@@ -237,11 +242,17 @@ export class Broker implements SessionHost {
   }
 
   /** Counters and per-connection flow state, for monitoring. */
-  metrics(): { counters: BrokerCounters; connections: ReturnType<Session['metrics']>[]; nats: ReturnType<NatsSession['metrics']>[] } {
+  metrics(): {
+    counters: BrokerCounters;
+    connections: ReturnType<Session['metrics']>[];
+    nats: ReturnType<NatsSession['metrics']>[];
+    leafnodes: ReturnType<Leafnodes['metrics']>;
+  } {
     return {
       counters: { ...this.counters },
       connections: [...this.sessions].map((s) => s.metrics()),
       nats: [...this.natsSessions].map((s) => s.metrics()),
+      leafnodes: this.leafnodes?.metrics() ?? [],
     };
   }
 
@@ -262,6 +273,7 @@ export class Broker implements SessionHost {
       this.inproc?.close();
       this.direct.close();
       const bridgeClosed = this.bridge?.close();
+      const leafClosed = this.leafnodes?.close(graceMs);
       const sessions: Array<Session | NatsSession> = [...this.sessions, ...this.natsSessions];
       for (const s of sessions) s.shutdown();
       const force = setTimeout(() => {
@@ -271,6 +283,7 @@ export class Broker implements SessionHost {
       clearTimeout(force);
       await stopped;
       await bridgeClosed;
+      await leafClosed;
       // Last: every message the sessions delivered before closing has been recorded.
       this.router.recorder = null;
       await this.recorder?.close();

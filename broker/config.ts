@@ -12,6 +12,7 @@ import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 import { cacheOptionsProblem, type CacheOptions } from './cache/cache.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
+import { leafnodesOptionsProblem, type LeafnodesOptions } from './leaf/config.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -94,14 +95,38 @@ export interface BrokerOptions {
   tokens?: Array<string | TokenConfig>;
   /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
   anonymous?: AnonymousConfig;
+  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, nkey, export, import, policy, maxPending, name }], ... }; null = off. */
+  leafnodes?: LeafnodesOptions | null;
+  /** The other brokers clients may fail over to (docs/LEAFNODE.md#failover): { peers: ['tcp://host:7400', 'nats://host:4222', ...] }, told to clients in INFO. */
+  cluster?: ClusterOptions | null;
+}
+
+/** Failover peers, told to clients (hopbus INFO `connectUrls`; NATS INFO `connect_urls` for the nats:// ones). */
+export interface ClusterOptions {
+  peers: string[];
 }
 
 export type ResolvedOptions = Required<
   Omit<
     BrokerOptions,
-    'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal' | 'users' | 'tokens' | 'anonymous'
+    | 'unix'
+    | 'port'
+    | 'httpPort'
+    | 'publishRate'
+    | 'deliverRate'
+    | 'multicast'
+    | 'natsPort'
+    | 'natsHost'
+    | 'journal'
+    | 'users'
+    | 'tokens'
+    | 'anonymous'
+    | 'leafnodes'
+    | 'cluster'
   >
 > & {
+  leafnodes?: LeafnodesOptions | null;
+  cluster?: ClusterOptions | null;
   /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
   auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
@@ -177,7 +202,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache' | 'leafnodes' | 'cluster';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -215,7 +240,19 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   users: 'auth',
   tokens: 'auth',
   anonymous: 'auth',
+  leafnodes: 'leafnodes',
+  cluster: 'cluster',
 };
+
+/** What is wrong with a `cluster` option, or null. */
+function clusterOptionsProblem(value: unknown): string | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return '"cluster" must be an object { peers: [...] }';
+  const c = value as Record<string, unknown>;
+  for (const k of Object.keys(c)) if (k !== 'peers') return `"cluster" has an unknown key "${k}"; known keys: peers`;
+  if (!Array.isArray(c.peers)) return '"cluster.peers" must be an array of broker URLs (tcp://host:7400, nats://host:4222, ...)';
+  for (const p of c.peers as unknown[]) if (typeof p !== 'string' || !URL.canParse(p)) return `"cluster.peers" must hold URLs, got ${JSON.stringify(p)}`;
+  return null;
+}
 
 const AUTH_KEYS = new Set(['users', 'tokens', 'anonymous']);
 
@@ -292,6 +329,14 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     }
     if (kind === 'cache') {
       const bad = cacheOptionsProblem(value, isValidPattern);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'leafnodes' && value !== null) {
+      const bad = leafnodesOptionsProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'cluster' && value !== null) {
+      const bad = clusterOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
     if (kind === 'auth') {

@@ -11,6 +11,7 @@ import { VERSION } from '../transports/protocol/version.js';
 import type { DirectPlane } from './direct.js';
 import type { Recorder } from './recorder.js';
 import type { LastValueCache } from './cache/cache.js';
+import type { Leafnodes } from './leaf/index.js';
 import { allSessions, isNats, type Monitor, type MonitorHost } from './monitor.js';
 
 /**
@@ -29,6 +30,8 @@ export interface Observed extends MonitorHost {
   readonly recorder: Pick<Recorder, 'stats'> | null;
   /** The last-value cache (option `cache`). */
   readonly cache: Pick<LastValueCache, 'stats' | 'stores'>;
+  /** The leafnode uplinks (option `leafnodes`), or null when there are none. */
+  readonly leafnodes: Pick<Leafnodes, 'metrics'> | null;
 }
 
 export function healthz(b: Observed) {
@@ -73,6 +76,8 @@ export function varz(b: Observed) {
     journal: b.recorder === null ? null : b.recorder.stats(),
     /** The last-value cache (option `cache`): subjects and bytes held, values served (hits), `last` misses, evictions, expirations, tombstones, snapshots; null when off. */
     cache: b.cache.stores.length === 0 ? null : b.cache.stats(),
+    /** The uplinks to NATS clusters (docs/LEAFNODE.md): state, hub, interest both ways, messages, drops; [] when none. */
+    leafnodes: b.leafnodes === null ? [] : b.leafnodes.metrics(),
     rates: m.rates,
     bursts: m.bursts,
     memory: { rssBytes: process.memoryUsage.rss(), heapUsedBytes: process.memoryUsage().heapUsed },
@@ -123,7 +128,9 @@ export function connz(b: Observed) {
       latency: s.report === null ? null : { at: new Date(s.report.at).toISOString(), ...s.report.hops },
     };
   });
-  return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections };
+  // The uplinks to NATS hubs are connections too, listed apart (they are not clients).
+  const leafnodes = b.leafnodes === null ? [] : b.leafnodes.metrics();
+  return { serverId: b.serverId, now: new Date(now).toISOString(), count: connections.length, connections, leafnodes };
 }
 
 export function subsz(b: Observed) {

@@ -175,8 +175,15 @@ export function serverInfo(
     snapshots: true,
     ...(o.journal ? { replay: true } : {}),
     ...(direct ? { direct: true } : {}),
+    // The other brokers of this service (config cluster.peers) that hopbus clients can dial: their reconnect list grows by them.
+    ...(o.cluster && o.cluster.peers.some(isHopbusUrl) ? { connectUrls: o.cluster.peers.filter(isHopbusUrl) } : {}),
     ...(previous !== undefined ? { previous } : {}),
   };
+}
+
+/** A peer URL a hopbus client dials (not a NATS client's nats://). */
+function isHopbusUrl(u: string): boolean {
+  return !u.startsWith('nats://');
 }
 
 export function encodeInfo(info: Record<string, unknown>): Buffer {

@@ -146,6 +146,74 @@ export function prometheus(b: Observed): string {
   for (const [labels, v] of counts) {
     o.lines.push(`hopbus_latency_seconds_sum{hop="${labels.hop}"} ${labels.sum}`, `hopbus_latency_seconds_count{hop="${labels.hop}"} ${v}`);
   }
+  const leafs = b.leafnodes === null ? [] : b.leafnodes.metrics();
+  if (leafs.length > 0) {
+    const by = (f: (l: (typeof leafs)[number]) => number) => leafs.map((l) => [{ leaf: l.name }, f(l)] as [Record<string, string>, number]);
+    o.metric(
+      'leafnode_connected',
+      'gauge',
+      'Whether each leafnode uplink is connected to a hub (1) or not (0).',
+      by((l) => (l.state === 'connected' ? 1 : 0)),
+    );
+    o.metric(
+      'leafnode_connects_total',
+      'counter',
+      'Connections each uplink established.',
+      by((l) => l.connects),
+    );
+    o.metric(
+      'leafnode_messages_in_total',
+      'counter',
+      'Messages from the hub.',
+      by((l) => l.msgsIn),
+    );
+    o.metric(
+      'leafnode_messages_out_total',
+      'counter',
+      'Messages sent to the hub.',
+      by((l) => l.msgsOut),
+    );
+    o.metric(
+      'leafnode_bytes_in_total',
+      'counter',
+      'Message bytes from the hub.',
+      by((l) => l.bytesIn),
+    );
+    o.metric(
+      'leafnode_bytes_out_total',
+      'counter',
+      'Message bytes sent to the hub.',
+      by((l) => l.bytesOut),
+    );
+    o.metric(
+      'leafnode_dropped_total',
+      'counter',
+      'Messages for the hub dropped by the uplink policy (the hub was behind).',
+      by((l) => l.dropped),
+    );
+    o.metric(
+      'leafnode_refused_total',
+      'counter',
+      'Messages from the hub not routed (outside the import bounds, or unreadable).',
+      by((l) => l.refused),
+    );
+    o.metric(
+      'leafnode_loops_total',
+      'counter',
+      'Loops detected on each uplink.',
+      by((l) => l.loops),
+    );
+    o.metric(
+      'leafnode_pending_bytes',
+      'gauge',
+      'Bytes queued towards the hub.',
+      by((l) => l.pendingBytes),
+    );
+    o.metric('leafnode_interest', 'gauge', 'Interest keys announced to the hub (local) and taken in from it (remote).', [
+      ...leafs.map((l) => [{ leaf: l.name, side: 'local' }, l.localInterest] as [Record<string, string>, number]),
+      ...leafs.map((l) => [{ leaf: l.name, side: 'remote' }, l.remoteInterest] as [Record<string, string>, number]),
+    ]);
+  }
   const conns = allSessions(b);
   o.metric(
     'connection_pending_bytes',

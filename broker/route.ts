@@ -9,7 +9,7 @@ import { POLICY_RANK } from './policy.js';
 import { SubjectTree } from '../topics/index.js';
 import type { Limiter } from './ratelimit.js';
 import type { CacheStore } from './cache/store.js';
-import type { Subscriber, Subscription } from './subscription.js';
+import type { RemoteSubscriber, Subscriber, Subscription } from './subscription.js';
 
 /** A subject-pattern rate limit from the config, shared by every subject it matches. */
 export interface SubjectLimit {
@@ -48,6 +48,20 @@ export class Route {
   readonly groups: Subscription[][] = [];
   readonly limited: Subscription[] = [];
   readonly limiters: Limiter[] = [];
+  /** The queue name of each of `groups`. */
+  readonly groupNames: string[] = [];
+  /**
+   * Leafnode uplinks with interest (broker/leaf/): each once, after every local receiver
+   * (local queue members first, as NATS leafnodes do). `remotePlain[r]`: it has plain
+   * interest (it gets every message); `remoteGroups[r]`: indices into `groups` of the
+   * queue groups it has members of (it gets a message for each that no local member
+   * took). A queue name only uplinks have is a group with no local members.
+   */
+  readonly remotes: RemoteSubscriber[] = [];
+  readonly remotePlain: boolean[] = [];
+  readonly remoteGroups: number[][] = [];
+  /** Per group, whether this message was taken already: null when no uplink has queue interest here. */
+  readonly groupHit: Uint8Array | null = null;
   /**
    * Round-robin cursor per group. Cursors belong to the queue name, not to this
    * route: a route is rebuilt whenever a subscription comes or goes, and a group
@@ -80,7 +94,21 @@ export class Route {
     this.subject = subject;
     const byQueue = new Map<string, Subscription[]>();
     const index = new Map<Subscriber, number>();
+    let remoteQueues: Map<number, Set<string>> | null = null;
     for (const sub of subs) {
+      if (sub.session.remote === true) {
+        const r = this.remoteIndex(sub.session as RemoteSubscriber);
+        if (sub.queue === '') this.remotePlain[r] = true;
+        if (sub.max > 0) this.limited.push(sub);
+        else {
+          if (!byQueue.has(sub.queue)) byQueue.set(sub.queue, []);
+          remoteQueues ??= new Map();
+          let q = remoteQueues.get(r);
+          if (q === undefined) remoteQueues.set(r, (q = new Set()));
+          q.add(sub.queue);
+        }
+        continue;
+      }
       if (sub.queue !== '') {
         let g = byQueue.get(sub.queue);
         if (g === undefined) byQueue.set(sub.queue, (g = []));
@@ -106,9 +134,24 @@ export class Route {
     }
     for (const [queue, g] of byQueue) {
       this.groups.push(g);
+      this.groupNames.push(queue);
       this.cursor.push(cursorFor(queue));
     }
+    if (remoteQueues !== null) {
+      for (const [r, names] of remoteQueues) for (const name of names) this.remoteGroups[r]!.push(this.groupNames.indexOf(name));
+      this.groupHit = new Uint8Array(this.groups.length);
+    }
     for (const l of subjectLimits) if (SubjectTree.matches(l.pattern, subject)) this.limiters.push(l.limiter);
+  }
+
+  private remoteIndex(s: RemoteSubscriber): number {
+    let r = this.remotes.indexOf(s);
+    if (r < 0) {
+      r = this.remotes.push(s) - 1;
+      this.remotePlain.push(false);
+      this.remoteGroups.push([]);
+    }
+    return r;
   }
 }
 

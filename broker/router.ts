@@ -10,8 +10,8 @@
  * (docs/PROTOCOL.md): `publish` takes a PUB (or MSG) frame and reads subject, reply,
  * headers, payload and flags through a MsgView over it; what a receiver gets is that
  * frame turned into a MSG, through the `Subscriber` interface (broker/subscription.ts).
- * Where another codec plugs in (the NATS client protocol, broker/nats/; a leafnode
- * uplink would be the next): its session parses its own wire, writes each inbound message as a hopbus
+ * Where another codec plugs in (the NATS client protocol, broker/nats/; the leafnode
+ * uplink, broker/leaf/): its session parses its own wire, writes each inbound message as a hopbus
  * PUB frame into a scratch buffer (one encode per message, the only copy it adds) and
  * calls `publish` with itself as the `Publisher`; as a `Subscriber` it re-encodes the
  * MSG frame it is given into its wire format, once per fanout for all its sessions
@@ -62,6 +62,15 @@ export interface Exporter {
   export(buf: Buffer, off: number, len: number, subject: string): boolean;
 }
 
+/**
+ * Told of every local subscription that comes and goes (not of uplinks' own, which are
+ * remote interest): the leafnode uplinks announce local interest to their hubs with it
+ * (broker/leaf/). Not called by limit(), which changes no interest.
+ */
+export interface InterestListener {
+  interestChanged(sub: Subscription, delta: 1 | -1): void;
+}
+
 export interface RouterOptions {
   maxPayload: number;
   maxHeaders: number;
@@ -83,6 +92,8 @@ export class Router {
   exporter: Exporter | null = null;
   /** Records accepted messages into the journal (option `journal`, broker/recorder.ts). */
   recorder: Recorder | null = null;
+  /** Local interest changes go here (the leafnode uplinks, broker/leaf/); null when nobody listens. */
+  interest: InterestListener | null = null;
   /**
    * The last-value cache (option `cache`, broker/cache/): set by the broker before any
    * route is built, so each Route knows its store (Route.lvc) and the per-message cost
@@ -139,6 +150,7 @@ export class Router {
   subscribe(sub: Subscription): void {
     this.tree.insert(sub.pattern, sub);
     if (sub.queue !== '') (this.cursorFor(sub.queue) as QueueGroup).members++;
+    if (this.interest !== null && sub.session.remote !== true) this.interest.interestChanged(sub, 1);
   }
 
   unsubscribe(sub: Subscription): void {
@@ -147,6 +159,7 @@ export class Router {
 
   /** A queue member is gone: its group's state goes with the last one. */
   private left(sub: Subscription): void {
+    if (this.interest !== null && sub.session.remote !== true) this.interest.interestChanged(sub, -1);
     if (sub.queue === '') return;
     const g = this.cursors.get(sub.queue);
     if (g !== undefined && --g.members <= 0) this.cursors.delete(sub.queue);
@@ -309,22 +322,110 @@ export class Router {
     c.msgsOut += n;
     c.bytesOut += n * len;
     const groups = route.groups;
+    const hits = route.groupHit;
     for (let g = 0; g < groups.length; g++) {
-      const members = groups[g]!;
-      // Round robin, skipping members whose session is closing.
-      const cursor = route.cursor[g]!;
-      for (let tries = 0; tries < members.length; tries++) {
-        const k = cursor.next++ % members.length;
-        if (cursor.next >= 0x40000000) cursor.next = 0;
-        const sub = members[k]!;
-        // A connection that asked not to hear itself leaves its own messages to the other members.
-        if (!sub.session.open || ((sub.session as object) === from && sub.session.noEcho === true)) continue;
-        if (cached !== null && sub.session.seqFrames === true) sub.session.deliver(cached.frame, 0, cached.len, sub.sid, subject, sub.self, sub.policy, from);
-        else sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
-        c.msgsOut++;
-        c.bytesOut += len;
-        if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
-        break;
+      const took = this.toGroup(route, g, buf, off, len, subject, from, cached);
+      if (hits !== null) hits[g] = took ? 1 : 0;
+    }
+    const limited = route.limited;
+    for (let i = 0; i < limited.length; i++) {
+      const sub = limited[i]!;
+      if (++sub.delivered >= sub.max) sub.session.removeSub(sub);
+    }
+    // Uplinks last: what local members took stays here. Nothing an uplink brought in goes back out.
+    if (route.remotes.length > 0 && (from === null || from.remote !== true)) this.toRemotes(route, buf, off, len, subject, from);
+  }
+
+  /** One member of queue group `g` gets the message, round robin; false when no member could take it. */
+  private toGroup(route: Route, g: number, buf: Buffer, off: number, len: number, subject: string, from: Publisher | null, cached: CacheEntry | null = null): boolean {
+    const members = route.groups[g]!;
+    // Round robin, skipping members whose session is closing.
+    const cursor = route.cursor[g]!;
+    for (let tries = 0; tries < members.length; tries++) {
+      const k = cursor.next++ % members.length;
+      if (cursor.next >= 0x40000000) cursor.next = 0;
+      const sub = members[k]!;
+      // A connection that asked not to hear itself leaves its own messages to the other members.
+      if (!sub.session.open || ((sub.session as object) === from && sub.session.noEcho === true)) continue;
+      if (cached !== null && sub.session.seqFrames === true) sub.session.deliver(cached.frame, 0, cached.len, sub.sid, subject, sub.self, sub.policy, from);
+      else sub.session.deliver(buf, off, len, sub.sid, subject, sub.self, sub.policy, from);
+      this.counters.msgsOut++;
+      this.counters.bytesOut += len;
+      if (sub.max > 0 && ++sub.delivered >= sub.max) sub.session.removeSub(sub);
+      return true;
+    }
+    return false;
+  }
+
+  /** Scratch list of the queue groups handed to one uplink (reused: no array per message). */
+  private readonly remoteQueues: string[] = [];
+
+  /** The uplinks' share of a fanout: plain interest, and the queue groups no local member took (each to one uplink). */
+  private toRemotes(route: Route, buf: Buffer, off: number, len: number, subject: string, from: Publisher | null): void {
+    const hits = route.groupHit;
+    const queues = this.remoteQueues;
+    for (let r = 0; r < route.remotes.length; r++) {
+      const up = route.remotes[r]!;
+      if (!up.open) continue;
+      queues.length = 0;
+      if (hits !== null) {
+        const gs = route.remoteGroups[r]!;
+        for (let i = 0; i < gs.length; i++) {
+          const g = gs[i]!;
+          if (hits[g] === 0) {
+            hits[g] = 1;
+            queues.push(route.groupNames[g]!);
+          }
+        }
+      }
+      if (!route.remotePlain[r] && queues.length === 0) continue;
+      up.deliverRemote(buf, off, len, subject, queues, from);
+      this.counters.msgsOut++;
+      this.counters.bytesOut += len;
+    }
+  }
+
+  /**
+   * A message from a leafnode hub (broker/leaf/uplink.ts): a PUB frame, its subject
+   * validated, routed to local subscribers only: every plain subscription, and one
+   * member of each queue group the hub named (`queues`; none: the hub gave the queue
+   * groups' share elsewhere). Recorded into the journal like a local publish.
+   */
+  routeRemote(from: Publisher, buf: Buffer, off: number, len: number, subject: string, queues: readonly string[] | null): void {
+    const v = this.view.parse(buf, off, len);
+    const c = this.counters;
+    c.msgsIn++;
+    c.bytesIn += len;
+    this.recordedSeq = this.recorder === null ? 0 : this.recorder.record(subject, v);
+    const route = this.tree.match(subject);
+    // Into the last-value cache like a local publish (see publish()).
+    const lvc = route.lvc;
+    const cached = lvc === null ? null : lvc.put(subject, v, v.tsOff >= 0 ? chunkNowNs() : 0, this.cache!.now());
+    if (route.sessions.length === 0 && (queues === null || route.groups.length === 0)) {
+      c.unrouted++;
+      return;
+    }
+    buf[off + 4] = Op.MSG;
+    buf[off + 5] &= FLAG_TS | FLAG_REQUEST;
+    buf.writeUInt32LE(0, off + 8);
+    if (v.tsOff >= 0) writeU64(buf, v.tsOff + 8, chunkNowNs());
+    this.fanouts++;
+    const sessions = route.sessions;
+    let n = 0;
+    for (let i = 0; i < sessions.length; i++) {
+      const s = sessions[i]!;
+      if (s.open) {
+        if (cached !== null && s.seqFrames === true) s.deliver(cached.frame, 0, cached.len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+        else s.deliver(buf, off, len, 0, subject, route.sessionSubs[i]!, route.sessionPolicy[i]!, from);
+      }
+      n++;
+    }
+    c.msgsOut += n;
+    c.bytesOut += n * len;
+    if (queues !== null) {
+      for (let q = 0; q < queues.length; q++) {
+        const g = route.groupNames.indexOf(queues[q]!);
+        if (g >= 0) this.toGroup(route, g, buf, off, len, subject, from, cached);
       }
     }
     const limited = route.limited;

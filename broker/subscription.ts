@@ -37,6 +37,12 @@ export interface Subscriber {
    */
   readonly seqFrames?: boolean;
   /**
+   * True for a leafnode uplink (broker/leaf/): a RemoteSubscriber. Its subscriptions
+   * are the hub's interest, so the router fans out to it last (Route.remotes), never
+   * announces them back and never hands it what another uplink brought in. Unset: false.
+   */
+  readonly remote?: boolean;
+  /**
    * One message: buf[off, off+len) is a hopbus MSG frame, shared by every receiver of
    * this fanout (do not modify it; copy what must outlive the call). `sid` is non-zero
    * for a queue delivery: the receiver's copy carries that subscription id. `subs` are
@@ -50,6 +56,16 @@ export interface Subscriber {
   removeSub(sub: Subscription): void;
 }
 
+/**
+ * A leafnode uplink as the router sees it (broker/leaf/uplink.ts): one call per message
+ * for all of its matching subscriptions, with the queue groups the hub should pick a
+ * member of (those with no local member that took the message; empty for plain interest only).
+ */
+export interface RemoteSubscriber extends Subscriber {
+  readonly remote: true;
+  deliverRemote(buf: Buffer, off: number, len: number, subject: string, queues: readonly string[], from: Publisher | null): void;
+}
+
 /** The part of a direct-plane member the router reads. */
 export interface DirectPublisher {
   /** Peers this publisher serves itself: the router skips them for its messages. */
@@ -59,6 +75,8 @@ export interface DirectPublisher {
 /** What the router needs of the session a message came from. */
 export interface Publisher {
   readonly direct: DirectPublisher | null;
+  /** A leafnode uplink (see Subscriber.remote): what it publishes never goes back out to an uplink. */
+  readonly remote?: boolean;
   /** Its rate limits and pause state (broker/gate.ts). */
   readonly gate: PublisherGate;
   /** The client's last latency report ($SYS.report.<id>), set by the monitor. */

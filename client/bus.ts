@@ -27,7 +27,7 @@ import { Keepalive } from './keepalive.js';
 import { Backlog, Reconnector, ServerList } from './reconnect.js';
 import { Conn, Handshake, INITIAL_MAX_FRAME, explainHandshakeFailure, helloFrame, type Resume } from './connection.js';
 import { BUS_SUB_KEYS, REQ_KEYS, checkKeys, checkMax, checkMaxPending, checkStart, subscribeArgs } from './checks.js';
-import type { Connection, ConnectionEvents, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
+import type { Connection, ConnectionEvents, GapEvent, LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 
 export type { LossEvent, PublishOptions, RequestOptions, ServerInfo } from './types.js';
 export type { BusStats, ClientStats, StatsFn } from './stats.js';
@@ -91,6 +91,9 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
   private carriedPubs = 0;
   /** The connection had before (named in the next CONNECT), and how many MSGs it brought. */
   private resume: Resume | null = null;
+  /** When the link was lost last, and the broker it was to (for the 'gap' event). */
+  private lostAt = 0;
+  private lostServerId = '';
   private msgsInAtAttach = 0;
   private prevReceived = 0;
   /** Told by the broker's INFO on reconnecting: the previous connection was closed as a slow consumer. */
@@ -573,6 +576,7 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       );
     }
     this.resume = { serverId: this.info.serverId, clientId: this.info.clientId };
+    if (Array.isArray(this.info.connectUrls)) this.servers.learn(this.info.connectUrls);
     // Made now: the broker's interest frames follow INFO in the same read.
     if (this.info.direct === true && conn.link.direct !== undefined) {
       this.direct = new DirectRouter(this.directHost(conn.link), conn.link.direct, this.info.clientId, this.info.serverId);
@@ -604,6 +608,8 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
     this.conn = null;
     this.endDirect();
     if (this.state === State.CLOSED) return;
+    this.lostAt = Date.now();
+    this.lostServerId = this.info?.serverId ?? '';
     this.prevReceived = this.counters.msgsIn - this.msgsInAtAttach;
     const reconnecting = this.willReconnect;
     const total = this.published;
@@ -695,6 +701,18 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
     reconnected: (ep: Endpoint): void => {
       this.counters.reconnects++;
       this.emit('reconnect', ep.url);
+      const to = this.info?.serverId ?? '';
+      const gap: GapEvent = {
+        server: ep.url,
+        fromServerId: this.lostServerId,
+        toServerId: to,
+        moved: to !== this.lostServerId,
+        lostAt: this.lostAt,
+        downMs: Math.max(0, Date.now() - this.lostAt),
+        subscriptions: this.subs.size,
+      };
+      this.counters.gaps++;
+      this.emit('gap', gap);
       const notice = this.notice;
       this.notice = null;
       if (notice !== null) this.reportError(notice);

@@ -5,7 +5,7 @@
  * implementation classes are exported as types only: a connection is made by a
  * `connect` function, never with `new`. Each entry point adds its own `connect`.
  */
-export type { Connection, ConnectionEvents, ConnectionCounters, ServerInfo, PublishOptions, RequestOptions, LossEvent } from './types.js';
+export type { Connection, ConnectionEvents, ConnectionCounters, ServerInfo, PublishOptions, RequestOptions, LossEvent, GapEvent } from './types.js';
 export type { Bus } from './bus.js';
 export type { BusStats, ClientStats, StatsFn } from './stats.js';
 export type { ClientLatencyStats } from './latency.js';

@@ -28,6 +28,27 @@ export class ServerList {
     }
   }
 
+  /**
+   * Adds servers a broker told of (INFO connectUrls) that are not in the list yet and
+   * can be dialled here; returns how many were added. Tried after the ones given.
+   */
+  learn(urls: readonly string[]): number {
+    let added = 0;
+    for (const url of urls) {
+      if (typeof url !== 'string' || this.all.some((ep) => ep.url === url)) continue;
+      let ep: Endpoint;
+      try {
+        ep = toEndpoint(url);
+      } catch {
+        continue;
+      }
+      if (!canDial(ep) || this.all.some((e) => e.url === ep.url)) continue;
+      this.all.push(ep);
+      added++;
+    }
+    return added;
+  }
+
   /** Whether any server can be dialled again (an inproc or shm endpoint of a gone broker cannot). */
   get redialable(): boolean {
     return this.all.some(canRedial);

@@ -44,6 +44,11 @@ export class Registry<T> {
     return this.tree.match(subject);
   }
 
+  /** How many entries there are. */
+  get size(): number {
+    return this.bySid.size;
+  }
+
   values(): IterableIterator<T> {
     return this.bySid.values();
   }

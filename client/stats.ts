@@ -11,6 +11,8 @@ export interface BusStats {
   msgsOut: number;
   bytesOut: number;
   reconnects: number;
+  /** Reconnects after which messages may have been missed ('gap' events). */
+  gaps: number;
 }
 
 /** What bus.stats() returns: the counters, and this client's latency figures. */
@@ -25,7 +27,7 @@ export interface ClientStats extends BusStats {
 export type StatsFn = (() => ClientStats) & Readonly<BusStats>;
 
 export function newCounters(): BusStats {
-  return { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, reconnects: 0 };
+  return { msgsIn: 0, bytesIn: 0, msgsOut: 0, bytesOut: 0, reconnects: 0, gaps: 0 };
 }
 
 /** `bus.stats` over `counters`; `pending()` reads the bytes queued now. */

@@ -45,6 +45,27 @@ export interface ServerInfo {
    * and how many messages it had queued for it (the client subtracts what it received).
    */
   previous?: { closed: 'SLOW_CONSUMER'; reason: string; msgsOut: number };
+  /** Other brokers of the same service (config `cluster.peers`): the client adds them to its reconnect list. */
+  connectUrls?: string[];
+}
+
+/**
+ * Emitted as 'gap' after every reconnect: while the link was down, what was published
+ * to this client's subscriptions did not reach it (at most once across a failover). The
+ * journal can fill it (docs/JOURNAL.md, docs/LEAFNODE.md#failover).
+ */
+export interface GapEvent {
+  /** The server connected to now. */
+  server: string;
+  /** serverId of the broker before and after; different when the client moved to another broker. */
+  fromServerId: string;
+  toServerId: string;
+  moved: boolean;
+  /** Date.now() when the link was lost, and how long it was down (ms). */
+  lostAt: number;
+  downMs: number;
+  /** Subscriptions re-established, each of which may have missed messages. */
+  subscriptions: number;
 }
 
 /** Emitted as 'loss' when the broker reports messages a subscription lost to its slow-consumer policy. */
@@ -72,6 +93,8 @@ export interface ConnectionEvents {
   disconnect: [err: Error | null | undefined];
   /** Bus only: connected again, to this server. */
   reconnect: [server: string];
+  /** Bus only: right after 'reconnect': what may have been missed while disconnected. */
+  gap: [event: GapEvent];
   close: [];
 }
 

@@ -75,6 +75,13 @@ its environment variable [in brackets], else the --config file, else the default
     },
     { name: 'cache-subjects', kind: 'string', arg: 'N', default: '100000', help: 'subjects each --cache pattern keeps at most' },
     { name: 'cache-bytes', kind: 'string', arg: 'N', default: '268435456', help: 'bytes each --cache pattern keeps at most' },
+    {
+      name: 'leaf',
+      kind: 'list',
+      arg: 'URL[,URL]',
+      env: 'HOPBUS_LEAF',
+      help: "be a leafnode of the NATS cluster at URL, a hub's leafnode port (nats://[user:pass@]host:7422); URLs joined by commas are one remote (docs/LEAFNODE.md)",
+    },
   ],
   positionals: [0, 0],
 };
@@ -142,6 +149,11 @@ export async function runBroker(args: string[]): Promise<void> {
     const maxSubjects = int(values, 'cache-subjects', 1)!;
     const maxBytes = int(values, 'cache-bytes', 1)!;
     opts.cache = [...(fileOpts.cache ?? []), ...cache.map((pattern) => ({ pattern, maxSubjects, maxBytes }))];
+  }
+  const leaf = list(values, 'leaf');
+  if (leaf.length > 0) {
+    const remotes = leaf.map((v) => ({ urls: v.split(',').filter((u) => u !== '') }));
+    opts.leafnodes = { ...(fileOpts.leafnodes ?? {}), remotes: [...(fileOpts.leafnodes?.remotes ?? []), ...remotes] };
   }
   const format = str(values, 'log-format')!;
   if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, got "${format}"`);

@@ -39,7 +39,7 @@ export function newNonce(): string {
   return randomBytes(16).toString('base64url');
 }
 
-function base32Decode(text: string): Buffer | null {
+export function base32Decode(text: string): Buffer | null {
   const out = Buffer.allocUnsafe(Math.floor((text.length * 5) / 8));
   let bits = 0;
   let acc = 0;
@@ -58,7 +58,7 @@ function base32Decode(text: string): Buffer | null {
 }
 
 /** CRC-16/XMODEM (polynomial 0x1021, initial 0), the nkeys checksum. */
-function crc16(bytes: Uint8Array): number {
+export function crc16(bytes: Uint8Array): number {
   let crc = 0;
   for (let i = 0; i < bytes.length; i++) {
     crc ^= bytes[i]! << 8;

@@ -39,6 +39,8 @@ export interface NatsInfo {
   auth_required?: boolean;
   /** The nonce an nkey client signs; only with auth_required. */
   nonce?: string;
+  /** host:port of the other brokers' NATS listeners (config cluster.peers, nats:// ones): NATS clients add them to their server list. */
+  connect_urls?: string[];
 }
 
 /** `INFO {json}\r\n`. The field order is nats-server's, which some clients' tests print. */

@@ -296,6 +296,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     };
     const auth = o.auth;
     if (auth.required) info.auth_required = true;
+    const peers = o.cluster?.peers.filter((u) => u.startsWith('nats://')).map((u) => new URL(u).host) ?? [];
+    if (peers.length > 0) info.connect_urls = peers;
     if (auth.wantsNonce) info.nonce = this.nonce = newNonce();
     const remote = this.link.remote;
     const colon = remote.lastIndexOf(':');

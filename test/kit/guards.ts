@@ -1,6 +1,6 @@
 /**
  * Suites that need something of the machine (loopback multicast, network namespaces,
- * nftables, Chromium) ask for it here. When it is missing the suite is skipped, and says
+ * nftables, Chromium, libnats, nats-server for the leafnode suites) ask for it here. When it is missing the suite is skipped, and says
  * so three times: a console warning when the file is collected, the skipped suite's own
  * name (the reason), and a list printed at the end of the run (setup.ts). With
  * HOPBUS_REQUIRE=multicast,netns,nft,chromium (or `all`), which .ci/run sets for what it
