@@ -11,6 +11,8 @@ import { rateLimitProblem, type RateLimit } from './ratelimit.js';
 import { bridgeOptionsProblem, type MulticastBridgeOptions } from './bridge.js';
 import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
+import { MONITOR_PERMISSIONS, MonitorGuard, monitoringOptionProblem, type MonitoringConfig } from './auth/monitoring.js';
+import { TlsSettings, tlsOptionProblem, type TlsConfig } from './tls.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -87,14 +89,38 @@ export interface BrokerOptions {
   tokens?: Array<string | TokenConfig>;
   /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
   anonymous?: AnonymousConfig;
+  /**
+   * TLS on the TCP listener (tls://), the NATS listener and the HTTP port (docs/SECURITY.md):
+   * `{ cert, key, ca, verify, required, minVersion, http }`, files as paths or PEM text; null = off.
+   */
+  tls?: TlsConfig | null;
+  /** Credentials the monitoring endpoints ask for: `{ token, users }` (docs/SECURITY.md); null = open. */
+  monitoring?: MonitoringConfig | null;
 }
 
 export type ResolvedOptions = Required<
   Omit<
     BrokerOptions,
-    'unix' | 'port' | 'httpPort' | 'publishRate' | 'deliverRate' | 'multicast' | 'natsPort' | 'natsHost' | 'journal' | 'users' | 'tokens' | 'anonymous'
+    | 'unix'
+    | 'port'
+    | 'httpPort'
+    | 'publishRate'
+    | 'deliverRate'
+    | 'multicast'
+    | 'natsPort'
+    | 'natsHost'
+    | 'journal'
+    | 'users'
+    | 'tokens'
+    | 'anonymous'
+    | 'tls'
+    | 'monitoring'
   >
 > & {
+  /** `tls`, with its files read (broker/tls.ts); null when off. */
+  tls: TlsSettings | null;
+  /** `monitoring`, compiled: what the monitoring endpoints ask for; null when they are open. */
+  monitoring: MonitorGuard | null;
   /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
   auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
@@ -108,7 +134,7 @@ export type ResolvedOptions = Required<
   deliverRate?: RateLimit;
 };
 
-export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
+export const DEFAULTS: Omit<ResolvedOptions, 'auth' | 'tls' | 'monitoring'> = {
   host: '127.0.0.1',
   port: 7400,
   name: 'hopbus',
@@ -164,7 +190,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'tls' | 'monitoring';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -201,6 +227,8 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   users: 'auth',
   tokens: 'auth',
   anonymous: 'auth',
+  tls: 'tls',
+  monitoring: 'monitoring',
 };
 
 const AUTH_KEYS = new Set(['users', 'tokens', 'anonymous']);
@@ -280,6 +308,14 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       const bad = authOptionProblem(key as 'users' | 'tokens' | 'anonymous', value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
+    if (kind === 'tls' && value !== null) {
+      const bad = tlsOptionProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'monitoring' && value !== null) {
+      const bad = monitoringOptionProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(
         `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : key === 'natsPort' ? 'no NATS listener' : 'no HTTP'}), got ${JSON.stringify(value)}`,
@@ -289,7 +325,23 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   }
   for (const k of AUTH_KEYS) delete out[k];
   const o = opts as BrokerOptions;
-  out.auth = new Authenticator({ users: o.users, tokens: o.tokens, anonymous: o.anonymous });
+  const mon = o.monitoring ?? null;
+  // The monitoring token also lets the dashboard's WebSocket client read $SYS.> where connections need credentials.
+  const monToken: TokenConfig[] =
+    mon?.token !== undefined && ((o.users?.length ?? 0) > 0 || (o.tokens?.length ?? 0) > 0)
+      ? [{ token: mon.token, name: 'monitoring', permissions: MONITOR_PERMISSIONS }]
+      : [];
+  out.auth = new Authenticator({ users: o.users, tokens: o.tokens === undefined && monToken.length === 0 ? undefined : [...(o.tokens ?? []), ...monToken], anonymous: o.anonymous });
+  for (const name of mon?.users ?? []) {
+    if (!(o.users ?? []).some((u) => u.user === name && u.password !== undefined))
+      throw new ConfigError(`broker option "monitoring.users" names "${name}", which is not a user with a password in "users"`);
+  }
+  out.monitoring = mon === null ? null : new MonitorGuard(mon, out.auth as Authenticator);
+  try {
+    out.tls = o.tls ? new TlsSettings(o.tls) : null;
+  } catch (err) {
+    throw new ConfigError(`broker option ${(err as Error).message}`);
+  }
   const r = out as ResolvedOptions;
   if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
   if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');

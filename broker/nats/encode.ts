@@ -22,7 +22,7 @@ const CR = 13;
 const LF = 10;
 const SP = 32;
 
-/** The INFO fields hopbus implements and so may advertise (no jetstream, no cluster URLs, no TLS). */
+/** The INFO fields hopbus implements and so may advertise (no jetstream, no cluster URLs). */
 export interface NatsInfo {
   server_id: string;
   server_name: string;
@@ -39,6 +39,10 @@ export interface NatsInfo {
   auth_required?: boolean;
   /** The nonce an nkey client signs; only with auth_required. */
   nonce?: string;
+  /** TLS (broker option `tls`): the client must start it after this INFO (required), may (available), and must present a certificate (verify). */
+  tls_required?: boolean;
+  tls_available?: boolean;
+  tls_verify?: boolean;
 }
 
 /** `INFO {json}\r\n`. The field order is nats-server's, which some clients' tests print. */

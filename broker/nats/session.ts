@@ -296,6 +296,11 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     };
     const auth = o.auth;
     if (auth.required) info.auth_required = true;
+    if (o.tls) {
+      if (o.tls.required) info.tls_required = true;
+      else info.tls_available = true;
+      if (o.tls.verify) info.tls_verify = true;
+    }
     if (auth.wantsNonce) info.nonce = this.nonce = newNonce();
     const remote = this.link.remote;
     const colon = remote.lastIndexOf(':');
