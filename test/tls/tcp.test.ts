@@ -86,7 +86,12 @@ describeTls('TLS on the TCP listener', () => {
     plain.publish('x', 'from plain');
     await until(() => got.length === 1, 'plain to TLS');
     expect(got).toEqual(['from plain']);
-    expect(b.broker.metrics().connections.map((c) => c.transport).sort()).toEqual(['tcp', 'tls']);
+    expect(
+      b.broker
+        .metrics()
+        .connections.map((c) => c.transport)
+        .sort(),
+    ).toEqual(['tcp', 'tls']);
   });
 
   it('refuses a broker certificate from an untrusted CA, saying which option gives the CA', async () => {
@@ -157,7 +162,12 @@ describeTls('TLS on the TCP listener', () => {
     const port = Number(new URL(b.url).port);
     const socks: net.Socket[] = [];
     const closed: Array<Promise<void>> = [];
-    for (const junk of [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4]), Buffer.from([0x16, 0x03, 0x01, 0, 5, 9, 9, 9, 9, 9]), Buffer.alloc(3000, 0x16)]) {
+    for (const junk of [
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 1, 2, 3, 4]),
+      Buffer.from([0x16, 0x03, 0x01, 0, 5, 9, 9, 9, 9, 9]),
+      Buffer.alloc(3000, 0x16),
+    ]) {
       const s = net.connect(port, '127.0.0.1');
       s.on('error', () => {});
       s.resume(); // read (and drop) the refusal, so that the close is seen
@@ -187,7 +197,9 @@ describeTls('TLS on the TCP listener', () => {
   it('refuses bad tls options at start, naming the option', async () => {
     await expect(world.broker({ tls: { cert: certs.serverCert } as never })).rejects.toThrow(/"tls" needs "cert" and "key"/);
     await expect(world.broker({ tls: serverTls({ cipher: 'x' }) })).rejects.toThrow(/"tls" has an unknown key "cipher"/);
-    await expect(world.broker({ tls: { cert: '/nonexistent/cert.pem', key: certs.serverKey } })).rejects.toThrow(/"tls.cert": cannot read \/nonexistent\/cert.pem: ENOENT/);
+    await expect(world.broker({ tls: { cert: '/nonexistent/cert.pem', key: certs.serverKey } })).rejects.toThrow(
+      /"tls.cert": cannot read \/nonexistent\/cert.pem: ENOENT/,
+    );
     await expect(world.broker({ tls: { cert: certs.serverCert, key: certs.client('alice').key } })).rejects.toThrow(ConfigError);
     await expect(world.broker({ tls: serverTls({ verify: true }) })).rejects.toThrow(/"tls.verify" needs "tls.ca"/);
     await expect(world.broker({ users: [{ user: 'a', certificate: { subject: 'alice' } }] })).rejects.toThrow(/ATTRIBUTE=value pairs/);
