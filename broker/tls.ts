@@ -54,7 +54,8 @@ const VERSIONS = ['TLSv1.2', 'TLSv1.3'];
 
 /** What is wrong with the `tls` option's shape, or null (files are read by loadTls). */
 export function tlsOptionProblem(value: unknown): string | null {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return '"tls" must be an object { cert, key, ca, verify, required, minVersion, http }';
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return '"tls" must be an object { cert, key, ca, verify, required, minVersion, http }';
   const t = value as Record<string, unknown>;
   for (const [k, v] of Object.entries(t)) {
     const kind = KEYS[k as keyof TlsConfig];

@@ -214,3 +214,31 @@ describeTls('TLS on the TCP listener', () => {
     expect(shown).not.toContain('PRIVATE KEY');
   });
 });
+
+describeTls('TLS records', () => {
+  it('coalesces a burst of messages into few socket writes, so into few TLS records', async () => {
+    const b = await world.broker({ tls: serverTls() });
+    const sub = await world.connect(b.url, { tls: clientTls(), reconnect: false, name: 'sub' });
+    const pub = await world.connect(b.url, { tls: clientTls(), reconnect: false, name: 'pub' });
+    let got = 0;
+    sub.subscribe('burst', () => got++);
+    await sub.flush();
+    // The broker's TLS socket towards the subscriber: count what is handed to it.
+    const session = [...b.broker.sessions].find((s) => s.name === 'sub')!;
+    const socket = (session.link as unknown as { socket: { write: (...a: unknown[]) => boolean } }).socket;
+    const write = socket.write.bind(socket);
+    const writes: number[] = [];
+    socket.write = (...a: unknown[]) => {
+      writes.push((a[0] as Buffer).length);
+      return write(...a);
+    };
+    const N = 2000;
+    const payload = Buffer.alloc(16, 7);
+    for (let i = 0; i < N; i++) pub.publish('burst', payload);
+    await until(() => got === N, 'the burst delivered');
+    // node:tls cuts a write into records of at most 16 KiB of plaintext.
+    const records = writes.reduce((n, len) => n + Math.ceil(len / 16384), 0);
+    expect(writes.length).toBeGreaterThan(0);
+    expect(records).toBeLessThan(N / 20);
+  });
+});

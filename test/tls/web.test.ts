@@ -68,7 +68,12 @@ describeTls('HTTPS and WSS on the HTTP port', () => {
     tcp.publish('w', 'to the browser side');
     await until(() => got.length === 1, 'tls:// to wss://');
     expect(got).toEqual(['to the browser side']);
-    expect(b.broker.metrics().connections.map((c) => c.transport).sort()).toEqual(['tls', 'ws']);
+    expect(
+      b.broker
+        .metrics()
+        .connections.map((c) => c.transport)
+        .sort(),
+    ).toEqual(['tls', 'ws']);
   });
 
   it('opens a WebSocket (the ws package) that trusts the CA, and refuses one that does not', async () => {
