@@ -216,7 +216,7 @@ export class Authenticator {
   toJSON() {
     return {
       users: [...this.users.keys()],
-      certificateUsers: this.certUsers.map((e) => e.identity.name),
+      ...(this.certUsers.length > 0 ? { certificateUsers: this.certUsers.map((e) => e.identity.name) } : {}),
       nkeys: this.nkeys.size,
       tokens: this.tokens.length,
       anonymous: this.anonymous === null ? false : this.anonymous.permissions === null ? true : 'restricted',
