@@ -331,7 +331,11 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     mon?.token !== undefined && ((o.users?.length ?? 0) > 0 || (o.tokens?.length ?? 0) > 0)
       ? [{ token: mon.token, name: 'monitoring', permissions: MONITOR_PERMISSIONS }]
       : [];
-  out.auth = new Authenticator({ users: o.users, tokens: o.tokens === undefined && monToken.length === 0 ? undefined : [...(o.tokens ?? []), ...monToken], anonymous: o.anonymous });
+  out.auth = new Authenticator({
+    users: o.users,
+    tokens: o.tokens === undefined && monToken.length === 0 ? undefined : [...(o.tokens ?? []), ...monToken],
+    anonymous: o.anonymous,
+  });
   for (const name of mon?.users ?? []) {
     if (!(o.users ?? []).some((u) => u.user === name && u.password !== undefined))
       throw new ConfigError(`broker option "monitoring.users" names "${name}", which is not a user with a password in "users"`);

@@ -92,7 +92,7 @@ export class TlsSettings {
       try {
         return fs.readFileSync(v);
       } catch (err) {
-        throw new Error(`"tls.${what}": cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new Error(`"tls.${what}": cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
     };
     this.cert = read('cert', c.cert);
@@ -110,7 +110,7 @@ export class TlsSettings {
     try {
       tls.createSecureContext(this.secureOptions());
     } catch (err) {
-      throw new Error(`"tls": the certificate, key and CA cannot be used together: ${(err as Error).message}`);
+      throw new Error(`"tls": the certificate, key and CA cannot be used together: ${(err as Error).message}`, { cause: err });
     }
   }
 

@@ -121,7 +121,8 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
     }
     if (k === 'tls') {
       if (v !== undefined && v !== null) {
-        if (typeof v !== 'object' || Array.isArray(v)) throw new OptionsError('connect option "tls" must be an object { ca, cert, key, rejectUnauthorized, servername }');
+        if (typeof v !== 'object' || Array.isArray(v))
+          throw new OptionsError('connect option "tls" must be an object { ca, cert, key, rejectUnauthorized, servername }');
         for (const key of Object.keys(v as object))
           if (!(CLIENT_TLS_KEYS as readonly string[]).includes(key))
             throw new OptionsError(`connect option "tls" has an unknown key "${key}"; known: ${CLIENT_TLS_KEYS.join(', ')}`);

@@ -37,9 +37,13 @@ export interface TlsServerSettings {
   onFailure?(remote: string, err: Error): void;
 }
 
-/** A TLS ClientHello begins with a handshake record: 0x16, then version major 3. */
+/**
+ * A TLS ClientHello begins with a handshake record: 0x16, then the record version 3.1 to
+ * 3.4. Read as a hopbus frame's little-endian length those three bytes are at least
+ * 66,326, beyond the 4 KiB a CONNECT may be, so no valid CONNECT is mistaken for TLS.
+ */
 export function looksLikeTls(chunk: Buffer): boolean {
-  return chunk[0] === 0x16 && (chunk.length < 2 || chunk[1] === 0x03);
+  return chunk[0] === 0x16 && (chunk.length < 2 || chunk[1] === 0x03) && (chunk.length < 3 || (chunk[2]! >= 1 && chunk[2]! <= 4));
 }
 
 function keyOf(s: net.Socket): string {

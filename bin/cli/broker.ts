@@ -71,7 +71,7 @@ its environment variable [in brackets], else the --config file, else the default
       kind: 'string',
       arg: 'FILE',
       env: 'HOPBUS_TLS_CERT',
-      help: "serve TLS with this certificate (PEM) on the TCP port (tls://), the NATS port and the HTTP port (docs/SECURITY.md)",
+      help: 'serve TLS with this certificate (PEM) on the TCP port (tls://), the NATS port and the HTTP port (docs/SECURITY.md)',
     },
     { name: 'tls-key', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_KEY', help: 'private key (PEM) of --tls-cert' },
     { name: 'tls-ca', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CA', help: "CA certificate (PEM) that signs clients' certificates (with --tls-verify)" },
@@ -153,7 +153,8 @@ export async function runBroker(args: string[]): Promise<void> {
     const base = fileOpts.tls ?? undefined;
     const cert = tlsCert ?? base?.cert;
     const key = tlsKey ?? base?.key;
-    if (cert === undefined || key === undefined) throw new UsageError('TLS needs both --tls-cert FILE and --tls-key FILE (or tls.cert and tls.key in --config)');
+    if (cert === undefined || key === undefined)
+      throw new UsageError('TLS needs both --tls-cert FILE and --tls-key FILE (or tls.cert and tls.key in --config)');
     opts.tls = { ...(base ?? {}), cert, key, ...(tlsCa !== undefined ? { ca: tlsCa } : {}), ...(tlsVerify ? { verify: true } : {}) };
   }
   const monitorToken = str(values, 'monitor-token');

@@ -171,7 +171,14 @@ export class Authenticator {
    * `nonce` is what an nkey must have signed (null where none was sent); `now` is the clock's;
    * `certificate`, the connection's verified TLS client certificate, if any.
    */
-  authenticate(c: Credentials, remote: string, transport: string, nonce: string | null, now: number, certificate: PeerCertificate | null = null): Identity | AuthFailure {
+  authenticate(
+    c: Credentials,
+    remote: string,
+    transport: string,
+    nonce: string | null,
+    now: number,
+    certificate: PeerCertificate | null = null,
+  ): Identity | AuthFailure {
     const claimed = c.user ?? (c.nkey !== undefined ? c.nkey : c.token !== undefined ? 'token' : certificate !== null ? describeCertificate(certificate) : '');
     const address = addressOf(remote, transport);
     const wait = this.backoff.wait(address, now);

@@ -106,7 +106,8 @@ function certificateProblem(v: unknown, where: string): string | null {
   if (v.subject !== undefined) {
     if (typeof v.subject !== 'string' || v.subject.trim() === '') return `${where}.subject must be a non-empty string such as "CN=alice,O=Desk"`;
     for (const part of v.subject.split(','))
-      if (!/^\s*[A-Za-z][A-Za-z0-9.]*\s*=\s*\S/.test(part)) return `${where}.subject must be ATTRIBUTE=value pairs separated by commas, such as "CN=alice,O=Desk"; got ${JSON.stringify(v.subject)}`;
+      if (!/^\s*[A-Za-z][A-Za-z0-9.]*\s*=\s*\S/.test(part))
+        return `${where}.subject must be ATTRIBUTE=value pairs separated by commas, such as "CN=alice,O=Desk"; got ${JSON.stringify(v.subject)}`;
   }
   if (v.san !== undefined && (typeof v.san !== 'string' || !/^(DNS|email|URI|IP|IP Address):\S/.test(v.san)))
     return `${where}.san must be a subjectAltName entry such as "email:alice@desk.example", "DNS:alice.desk", "URI:...", "IP:10.0.0.1"; got ${JSON.stringify(v.san)}`;

@@ -80,7 +80,12 @@ export class NatsLink extends StreamLink {
  * Listens for NATS clients on host:port (0 picks a free port); each connection is handed
  * to `accept`, which greets it (INFO) at once; with `tls`, the TLS handshake follows.
  */
-export async function listenNats(host: string, port: number, accept: AcceptFn, tls: TlsServerSettings | null = null): Promise<Listener & { readonly port: number }> {
+export async function listenNats(
+  host: string,
+  port: number,
+  accept: AcceptFn,
+  tls: TlsServerSettings | null = null,
+): Promise<Listener & { readonly port: number }> {
   const server = net.createServer({ noDelay: true });
   const gate = tls === null ? null : new TlsGate(tls);
   server.on('connection', (socket) => {

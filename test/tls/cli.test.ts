@@ -76,3 +76,17 @@ describeTls('TLS flags', () => {
     expect((await fetch(`${http}/healthz`)).status).toBe(200);
   });
 });
+
+describeTls('hopbus top with monitoring credentials', () => {
+  it('reads a guarded HTTPS port with --token, trusting the CA through NODE_EXTRA_CA_CERTS; says so without it', async () => {
+    const b = await broker(['--port', '0', '--http-port', '0', '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--monitor-token', 'mon-secret']);
+    const port = /:(\d+)\/bus$/.exec(b.urls.find((u) => u.startsWith('wss://'))!)![1]!;
+    const env = { NODE_EXTRA_CA_CERTS: certs.ca };
+    const ok = await run(['top', '--once', '--url', `https://127.0.0.1:${port}`, '--token', 'mon-secret'], { env });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/hopbus/);
+    const refused = await run(['top', '--once', '--url', `https://127.0.0.1:${port}`], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/HTTP 401, the broker's monitoring asks for a token \(--token or HOPBUS_MONITOR_TOKEN\)/);
+  });
+});

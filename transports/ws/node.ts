@@ -17,7 +17,9 @@ registerDialer('ws', (ep, o) => {
       new WebSocket(url, {
         perMessageDeflate: false,
         maxPayload: 0,
-        ...(secure && t ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized ?? true, ...(t.servername ? { servername: t.servername } : {}) } : {}),
+        ...(secure && t
+          ? { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: t.rejectUnauthorized ?? true, ...(t.servername ? { servername: t.servername } : {}) }
+          : {}),
       }) as unknown as WebSocketLike,
     ep,
     o.maxFrame,
