@@ -13,7 +13,7 @@ import { ErrCode, type Policy, encodeErr, maxFrameFor } from '../transports/prot
 import { realClock, type Clock } from '../runtime/clock.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
-import { listenTls } from '../transports/tls.js';
+import { listenTls, tlsReason } from '../transports/tls.js';
 import { ShmHub, type ShmEndpoint, type ShmEndpointOptions } from '../transports/shm/hub.js';
 import { listenInproc, type InprocEndpoint } from '../transports/inproc.js';
 import { parseUrl } from '../transports/url.js';
@@ -175,7 +175,7 @@ export class Broker implements SessionHost {
   /** A TLS listener's connection failed before it became a session: counted and logged (a handshake is once per connection). */
   private readonly tlsFailed = (remote: string, err: Error): void => {
     this.counters.tlsFailures++;
-    this.log.warn({ remote, reason: err.message }, 'TLS connection refused');
+    this.log.warn({ remote, reason: tlsReason(err) }, 'TLS connection refused');
   };
 
   /** Adopts a link from any transport: the one way in for every client. */

@@ -220,14 +220,25 @@ const TRUST_CODES = new Set([
   'CERT_SIGNATURE_FAILURE',
 ]);
 
+/**
+ * An OpenSSL error's reason alone: "tlsv13 alert certificate required" out of
+ * "8061...:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:../deps/...".
+ */
+export function tlsReason(err: Error): string {
+  const m = /^[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):/.exec(err.message);
+  return m !== null ? m[1]! : err.message;
+}
+
+/** The broker's alerts about this client's certificate: missing, not trusted, refused. */
+const CLIENT_CERT_ALERT = /certificate required|alert number 116|bad certificate|alert number 42|unknown ca|alert number 48/i;
+
 function handshakeError(ep: Endpoint, err: NodeJS.ErrnoException): ConnectionError {
   const code = err.code ?? '';
   let hint = '';
   if (TRUST_CODES.has(code)) hint = ": the broker's certificate is not signed by a trusted CA (give its CA in the tls.ca option, or --tls-ca FILE)";
   else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') hint = ": the broker's certificate is not for this address (tls.servername names the one it carries)";
-  else if (/certificate required|alert number 116|bad certificate|unknown ca/i.test(err.message))
-    hint = ': the broker wants a client certificate it trusts (tls.cert and tls.key, or --tls-cert and --tls-key)';
-  return new ConnectionError(`TLS handshake with ${ep.url} failed: ${err.message}${hint}`, { cause: err });
+  else if (CLIENT_CERT_ALERT.test(err.message)) hint = ': the broker wants a client certificate it trusts (tls.cert and tls.key, or --tls-cert and --tls-key)';
+  return new ConnectionError(`TLS handshake with ${ep.url} failed: ${tlsReason(err)}${hint}`, { cause: err });
 }
 
 /** Dials tls://host:port: resolves once the handshake is done and the broker's certificate checked. */
@@ -259,6 +270,12 @@ export function dialTls(ep: Endpoint, maxFrame: number, timeoutMs: number, o: Cl
       if (settled) return;
       settled = true;
       socket.removeAllListeners('error');
+      // With TLS 1.3 the broker refuses a client certificate after the client's handshake is
+      // done: the alert arrives as the link's error, which gets the same hint (before the
+      // link, registered next, records it).
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        if (CLIENT_CERT_ALERT.test(err.message)) err.message = handshakeError(ep, err).message;
+      });
       resolve(new StreamLink(socket, 'tls', ep.url, maxFrame));
     });
   });

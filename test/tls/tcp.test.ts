@@ -146,6 +146,7 @@ describeTls('TLS on the TCP listener', () => {
     expect(((unmapped as ConnectionError).cause as Error).message).toMatch(/no user is configured for the client certificate .*CN=mallory/);
     const none = await failure(world.connect(b.url, { tls: clientTls(), reconnect: false }));
     expect(none).toBeInstanceOf(ConnectionError);
+    expect(none.message).toMatch(/the broker wants a client certificate it trusts \(tls\.cert and tls\.key, or --tls-cert and --tls-key\)/);
     await until(() => b.broker.counters.tlsFailures >= 1, 'the certificate-less handshake counted');
     expect(b.broker.counters.authFailures).toBe(1);
     // The user's own certificate still works after both.
