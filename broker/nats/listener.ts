@@ -18,7 +18,7 @@
 import net from 'node:net';
 import { StreamLink } from '../../transports/stream.js';
 import { TlsGate, peerCertificate, type TlsServerSettings } from '../../transports/tls.js';
-import type { AcceptFn, Listener } from '../../transports/link.js';
+import type { AcceptFn, Listener, TransportName } from '../../transports/link.js';
 
 /** A StreamLink over a NATS client's socket: chunks, not frames, go to the handler. */
 export class NatsLink extends StreamLink {
@@ -27,11 +27,14 @@ export class NatsLink extends StreamLink {
 
   constructor(
     socket: net.Socket,
+    transport: TransportName,
     remote: string,
-    private readonly gate: TlsGate | null,
+    // Unused: NatsLink never runs the frame reader.
+    maxFrame: number,
+    /** The listener's TLS gate: TLS follows INFO (startTls). Null: plain text. */
+    private readonly gate: TlsGate | null = null,
   ) {
-    // maxFrame is unused: NatsLink never runs the frame reader.
-    super(socket, 'tcp', remote, 0);
+    super(socket, transport, remote, maxFrame);
   }
 
   protected override started(): void {
@@ -89,7 +92,8 @@ export async function listenNats(
   const server = net.createServer({ noDelay: true });
   const gate = tls === null ? null : new TlsGate(tls);
   server.on('connection', (socket) => {
-    const link = new NatsLink(socket, `${socket.remoteAddress}:${socket.remotePort}`, gate);
+    // maxFrame is unused: NatsLink never runs the frame reader.
+    const link = new NatsLink(socket, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`, 0, gate);
     accept(link);
     link.startTls(socket);
   });
