@@ -10,6 +10,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config.js';
+import { varz } from '../../broker/endpoints.js';
 import { ConnectionError, ServerError, type Bus } from '../../client/index.js';
 import { describeNeeding, until, useWorld } from '../kit/index.js';
 import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
@@ -213,6 +214,7 @@ describeTls('TLS on the TCP listener', () => {
     const shown = JSON.stringify(b.broker.options.tls);
     expect(shown).toContain('(PEM text)');
     expect(shown).not.toContain('PRIVATE KEY');
+    expect(varz(b.broker).config.tls).toEqual({ cert: '(PEM text)', key: '(PEM text)', ca: null, verify: false, required: true, minVersion: 'TLSv1.2', http: true });
   });
 });
 
