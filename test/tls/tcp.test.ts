@@ -214,7 +214,15 @@ describeTls('TLS on the TCP listener', () => {
     const shown = JSON.stringify(b.broker.options.tls);
     expect(shown).toContain('(PEM text)');
     expect(shown).not.toContain('PRIVATE KEY');
-    expect(varz(b.broker).config.tls).toEqual({ cert: '(PEM text)', key: '(PEM text)', ca: null, verify: false, required: true, minVersion: 'TLSv1.2', http: true });
+    expect(varz(b.broker).config.tls).toEqual({
+      cert: '(PEM text)',
+      key: '(PEM text)',
+      ca: null,
+      verify: false,
+      required: true,
+      minVersion: 'TLSv1.2',
+      http: true,
+    });
   });
 });
 
