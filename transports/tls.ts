@@ -178,19 +178,25 @@ export class TlsGate {
 export async function listenTls(ep: Endpoint, maxFrame: number, accept: AcceptFn, settings: TlsServerSettings): Promise<Listener> {
   const gate = new TlsGate(settings);
   const server = net.createServer({ noDelay: true });
+  /** Connections not handed to `accept` yet (first bytes or handshake pending): closing the listener ends them. */
+  const pending = new Set<net.Socket>();
   server.on('connection', (raw) => {
     // Errors before a link adopts the socket (a reset during the handshake) are the gate's to report.
     raw.on('error', () => {});
     raw.setNoDelay(true);
     const remote = keyOf(raw);
+    pending.add(raw);
+    raw.once('close', () => pending.delete(raw));
     gate.sniff(
       raw,
       (s) => {
+        pending.delete(raw);
         const link = new StreamLink(s, 'tls', remote, maxFrame);
         link.certificate = peerCertificate(s);
         accept(link);
       },
       (plain) => {
+        pending.delete(raw);
         accept(new StreamLink(plain, 'tcp', remote, maxFrame));
         plain.resume();
       },
@@ -207,7 +213,11 @@ export async function listenTls(ep: Endpoint, maxFrame: number, accept: AcceptFn
   return {
     url: `tls://${host.includes(':') ? `[${host}]` : host}:${(server.address() as net.AddressInfo).port}`,
     transport: 'tls',
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const raw of pending) raw.destroy();
+      }),
   };
 }
 

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config.js';
 import { varz } from '../../broker/endpoints.js';
+import { startBroker } from '../../broker/index.js';
 import { ConnectionError, ServerError, type Bus } from '../../client/index.js';
 import { describeNeeding, until, useWorld } from '../kit/index.js';
 import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
@@ -194,6 +195,19 @@ describeTls('TLS on the TCP listener', () => {
     s.write(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01]));
     await closed;
     expect(b.broker.counters.tlsFailures).toBe(1);
+  });
+
+  it('closes, without waiting for it, a connection whose handshake is still pending', async () => {
+    // A handshake timeout far beyond the test's: close() must not wait for it.
+    const b = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', tls: serverTls(), handshakeTimeoutMs: 600_000 });
+    const s = net.connect(Number(new URL(b.url).port), '127.0.0.1');
+    s.on('error', () => {});
+    s.resume();
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    s.write(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x01]));
+    await b.close();
+    await closed;
   });
 
   it('refuses bad tls options at start, naming the option', async () => {
