@@ -11,7 +11,6 @@ import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError } from '../../broker/config.js';
 import { varz } from '../../broker/endpoints.js';
-import { startBroker } from '../../broker/index.js';
 import { ConnectionError, ServerError, type Bus } from '../../client/index.js';
 import { describeNeeding, until, useWorld } from '../kit/index.js';
 import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
@@ -199,7 +198,7 @@ describeTls('TLS on the TCP listener', () => {
 
   it('closes, without waiting for it, a connection whose handshake is still pending', async () => {
     // A handshake timeout far beyond the test's: close() must not wait for it.
-    const b = await startBroker({ host: '127.0.0.1', port: 0, logLevel: 'silent', tls: serverTls(), handshakeTimeoutMs: 600_000 });
+    const b = await world.broker({ tls: serverTls(), handshakeTimeoutMs: 600_000 });
     const s = net.connect(Number(new URL(b.url).port), '127.0.0.1');
     s.on('error', () => {});
     s.resume();
