@@ -1,6 +1,8 @@
 /**
  * npm run bench: the topics microbenchmarks, then the end-to-end cases against a
  * broker process and the raw-Node floor (a TCP relay process) in the same run.
+ * hopbus-tls is the same over TLS (a second broker process with certificates made by
+ * openssl for the run), beside plain TCP in the same tables.
  * Each case runs several times, interleaved across systems so that noise on the
  * shared machine lands on all of them alike; the median of the runs is reported
  * with its spread. Writes bench/results/latest.json and latest.md.
@@ -18,6 +20,7 @@ import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
 import { benchMulticast } from './multicast.js';
 import { benchShm } from './shm.js';
+import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
 
@@ -97,10 +100,27 @@ async function main(): Promise<void> {
   const unixUrl = `unix://${sock}`;
   const relayPort = Number(relay.ready.split(' ')[1]);
   const procs: Proc[] = [broker, relay];
+  // The TLS cases: a broker process serving tls:// with a certificate made for this run.
+  const noTls = opensslProblem();
+  let certs: CertFiles | null = null;
+  let tlsUrl: string | null = null;
+  if (noTls !== null) log(`hopbus-tls: skipped, ${noTls}`);
+  else {
+    certs = makeCerts([]);
+    const tlsBroker = await startNode(
+      'bin/hopbus.js',
+      ['broker', '--port', '0', '--no-nats', '--log-level', 'warn', '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey],
+      /ready:/,
+    );
+    procs.push(tlsBroker);
+    tlsUrl = /tls:\/\/\S+/.exec(tlsBroker.ready)![0];
+  }
+  const tlsCa = certs === null ? '' : certs.read(certs.ca);
   try {
     const open = async (): Promise<Target[]> => [
       await new RelayTarget(relayPort).open(),
       await new HopbusTarget('hopbus-tcp', tcpUrl).open(),
+      ...(tlsUrl !== null ? [await new HopbusTarget('hopbus-tls', tlsUrl, { tls: { ca: tlsCa } }).open()] : []),
       await new HopbusTarget('hopbus-unix', unixUrl).open(),
     ];
 
@@ -114,6 +134,12 @@ async function main(): Promise<void> {
         }
       }
       results.hop = table('One hop, publisher and subscriber in one process, one message in flight (µs)', runs, HOP_SAMPLES);
+      const tls = runs.get('hopbus-tls');
+      if (tls !== undefined) {
+        const a = medianOf(tls);
+        const b = medianOf(runs.get('hopbus-tcp')!);
+        log(`\nhopbus-tls / hopbus-tcp: p50 ${(a.p50 / b.p50).toFixed(2)}x, p99 ${(a.p99 / b.p99).toFixed(2)}x`);
+      }
     }
 
     if (CASES.has('pingpong')) {
@@ -157,9 +183,15 @@ async function main(): Promise<void> {
         }
       }
       results.throughput = out;
+      for (const size of [16, 256]) {
+        const tls = out[`hopbus-tls/${size}`] as { median: number } | undefined;
+        if (tls !== undefined)
+          log(`hopbus-tls / hopbus-tcp, ${size} B: ${(tls.median / (out[`hopbus-tcp/${size}`] as { median: number }).median).toFixed(2)}x`);
+      }
     }
   } finally {
     for (const p of procs) await p.stop();
+    certs?.remove();
   }
 
   if (CASES.has('multicast')) results.multicast = await benchMulticast({ quick: QUICK, runs: RUNS, log });

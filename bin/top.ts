@@ -10,6 +10,8 @@ interface TopOptions {
   url: string;
   intervalMs: number;
   once: boolean;
+  /** The broker's monitoring token (option `monitoring`), sent as a Bearer token. */
+  token?: string;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -42,10 +44,10 @@ function pad(s: string | number, n: number, left = false): string {
   return left ? t + ' '.repeat(n - t.length) : ' '.repeat(n - t.length) + t;
 }
 
-async function get(url: string): Promise<J> {
+async function get(url: string, token: string | undefined): Promise<J> {
   let r: Response;
   try {
-    r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    r = await fetch(url, { signal: AbortSignal.timeout(5000), ...(token ? { headers: { Authorization: `Bearer ${token}` } } : {}) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     if (cause?.code === 'ECONNREFUSED') throw new ConnectionError(`nothing listens at ${new URL(url).origin} (is the broker running, with --http-port?)`);
@@ -57,6 +59,10 @@ async function get(url: string): Promise<J> {
     }
     throw new ConnectionError(`${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
   }
+  if (r.status === 401)
+    throw new ConnectionError(
+      `${url}: HTTP 401, ${token ? 'the monitoring token is wrong' : "the broker's monitoring asks for a token (--token or HOPBUS_MONITOR_TOKEN)"}`,
+    );
   if (!r.ok) throw new ConnectionError(`${url}: HTTP ${r.status}${r.status === 404 ? " (is this a hopbus broker's HTTP port?)" : ''}`);
   try {
     return await r.json();
@@ -115,14 +121,14 @@ export function renderTop(varz: J, connz: J, lat: J, width = 80, height = 24): s
   return out.map((l) => (l.length > width ? l.slice(0, width - 1) + '~' : l)).join('\n');
 }
 
-async function frame(url: string, width: number, height: number): Promise<string> {
-  const [varz, connz, lat] = await Promise.all([get(`${url}/varz`), get(`${url}/connz`), get(`${url}/latency`)]);
+async function frame(url: string, width: number, height: number, token?: string): Promise<string> {
+  const [varz, connz, lat] = await Promise.all([get(`${url}/varz`, token), get(`${url}/connz`, token), get(`${url}/latency`, token)]);
   return renderTop(varz, connz, lat, width, height);
 }
 
 export async function runTop(o: TopOptions): Promise<void> {
   if (o.once) {
-    console.log(await frame(o.url, 80, 32));
+    console.log(await frame(o.url, 80, 32, o.token));
     return;
   }
   const out = process.stdout;
@@ -150,7 +156,7 @@ export async function runTop(o: TopOptions): Promise<void> {
   const draw = async () => {
     let text: string;
     try {
-      text = await frame(o.url, out.columns || 80, out.rows || 24);
+      text = await frame(o.url, out.columns || 80, out.rows || 24, o.token);
     } catch (err) {
       text = `hopbus top: cannot read ${o.url}: ${(err as Error).message}\n(retrying every ${o.intervalMs} ms; q quits)`;
     }

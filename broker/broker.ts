@@ -9,10 +9,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import { ErrCode, type Policy, maxFrameFor } from '../transports/protocol/index.js';
+import { ErrCode, type Policy, encodeErr, maxFrameFor } from '../transports/protocol/index.js';
 import { realClock, type Clock } from '../runtime/clock.js';
 import type { Link, Listener } from '../transports/link.js';
 import { listenStream } from '../transports/stream.js';
+import { listenTls, tlsReason } from '../transports/tls.js';
 import { ShmHub, type ShmEndpoint, type ShmEndpointOptions } from '../transports/shm/hub.js';
 import { listenInproc, type InprocEndpoint } from '../transports/inproc.js';
 import { parseUrl } from '../transports/url.js';
@@ -97,6 +98,8 @@ export class Broker implements SessionHost {
     this.defaultPolicy = parsePolicy(this.options.slowConsumerPolicy)!;
     for (const what of this.options.auth.plainSecrets)
       this.log.warn({ secret: what }, 'plain-text secret in the config: store its scrypt hash instead (hopbus passwd)');
+    if (this.options.monitoring?.plainToken)
+      this.log.warn({ secret: 'monitoring.token' }, 'plain-text secret in the config: store its scrypt hash instead (hopbus passwd)');
     const o = this.options;
     const now = clock.now();
     const subjectLimits = o.subjectRates.map(({ pattern, ...limit }) => ({ pattern, limiter: new Limiter(limit, now) }));
@@ -146,12 +149,22 @@ export class Broker implements SessionHost {
       // The journal first: a directory that cannot be used stops the broker before it serves anyone.
       if (o.journal) this.router.recorder = this.recorder = await Recorder.open(o.journal, this.log);
       if (o.port !== null) {
-        this.listeners.push(await listenStream(parseUrl(`tcp://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`), this.maxFrame, this.accept));
+        const where = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
+        if (o.tls !== null) {
+          const refusal = encodeErr(ErrCode.PROTOCOL, `this port takes TLS connections only: connect to tls://${where.replace(/:0$/, ':<port>')}`, 0, true);
+          this.listeners.push(
+            await listenTls(parseUrl(`tls://${where}`), this.maxFrame, this.accept, o.tls.serverSettings(o.handshakeTimeoutMs, refusal, this.tlsFailed)),
+          );
+        } else this.listeners.push(await listenStream(parseUrl(`tcp://${where}`), this.maxFrame, this.accept));
       }
       if (o.unix) this.listeners.push(await listenStream(parseUrl(`unix://${o.unix}`), this.maxFrame, this.accept));
       if (o.multicast) this.router.exporter = this.bridge = await MulticastBridge.start(this, o.multicast);
       if (o.httpPort !== null) this.listeners.push(await listenHttp(this, o.host, o.httpPort));
-      if (o.natsPort !== null) this.natsListener = await listenNats(o.natsHost ?? o.host, o.natsPort, this.acceptNats);
+      if (o.natsPort !== null) {
+        const refusal = Buffer.from("-ERR 'Secure Connection - TLS Required'\r\n", 'latin1');
+        const tls = o.tls === null ? null : o.tls.serverSettings(o.handshakeTimeoutMs, refusal, this.tlsFailed);
+        this.natsListener = await listenNats(o.natsHost ?? o.host, o.natsPort, this.acceptNats, tls);
+      }
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.close()));
       this.listeners.length = 0;
@@ -169,6 +182,12 @@ export class Broker implements SessionHost {
     const { logDestination: _d, ...shown } = o;
     this.log.info({ config: shown, urls: this.urls, natsUrl: this.natsUrl, serverId: this.serverId, version: VERSION }, 'broker started');
   }
+
+  /** A TLS listener's connection failed before it became a session: counted and logged (a handshake is once per connection). */
+  private readonly tlsFailed = (remote: string, err: Error): void => {
+    this.counters.tlsFailures++;
+    this.log.warn({ remote, reason: tlsReason(err) }, 'TLS connection refused');
+  };
 
   /** Adopts a link from any transport: the one way in for every client. */
   readonly accept = (link: Link): void => {

@@ -13,6 +13,8 @@ import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 import { cacheOptionsProblem, type CacheOptions } from './cache/cache.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
 import { leafnodesOptionsProblem, type LeafnodesOptions } from './leaf/config.js';
+import { MONITOR_PERMISSIONS, MonitorGuard, monitoringOptionProblem, type MonitoringConfig } from './auth/monitoring.js';
+import { TlsSettings, tlsOptionProblem, type TlsConfig } from './tls.js';
 
 export interface BrokerOptions {
   /** Interface to listen on for TCP. */
@@ -99,6 +101,13 @@ export interface BrokerOptions {
   leafnodes?: LeafnodesOptions | null;
   /** The other brokers clients may fail over to (docs/LEAFNODE.md#failover): { peers: ['tcp://host:7400', 'nats://host:4222', ...] }, told to clients in INFO. */
   cluster?: ClusterOptions | null;
+  /**
+   * TLS on the TCP listener (tls://), the NATS listener and the HTTP port (docs/SECURITY.md):
+   * `{ cert, key, ca, verify, required, minVersion, http }`, files as paths or PEM text; null = off.
+   */
+  tls?: TlsConfig | null;
+  /** Credentials the monitoring endpoints ask for: `{ token, users }` (docs/SECURITY.md); null = open. */
+  monitoring?: MonitoringConfig | null;
 }
 
 /** Failover peers, told to clients (hopbus INFO `connectUrls`; NATS INFO `connect_urls` for the nats:// ones). */
@@ -123,10 +132,16 @@ export type ResolvedOptions = Required<
     | 'anonymous'
     | 'leafnodes'
     | 'cluster'
+    | 'tls'
+    | 'monitoring'
   >
 > & {
   leafnodes?: LeafnodesOptions | null;
   cluster?: ClusterOptions | null;
+  /** `tls`, with its files read (broker/tls.ts); null when off. */
+  tls: TlsSettings | null;
+  /** `monitoring`, compiled: what the monitoring endpoints ask for; null when they are open. */
+  monitoring: MonitorGuard | null;
   /** `users`, `tokens` and `anonymous`, compiled (broker/auth/); logs and /varz show it without secrets. */
   auth: Authenticator;
   multicast?: MulticastBridgeOptions | null;
@@ -140,7 +155,7 @@ export type ResolvedOptions = Required<
   deliverRate?: RateLimit;
 };
 
-export const DEFAULTS: Omit<ResolvedOptions, 'auth'> = {
+export const DEFAULTS: Omit<ResolvedOptions, 'auth' | 'tls' | 'monitoring'> = {
   host: '127.0.0.1',
   port: 7400,
   name: 'hopbus',
@@ -202,7 +217,7 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache' | 'leafnodes' | 'cluster';
+type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache' | 'leafnodes' | 'cluster' | 'tls' | 'monitoring';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',
@@ -242,6 +257,8 @@ const KINDS: Record<keyof BrokerOptions, Kind> = {
   anonymous: 'auth',
   leafnodes: 'leafnodes',
   cluster: 'cluster',
+  tls: 'tls',
+  monitoring: 'monitoring',
 };
 
 /** What is wrong with a `cluster` option, or null. */
@@ -343,6 +360,14 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
       const bad = authOptionProblem(key as 'users' | 'tokens' | 'anonymous', value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
     }
+    if (kind === 'tls' && value !== null) {
+      const bad = tlsOptionProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
+    if (kind === 'monitoring' && value !== null) {
+      const bad = monitoringOptionProblem(value);
+      if (bad) throw new ConfigError(`broker option ${bad}`);
+    }
     if (kind === 'port' && value !== null && !(Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 65535)) {
       throw new ConfigError(
         `broker option "${key}" must be an integer from 0 to 65535 (or null for ${key === 'port' ? 'no TCP' : key === 'natsPort' ? 'no NATS listener' : 'no HTTP'}), got ${JSON.stringify(value)}`,
@@ -352,7 +377,27 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
   }
   for (const k of AUTH_KEYS) delete out[k];
   const o = opts as BrokerOptions;
-  out.auth = new Authenticator({ users: o.users, tokens: o.tokens, anonymous: o.anonymous });
+  const mon = o.monitoring ?? null;
+  // The monitoring token also lets the dashboard's WebSocket client read $SYS.> where connections need credentials.
+  const monToken: TokenConfig[] =
+    mon?.token !== undefined && ((o.users?.length ?? 0) > 0 || (o.tokens?.length ?? 0) > 0)
+      ? [{ token: mon.token, name: 'monitoring', permissions: MONITOR_PERMISSIONS }]
+      : [];
+  out.auth = new Authenticator({
+    users: o.users,
+    tokens: o.tokens === undefined && monToken.length === 0 ? undefined : [...(o.tokens ?? []), ...monToken],
+    anonymous: o.anonymous,
+  });
+  for (const name of mon?.users ?? []) {
+    if (!(o.users ?? []).some((u) => u.user === name && u.password !== undefined))
+      throw new ConfigError(`broker option "monitoring.users" names "${name}", which is not a user with a password in "users"`);
+  }
+  out.monitoring = mon === null ? null : new MonitorGuard(mon, out.auth as Authenticator);
+  try {
+    out.tls = o.tls ? new TlsSettings(o.tls) : null;
+  } catch (err) {
+    throw new ConfigError(`broker option ${(err as Error).message}`);
+  }
   const r = out as ResolvedOptions;
   if (!LEVELS.has(r.logLevel)) throw new ConfigError(`broker option "logLevel" must be one of ${[...LEVELS].join(', ')}, got "${r.logLevel}"`);
   if (r.maxPayload < 1) throw new ConfigError('broker option "maxPayload" must be at least 1 byte');

@@ -29,6 +29,10 @@ export interface BrokerCounters {
   authFailures: number;
   /** PUBs and SUBs refused by a connection's permissions (broker/auth/). */
   permissionViolations: number;
+  /** Connections whose TLS handshake failed or timed out, or that spoke plain text to a TLS-only port (broker/tls.ts). */
+  tlsFailures: number;
+  /** Requests to the monitoring endpoints refused for missing or wrong credentials (option `monitoring`). */
+  monitorAuthFailures: number;
 }
 
 export function newCounters(): BrokerCounters {
@@ -48,5 +52,7 @@ export function newCounters(): BrokerCounters {
     pausedMs: 0,
     authFailures: 0,
     permissionViolations: 0,
+    tlsFailures: 0,
+    monitorAuthFailures: 0,
   };
 }

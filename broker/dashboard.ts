@@ -125,7 +125,18 @@ export const DASHBOARD_HTML = `<!doctype html>
   }
   async function main() {
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/bus';
-    var bus = await hopbus.connect(url, { name: 'dashboard' });
+    // A broker whose monitoring asks for a token: open the page as /?token=..., once per tab;
+    // the token is kept in sessionStorage and taken out of the address bar (and so out of history).
+    var params = new URLSearchParams(location.search);
+    var token = params.get('token');
+    if (token) {
+      sessionStorage.setItem('hopbus.token', token);
+      params.delete('token');
+      var rest = params.toString();
+      history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+    }
+    token = token || sessionStorage.getItem('hopbus.token') || '';
+    var bus = await hopbus.connect(url, token ? { name: 'dashboard', token: token } : { name: 'dashboard' });
     $('status').textContent = 'live'; $('status').className = 'ok';
     bus.on('disconnect', function () { $('status').textContent = 'reconnecting…'; $('status').className = 'bad'; });
     bus.on('reconnect', function () { $('status').textContent = 'live'; $('status').className = 'ok'; });

@@ -64,6 +64,8 @@ export function varz(b: Observed) {
       slowConsumerPolicy: o.slowConsumerPolicy,
       latency: o.latency,
       monitorIntervalMs: o.monitorIntervalMs,
+      /** The `tls` option as logs show it (paths, switches; never key material), or null. */
+      tls: o.tls === null ? null : o.tls.toJSON(),
     },
     connections: b.sessions.size + b.natsSessions.size,
     totalConnections: c.connectionsTotal,

@@ -150,7 +150,7 @@ export function directRefusal(hello: Hello, planeRefusal: () => string | null): 
  * `limits`, a user's lower maxPayload and maxSubscriptions (broker/auth/).
  */
 export function serverInfo(
-  o: Omit<ResolvedOptions, 'auth'>,
+  o: Omit<ResolvedOptions, 'auth' | 'tls' | 'monitoring'>,
   serverId: string,
   clientId: number,
   direct = false,

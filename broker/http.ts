@@ -9,8 +9,14 @@
  *   GET /healthz /varz /connz /subsz /latency   JSON (docs/MONITORING.md)
  *   GET /metrics     Prometheus text
  *   WS  /bus         the hopbus protocol in binary WebSocket messages
+ *
+ * With the broker option `tls` (and `tls.http` not false) the port serves HTTPS and WSS
+ * (uWebSockets.js's SSLApp, with the same certificate; browsers are not asked for one).
+ * With `monitoring`, every JSON endpoint but /healthz, and /metrics, ask for its
+ * credentials (broker/auth/monitoring.ts): 401 otherwise, counted.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import uWS from 'uWebSockets.js';
@@ -22,6 +28,9 @@ import { connz, healthz, latencyz, subsz, varz, type Observed } from './endpoint
 import { prometheus } from './prometheus.js';
 import { ListenError } from '../runtime/errors.js';
 import { WebPolicy } from './web.js';
+import type { MonitorGuard } from './auth/monitoring.js';
+import type { BrokerCounters } from './counters.js';
+import type { TlsSettings } from './tls.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /**
@@ -49,7 +58,7 @@ function send(res: Res, status: string, type: string, body: string | Uint8Array)
  * Checks a request against the web policy (broker/web.ts) before its handler runs:
  * refused with 403 and the reason, or let through with the CORS origin set for send().
  */
-function guarded(policy: WebPolicy, handler: (res: Res) => void): (res: Res, req: uWS.HttpRequest) => void {
+function guarded(policy: WebPolicy, handler: (res: Res, req: uWS.HttpRequest) => void): (res: Res, req: uWS.HttpRequest) => void {
   return (res, req) => {
     const host = req.getHeader('host');
     const origin = req.getHeader('origin');
@@ -57,11 +66,55 @@ function guarded(policy: WebPolicy, handler: (res: Res) => void): (res: Res, req
     corsOrigin = bad === null && origin !== '' && policy.listed(origin) ? origin : '';
     try {
       if (bad !== null) send(res, '403 Forbidden', 'text/plain', `${bad}\n`);
-      else handler(res);
+      else handler(res, req);
     } finally {
       corsOrigin = '';
     }
   };
+}
+
+/**
+ * Asks a monitoring request for the `monitoring` credentials (a Bearer token, ?token=, or
+ * a monitoring user's Basic auth) before `handler`: a 401 that says what is wanted, counted.
+ * Headers are read here, synchronously, as uWebSockets.js requires.
+ */
+function monitored(guard: MonitorGuard | null, counters: BrokerCounters, handler: (res: Res) => void): (res: Res, req: uWS.HttpRequest) => void {
+  if (guard === null) return (res) => handler(res);
+  return (res, req) => {
+    const address = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const why = guard.check(req.getHeader('authorization'), req.getQuery('token') ?? '', address, Date.now());
+    if (why === null) {
+      handler(res);
+      return;
+    }
+    counters.monitorAuthFailures++;
+    res.cork(() => {
+      res.writeStatus('401 Unauthorized').writeHeader('Content-Type', 'text/plain').writeHeader('Cache-Control', 'no-store');
+      if (guard.challenge !== '') res.writeHeader('WWW-Authenticate', guard.challenge);
+      res.end(`${why}\n`);
+    });
+  };
+}
+
+/**
+ * uWebSockets.js's SSLApp reads its certificate and key from files: those given as PEM
+ * text are written to a private temporary directory (mode 0700) for the moment the app
+ * is made, then removed.
+ */
+function sslApp(t: TlsSettings): uWS.TemplatedApp {
+  let dir: string | null = null;
+  const file = (name: string, given: string | null, pem: Buffer): string => {
+    if (given !== null) return given;
+    dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-https-'));
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, pem, { mode: 0o600 });
+    return f;
+  };
+  try {
+    return uWS.SSLApp({ cert_file_name: file('cert.pem', t.files.cert, t.cert), key_file_name: file('key.pem', t.files.key, t.key) });
+  } finally {
+    if (dir !== null) fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function json(res: Res, body: unknown): void {
@@ -78,11 +131,13 @@ export interface HttpHost extends Observed {
   readonly accept: (link: Link) => void;
   readonly maxFrame: number;
   httpPort: number | null;
+  readonly counters: BrokerCounters;
 }
 
 export function listenHttp(broker: HttpHost, host: string, port: number): Promise<Listener> {
-  const app = uWS.App();
   const o = broker.options;
+  const secure = o.tls !== null && o.tls.http;
+  const app = secure ? sslApp(o.tls!) : uWS.App();
   const policy = new WebPolicy({ host, allowedHosts: o.allowedHosts, allowedOrigins: o.allowedOrigins });
   app.ws(
     '/bus',
@@ -92,23 +147,25 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
       admit: (origin, hostHeader) => policy.hostProblem(hostHeader) ?? policy.originProblem(origin, hostHeader),
     }),
   );
-  const get = (p: string, handler: (res: Res) => void) => app.get(p, guarded(policy, handler));
-  const route = (p: string, body: () => unknown) =>
-    get(p, (res) => {
+  const open = (p: string, handler: (res: Res) => void) => app.get(p, guarded(policy, handler));
+  // Monitoring: the web policy first (Host, Origin), then the monitoring credentials.
+  const get = (p: string, handler: (res: Res) => void) => app.get(p, guarded(policy, monitored(o.monitoring, broker.counters, handler)));
+  const route = (p: string, body: () => unknown, serve = get) =>
+    serve(p, (res) => {
       try {
         json(res, body());
       } catch (err) {
         send(res, '500 Internal Server Error', 'text/plain', String((err as Error).message));
       }
     });
-  route('/healthz', () => healthz(broker));
+  route('/healthz', () => healthz(broker), open);
   route('/varz', () => varz(broker));
   route('/connz', () => connz(broker));
   route('/subsz', () => subsz(broker));
   route('/latency', () => latencyz(broker));
   get('/metrics', (res) => send(res, '200 OK', 'text/plain; version=0.0.4; charset=utf-8', prometheus(broker)));
-  get('/', (res) => send(res, '200 OK', 'text/html; charset=utf-8', DASHBOARD_HTML));
-  get('/hopbus.js', (res) => {
+  open('/', (res) => send(res, '200 OK', 'text/html; charset=utf-8', DASHBOARD_HTML));
+  open('/hopbus.js', (res) => {
     let js: Buffer;
     try {
       js = fs.readFileSync(BUNDLE);
@@ -118,7 +175,7 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
     }
     send(res, '200 OK', 'text/javascript; charset=utf-8', js);
   });
-  get('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
+  open('/favicon.ico', (res) => void res.cork(() => void res.writeStatus('204 No Content').end()));
   app.any(
     '/*',
     guarded(policy, (res) =>
@@ -140,7 +197,7 @@ export function listenHttp(broker: HttpHost, host: string, port: number): Promis
       broker.httpPort = actual;
       let closed = false;
       resolve({
-        url: `ws://${formatHost(host)}:${actual}/bus`,
+        url: `${secure ? 'wss' : 'ws'}://${formatHost(host)}:${actual}/bus`,
         transport: 'ws',
         close: async () => {
           if (closed) return;

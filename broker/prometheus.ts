@@ -59,6 +59,8 @@ export function prometheus(b: Observed): string {
   o.one('messages_conflated_total', 'counter', 'Messages replaced by a newer one on the same subject.', c.conflated);
   o.one('messages_rate_refused_total', 'counter', 'Messages refused by a rate limit.', c.rateRefused);
   o.one('auth_failures_total', 'counter', 'Connections refused by authentication.', c.authFailures);
+  o.one('tls_failures_total', 'counter', 'Connections whose TLS handshake failed, or plain text on a TLS-only port.', c.tlsFailures);
+  o.one('monitor_auth_failures_total', 'counter', 'Monitoring requests refused for missing or wrong credentials.', c.monitorAuthFailures);
   o.one('permission_violations_total', 'counter', 'Publishes and subscriptions refused by permissions.', c.permissionViolations);
   const d = b.direct.stats();
   o.one('direct_messages_total', 'counter', "Messages shm clients wrote into each other's direct channels (not in messages_in/out).", d.msgs);

@@ -634,7 +634,11 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
 
   /** Dials one server and runs the handshake; on success the link is live. */
   private async attach(ep: Endpoint): Promise<void> {
-    const link = await dial(ep, { maxFrame: INITIAL_MAX_FRAME, timeoutMs: this.options.timeoutMs, transportOptions: { wait: this.options.wait } });
+    const link = await dial(ep, {
+      maxFrame: INITIAL_MAX_FRAME,
+      timeoutMs: this.options.timeoutMs,
+      transportOptions: { wait: this.options.wait, tls: this.options.tls },
+    });
     if (this.state === State.CLOSED) {
       link.destroy();
       throw new ConnectionError('connection closed');

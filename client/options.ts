@@ -1,5 +1,6 @@
 import { OptionsError } from './errors.js';
 import { isWaitStrategy, type WaitKind, type WaitStrategy } from '../transports/shm/wait.js';
+import { CLIENT_TLS_KEYS, type ClientTlsOptions } from '../transports/tls-options.js';
 
 export interface ConnectOptions {
   /** Client name, shown in the broker's logs and monitoring. */
@@ -10,6 +11,13 @@ export interface ConnectOptions {
   pass?: string;
   /** Token to authenticate with, where the broker is configured with `tokens`. */
   token?: string;
+  /**
+   * TLS settings for tls:// and wss:// addresses (docs/SECURITY.md): `ca` (PEM) that signed
+   * the broker's certificate, `cert` and `key` (PEM) for a broker that verifies clients,
+   * `rejectUnauthorized` (default true), `servername`. A tcp:// address with `tls` set is
+   * refused rather than dialed in plain text.
+   */
+  tls?: ClientTlsOptions | null;
   /** Reconnect after a lost connection (default true). */
   reconnect?: boolean;
   /**
@@ -79,6 +87,7 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   user: '',
   pass: '',
   token: '',
+  tls: null,
   reconnect: true,
   waitOnFirstConnect: false,
   maxReconnectAttempts: -1,
@@ -107,6 +116,19 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
     if (k === 'publishRate') {
       if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v)))
         throw new OptionsError('connect option "publishRate" must be an object');
+      out[k] = v ?? null;
+      continue;
+    }
+    if (k === 'tls') {
+      if (v !== undefined && v !== null) {
+        if (typeof v !== 'object' || Array.isArray(v))
+          throw new OptionsError('connect option "tls" must be an object { ca, cert, key, rejectUnauthorized, servername }');
+        for (const key of Object.keys(v as object))
+          if (!(CLIENT_TLS_KEYS as readonly string[]).includes(key))
+            throw new OptionsError(`connect option "tls" has an unknown key "${key}"; known: ${CLIENT_TLS_KEYS.join(', ')}`);
+        const t = v as ClientTlsOptions;
+        if ((t.cert === undefined) !== (t.key === undefined)) throw new OptionsError('connect option "tls" needs both "cert" and "key", or neither');
+      }
       out[k] = v ?? null;
       continue;
     }

@@ -21,6 +21,10 @@ const browserOnly = {
     build.onResolve({ filter: /^\.\/stream\.js$/ }, (args) =>
       args.importer.endsWith(path.join('transports', 'dial.js')) ? { path: path.join(shims, 'no-stream.js') } : undefined,
     );
+    // ... and the TLS dialer from tls.js.
+    build.onResolve({ filter: /^\.\/tls\.js$/ }, (args) =>
+      args.importer.endsWith(path.join('transports', 'dial.js')) ? { path: path.join(shims, 'no-tls.js') } : undefined,
+    );
     build.onResolve({ filter: /^node:crypto$|^crypto$/ }, () => ({ path: path.join(shims, 'crypto.js') }));
     // The shm wait strategies (named in connect options) ask whether they run on the main thread.
     build.onResolve({ filter: /^node:worker_threads$/ }, () => ({ path: path.join(shims, 'worker-threads.js') }));

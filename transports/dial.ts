@@ -1,5 +1,7 @@
 import type { Link, TransportName } from './link.js';
 import { dialStream } from './stream.js';
+import { dialTls } from './tls.js';
+import type { ClientTlsOptions } from './tls-options.js';
 import { UrlError, parseUrl, type Endpoint } from './url.js';
 
 /**
@@ -27,7 +29,13 @@ export function registerDialer(transport: TransportName, dialer: Dialer): void {
   dialers.set(transport, dialer);
 }
 
-registerDialer('tcp', (ep, o) => dialStream(ep, o.maxFrame, o.timeoutMs));
+registerDialer('tcp', (ep, o) =>
+  // A client given TLS settings means TLS: a tcp:// address would silently send in plain text.
+  o.transportOptions?.tls
+    ? Promise.reject(new UrlError(`${ep.url} is plain TCP, but TLS options were given: dial tls://${ep.url.slice('tcp://'.length)}`))
+    : dialStream(ep, o.maxFrame, o.timeoutMs),
+);
+registerDialer('tls', (ep, o) => dialTls(ep, o.maxFrame, o.timeoutMs, (o.transportOptions?.tls ?? undefined) as ClientTlsOptions | undefined));
 registerDialer('unix', (ep, o) => dialStream(ep, o.maxFrame, o.timeoutMs));
 
 /** Normalises a server address; throws UrlError for what cannot be dialed. */

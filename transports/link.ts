@@ -12,7 +12,18 @@
 
 import type { ProtocolError } from './protocol/index.js';
 
-export type TransportName = 'tcp' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
+export type TransportName = 'tcp' | 'tls' | 'unix' | 'shm' | 'inproc' | 'ws' | 'udp';
+
+/**
+ * The client certificate a TLS peer presented and the listener verified against its CA
+ * (transports/tls.ts): what the broker maps to a user (broker/auth/).
+ */
+export interface PeerCertificate {
+  /** Subject attributes, e.g. { CN: 'alice', O: 'Desk' }. */
+  readonly subject: Readonly<Record<string, string>>;
+  /** subjectAltName entries as openssl prints them: "email:alice@desk.example", "DNS:alice.desk", "IP Address:10.0.0.1", "URI:...". */
+  readonly altNames: readonly string[];
+}
 
 export interface LinkHandler {
   /** One whole frame; buf[off, off+len) is the handler's to keep (see FrameReader). */
@@ -55,6 +66,8 @@ export interface Link {
   readonly bufferBytes?: number;
   /** Memory the link holds for reading now: a partial frame's buffer, chunks held while paused. */
   readonly inboundBytes?: number;
+  /** A TLS link's verified client certificate; null or absent when none was presented or verified. */
+  readonly certificate?: PeerCertificate | null;
 
   /** Starts delivery of inbound frames to `handler` (frames are not read before). */
   start(handler: LinkHandler): void;

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import type { Clock } from '../runtime/clock.js';
 import { batching, deferFlush, runBatched } from './batch.js';
 import { BufferedLink, KEEP_BUFFER_MAX, WRITE_BUFFER } from './buffered.js';
-import type { AcceptFn, Listener, TransportName } from './link.js';
+import type { AcceptFn, Listener, PeerCertificate, TransportName } from './link.js';
 import type { Endpoint } from './url.js';
 import { ConnectionError, ListenError } from '../runtime/errors.js';
 
@@ -19,14 +19,17 @@ import { ConnectionError, ListenError } from '../runtime/errors.js';
  * window closes. Steady state allocates nothing: the buffers swap roles.
  */
 export class StreamLink extends BufferedLink {
-  readonly transport: TransportName;
+  /** 'tls' once the link runs over a TLS socket (transports/tls.ts). */
+  transport: TransportName;
+  /** The peer's verified client certificate, on TLS links that asked for one (transports/tls.ts). */
+  certificate: PeerCertificate | null = null;
   private spare: Buffer | null = Buffer.allocUnsafe(WRITE_BUFFER);
   /** The buffer the socket is writing now, and how many of its bytes. */
   private sending: Buffer | null = null;
   private sendingLen = 0;
 
   constructor(
-    private readonly socket: net.Socket,
+    private socket: net.Socket,
     transport: TransportName,
     remote: string,
     maxFrame: number,
@@ -35,16 +38,42 @@ export class StreamLink extends BufferedLink {
     super(remote, maxFrame, clock);
     this.transport = transport;
     this.fill = Buffer.allocUnsafe(WRITE_BUFFER);
-    if (transport === 'tcp') socket.setNoDelay(true);
-    socket.on('error', (err) => {
-      this.closeErr ??= err;
-    });
-    // Runs once: the socket is gone.
-    socket.on('close', () => {
-      this.sending = null;
-      this.sendingLen = 0;
-      this.finish();
-    });
+    this.watch(socket);
+  }
+
+  private watch(socket: net.Socket): void {
+    if (this.transport !== 'unix') socket.setNoDelay(true);
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
+  }
+
+  private readonly onSocketError = (err: Error): void => {
+    this.closeErr ??= err;
+  };
+
+  // Runs once: the socket is gone.
+  private readonly onSocketClose = (): void => {
+    this.sending = null;
+    this.sendingLen = 0;
+    this.finish();
+  };
+
+  /**
+   * Moves the link onto `next`, a socket over the same connection: the TLS socket a
+   * protocol that upgrades in place (the NATS listener, after INFO) wraps the plain one
+   * in. Nothing may be in flight on the old socket's reading side; its writes already
+   * queued leave before anything written on `next`.
+   */
+  protected moveTo(next: net.Socket, transport: TransportName): void {
+    const old = this.socket;
+    old.off('error', this.onSocketError);
+    old.off('close', this.onSocketClose);
+    old.off('data', this.onData);
+    this.socket = next;
+    this.transport = transport;
+    this.watch(next);
+    if (this.handler !== null) next.on('data', this.onData);
+    if (this.sending === null && this.used > 0) this.flush();
   }
 
   get pendingBytes(): number {

@@ -28,8 +28,10 @@ export class UrlError extends HopbusError {
 }
 
 /**
- * Parses `tcp://host:port`, `host:port`, `unix:///abs/path`, `ws://host:port/path`,
- * `udp://group:port`. A missing scheme means tcp; a missing tcp port means 7400.
+ * Parses `tcp://host:port`, `tls://host:port`, `host:port`, `unix:///abs/path`,
+ * `ws://host:port/path`, `wss://host:port/path`, `udp://group:port`. A missing scheme
+ * means tcp; a missing tcp or tls port means 7400. wss:// is the ws transport over TLS
+ * (its `url` keeps the scheme, which the WebSocket dialers follow).
  */
 export function parseUrl(input: string): Endpoint {
   if (typeof input !== 'string' || input.length === 0) throw new UrlError(`server address must be a non-empty string, got ${JSON.stringify(input)}`);
@@ -45,11 +47,12 @@ export function parseUrl(input: string): Endpoint {
   const scheme = u.protocol.slice(0, -1);
   const creds = u.username !== '' ? { user: decodeURIComponent(u.username), pass: decodeURIComponent(u.password) } : {};
   switch (scheme) {
-    case 'tcp': {
+    case 'tcp':
+    case 'tls': {
       const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
       if (!host) throw new UrlError(`address "${input}" has no host`);
       const port = u.port === '' ? DEFAULT_PORT : Number(u.port);
-      return { transport: 'tcp', url: `tcp://${u.host || host}${u.port === '' ? ':' + port : ''}`, host, port, params, ...creds };
+      return { transport: scheme, url: `${scheme}://${u.host || host}${u.port === '' ? ':' + port : ''}`, host, port, params, ...creds };
     }
     case 'unix': {
       const path = decodeURIComponent(u.pathname);
@@ -59,12 +62,13 @@ export function parseUrl(input: string): Endpoint {
       return { transport: 'unix', url: `unix://${path}`, path, params };
     }
     case 'ws':
+    case 'wss':
     case 'udp': {
       const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
       if (!host || u.port === '') throw new UrlError(`address "${input}" needs a host and a port`);
       // The user part stays out of `url`, which logs and errors show.
       return {
-        transport: scheme,
+        transport: scheme === 'wss' ? 'ws' : scheme,
         url: u.username !== '' ? input.replace(/\/\/[^@/]*@/, '//') : input,
         host,
         port: Number(u.port),
@@ -74,6 +78,6 @@ export function parseUrl(input: string): Endpoint {
       };
     }
     default:
-      throw new UrlError(`unsupported transport "${scheme}" in "${input}": use tcp://, unix://, ws:// or udp://`);
+      throw new UrlError(`unsupported transport "${scheme}" in "${input}": use tcp://, tls://, unix://, ws://, wss:// or udp://`);
   }
 }

@@ -82,6 +82,23 @@ its environment variable [in brackets], else the --config file, else the default
       env: 'HOPBUS_LEAF',
       help: "be a leafnode of the NATS cluster at URL, a hub's leafnode port (nats://[user:pass@]host:7422); URLs joined by commas are one remote (docs/LEAFNODE.md)",
     },
+    {
+      name: 'tls-cert',
+      kind: 'string',
+      arg: 'FILE',
+      env: 'HOPBUS_TLS_CERT',
+      help: 'serve TLS with this certificate (PEM) on the TCP port (tls://), the NATS port and the HTTP port (docs/SECURITY.md)',
+    },
+    { name: 'tls-key', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_KEY', help: 'private key (PEM) of --tls-cert' },
+    { name: 'tls-ca', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CA', help: "CA certificate (PEM) that signs clients' certificates (with --tls-verify)" },
+    { name: 'tls-verify', kind: 'boolean', env: 'HOPBUS_TLS_VERIFY', help: 'require a client certificate signed by --tls-ca on the TCP and NATS ports' },
+    {
+      name: 'monitor-token',
+      kind: 'string',
+      arg: 'TOKEN',
+      env: 'HOPBUS_MONITOR_TOKEN',
+      help: 'the monitoring endpoints (all but /healthz) ask for this token: Bearer, or ?token= (docs/SECURITY.md)',
+    },
   ],
   positionals: [0, 0],
 };
@@ -155,6 +172,20 @@ export async function runBroker(args: string[]): Promise<void> {
     const remotes = leaf.map((v) => ({ urls: v.split(',').filter((u) => u !== '') }));
     opts.leafnodes = { ...(fileOpts.leafnodes ?? {}), remotes: [...(fileOpts.leafnodes?.remotes ?? []), ...remotes] };
   }
+  const tlsCert = str(values, 'tls-cert');
+  const tlsKey = str(values, 'tls-key');
+  const tlsCa = str(values, 'tls-ca');
+  const tlsVerify = values['tls-verify'] === true;
+  if (tlsCert !== undefined || tlsKey !== undefined || tlsCa !== undefined || tlsVerify) {
+    const base = fileOpts.tls ?? undefined;
+    const cert = tlsCert ?? base?.cert;
+    const key = tlsKey ?? base?.key;
+    if (cert === undefined || key === undefined)
+      throw new UsageError('TLS needs both --tls-cert FILE and --tls-key FILE (or tls.cert and tls.key in --config)');
+    opts.tls = { ...(base ?? {}), cert, key, ...(tlsCa !== undefined ? { ca: tlsCa } : {}), ...(tlsVerify ? { verify: true } : {}) };
+  }
+  const monitorToken = str(values, 'monitor-token');
+  if (monitorToken !== undefined) opts.monitoring = { ...(fileOpts.monitoring ?? {}), token: monitorToken };
   const format = str(values, 'log-format')!;
   if (format !== 'json' && format !== 'pretty') throw new UsageError(`--log-format must be json or pretty, got "${format}"`);
   // --no-nats and --nats-port contradict each other when both are given the same way; a flag wins over a variable.
@@ -213,7 +244,8 @@ export async function runBroker(args: string[]): Promise<void> {
   const cached = b.broker.cache.stores;
   if (cached.length > 0) lines.push(`caching: ${cached.map((c) => `${c.pattern} (${c.maxSubjects} subjects, ${c.maxBytes} bytes)`).join(' ')}`);
   if (b.broker.httpPort !== null) {
-    lines.push(`monitoring: http://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
+    const scheme = b.broker.options.tls?.http ? 'https' : 'http';
+    lines.push(`monitoring: ${scheme}://${h.includes(':') ? `[${h}]` : h}:${b.broker.httpPort}/  (dashboard; /varz /connz /subsz /latency /metrics)`);
   }
   process.stderr.write(lines.join('\n') + '\n');
 }

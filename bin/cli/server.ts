@@ -8,6 +8,8 @@
  * as `nats context` keeps its own: `hopbus context add NAME --server URL`, `select`,
  * `ls`, `rm`. Credentials come from --user/--password/--token or HOPBUS_USER,
  * HOPBUS_PASSWORD, HOPBUS_TOKEN (or the URL's user part); contexts do not store them.
+ * TLS: a tls:// or wss:// server, with --tls-ca FILE for a broker whose certificate the
+ * system does not trust, and --tls-cert/--tls-key FILE for one that verifies clients.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +26,25 @@ export const SERVER_FLAGS: Flag[] = [
   { name: 'user', kind: 'string', arg: 'USER', env: 'HOPBUS_USER', help: 'user to authenticate as (or tcp://USER:PASS@host)' },
   { name: 'password', kind: 'string', arg: 'PASS', env: 'HOPBUS_PASSWORD', help: "the user's password (prefer the variable: a flag shows in ps)" },
   { name: 'token', kind: 'string', arg: 'TOKEN', env: 'HOPBUS_TOKEN', help: 'token to authenticate with' },
+  { name: 'tls-ca', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CA', help: "CA certificate (PEM) that signed the broker's, for tls:// and wss://" },
+  { name: 'tls-cert', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CERT', help: 'client certificate (PEM), for a broker that verifies clients' },
+  { name: 'tls-key', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_KEY', help: 'private key (PEM) of --tls-cert' },
+  {
+    name: 'creds',
+    kind: 'string',
+    arg: 'FILE',
+    env: 'HOPBUS_CREDS',
+    help: 'NATS credentials or nkey seed file: NATS clients only; hopbus connections take --user/--password or --token',
+  },
 ];
+
+function readPem(flag: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
 
 /** The credentials of this command's flags and variables (set by resolveServer). */
 let credentials: ConnectOptions = {};
@@ -92,7 +112,28 @@ export function resolveServer(values: Values, env: NodeJS.ProcessEnv = process.e
   const pass = str(values, 'password');
   const token = str(values, 'token');
   if (pass !== undefined && user === undefined) throw new UsageError('--password needs --user (or HOPBUS_USER)');
-  credentials = { ...(user !== undefined ? { user } : {}), ...(pass !== undefined ? { pass } : {}), ...(token !== undefined ? { token } : {}) };
+  if (str(values, 'creds') !== undefined)
+    throw new UsageError(
+      '--creds: the hopbus protocol has no nkey authentication (a NATS credentials or seed file is for NATS clients on the NATS port); authenticate with --user/--password or --token, or a TLS client certificate (--tls-cert, --tls-key)',
+    );
+  const ca = str(values, 'tls-ca');
+  const cert = str(values, 'tls-cert');
+  const key = str(values, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together: the certificate and its private key');
+  const tlsGiven = ca !== undefined || cert !== undefined;
+  if (tlsGiven && !/^(tls|wss):\/\//.test(server)) throw new UsageError(`--tls-ca, --tls-cert and --tls-key are for tls:// and wss:// servers, not ${server}`);
+  const tls = tlsGiven
+    ? {
+        ...(ca !== undefined ? { ca: readPem('tls-ca', ca) } : {}),
+        ...(cert !== undefined ? { cert: readPem('tls-cert', cert), key: readPem('tls-key', key!) } : {}),
+      }
+    : undefined;
+  credentials = {
+    ...(user !== undefined ? { user } : {}),
+    ...(pass !== undefined ? { pass } : {}),
+    ...(token !== undefined ? { token } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+  };
   return server;
 }
 

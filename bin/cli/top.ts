@@ -6,11 +6,13 @@ export const TOP: CommandSpec = {
   usage: 'top [options]',
   about: `Shows a broker's message rates, microburst peaks, latency per hop and busiest
 connections, redrawn every interval, from its HTTP port (/varz, /connz, /latency).
-Drawn for 80 columns and the terminal's height. Press q or Ctrl-C to quit.`,
+Drawn for 80 columns and the terminal's height. Press q or Ctrl-C to quit.
+For an https:// port whose CA the system does not trust: NODE_EXTRA_CA_CERTS=ca.pem.`,
   flags: [
     { name: 'url', short: 'u', kind: 'string', arg: 'URL', env: 'HOPBUS_HTTP_URL', default: 'http://127.0.0.1:8222', help: "the broker's HTTP address" },
     { name: 'interval', short: 'i', kind: 'string', arg: 'MS', default: '1000', help: 'refresh interval in ms' },
     { name: 'once', kind: 'boolean', help: 'print one frame (no screen control) and exit' },
+    { name: 'token', kind: 'string', arg: 'TOKEN', env: 'HOPBUS_MONITOR_TOKEN', help: "the broker's monitoring token (option monitoring)" },
   ],
   positionals: [0, 0],
 };
@@ -24,8 +26,10 @@ export async function runTopCommand(args: string[]): Promise<void> {
   try {
     u = new URL(base);
   } catch {
-    throw new UsageError(`--url must be an http:// URL of a broker's HTTP port, got "${base}"`);
+    throw new UsageError(`--url must be an http:// URL (or https://) of a broker's HTTP port, got "${base}"`);
   }
-  if (u.protocol !== 'http:') throw new UsageError(`--url must be an http:// URL of a broker's HTTP port, got "${base}"`);
-  await runTop({ url: u.origin, intervalMs, once: p.values.once === true });
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(`--url must be an http:// URL (or https://) of a broker's HTTP port, got "${base}"`);
+  const token = str(p.values, 'token');
+  await runTop({ url: u.origin, intervalMs, once: p.values.once === true, ...(token !== undefined ? { token } : {}) });
 }

@@ -5,6 +5,7 @@
  * when it has anything to check, its Access.
  */
 import type { Logger } from 'pino';
+import type { PeerCertificate } from '../../transports/link.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { BrokerCounters } from '../counters.js';
 import type { ResolvedOptions } from '../config.js';
@@ -28,13 +29,13 @@ export interface Admitted {
 export function admit(
   host: AdmitHost,
   creds: Credentials,
-  link: { readonly remote: string; readonly transport: string },
+  link: { readonly remote: string; readonly transport: string; readonly certificate?: PeerCertificate | null },
   cid: number,
   nonce: string | null,
   protocol: 'hopbus' | 'nats',
 ): Admitted | string {
   const clock = host.clock;
-  const got = host.options.auth.authenticate(creds, link.remote, link.transport, nonce, clock.now());
+  const got = host.options.auth.authenticate(creds, link.remote, link.transport, nonce, clock.now(), link.certificate ?? null);
   if ('failure' in got) {
     host.counters.authFailures++;
     host.log.warn({ cid, remote: link.remote, transport: link.transport, protocol, user: got.claimed, reason: got.failure }, 'authentication failed');

@@ -7,6 +7,12 @@
  *  - `users: [{ nkey }]`: an Ed25519 user nkey that must sign the connection's nonce
  *    (nkey.ts; the NATS listener sends the nonce in INFO);
  *  - `tokens: ["secret" | { token, name }]`: a bearer token, plain or hashed;
+ *  - `users: [{ user, certificate: { subject, san } }]`: a TLS client certificate (the
+ *    broker option `tls.verify`) whose subject has every attribute of `subject`
+ *    ("CN=alice,O=Desk"; attributes not named are not looked at) and, with `san`, carries
+ *    that subjectAltName entry ("email:alice@desk.example", "DNS:alice.desk"). Asked only
+ *    of a connection that presents no other credentials; one with a verified certificate
+ *    that no user claims is refused. First match in `users` order wins;
  *  - `anonymous`: what a connection that presents nothing may do. Absent, with nothing
  *    else configured, the broker is open (every connection has every right, as before
  *    any of this existed); absent or false with any user or token configured, such a
@@ -16,6 +22,7 @@
  * allowed: a wrong password is a failure, never a fall-back to anonymous.
  */
 import type { KeyObject } from 'node:crypto';
+import type { PeerCertificate } from '../../transports/link.js';
 import { AuthBackoff, addressOf } from './backoff.js';
 import { parseUserNkey, verifyNonce } from './nkey.js';
 import { Secret } from './password.js';
@@ -30,10 +37,18 @@ export interface UserLimits {
   maxPayload?: number;
 }
 
+/** Which TLS client certificates are this user's: every attribute of `subject` ("CN=alice,O=Desk") and, if given, the subjectAltName entry `san`. */
+export interface CertificateMatch {
+  subject?: string;
+  san?: string;
+}
+
 export interface UserConfig {
   user?: string;
   password?: string;
   nkey?: string;
+  /** A TLS client certificate that identifies this user (no password needed then). */
+  certificate?: CertificateMatch;
   permissions?: PermissionsConfig;
   limits?: UserLimits;
 }
@@ -70,7 +85,7 @@ export class Identity {
   constructor(
     /** The user name, the token's name, the nkey, or "anonymous". */
     readonly name: string,
-    readonly kind: 'user' | 'token' | 'nkey' | 'anonymous',
+    readonly kind: 'user' | 'token' | 'nkey' | 'certificate' | 'anonymous',
     /** Null: every right (an open broker, or `anonymous: true`). */
     readonly permissions: Permissions | null,
     readonly limits: Readonly<UserLimits>,
@@ -97,6 +112,8 @@ export class Authenticator {
   private readonly users = new Map<string, Entry<Secret>>();
   private readonly nkeys = new Map<string, Entry<KeyObject>>();
   private readonly tokens: Array<Entry<Secret>> = [];
+  /** Users identified by their TLS client certificate, in config order. */
+  private readonly certUsers: Array<Entry<{ subject: Array<[string, string]>; san: string | null }>> = [];
   /** The identity of connections that present nothing, or null when they are refused. */
   readonly anonymous: Identity | null;
   /** Any credential is configured, or anonymous connections are refused. */
@@ -114,6 +131,16 @@ export class Authenticator {
         this.nkeys.set(u.nkey, { key: parseUserNkey(u.nkey)!, identity: new Identity(u.nkey, 'nkey', perms, u.limits ?? {}) });
         continue;
       }
+      if (u.certificate !== undefined) {
+        const identity = new Identity(u.user!, 'certificate', perms, u.limits ?? {});
+        this.certUsers.push({ key: { subject: parseSubject(u.certificate.subject ?? ''), san: u.certificate.san ?? null }, identity });
+        if (u.password === undefined) continue;
+        // A password too: the same user, by either.
+        const secret = new Secret(u.password);
+        if (!secret.hashed) this.plainSecrets.push(`user "${u.user}"`);
+        this.users.set(u.user!, { key: secret, identity });
+        continue;
+      }
       const secret = new Secret(u.password!);
       if (!secret.hashed) this.plainSecrets.push(`user "${u.user}"`);
       this.users.set(u.user!, { key: secret, identity: new Identity(u.user!, 'user', perms, u.limits ?? {}) });
@@ -125,7 +152,7 @@ export class Authenticator {
       if (!secret.hashed) this.plainSecrets.push(name);
       this.tokens.push({ key: secret, identity: new Identity(name, 'token', new Permissions(c.permissions ?? {}), c.limits ?? {}) });
     });
-    const any = this.users.size + this.nkeys.size + this.tokens.length > 0;
+    const any = this.users.size + this.nkeys.size + this.tokens.length + this.certUsers.length > 0;
     const a = cfg.anonymous;
     if (a === false || a === null || (a === undefined && any)) this.anonymous = null;
     else if (a === undefined || a === true) this.anonymous = new Identity('anonymous', 'anonymous', null, {});
@@ -141,14 +168,22 @@ export class Authenticator {
 
   /**
    * The identity `c` proves, or why not. `remote` and `transport` key the back-off;
-   * `nonce` is what an nkey must have signed (null where none was sent); `now` is the clock's.
+   * `nonce` is what an nkey must have signed (null where none was sent); `now` is the clock's;
+   * `certificate`, the connection's verified TLS client certificate, if any.
    */
-  authenticate(c: Credentials, remote: string, transport: string, nonce: string | null, now: number): Identity | AuthFailure {
-    const claimed = c.user ?? (c.nkey !== undefined ? c.nkey : c.token !== undefined ? 'token' : '');
+  authenticate(
+    c: Credentials,
+    remote: string,
+    transport: string,
+    nonce: string | null,
+    now: number,
+    certificate: PeerCertificate | null = null,
+  ): Identity | AuthFailure {
+    const claimed = c.user ?? (c.nkey !== undefined ? c.nkey : c.token !== undefined ? 'token' : certificate !== null ? describeCertificate(certificate) : '');
     const address = addressOf(remote, transport);
     const wait = this.backoff.wait(address, now);
     if (wait > 0) return { failure: `too many failed attempts from this address; try again in ${wait} ms`, claimed };
-    const got = this.check(c, nonce);
+    const got = this.check(c, nonce, certificate);
     if (typeof got === 'string') {
       this.backoff.failed(address, now);
       return { failure: got, claimed };
@@ -159,7 +194,7 @@ export class Authenticator {
     return got;
   }
 
-  private check(c: Credentials, nonce: string | null): Identity | string {
+  private check(c: Credentials, nonce: string | null, certificate: PeerCertificate | null): Identity | string {
     if (this.open) return this.anonymous ?? 'this broker takes no connections (anonymous: false, and no users or tokens)';
     if (c.nkey !== undefined) {
       const e = this.nkeys.get(c.nkey);
@@ -177,6 +212,10 @@ export class Authenticator {
       for (const t of this.tokens) if (t.key.verify(c.token)) return t.identity;
       return 'unknown token';
     }
+    if (certificate !== null && this.certUsers.length > 0) {
+      for (const e of this.certUsers) if (certificateMatches(certificate, e.key.subject, e.key.san)) return e.identity;
+      return `no user is configured for the client certificate ${describeCertificate(certificate)}`;
+    }
     return this.anonymous ?? 'authentication required: this broker takes no anonymous connections';
   }
 
@@ -184,9 +223,32 @@ export class Authenticator {
   toJSON() {
     return {
       users: [...this.users.keys()],
+      ...(this.certUsers.length > 0 ? { certificateUsers: this.certUsers.map((e) => e.identity.name) } : {}),
       nkeys: this.nkeys.size,
       tokens: this.tokens.length,
       anonymous: this.anonymous === null ? false : this.anonymous.permissions === null ? true : 'restricted',
     };
   }
+}
+
+/** "CN=alice,O=Desk" as [["CN", "alice"], ["O", "Desk"]] (auth/config.ts has checked the shape). */
+export function parseSubject(s: string): Array<[string, string]> {
+  if (s.trim() === '') return [];
+  return s.split(',').map((part) => {
+    const eq = part.indexOf('=');
+    return [part.slice(0, eq).trim(), part.slice(eq + 1).trim()];
+  });
+}
+
+function certificateMatches(c: PeerCertificate, subject: Array<[string, string]>, san: string | null): boolean {
+  for (const [k, v] of subject) if (c.subject[k] !== v) return false;
+  if (san !== null && !c.altNames.includes(san.replace(/^IP:/, 'IP Address:'))) return false;
+  return true;
+}
+
+/** The certificate's subject for logs and errors: "CN=alice,O=Desk". */
+function describeCertificate(c: PeerCertificate): string {
+  return Object.entries(c.subject)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }

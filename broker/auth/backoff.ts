@@ -62,7 +62,7 @@ export class AuthBackoff {
  * address alone and Unix links "unix:PATH", kept whole.
  */
 export function addressOf(remote: string, transport: string): string {
-  if (transport !== 'tcp') return remote;
+  if (transport !== 'tcp' && transport !== 'tls') return remote;
   const colon = remote.lastIndexOf(':');
   return colon > 0 ? remote.slice(0, colon) : remote;
 }

@@ -7,7 +7,8 @@ import { isValidPattern } from '../../topics/index.js';
 import { parseUserNkey } from './nkey.js';
 import { isHashed, parseHash } from './password.js';
 
-const USER_KEYS = new Set(['user', 'password', 'nkey', 'permissions', 'limits']);
+const USER_KEYS = new Set(['user', 'password', 'nkey', 'certificate', 'permissions', 'limits']);
+const CERT_KEYS = new Set(['subject', 'san']);
 const TOKEN_KEYS = new Set(['token', 'name', 'permissions', 'limits']);
 const ANON_KEYS = new Set(['permissions', 'limits']);
 const PERM_KEYS = new Set(['publish', 'subscribe', 'allow_responses']);
@@ -96,6 +97,23 @@ function rightsProblem(o: Record<string, unknown>, where: string): string | null
   return null;
 }
 
+/** A user's `certificate`: { subject: "CN=alice,O=Desk", san: "email:alice@desk.example" }, at least one of the two. */
+function certificateProblem(v: unknown, where: string): string | null {
+  if (!isObject(v)) return `${where} must be { subject, san }`;
+  const bad = unknownKey(v, CERT_KEYS, where);
+  if (bad) return bad;
+  if (v.subject === undefined && v.san === undefined) return `${where} needs "subject" (e.g. "CN=alice") or "san" (e.g. "email:alice@desk.example")`;
+  if (v.subject !== undefined) {
+    if (typeof v.subject !== 'string' || v.subject.trim() === '') return `${where}.subject must be a non-empty string such as "CN=alice,O=Desk"`;
+    for (const part of v.subject.split(','))
+      if (!/^\s*[A-Za-z][A-Za-z0-9.]*\s*=\s*\S/.test(part))
+        return `${where}.subject must be ATTRIBUTE=value pairs separated by commas, such as "CN=alice,O=Desk"; got ${JSON.stringify(v.subject)}`;
+  }
+  if (v.san !== undefined && (typeof v.san !== 'string' || !/^(DNS|email|URI|IP|IP Address):\S/.test(v.san)))
+    return `${where}.san must be a subjectAltName entry such as "email:alice@desk.example", "DNS:alice.desk", "URI:...", "IP:10.0.0.1"; got ${JSON.stringify(v.san)}`;
+  return null;
+}
+
 /** What is wrong with broker option `key` (users, tokens or anonymous), or null. */
 export function authOptionProblem(key: 'users' | 'tokens' | 'anonymous', value: unknown): string | null {
   if (key === 'anonymous') {
@@ -120,16 +138,22 @@ export function authOptionProblem(key: 'users' | 'tokens' | 'anonymous', value: 
       if (e.name !== undefined && (typeof e.name !== 'string' || e.name === '')) return `${where}.name must be a non-empty string`;
       continue;
     }
-    if (!isObject(e)) return `${where} must be { user, password, permissions, limits } or { nkey, permissions, limits }`;
+    if (!isObject(e)) return `${where} must be { user, password, permissions, limits }, { user, certificate, ... } or { nkey, permissions, limits }`;
     const bad = unknownKey(e, USER_KEYS, where);
     if (bad) return bad;
+    if (e.certificate !== undefined) {
+      const c = certificateProblem(e.certificate, `${where}.certificate`);
+      if (c) return c;
+      if (e.nkey !== undefined) return `${where} has an nkey: it takes no certificate`;
+    }
     if (e.nkey !== undefined) {
       if (e.user !== undefined || e.password !== undefined) return `${where} has an nkey: it takes no user or password`;
       if (typeof e.nkey !== 'string' || parseUserNkey(e.nkey) === null)
         return `${where}.nkey must be a user nkey (56 characters starting with U), got ${JSON.stringify(e.nkey)}`;
     } else {
       if (typeof e.user !== 'string' || e.user === '') return `${where}.user must be a non-empty string`;
-      const s = secretProblem(e.password, `${where}.password`);
+      // A certificate user needs no password (it may have one too).
+      const s = e.certificate !== undefined && e.password === undefined ? null : secretProblem(e.password, `${where}.password`);
       if (s) return s;
     }
     const id = (e.nkey ?? e.user) as string;

@@ -9,6 +9,7 @@
  *   access.ts         one connection's rights, asked by the router (PUB) and sessions (SUB)
  *   subjects.ts       pattern matching, covering and overlap, for the permission checks
  *   config.ts         validation of the `users`, `tokens` and `anonymous` options
+ *   monitoring.ts     who may read the HTTP monitoring endpoints (option `monitoring`)
  *
  * Part of the broker layer: imports topics/, transports/protocol and broker/counters.ts;
  * never sessions, the router or the broker, which call into it.
@@ -22,10 +23,12 @@ export {
   type Credentials,
   type TokenConfig,
   type UserConfig,
+  type CertificateMatch,
   type UserLimits,
   type AnonymousConfig,
 } from './authenticator.js';
 export { authOptionProblem } from './config.js';
+export { MonitorGuard, MONITOR_PERMISSIONS, monitoringOptionProblem, type MonitoringConfig } from './monitoring.js';
 export { newNonce, parseUserNkey, verifyNonce } from './nkey.js';
 export { SCRYPT_DEFAULTS, Secret, hashPassword, parseHash } from './password.js';
 export { Permissions, type PermissionsConfig, type SubjectRules } from './permissions.js';

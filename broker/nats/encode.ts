@@ -22,7 +22,7 @@ const CR = 13;
 const LF = 10;
 const SP = 32;
 
-/** The INFO fields hopbus implements and so may advertise (no jetstream, no cluster URLs, no TLS). */
+/** The INFO fields hopbus implements and so may advertise (no jetstream, no cluster URLs). */
 export interface NatsInfo {
   server_id: string;
   server_name: string;
@@ -41,6 +41,10 @@ export interface NatsInfo {
   nonce?: string;
   /** host:port of the other brokers' NATS listeners (config cluster.peers, nats:// ones): NATS clients add them to their server list. */
   connect_urls?: string[];
+  /** TLS (broker option `tls`): the client must start it after this INFO (required), may (available), and must present a certificate (verify). */
+  tls_required?: boolean;
+  tls_available?: boolean;
+  tls_verify?: boolean;
 }
 
 /** `INFO {json}\r\n`. The field order is nats-server's, which some clients' tests print. */

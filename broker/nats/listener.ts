@@ -7,13 +7,67 @@
  *
  * The handler's onFrame(buf, off, len) gets each chunk as it arrived: the NATS session
  * feeds it to its NatsParser, which resumes wherever a chunk ended.
+ *
+ * TLS (broker option `tls`) as nats-server does it: INFO goes out in plain text (saying
+ * tls_required, or tls_available where plain text is allowed too), then the client
+ * starts the handshake on the same socket and everything after is encrypted. The link
+ * reads nothing and holds what the session writes until the first bytes have said
+ * which it is (transports/tls.ts, TlsGate.sniff); a plain-text client on a TLS-only
+ * port gets nats-server's -ERR 'Secure Connection - TLS Required'.
  */
 import net from 'node:net';
 import { StreamLink } from '../../transports/stream.js';
-import type { AcceptFn, Listener } from '../../transports/link.js';
+import { TlsGate, peerCertificate, type TlsServerSettings } from '../../transports/tls.js';
+import type { AcceptFn, Listener, TransportName } from '../../transports/link.js';
 
 /** A StreamLink over a NATS client's socket: chunks, not frames, go to the handler. */
 export class NatsLink extends StreamLink {
+  /** Between INFO and the end of the TLS handshake (or the first plain bytes): read nothing, write nothing more. */
+  private upgrading = false;
+
+  constructor(
+    socket: net.Socket,
+    transport: TransportName,
+    remote: string,
+    // Unused: NatsLink never runs the frame reader.
+    maxFrame: number,
+    /** The listener's TLS gate: TLS follows INFO (startTls). Null: plain text. */
+    private readonly gate: TlsGate | null = null,
+  ) {
+    super(socket, transport, remote, maxFrame);
+  }
+
+  protected override started(): void {
+    // With TLS, reading starts once the gate has said whether the client speaks TLS.
+    if (this.gate === null) super.started();
+  }
+
+  override flush(): void {
+    if (!this.upgrading) super.flush();
+  }
+
+  /** After INFO: hands the socket to the TLS gate, and moves onto what it gives back. */
+  startTls(raw: net.Socket): void {
+    const gate = this.gate;
+    if (gate === null || this.closed || this.closing) return;
+    this.flush(); // INFO, if a batch window held it
+    this.upgrading = true;
+    gate.sniff(
+      raw,
+      (secure) => {
+        this.upgrading = false;
+        this.certificate = peerCertificate(secure);
+        this.moveTo(secure, 'tls');
+      },
+      (plain) => {
+        this.upgrading = false;
+        this.moveTo(plain, 'tcp');
+        plain.resume();
+      },
+      (err) => this.destroy(err),
+    );
+  }
+
   protected override readonly readChunk = (chunk: Buffer): void => {
     const h = this.handler;
     if (this.closed || this.failed || h === null) return;
@@ -25,12 +79,23 @@ export class NatsLink extends StreamLink {
   };
 }
 
-/** Listens for NATS clients on host:port (0 picks a free port); each connection is handed to `accept`. */
-export async function listenNats(host: string, port: number, accept: AcceptFn): Promise<Listener & { readonly port: number }> {
+/**
+ * Listens for NATS clients on host:port (0 picks a free port); each connection is handed
+ * to `accept`, which greets it (INFO) at once; with `tls`, the TLS handshake follows.
+ */
+export async function listenNats(
+  host: string,
+  port: number,
+  accept: AcceptFn,
+  tls: TlsServerSettings | null = null,
+): Promise<Listener & { readonly port: number }> {
   const server = net.createServer({ noDelay: true });
+  const gate = tls === null ? null : new TlsGate(tls);
   server.on('connection', (socket) => {
     // maxFrame is unused: NatsLink never runs the frame reader.
-    accept(new NatsLink(socket, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`, 0));
+    const link = new NatsLink(socket, 'tcp', `${socket.remoteAddress}:${socket.remotePort}`, 0, gate);
+    accept(link);
+    link.startTls(socket);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -298,6 +298,11 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
     if (auth.required) info.auth_required = true;
     const peers = o.cluster?.peers.filter((u) => u.startsWith('nats://')).map((u) => new URL(u).host) ?? [];
     if (peers.length > 0) info.connect_urls = peers;
+    if (o.tls) {
+      if (o.tls.required) info.tls_required = true;
+      else info.tls_available = true;
+      if (o.tls.verify) info.tls_verify = true;
+    }
     if (auth.wantsNonce) info.nonce = this.nonce = newNonce();
     const remote = this.link.remote;
     const colon = remote.lastIndexOf(':');

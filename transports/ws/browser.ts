@@ -1,4 +1,4 @@
-/** Makes ws:// addresses dialable in a browser, with its own WebSocket. */
+/** Makes ws:// and wss:// addresses dialable in a browser, with its own WebSocket (wss:// trusts what the browser trusts). */
 import { registerDialer } from '../dial.js';
 import { dialWebSocket, type WebSocketLike } from './client.js';
 
