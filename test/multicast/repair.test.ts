@@ -104,8 +104,8 @@ describeMulticast('multicast loss repair', () => {
   });
 
   it("datagrams out of the source's retransmission buffer are declared lost at once (UNAVAILABLE or heartbeat), not NAKed forever", async () => {
-    // A 16-datagram ring: seq 2 is overwritten long before the receiver's late NAK.
-    const a = await w.open(url, { retransmitBufferBytes: 16 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
+    // A 16-datagram ring without flow control: seq 2 is overwritten long before the receiver's late NAK.
+    const a = await w.open(url, { flowControl: 'none', retransmitBufferBytes: 16 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
     const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
     const losses: MulticastLossEvent[] = [];
     b.on('loss', (e) => losses.push(e));
@@ -116,6 +116,34 @@ describeMulticast('multicast loss repair', () => {
     await until(() => losses.length === 1 && n === 39, 'the loss, quickly');
     expect(losses[0]!.reason).toMatch(/retransmission buffer/);
     expect(losses[0]!.dropped).toBe(1);
+  });
+
+  it('with flow control the same late NAK is repaired: the window keeps the source from overwriting what a live receiver still needs', async () => {
+    // A 16-slot ring: a window of 10 datagrams and 4 that may wait for it.
+    const a = await w.open(url, { retransmitBufferBytes: 4 * 1400, maxHeldBytes: 4 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
+    const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
+    const losses: MulticastLossEvent[] = [];
+    b.on('loss', (e) => losses.push(e));
+    const got: number[] = [];
+    b.subscribe('ring.y', (m) => got.push(Number(m.string())));
+    await b.flush();
+    let waited = 0;
+    for (let i = 0; i < 40; i++) {
+      // Datagrams wait for the window while seq 2 is missing at b: flush() resolves once they left.
+      if (a.pendingBytes > 0) {
+        waited++;
+        await a.flush();
+      }
+      a.publish('ring.y', String(i));
+      await tick();
+    }
+    await a.flush();
+    expect(waited).toBeGreaterThan(0);
+    await until(() => got.length === 40, 'all 40, the gap repaired');
+    expect(got).toEqual([...Array(40).keys()]);
+    expect(losses).toEqual([]);
+    expect(a.stats.windowFull).toBeGreaterThan(0);
+    expect(a.stats.retransmits).toBeGreaterThanOrEqual(1);
   });
 
   it('the source limits repair bandwidth: a receiver that needs more than repairBytesPerSec gets loss events, not a storm', async () => {

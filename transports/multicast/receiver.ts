@@ -17,6 +17,12 @@
  *    on after it.
  *  - Duplicates (seq already delivered or held) are dropped and counted.
  *
+ * Flow control: a source that sets FLOW in its datagrams wants STATUS reports. The
+ * stream sends one (through its host) as soon as it hears such a source, then whenever
+ * it has delivered `statusEvery` datagrams since the last one (a check per datagram,
+ * not per message), and the endpoint sends one per stream every statusIntervalMs. A
+ * SLOW from the source (this receiver was dropped from its window) is told once per drop.
+ *
  * A stream starts at the first datagram or heartbeat it hears: a late joiner gets
  * what is sent from then on, not the history (a fragment tail heard first is skipped).
  *
@@ -24,7 +30,7 @@
  */
 import type { Clock, Timer } from '../../runtime/clock.js';
 import { FRAME_PREFIX, Op, checkFrame } from '../protocol/index.js';
-import { DType, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
+import { DType, F_FLOW, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
 import type { ChannelAddr } from './source.js';
 
 export interface ReceiverOptions {
@@ -47,6 +53,12 @@ export interface StreamHost {
   /** A gap was closed by repairs, `ms` after it was first seen. */
   repaired(stream: RecvStream, ms: number): void;
   sendNak(buf: Buffer, address: string, port: number): void;
+  /** Sends this stream's STATUS (its consumed position `next`) to the source; LEAVE when leaving. */
+  sendStatus(stream: RecvStream, leave: boolean): void;
+  /** Datagrams delivered between two progress reports. */
+  readonly statusEvery: number;
+  /** The source dropped this receiver from its window (a new drop, told once). */
+  slow(stream: RecvStream, position: number): void;
   readonly counters: ReceiveCounters;
 }
 
@@ -59,6 +71,9 @@ export interface ReceiveCounters {
   lostDatagrams: number;
   lostMessages: number;
   badDatagrams: number;
+  /** STATUS messages sent; times a source dropped this receiver as slow. */
+  statusSent: number;
+  slowDrops: number;
 }
 
 const MAX_NAK_RANGES = 32;
@@ -89,6 +104,13 @@ export class RecvStream {
   /** The source's announced maximum heartbeat interval. */
   announcedMs = 0;
   gone = false;
+  /** The source is flow-controlled (FLOW seen): it gets STATUS reports. */
+  flow = false;
+  /** Position last reported in a STATUS, and when. */
+  reported = 0;
+  reportedAt = 0;
+  /** Drops the source told of so far (SLOW carries the count). */
+  slowTold = 0;
 
   constructor(
     private readonly host: StreamHost,
@@ -113,6 +135,7 @@ export class RecvStream {
       this.highest = seq;
       this.expectMsg = d.readUInt32LE(12);
     }
+    if (!this.flow && (d[16]! & F_FLOW) !== 0) this.startFlow();
     const diff = seqDiff(seq, this.next);
     if (diff < 0) {
       this.host.counters.duplicates++;
@@ -153,8 +176,10 @@ export class RecvStream {
       this.next = seqAdd(last, 1);
       this.highest = last;
       this.expectMsg = nextMsg;
+      if ((d[16]! & F_FLOW) !== 0) this.startFlow();
       return;
     }
+    if (!this.flow && (d[16]! & F_FLOW) !== 0) this.startFlow();
     if (seqDiff(last, this.highest) >= 0) {
       this.highest = last;
       this.tailMsg = nextMsg;
@@ -171,6 +196,19 @@ export class RecvStream {
     if (!this.started) return;
     const end = seqAdd(first, count);
     if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseMissingBefore(end, "no longer in the source's retransmission buffer");
+  }
+
+  /** The first FLOW datagram: report at once, so the source paces to this receiver from now on. */
+  private startFlow(): void {
+    this.flow = true;
+    this.host.sendStatus(this, false);
+  }
+
+  /** SLOW from the source: this receiver was dropped from its window (`drops` times so far). */
+  onSlow(drops: number, position: number): void {
+    if (seqDiff(drops, this.slowTold) <= 0) return; // told already
+    this.slowTold = drops;
+    this.host.slow(this, position);
   }
 
   /** The source is gone (BYE or silence): whatever is missing will never come. */
@@ -199,6 +237,7 @@ export class RecvStream {
   }
 
   private afterProgress(): void {
+    if (this.flow && seqDiff(this.next, this.reported) >= this.host.statusEvery) this.host.sendStatus(this, false);
     if (seqDiff(this.highest, this.next) >= 0) {
       this.scheduleNak();
     } else {
@@ -322,6 +361,7 @@ export class RecvStream {
     this.host.lost(this, datagrams, messages, reason);
     if (this.gone) return;
     if (this.pending.size > 0) this.drain();
+    if (this.flow) this.host.sendStatus(this, false);
     if (seqDiff(this.highest, this.next) >= 0) {
       this.openGap();
       this.scheduleNak();
