@@ -365,8 +365,8 @@ function streamOf(statusEvery = 4) {
     sendStatus: (st, leave) => {
       reports.push({ next: st.next, leave });
       st.reported = st.next;
+      st.statusEvery = statusEvery;
     },
-    statusEvery,
     slow: (_st, pos) => slows.push(pos),
     counters,
   };

@@ -294,8 +294,6 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     statusSent: 0,
     slowDrops: 0,
   };
-  /** Datagrams delivered between two progress STATUS reports. */
-  statusEvery = 64;
   private readonly flowModes: FlowMode[];
   /** Repair budgets per NAKing receiver address ('address:port'), bounded. */
   private readonly repairBudgets = new Map<string, RepairBudget>();
@@ -358,8 +356,6 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (o.maxHeldBytes < o.datagramBytes)
       throw new MulticastConfigError(`maxHeldBytes (${o.maxHeldBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
     this.flowModes = resolveFlow(o.flowControl, channels, this.byKey);
-    // A quarter of the window this receiver advertises (in datagrams of its own size), at most 256.
-    this.statusEvery = Math.max(1, Math.min(256, Math.floor(o.recvBufferBytes / 3 / o.datagramBytes / 4)));
     this.ro = o;
     this.testDrop = o.testDrop;
     this.session = (randomBytes(4).readUInt32LE(0) || 1) >>> 0;
@@ -722,6 +718,9 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     b.writeUInt32LE(window >>> 0, HEADER + 8);
     st.reported = st.next;
     st.reportedAt = this.clock.now();
+    // The next progress report after a quarter of the window advertised (in datagrams of
+    // this endpoint's size), at most 256: the source never waits for the periodic one.
+    st.statusEvery = Math.max(1, Math.min(256, Math.floor(window / this.o.datagramBytes / 4)));
     this.counters.statusSent++;
     u.send(b, 0, STATUS_SIZE, st.port, st.address);
   }

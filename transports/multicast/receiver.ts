@@ -55,8 +55,6 @@ export interface StreamHost {
   sendNak(buf: Buffer, address: string, port: number): void;
   /** Sends this stream's STATUS (its consumed position `next`) to the source; LEAVE when leaving. */
   sendStatus(stream: RecvStream, leave: boolean): void;
-  /** Datagrams delivered between two progress reports. */
-  readonly statusEvery: number;
   /** The source dropped this receiver from its window (a new drop, told once). */
   slow(stream: RecvStream, position: number): void;
   readonly counters: ReceiveCounters;
@@ -106,9 +104,10 @@ export class RecvStream {
   gone = false;
   /** The source is flow-controlled (FLOW seen): it gets STATUS reports. */
   flow = false;
-  /** Position last reported in a STATUS, and when. */
+  /** Position last reported in a STATUS, and when; datagrams delivered before the next report (the host sets it). */
   reported = 0;
   reportedAt = 0;
+  statusEvery = 1;
   /** Drops the source told of so far (SLOW carries the count). */
   slowTold = 0;
 
@@ -237,7 +236,7 @@ export class RecvStream {
   }
 
   private afterProgress(): void {
-    if (this.flow && seqDiff(this.next, this.reported) >= this.host.statusEvery) this.host.sendStatus(this, false);
+    if (this.flow && seqDiff(this.next, this.reported) >= this.statusEvery) this.host.sendStatus(this, false);
     if (seqDiff(this.highest, this.next) >= 0) {
       this.scheduleNak();
     } else {
