@@ -269,10 +269,9 @@ class Joined {
   streams = new Map<number, RecvStream>();
   /** Bytes this receiver advertises for the channel (before sharing among its flow-controlled sources). */
   windowBytes = 256 * 1024;
-  constructor(
-    readonly socket: dgram.Socket,
-    readonly ready: Promise<void>,
-  ) {}
+  /** Set right after construction: the bind callback may run inside bind() (the lookup is synchronous) and needs `this`. */
+  ready: Promise<void> = Promise.resolve();
+  constructor(readonly socket: dgram.Socket) {}
 }
 
 /** dns.lookup answers even an IP literal on the next tick; every address here is a literal. */
@@ -554,6 +553,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (existing != null) return existing.ready;
     const addr = this.channels[ch]!;
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true, lookup: literalLookup as never });
+    const j = new Joined(sock);
     const ready = new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind({ port: addr.port, address: addr.group, exclusive: true }, () => {
@@ -579,7 +579,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
         resolve();
       });
     });
-    const j = new Joined(sock, ready);
+    j.ready = ready;
     sock.on('error', () => this.sendErrors++);
     sock.on('message', (msg, rinfo) => {
       // One batch window per datagram: whatever its messages make handlers write
