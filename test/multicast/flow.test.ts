@@ -342,6 +342,7 @@ describe('the per-receiver repair budget', () => {
 function streamOf(statusEvery = 4) {
   const clock = new FakeClock();
   const reports: { next: number; leave: boolean }[] = [];
+  const naks: Buffer[] = [];
   const slows: number[] = [];
   const counters: ReceiveCounters = {
     datagramsIn: 0,
@@ -361,7 +362,7 @@ function streamOf(statusEvery = 4) {
     deliverFrame: () => {},
     lost: () => {},
     repaired: () => {},
-    sendNak: () => {},
+    sendNak: (b) => naks.push(Buffer.from(b)),
     sendStatus: (st, leave) => {
       reports.push({ next: st.next, leave });
       st.reported = st.next;
@@ -384,7 +385,7 @@ function streamOf(statusEvery = 4) {
     d[16] = flags;
     return d;
   };
-  return { st, reports, slows, dg };
+  return { st, reports, slows, dg, naks, clock };
 }
 
 describe('RecvStream: what a receiver reports to a flow-controlled source', () => {
@@ -408,6 +409,19 @@ describe('RecvStream: what a receiver reports to a flow-controlled source', () =
     expect(reports.map((r) => r.next)).toEqual([1, 3]);
     st.onData(dg(3)); // repaired: everything up to 9 is consumed
     expect(reports.at(-1)!.next).toBe(10);
+  });
+
+  it('NAKs are coalesced: every missing range of a round in one datagram, the first in the header', () => {
+    const { st, dg, naks, clock } = streamOf();
+    for (const s of [1, 3, 5, 6, 9]) st.onData(dg(s)); // 2, 4, 7-8 missing
+    clock.advance(3); // past the NAK back-off
+    expect(naks.length).toBe(1);
+    const n = naks[0]!;
+    expect(n[3]).toBe(DType.NAK);
+    expect([n.readUInt32LE(8), n.readUInt32LE(12)]).toEqual([2, 1]);
+    expect(n.readUInt16LE(HEADER + 6)).toBe(2); // more ranges
+    expect([n.readUInt32LE(28), n.readUInt32LE(32), n.readUInt32LE(36), n.readUInt32LE(40)]).toEqual([4, 1, 7, 2]);
+    expect(n.length).toBe(28 + 16);
   });
 
   it('SLOW is told once per drop, whatever the number of copies the source sends', () => {

@@ -193,6 +193,35 @@ describeMulticast('multicast loss repair', () => {
     }
   });
 
+  it('a coalesced NAK (more ranges after the body) is answered range by range, and counted as one NAK', async () => {
+    const a = await w.open(url, { repairHoldoffMs: 0 });
+    const b = await w.open(url);
+    const got: string[] = [];
+    b.subscribe('coal.x', (m) => got.push(m.string()));
+    await b.flush();
+    await oneByOne(a, 'coal.x', 0, 5);
+    await until(() => got.length === 5, 'five messages');
+    const c = channelOf(FILE, 0);
+    const nak = Buffer.alloc(NAK_SIZE + 16);
+    writeHeader(nak, 0, DType.NAK, a.session, 1, 1, 0, 0); // seq 1
+    writeIpv4(nak, HEADER, c.group);
+    nak.writeUInt16LE(c.port, HEADER + 4);
+    nak.writeUInt16LE(2, HEADER + 6); // two more ranges: seq 3, and seqs 4..5
+    nak.writeUInt32LE(3, NAK_SIZE);
+    nak.writeUInt32LE(1, NAK_SIZE + 4);
+    nak.writeUInt32LE(4, NAK_SIZE + 8);
+    nak.writeUInt32LE(2, NAK_SIZE + 12);
+    const raw = dgram.createSocket('udp4');
+    try {
+      const [host, port] = a.address.split(':');
+      await new Promise<void>((r) => raw.send(nak, Number(port), host, () => r()));
+      await until(() => a.stats.retransmits === 4, 'four datagrams resent');
+      expect(a.stats.naksReceived).toBe(1);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('suppression: a receiver whose gap is filled by a repair someone else asked for never sends its own NAK', async () => {
     const a = await w.open(url, { testDrop: (seq, _ch, re) => !re && seq === 5 });
     // One receiver NAKs at once; three would wait up to 5 s before their first NAK.

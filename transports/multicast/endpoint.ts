@@ -56,6 +56,7 @@ import {
   F_BYE,
   F_LEAVE,
   HEADER,
+  NAK_SIZE,
   SLOW_SIZE,
   STATUS_SIZE,
   STATUS_VERSION,
@@ -679,7 +680,12 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     const s = this.senders[ch];
     if (s == null) return;
     if (type === DType.NAK) {
-      s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), this.clock.now(), this.repairBudget(rinfo));
+      const now = this.clock.now();
+      const who = this.repairBudget(rinfo);
+      s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), now, who);
+      // Further ranges of a coalesced NAK (wire.ts), as many as the datagram really holds.
+      const more = Math.min(d.readUInt16LE(HEADER + 6), Math.floor((d.length - NAK_SIZE) / 8), 63);
+      for (let i = 0; i < more; i++) s.onNak(d.readUInt32LE(NAK_SIZE + i * 8), d.readUInt32LE(NAK_SIZE + i * 8 + 4), now, who, false);
       return;
     }
     if (s.flow === null) return;

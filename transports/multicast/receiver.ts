@@ -442,34 +442,40 @@ export class RecvStream {
     this.nakTimer = this.host.clock.timeout(this.onNakTimer, wait).unref();
   };
 
-  /** One NAK per missing range between next and highest (bounded). */
+  /**
+   * One NAK datagram for every missing range between next and highest (at most
+   * MAX_NAK_RANGES): the first range in the header, as every source reads it, the others
+   * after the body (a source that predates them repairs the first and is asked again).
+   */
   private sendNaks(): void {
+    const b = Buffer.allocUnsafe(NAK_SIZE + (MAX_NAK_RANGES - 1) * 8); // one per round, not per message
     let ranges = 0;
     let from = -1;
     let count = 0;
     const end = seqAdd(this.highest, 1);
     let s = this.next;
+    const add = (): void => {
+      if (ranges === 0) writeHeader(b, 0, DType.NAK, this.session, from, count, 0, 0);
+      else {
+        b.writeUInt32LE(from >>> 0, NAK_SIZE + (ranges - 1) * 8);
+        b.writeUInt32LE(count, NAK_SIZE + (ranges - 1) * 8 + 4);
+      }
+      ranges++;
+      from = -1;
+      count = 0;
+    };
     for (let walked = 0; seqDiff(end, s) > 0 && walked < MAX_WALK && ranges < MAX_NAK_RANGES; walked++, s = seqAdd(s, 1)) {
       if (!this.pending.has(s)) {
         if (from === -1) from = s;
         count++;
-      } else if (from !== -1) {
-        this.nak(from, count);
-        ranges++;
-        from = -1;
-        count = 0;
-      }
+      } else if (from !== -1) add();
     }
-    if (from !== -1 && ranges < MAX_NAK_RANGES) this.nak(from, count);
-  }
-
-  private nak(first: number, count: number): void {
-    const b = Buffer.allocUnsafe(NAK_SIZE);
-    writeHeader(b, 0, DType.NAK, this.session, first, count, 0, 0);
+    if (from !== -1 && ranges < MAX_NAK_RANGES) add();
+    if (ranges === 0) return;
     writeIpv4(b, HEADER, this.addr.group);
     b.writeUInt16LE(this.addr.port, HEADER + 4);
-    b.writeUInt16LE(0, HEADER + 6);
+    b.writeUInt16LE(ranges - 1, HEADER + 6);
     this.host.counters.naksSent++;
-    this.host.sendNak(b, this.address, this.port);
+    this.host.sendNak(b.subarray(0, NAK_SIZE + (ranges - 1) * 8), this.address, this.port);
   }
 }

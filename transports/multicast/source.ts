@@ -417,8 +417,8 @@ export class ChannelSender implements FlowHost {
    * A receiver asks for `count` datagrams from `first`: resend what the ring holds, on
    * the group, within the channel's repair budget and the NAKing receiver's (`who`).
    */
-  onNak(first: number, count: number, now: number, who: RepairBudget | null = null): void {
-    this.stats.naksReceived++;
+  onNak(first: number, count: number, now: number, who: RepairBudget | null = null, newDatagram = true): void {
+    if (newDatagram) this.stats.naksReceived++;
     const n = Math.min(count, this.slots);
     let unavailFrom = -1;
     let unavailCount = 0;

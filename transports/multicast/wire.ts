@@ -24,7 +24,8 @@
  *
  *   DATA fragment body: 20 u32 total frame length | 24 u32 offset of this piece | 28 bytes
  *   HEARTBEAT body:     20 u32 oldest seq the source can still retransmit | 24 u32 ms until the next heartbeat at most
- *   NAK body:           20 u8[4] channel group (IPv4, network order) | 24 u16 channel port | 26 u16 reserved
+ *   NAK body:           20 u8[4] channel group (IPv4, network order) | 24 u16 channel port | 26 u16 more ranges (n)
+ *                       | 28 n x (u32 first seq, u32 count): a coalesced NAK; header seq/aux are the first range
  *   STATUS body:        20 u8[4] channel group | 24 u16 channel port | 26 u8 body version (1) | 27 u8 reserved
  *                       | 28 u32 the receiver's window in bytes; header seq = its consumed position
  *   SLOW body:          20 u8[4] channel group | 24 u16 channel port | 26 u16 reserved | 28 u32 drops so far;
