@@ -119,8 +119,15 @@ describeMulticast('multicast loss repair', () => {
   });
 
   it('with flow control the same late NAK is repaired: the window keeps the source from overwriting what a live receiver still needs', async () => {
-    // A 16-slot ring: a window of 10 datagrams and 4 that may wait for it.
-    const a = await w.open(url, { retransmitBufferBytes: 4 * 1400, maxHeldBytes: 4 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
+    // A 128-slot ring: the hold is the largest message (small maxPayload and maxHeaders: 97
+    // datagrams), the window 29 datagrams. Without flow control seq 2 would be overwritten at seq 130.
+    const a = await w.open(url, {
+      retransmitBufferBytes: 4 * 1400,
+      maxHeldBytes: 1400,
+      maxPayload: 1024,
+      maxHeaders: 256,
+      testDrop: (seq, _ch, re) => !re && seq === 2,
+    });
     const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
     const losses: MulticastLossEvent[] = [];
     b.on('loss', (e) => losses.push(e));
@@ -128,7 +135,7 @@ describeMulticast('multicast loss repair', () => {
     b.subscribe('ring.y', (m) => got.push(Number(m.string())));
     await b.flush();
     let waited = 0;
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 200; i++) {
       // Datagrams wait for the window while seq 2 is missing at b: flush() resolves once they left.
       if (a.pendingBytes > 0) {
         waited++;
@@ -139,8 +146,8 @@ describeMulticast('multicast loss repair', () => {
     }
     await a.flush();
     expect(waited).toBeGreaterThan(0);
-    await until(() => got.length === 40, 'all 40, the gap repaired');
-    expect(got).toEqual([...Array(40).keys()]);
+    await until(() => got.length === 200, 'all 200, the gap repaired');
+    expect(got).toEqual([...Array(200).keys()]);
     expect(losses).toEqual([]);
     expect(a.stats.windowFull).toBeGreaterThan(0);
     expect(a.stats.retransmits).toBeGreaterThanOrEqual(1);

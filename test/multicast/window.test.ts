@@ -46,8 +46,9 @@ async function rawSocket(): Promise<{ sock: dgram.Socket; got: Buffer[]; send(b:
 
 describeMulticast('multicast flow control through the client API', () => {
   it('a publish beyond maxHeldBytes throws PendingLimitError (nothing is sent or lost); flush() resolves once the window let everything out', async () => {
-    // The kernel's smallest receive buffer: b's window is about one datagram.
-    const a = await w.open(url, { maxHeldBytes: 8 * 1400 });
+    // The kernel's smallest receive buffer: b's window is about one datagram. a's hold is as
+    // small as it can be: its largest message (small maxPayload and maxHeaders), about 100 datagrams.
+    const a = await w.open(url, { maxHeldBytes: 1400, maxPayload: 1024, maxHeaders: 256 });
     const b = await w.open(url, { recvBufferBytes: 1 });
     const got: number[] = [];
     b.subscribe('win.x', (m) => got.push(parseInt(m.string(), 10)));
@@ -56,7 +57,7 @@ describeMulticast('multicast flow control through the client API', () => {
     await until(() => got.length === 1 && a.stats.receivers === 1, 'b in the window');
     let refused = 0;
     const payload = 'x'.repeat(300); // four messages a datagram
-    for (let i = 1; i < 400; i++) {
+    for (let i = 1; i < 2000; i++) {
       try {
         a.publish('win.x', `${i} ${payload}`);
       } catch (err) {
@@ -71,8 +72,8 @@ describeMulticast('multicast flow control through the client API', () => {
     await a.flush();
     expect(a.pendingBytes).toBe(0);
     expect(refused).toBeGreaterThan(0);
-    await until(() => got.length === 400, 'all 400 at b');
-    expect(got).toEqual([...Array(400).keys()]);
+    await until(() => got.length === 2000, 'all 2,000 at b');
+    expect(got).toEqual([...Array(2000).keys()]);
     expect(b.stats.lostMessages).toBe(0);
     expect(a.stats.windowFull).toBeGreaterThan(0);
     expect(b.stats.statusSent).toBeGreaterThan(0);

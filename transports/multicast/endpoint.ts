@@ -55,6 +55,7 @@ import {
   DType,
   F_BYE,
   F_LEAVE,
+  FRAG_HEADER,
   HEADER,
   NAK_SIZE,
   SLOW_SIZE,
@@ -106,7 +107,10 @@ export interface EndpointOptions extends ReceiverOptions {
   receiverTimeoutMs: number;
   /** Receivers send a STATUS at least this often while they make progress (and every 10 intervals regardless). */
   statusIntervalMs: number;
-  /** Bytes of datagrams a flow-controlled channel holds while its window is closed; a publish beyond waits in vain: it is refused. */
+  /**
+   * Bytes of datagrams a flow-controlled channel may hold while its window is closed (at
+   * least the largest message, maxMessageBytes); a publish beyond it is refused.
+   */
   maxHeldBytes: number;
   /** Repair bandwidth per NAKing receiver and channel at most, bytes/s (0 = no limit). */
   receiverRepairBytesPerSec: number;
@@ -410,8 +414,11 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (s == null) {
       const o = this.o;
       const mode = this.flowModes[ch]!;
-      // With flow control the ring also holds what waits for the window (maxHeldBytes).
-      const maxHeld = mode === 'none' ? 0 : Math.max(1, Math.floor(o.maxHeldBytes / o.datagramBytes));
+      // With flow control the ring also holds what waits for the window (maxHeldBytes), and
+      // at least the largest message in fragments: a publish is refused only while something
+      // waits, so any one message must fit when nothing does.
+      const biggest = Math.ceil(o.maxMessageBytes / (o.datagramBytes - FRAG_HEADER)) + 1;
+      const maxHeld = mode === 'none' ? 0 : Math.max(biggest, Math.floor(o.maxHeldBytes / o.datagramBytes));
       // A power of two, so slot = seq % slots stays contiguous when seq wraps at 2^32.
       const want = Math.max(16, Math.floor(o.retransmitBufferBytes / o.datagramBytes) + (maxHeld > 0 ? maxHeld + 2 : 0));
       const slots = 2 ** Math.ceil(Math.log2(want));
