@@ -6,13 +6,15 @@
  *   mcast-peer.js recv URL PATTERN [OPTIONS_JSON]
  *       subscribes; prints "READY" once joined. Payloads are expected to be decimal
  *       counters (as `pub` sends them); it counts messages, duplicates, reordering
- *       and loss events. Commands on stdin, one per line:
+ *       and loss events, and 'slow' events (a source dropped it from its window). Commands
+ *       on stdin, one per line:
  *         stats   prints "STATS <json>"
  *         quit    closes and exits 0
  *   mcast-peer.js pub URL SUBJECT COUNT [OPTIONS_JSON]
  *       prints "READY <address>", waits for "go" on stdin, publishes COUNT messages
  *       (payload = the counter, padded to `size` bytes) at `rate` msg/s (0 = as
- *       fast as it goes, in slices of `slice`), prints "SENT <json>", then serves
+ *       fast as it goes, in slices of `slice`; while the flow-control window holds
+ *       datagrams back, it awaits flush() before the next slice), prints "SENT <json>", then serves
  *       NAKs until "quit" (or, with exitAfterMs, exits without a goodbye: a source
  *       that dies).
  *   mcast-peer.js echo URL [OPTIONS_JSON]
@@ -101,6 +103,8 @@ async function recv(): Promise<void> {
     lostReported += e.dropped;
   });
   bus.on('source-gone', (e) => gone.push(`${e.reason}`));
+  let slow = 0;
+  bus.on('slow', () => slow++);
   bus.on('error', () => {});
   bus.subscribe(a3!, (m) => {
     // The counter, parsed from the ASCII digits in place (no string): the receiver's
@@ -136,7 +140,7 @@ async function recv(): Promise<void> {
       const s = bus.stats;
       if (received > 0 && (received & 255) !== 0 && lastAt < firstAt) lastAt = performance.now();
       console.log(
-        `STATS ${JSON.stringify({ received, distinct, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, repairMs })}`,
+        `STATS ${JSON.stringify({ received, distinct, duplicates, reordered, maxSeen, lossEvents, lostReported, gone, slow, seconds: (lastAt - firstAt) / 1000, naksSent: s.naksSent, gapsRepaired: s.gapsRepaired, lostDatagrams: s.lostDatagrams, lostMessages: s.lostMessages, duplicatesDatagrams: s.duplicates, datagramsIn: s.datagramsIn, statusSent: s.statusSent, recvBufferBytesGranted: s.recvBufferBytesGranted, repairMs })}`,
       );
       repairMs.length = 0;
     } else if (l === 'quit') {
@@ -172,6 +176,8 @@ async function pub(): Promise<void> {
       } else {
         await new Promise((r) => setImmediate(r));
       }
+      // Back-pressure: datagrams wait for the receivers' window; flush() resolves once they left.
+      if (bus.pendingBytes > 0) await bus.flush(60_000);
     }
     const seconds = (performance.now() - t0) / 1000;
     console.log(`SENT ${JSON.stringify({ count, seconds, rate: Math.round(count / seconds), ...bus.stats })}`);

@@ -79,6 +79,8 @@ export class TwoHosts {
       ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', dev);
       ip('-n', ns, 'link', 'set', dev, 'up');
       ip('-n', ns, 'link', 'set', 'lo', 'up');
+      // Multicast on the namespace's own loopback too (peers with iface 127.0.0.1).
+      ip('-n', ns, 'link', 'set', 'lo', 'multicast', 'on');
       ip('-n', ns, 'route', 'add', '239.0.0.0/8', 'dev', dev);
     }
   }
@@ -177,4 +179,6 @@ export interface RecvStats {
   gapsRepaired: number;
   lostDatagrams: number;
   lostMessages: number;
+  /** Times a source dropped this receiver from its flow-control window. */
+  slow: number;
 }

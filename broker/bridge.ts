@@ -32,6 +32,7 @@ import {
   type EndpointStats,
   type GapEvent,
   type SourceEvent,
+  type SourceRef,
 } from '../transports/multicast/endpoint.js';
 import type { Logger } from 'pino';
 
@@ -57,6 +58,11 @@ export interface BridgeCounters {
   /** Messages lost on multicast before they could be imported (unrepaired gaps). */
   lostMessages: number;
   sourcesGone: number;
+  /** Messages not exported because the flow-control window held maxHeldBytes already (multicast receivers behind). */
+  exportDropped: number;
+  /** Times a multicast source dropped this bridge from its window (it was too slow), and receivers this bridge dropped. */
+  slow: number;
+  receiversSlow: number;
 }
 
 /** The problem with a `multicast` broker option, or null. */
@@ -74,6 +80,7 @@ export function bridgeOptionsProblem(v: unknown): string | null {
   }
   for (const k of TUNABLE) {
     const x = o[k];
+    if (k === 'flowControl') continue; // a mode or a per-channel map: the endpoint checks it
     if (x !== undefined && !(typeof x === 'number' && Number.isFinite(x) && x >= 0)) return `multicast.${k} must be a non-negative number`;
   }
   if (o.lingerMs !== undefined && !(typeof o.lingerMs === 'number' && o.lingerMs >= 0)) return 'multicast.lingerMs must be a non-negative number';
@@ -95,7 +102,9 @@ export interface BridgeHost {
 }
 
 export class MulticastBridge implements EndpointHandler {
-  readonly counters: BridgeCounters = { exported: 0, imported: 0, lostMessages: 0, sourcesGone: 0 };
+  readonly counters: BridgeCounters = { exported: 0, imported: 0, lostMessages: 0, sourcesGone: 0, exportDropped: 0, slow: 0, receiversSlow: 0 };
+  /** Exports are being refused (the window is closed and the hold is full): logged once per episode. */
+  private refusing = false;
   private readonly ep: MulticastEndpoint;
   private readonly map: ChannelMap;
   private readonly exports = new SubjectTree<number>({ cacheSize: 4096 });
@@ -163,6 +172,19 @@ export class MulticastBridge implements EndpointHandler {
   export(buf: Buffer, off: number, len: number, subject: string): boolean {
     if (this.exports.match(subject).length === 0) return false;
     const w = this.ep.sender(this.map.channelOf(subject));
+    if (w.held > 0 && !w.room(len)) {
+      // The broker's publishers cannot be made to wait for multicast receivers: counted and logged.
+      this.counters.exportDropped++;
+      if (!this.refusing) {
+        this.refusing = true;
+        this.broker.log.warn(
+          { channel: w.addr.key, heldBytes: w.heldBytes },
+          'multicast bridge: receivers behind, the flow-control hold is full; exports dropped',
+        );
+      }
+      return true;
+    }
+    this.refusing = false;
     const out = w.reserve(len);
     const at = w.writeOffset;
     copyBytes(buf, off, out, at, len);
@@ -201,6 +223,18 @@ export class MulticastBridge implements EndpointHandler {
       { source: e.source.sourceId, channel: e.source.addr.key, datagrams: e.datagrams, messages: e.messages, reason: e.reason },
       'multicast bridge: messages lost',
     );
+  }
+
+  /** @internal */
+  onSlow(source: SourceRef): void {
+    this.counters.slow++;
+    this.broker.log.warn({ source: source.sourceId, channel: source.addr.key }, "multicast bridge: dropped from a source's flow-control window (too slow)");
+  }
+
+  /** @internal */
+  onReceiverSlow(receiver: string, channel: number): void {
+    this.counters.receiversSlow++;
+    this.broker.log.warn({ receiver, channel: this.ep.channels[channel]?.key }, 'multicast bridge: a receiver dropped from the flow-control window (too slow)');
   }
 
   /** @internal */

@@ -42,6 +42,7 @@ export {
   type MulticastConnectOptions,
   type MulticastLossEvent,
   type MulticastSourceEvent,
+  type MulticastSlowEvent,
   type MulticastBusStats,
 } from './multicast.js';
 export { MulticastConfigError } from '../transports/multicast/endpoint.js';

@@ -16,7 +16,13 @@
  *    no-responders cannot be known without a broker: a request nobody answers
  *    times out (TimeoutError).
  *  - flush() resolves once the groups of every subscription are joined and every
- *    message published before it has left this process; no peer acknowledges.
+ *    message published before it has left this process; no peer acknowledges. With
+ *    flow control (the default, transports/multicast/flow.ts) a message leaves when the
+ *    receivers' window allows: until then it waits in the channel's ring (pendingBytes),
+ *    and a publish that would make more than maxHeldBytes wait throws PendingLimitError,
+ *    as a broker connection does at maxPendingBytes.
+ *  - A source that drops this receiver from its window for being too slow says so: a
+ *    'slow' event here, and 'receiver-slow' on that source's bus.
  *  - Slow consumers are handled here (client/delivery.ts, client/inbox.ts); 'block' is refused.
  *  - Loss the repair protocol could not undo is reported as 'loss' events with
  *    policy 'gap', and sources that go away as 'source-gone' events.
@@ -42,7 +48,7 @@ import { resolveChannels, type ChannelSpec } from '../transports/multicast/confi
 import type { Connection, ConnectionEvents, LossEvent, PublishOptions, RequestOptions } from './types.js';
 import { encodeHeaders } from './codec.js';
 import type { ConnectOptions } from './options.js';
-import { ConnectionError, OptionsError, TimeoutError } from './errors.js';
+import { ConnectionError, OptionsError, PendingLimitError, TimeoutError } from './errors.js';
 import { INBOX_POLICIES, Inbox, MsgRate, type InboxPolicy } from './inbox.js';
 import { Msg } from './msg.js';
 import { Subscription, type MsgHandler, type SubscribeOptions, type SubscriptionOwner } from './subscription.js';
@@ -126,6 +132,17 @@ export interface MulticastEvents extends ConnectionEvents {
   'source-gone': [event: MulticastSourceEvent];
   /** A gap was repaired, `ms` after it was seen. */
   repair: [event: { source: string; channel: string; ms: number }];
+  /** A source dropped this receiver from its flow-control window: it was too slow (what it missed is reported as loss). */
+  slow: [event: MulticastSlowEvent];
+  /** This source dropped a receiver ('address:port/id') from its window. */
+  'receiver-slow': [event: { receiver: string; channel: string }];
+}
+
+export interface MulticastSlowEvent {
+  source: string;
+  channel: string;
+  /** The position (datagram sequence) this receiver had reached when it was dropped. */
+  position: number;
 }
 
 export interface MulticastBusStats extends EndpointStats {
@@ -256,6 +273,8 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
         onRepair: (s, ms) => {
           if (this.listenerCount('repair') > 0) this.emit('repair', { source: s.sourceId, channel: s.addr.key, ms });
         },
+        onSlow: (s, position) => this.emit('slow', { source: s.sourceId, channel: s.addr.key, position } satisfies MulticastSlowEvent),
+        onReceiverSlow: (receiver, ch) => this.emit('receiver-slow', { receiver, channel: addrs[ch]!.key }),
       },
     );
     this.byChannel = addrs.map(() => new Set<Inbox>());
@@ -278,9 +297,9 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
     return this.state === 'closed';
   }
 
-  /** Datagrams are handed to the kernel as they are made: nothing waits in this process. */
+  /** Bytes of datagrams waiting for the flow-control window (0 while receivers keep up). */
   get pendingBytes(): number {
-    return 0;
+    return this.ep.heldBytes;
   }
 
   /** This source's session id (in every datagram it sends). */
@@ -328,7 +347,14 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
     spec.weight = 0;
     spec.sentAt = ts ? monoNs() : 0;
     spec.brokerAt = 0;
-    wr.encode(this.ep.sender(this.map.channelOf(subject)));
+    const s = this.ep.sender(this.map.channelOf(subject));
+    if (s.held > 0 && !s.room(total)) {
+      wr.done();
+      throw new PendingLimitError(
+        `${s.heldBytes} bytes wait for the flow-control window of channel ${s.addr.key} (limit maxHeldBytes ${this.ep.o.maxHeldBytes}): receivers are behind; await bus.flush() before publishing more`,
+      );
+    }
+    wr.encode(s);
     wr.done();
     this.counts.bytesOut += total;
   }
@@ -471,15 +497,19 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
 
   // --- flush, drain, close ---------------------------------------------------------------------
 
-  /** Sends every open datagram and waits for pending group joins. */
+  /**
+   * Sends every open datagram, waits until what the flow-control window holds has left
+   * (TimeoutError after timeoutMs, with the messages still waiting), and waits for
+   * pending group joins.
+   */
   async flush(timeoutMs = this.flushTimeoutMs): Promise<void> {
     if (this.state === 'closed') throw new ConnectionError('connection is closed');
-    this.ep.flush();
-    if (this.joins.size === 0) return;
+    const sent = this.ep.whenSent();
+    if (this.joins.size === 0 && this.ep.heldBytes === 0) return;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        Promise.allSettled([...this.joins]),
+        Promise.all([sent, Promise.allSettled([...this.joins])]),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError('flush', timeoutMs)), timeoutMs))),
       ]);
     } finally {
@@ -491,7 +521,13 @@ export class MulticastBus extends EventEmitter<MulticastEvents> implements Conne
   async drain(): Promise<void> {
     if (this.state !== 'open') return this.closedPromise ?? undefined;
     this.state = 'draining';
-    this.ep.flush();
+    // What the window holds leaves first; if it cannot (TimeoutError), the drain fails with it, closed.
+    try {
+      await this.flush();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     // Deliver what is queued before the subscriptions end.
     for (let i = 0; i < 1000 && this.delivery.queued > 0; i++) await new Promise((r) => setImmediate(r));
     for (const inbox of this.subs.list()) if (!this.mux.owns(inbox.sub)) this.forget(inbox.sub);

@@ -18,6 +18,8 @@ export const CASE_GROUPS: readonly CaseGroup[] = ['hop', 'paced', 'pingpong', 't
 /** A latency figure: percentiles in µs, and messages that never arrived (open-loop cases). */
 export interface LatencyFigure extends Percentiles {
   lost: number;
+  /** Of what the subscribers missed, what their transport reported lost beyond repair (multicast). */
+  unrepaired?: number;
 }
 
 /** A throughput figure: messages per second delivered to each subscriber (fan-out: deliveries per second in all). */
@@ -28,6 +30,8 @@ export interface ThroughputFigure {
   received: number;
   /** Deliveries expected but not counted once the stream went quiet. */
   lost: number;
+  /** Messages the subscribers' transport reported lost beyond repair (multicast gaps); absent elsewhere. */
+  unrepaired?: number;
   seconds: number;
 }
 
@@ -107,12 +111,18 @@ async function until(cond: () => boolean, progress: () => number): Promise<{ ok:
   return { ok: true, lastProgressNs: nowNs() };
 }
 
-/** Opens connections, runs fn, and closes them whatever happens. */
-async function using<T>(target: Target, ep: Endpoint, names: string[], fn: (clients: BusClient[]) => Promise<T>): Promise<T> {
+/**
+ * Opens connections, runs fn, and closes them whatever happens. A figure gets the losses
+ * beyond repair the connections' transport reported (`unrepaired`), where it reports any.
+ */
+async function using<T extends Figure>(target: Target, ep: Endpoint, names: string[], fn: (clients: BusClient[]) => Promise<T>): Promise<T> {
   const clients: BusClient[] = [];
   try {
     for (const n of names) clients.push(await target.connect(ep, n));
-    return await fn(clients);
+    const f = await fn(clients);
+    const reporting = clients.filter((c) => c.unrepaired !== undefined);
+    if (reporting.length > 0) f.unrepaired = reporting.reduce((a, c) => a + c.unrepaired!(), 0);
+    return f;
   } finally {
     await Promise.allSettled(clients.map((c) => c.close()));
   }

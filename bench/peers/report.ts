@@ -19,8 +19,16 @@ export interface SystemInfo {
   echoWhere?: string;
 }
 
-export type LatencySummary = Percentiles & { spread: Record<string, [number, number]>; lost: number };
-export type ThroughputSummary = Summary & { lost: number; unit: string };
+export type LatencySummary = Percentiles & { spread: Record<string, [number, number]>; lost: number; unrepaired?: number };
+export type ThroughputSummary = Summary & { lost: number; unrepaired?: number; unit: string };
+
+/** Lost beyond repair, summed over runs, where the transport reports it (multicast). */
+function unrepairedOf(runs: { unrepaired?: number }[]): { unrepaired?: number } {
+  return runs.some((x) => x.unrepaired !== undefined) ? { unrepaired: runs.reduce((a, x) => a + (x.unrepaired ?? 0), 0) } : {};
+}
+
+/** The "lost" cell: deliveries missing, and of them what the transport reported lost beyond repair. */
+const lostCell = (m: { lost: number; unrepaired?: number }) => (m.unrepaired === undefined ? `${m.lost}` : `${m.lost} (${m.unrepaired} beyond repair)`);
 
 export interface SystemResult {
   runs: Figure[];
@@ -57,10 +65,10 @@ export function summarizeCase(c: Case, r: CaseResult): void {
     if (s.runs.length === 0) continue;
     if (c.metric === 'latency') {
       const runs = s.runs as LatencyFigure[];
-      s.median = { ...medianOf(runs), lost: runs.reduce((a, x) => a + x.lost, 0) };
+      s.median = { ...medianOf(runs), lost: runs.reduce((a, x) => a + x.lost, 0), ...unrepairedOf(runs) };
     } else {
       const runs = s.runs as ThroughputFigure[];
-      s.median = { ...summarize(runs.map((x) => x.rate)), lost: runs.reduce((a, x) => a + x.lost, 0), unit: c.unit };
+      s.median = { ...summarize(runs.map((x) => x.rate)), lost: runs.reduce((a, x) => a + x.lost, 0), ...unrepairedOf(runs), unit: c.unit };
     }
   }
 }
@@ -147,14 +155,14 @@ export function markdown(res: Results, cases: readonly Case[], order: string[]):
       for (const n of names) {
         const m = r.systems[n]!.median as LatencySummary;
         const sp = (k: string) => `${fmt(m.spread[k]![0])}..${fmt(m.spread[k]![1])}`;
-        md.push(`| ${n} | ${fmt(m.p50)} | ${fmt(m.p90)} | ${fmt(m.p99)} | ${fmt(m.p999)} | ${fmt(m.max)} | ${sp('p50')} | ${sp('p99')} | ${m.lost} |`);
+        md.push(`| ${n} | ${fmt(m.p50)} | ${fmt(m.p90)} | ${fmt(m.p99)} | ${fmt(m.p999)} | ${fmt(m.max)} | ${sp('p50')} | ${sp('p99')} | ${lostCell(m)} |`);
       }
     } else {
       md.push(`\`${c.id}\`, ${c.unit}. ![${c.id}](${c.group === 'fanout' ? 'peers-fanout-tp.svg' : 'peers-throughput.svg'})`, '');
       md.push(`| system | ${c.unit} (median) | spread | lost |`, '|---|---:|---|---:|');
       for (const n of names) {
         const m = r.systems[n]!.median as ThroughputSummary;
-        md.push(`| ${n} | ${int(m.median)} | ${int(m.min)}..${int(m.max)} | ${m.lost} |`);
+        md.push(`| ${n} | ${int(m.median)} | ${int(m.min)}..${int(m.max)} | ${lostCell(m)} |`);
       }
     }
     for (const n of order) {

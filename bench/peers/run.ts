@@ -210,10 +210,12 @@ async function main(): Promise<void> {
 function describe(f: Figure): string {
   if ('rate' in f) {
     const t = f as ThroughputFigure;
-    return `${t.rate.toLocaleString('en-US')} /s  (${t.received.toLocaleString('en-US')} received, ${t.lost} lost, ${t.seconds.toFixed(2)} s)`;
+    const beyond = t.unrepaired === undefined ? '' : ` (${t.unrepaired} beyond repair)`;
+    return `${t.rate.toLocaleString('en-US')} /s  (${t.received.toLocaleString('en-US')} received, ${t.lost} lost${beyond}, ${t.seconds.toFixed(2)} s)`;
   }
   const l = f as LatencyFigure;
-  return `p50 ${l.p50} µs  p99 ${l.p99} µs  p99.9 ${l.p999} µs  max ${l.max} µs${l.lost ? `  lost ${l.lost}` : ''}`;
+  const beyond = l.unrepaired ? ` (${l.unrepaired} beyond repair)` : '';
+  return `p50 ${l.p50} µs  p99 ${l.p99} µs  p99.9 ${l.p999} µs  max ${l.max} µs${l.lost ? `  lost ${l.lost}${beyond}` : ''}`;
 }
 
 main()

@@ -21,6 +21,11 @@ export interface BusClient {
   /** Subscribes; resolves once the server has the subscription (messages published after that arrive). */
   subscribe(pattern: string, onMessage: OnMessage): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Messages this connection's transport reported lost beyond repair so far (a multicast
+   * gap the NAK protocol could not close); absent where a transport has no such loss.
+   */
+  unrepaired?(): number;
 }
 
 /** Where a target's clients connect: JSON, so an echo child process can be handed it. */

@@ -1,4 +1,6 @@
+import dgram from 'node:dgram';
 import { expect, it } from 'vitest';
+import { DType, HEADER, STATUS_SIZE, writeHeader, writeIpv4 } from '../../transports/multicast/wire.js';
 import { ConfigError, resolveOptions } from '../../broker/index.js';
 import { useWorld } from '../kit/index.js';
 import { channelOf, collect, describeMulticast, fence, until, urlOf, useBuses } from './helpers.js';
@@ -115,6 +117,42 @@ describeMulticast('broker bridge to multicast', () => {
     await until(() => n1 + n2 === 20, 'twenty jobs');
     expect(n1).toBe(10);
     expect(n2).toBe(10);
+  });
+
+  it("exports wait for the multicast receivers' window; once the hold is full they are dropped and counted, never blocking the broker", async () => {
+    // A receiver (a raw socket) that reports once, with room for one datagram, and never again.
+    const b = await world.broker(mc({ maxHeldBytes: 1400, slowReceiverMs: 60_000, receiverTimeoutMs: 60_000 }));
+    const tcp = await world.connect(b.url);
+    const at = collect();
+    tcp.subscribe('held.>', at.on);
+    tcp.publish('held.x', 'first'); // the bridge's sender for this channel exists from here
+    await tcp.flush();
+    const probe = await w.open(url, { channels: [ch1] });
+    const chan = probe.channels[probe.map.channelOf('held.x')]!;
+    const { session, address } = b.broker.bridge!.describe();
+    const st = Buffer.alloc(STATUS_SIZE);
+    writeHeader(st, 0, DType.STATUS, session, 2, 0x5eed, 0, 0);
+    writeIpv4(st, HEADER, chan.group);
+    st.writeUInt16LE(chan.port, HEADER + 4);
+    st[HEADER + 6] = 1;
+    st.writeUInt32LE(1400, HEADER + 8);
+    const raw = dgram.createSocket('udp4');
+    try {
+      const [host, port] = address.split(':');
+      await new Promise<void>((r) => raw.send(st, Number(port), host, () => r()));
+      await until(() => b.broker.bridge!.stats().receivers === 1, 'the raw receiver in the window');
+      const payload = 'p'.repeat(300);
+      for (let i = 0; i < 4000; i++) tcp.publish('held.x', `${i} ${payload}`);
+      await tcp.flush();
+      // The broker's own subscriber got everything; multicast took what its hold could keep.
+      await until(() => at.list.length === 4001, 'all 4,001 at the TCP subscriber');
+      const s = b.broker.bridge!.stats();
+      expect(s.exportDropped).toBeGreaterThan(0);
+      expect(s.exported + s.exportDropped).toBe(4001);
+      expect(s.heldDatagrams).toBeGreaterThan(0);
+    } finally {
+      raw.close();
+    }
   });
 
   it('refuses a bad multicast configuration by name', () => {

@@ -104,8 +104,8 @@ describeMulticast('multicast loss repair', () => {
   });
 
   it("datagrams out of the source's retransmission buffer are declared lost at once (UNAVAILABLE or heartbeat), not NAKed forever", async () => {
-    // A 16-datagram ring: seq 2 is overwritten long before the receiver's late NAK.
-    const a = await w.open(url, { retransmitBufferBytes: 16 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
+    // A 16-datagram ring without flow control: seq 2 is overwritten long before the receiver's late NAK.
+    const a = await w.open(url, { flowControl: 'none', retransmitBufferBytes: 16 * 1400, testDrop: (seq, _ch, re) => !re && seq === 2 });
     const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
     const losses: MulticastLossEvent[] = [];
     b.on('loss', (e) => losses.push(e));
@@ -116,6 +116,41 @@ describeMulticast('multicast loss repair', () => {
     await until(() => losses.length === 1 && n === 39, 'the loss, quickly');
     expect(losses[0]!.reason).toMatch(/retransmission buffer/);
     expect(losses[0]!.dropped).toBe(1);
+  });
+
+  it('with flow control the same late NAK is repaired: the window keeps the source from overwriting what a live receiver still needs', async () => {
+    // A 128-slot ring: the hold is the largest message (small maxPayload and maxHeaders: 97
+    // datagrams), the window 29 datagrams. Without flow control seq 2 would be overwritten at seq 130.
+    const a = await w.open(url, {
+      retransmitBufferBytes: 4 * 1400,
+      maxHeldBytes: 1400,
+      maxPayload: 1024,
+      maxHeaders: 256,
+      testDrop: (seq, _ch, re) => !re && seq === 2,
+    });
+    const b = await w.open(url, { nakBackoffMs: 60, nakRetryMs: 500, nakMaxRetries: 10 });
+    const losses: MulticastLossEvent[] = [];
+    b.on('loss', (e) => losses.push(e));
+    const got: number[] = [];
+    b.subscribe('ring.y', (m) => got.push(Number(m.string())));
+    await b.flush();
+    let waited = 0;
+    for (let i = 0; i < 200; i++) {
+      // Datagrams wait for the window while seq 2 is missing at b: flush() resolves once they left.
+      if (a.pendingBytes > 0) {
+        waited++;
+        await a.flush();
+      }
+      a.publish('ring.y', String(i));
+      await tick();
+    }
+    await a.flush();
+    expect(waited).toBeGreaterThan(0);
+    await until(() => got.length === 200, 'all 200, the gap repaired');
+    expect(got).toEqual([...Array(200).keys()]);
+    expect(losses).toEqual([]);
+    expect(a.stats.windowFull).toBeGreaterThan(0);
+    expect(a.stats.retransmits).toBeGreaterThanOrEqual(1);
   });
 
   it('the source limits repair bandwidth: a receiver that needs more than repairBytesPerSec gets loss events, not a storm', async () => {
@@ -160,6 +195,35 @@ describeMulticast('multicast loss repair', () => {
       expect(got).toEqual(['0', '1', '2', 'last']);
       expect(a.stats.naksReceived).toBe(2);
       expect(a.stats.retransmits).toBe(6);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a coalesced NAK (more ranges after the body) is answered range by range, and counted as one NAK', async () => {
+    const a = await w.open(url, { repairHoldoffMs: 0 });
+    const b = await w.open(url);
+    const got: string[] = [];
+    b.subscribe('coal.x', (m) => got.push(m.string()));
+    await b.flush();
+    await oneByOne(a, 'coal.x', 0, 5);
+    await until(() => got.length === 5, 'five messages');
+    const c = channelOf(FILE, 0);
+    const nak = Buffer.alloc(NAK_SIZE + 16);
+    writeHeader(nak, 0, DType.NAK, a.session, 1, 1, 0, 0); // seq 1
+    writeIpv4(nak, HEADER, c.group);
+    nak.writeUInt16LE(c.port, HEADER + 4);
+    nak.writeUInt16LE(2, HEADER + 6); // two more ranges: seq 3, and seqs 4..5
+    nak.writeUInt32LE(3, NAK_SIZE);
+    nak.writeUInt32LE(1, NAK_SIZE + 4);
+    nak.writeUInt32LE(4, NAK_SIZE + 8);
+    nak.writeUInt32LE(2, NAK_SIZE + 12);
+    const raw = dgram.createSocket('udp4');
+    try {
+      const [host, port] = a.address.split(':');
+      await new Promise<void>((r) => raw.send(nak, Number(port), host, () => r()));
+      await until(() => a.stats.retransmits === 4, 'four datagrams resent');
+      expect(a.stats.naksReceived).toBe(1);
     } finally {
       raw.close();
     }

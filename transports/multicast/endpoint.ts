@@ -23,8 +23,22 @@
  *    leaves at once and the last partial one leaves at the end of the run (a
  *    microtask), before any I/O or timer.
  *
+ * Flow control (flow.ts): STATUS messages from receivers arrive on the unicast socket
+ * and go to the sender of their channel; this endpoint's receivers send theirs from it,
+ * on progress and every statusIntervalMs (one timer per endpoint, not per stream), and
+ * take SLOW there. Repairs are bounded per channel and per NAKing receiver address.
+ *
+ * Socket buffers: SO_RCVBUF of each channel socket is recvBufferBytes (the kernel caps
+ * it at net.core.rmem_max and reports twice what it granted); a third of what it reports
+ * is the window this receiver advertises, shared by the flow-controlled sources it hears
+ * on that channel, so that a full window of datagrams fits in the socket's buffer with
+ * the kernel's per-datagram overhead (about 1.8x for 1,400-byte datagrams). SO_SNDBUF of
+ * the unicast socket is sendBufferBytes, so that a window released at once by one STATUS
+ * is taken by the kernel without EAGAIN.
+ *
  * Time: every timer here and below (heartbeats, source timeouts, NAK back-off, the
- * close linger) runs on the Clock the endpoint is given, realClock unless a test passes
+ * status reports, flow control's slow and silent receivers, the close linger) runs on
+ * the Clock the endpoint is given, realClock unless a test passes
  * a FakeClock; datagrams still cross real sockets.
  *
  * Threading: the thread that created it.
@@ -34,9 +48,32 @@ import { randomBytes } from 'node:crypto';
 import { realClock, type Clock, type Timer } from '../../runtime/clock.js';
 import { HopbusError } from '../../runtime/errors.js';
 import { batching, deferFlush, runBatched, type Flushable } from '../batch.js';
-import { ChannelSender, emptySenderStats, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
+import { ChannelSender, RepairBudget, emptySenderStats, type ChannelAddr, type SenderHost, type SenderStats } from './source.js';
 import { RecvStream, type ReceiveCounters, type ReceiverOptions, type StreamHost } from './receiver.js';
-import { DType, F_BYE, HEADER, datagramType, isIpv4, isIpv4Multicast, readIpv4 } from './wire.js';
+import { FLOW_MODES, type FlowMode, type FlowReceiver } from './flow.js';
+import {
+  DType,
+  F_BYE,
+  F_LEAVE,
+  FRAG_HEADER,
+  HEADER,
+  NAK_SIZE,
+  SLOW_SIZE,
+  STATUS_SIZE,
+  STATUS_VERSION,
+  datagramType,
+  isIpv4,
+  isIpv4Multicast,
+  readIpv4,
+  seqDiff,
+  writeHeader,
+  writeIpv4,
+} from './wire.js';
+
+export type { FlowMode } from './flow.js';
+
+/** Flow control of every channel ('min'), or per channel: { default, 'group:port' or index: mode }. */
+export type FlowControlSpec = FlowMode | { [channel: string]: FlowMode };
 
 export type { ChannelAddr } from './source.js';
 
@@ -60,6 +97,23 @@ export interface EndpointOptions extends ReceiverOptions {
   receiveOwn: boolean;
   /** SO_RCVBUF asked for each channel socket (the kernel caps it at net.core.rmem_max). */
   recvBufferBytes: number;
+  /** SO_SNDBUF asked for the unicast socket every datagram leaves from (capped at net.core.wmem_max). */
+  sendBufferBytes: number;
+  /** Flow control of the channels this endpoint sends on: 'min', 'max' or 'none'. */
+  flowControl: FlowControlSpec;
+  /** A receiver that does not consume its full window within this long is dropped from it (slow). */
+  slowReceiverMs: number;
+  /** A receiver silent (no STATUS) for this long is forgotten by the sources. */
+  receiverTimeoutMs: number;
+  /** Receivers send a STATUS at least this often while they make progress (and every 10 intervals regardless). */
+  statusIntervalMs: number;
+  /**
+   * Bytes of datagrams a flow-controlled channel may hold while its window is closed (at
+   * least the largest message, maxMessageBytes); a publish beyond it is refused.
+   */
+  maxHeldBytes: number;
+  /** Repair bandwidth per NAKing receiver and channel at most, bytes/s (0 = no limit). */
+  receiverRepairBytesPerSec: number;
   /** Test hook: return true to drop a datagram at the source (still kept for repair). */
   testDrop: ((seq: number, channel: number, retransmit: boolean) => boolean) | null;
 }
@@ -87,6 +141,21 @@ export const ENDPOINT_DEFAULTS: EndpointOptions = {
   maxMessageBytes: 1024 * 1024 + 64 * 1024 + 2 * 65_535 + 36,
   receiveOwn: true,
   recvBufferBytes: 8 * 1024 * 1024,
+  // 4 MiB: a whole window of the default ring handed over at once when a STATUS opens it.
+  sendBufferBytes: 4 * 1024 * 1024,
+  // min: the slowest live receiver paces the source, so nothing a live receiver misses
+  // leaves the ring before it is repaired; a stalled receiver is dropped after slowReceiverMs.
+  flowControl: 'min',
+  // 1 s: far beyond a healthy receiver's pauses (a GC, a busy callback: milliseconds), and
+  // the longest a frozen receiver can hold a feed up.
+  slowReceiverMs: 1000,
+  receiverTimeoutMs: 5000,
+  statusIntervalMs: 100,
+  // 4 MiB: what may wait while the window is closed; as much as the repair ring, so a
+  // burst twice the window's size is taken without a refusal.
+  maxHeldBytes: 4 * 1024 * 1024,
+  // 8 MiB/s: a quarter of the channel's repair budget for any one receiver address.
+  receiverRepairBytesPerSec: 8 * 1024 * 1024,
   testDrop: null,
 };
 
@@ -122,6 +191,10 @@ export interface EndpointHandler {
   onSourceGone(e: SourceEvent): void;
   /** A gap was repaired `ms` after it was seen (for repair-time measurements). */
   onRepair?(source: SourceRef, ms: number): void;
+  /** A source dropped this receiver from its flow-control window (it was too slow). */
+  onSlow?(source: SourceRef, position: number): void;
+  /** This source dropped a receiver ('address:port/id') of channel `channel` from its window. */
+  onReceiverSlow?(receiver: string, channel: number): void;
 }
 
 export interface EndpointStats extends ReceiveCounters {
@@ -133,10 +206,23 @@ export interface EndpointStats extends ReceiveCounters {
   retransmits: number;
   repairsSuppressed: number;
   repairsThrottled: number;
+  repairsThrottledReceiver: number;
   unavailable: number;
   testDropped: number;
   sendErrors: number;
   sourcesGone: number;
+  /** Flow control, source side: times a window filled, datagrams and bytes held now, receivers tracked and dropped. */
+  windowFull: number;
+  heldDatagrams: number;
+  heldBytes: number;
+  receivers: number;
+  slowReceivers: number;
+  receiverTimeouts: number;
+  receiverLeaves: number;
+  statusIn: number;
+  /** The socket buffers the kernel granted (as it reports them: twice what was set), 0 before open/join. */
+  sendBufferBytesGranted: number;
+  recvBufferBytesGranted: number;
 }
 
 /** Thrown for a bad multicast address or option. */
@@ -156,15 +242,41 @@ export function parseChannel(s: string): ChannelAddr {
   return { group: m[1]!, port: Number(m[2]), key: `${m[1]}:${m[2]}` };
 }
 
+/** The flow mode of each channel from a FlowControlSpec. */
+function resolveFlow(spec: FlowControlSpec, channels: readonly ChannelAddr[], byKey: Map<string, number>): FlowMode[] {
+  const check = (m: unknown, what: string): FlowMode => {
+    if (!FLOW_MODES.includes(m as FlowMode)) throw new MulticastConfigError(`${what} must be one of ${FLOW_MODES.join(', ')}, got ${JSON.stringify(m)}`);
+    return m as FlowMode;
+  };
+  if (typeof spec === 'string') return channels.map(() => check(spec, 'flowControl'));
+  if (spec === null || typeof spec !== 'object')
+    throw new MulticastConfigError(
+      `flowControl must be 'min', 'max', 'none' or { default?, "group:port" or channel index: mode }, got ${JSON.stringify(spec)}`,
+    );
+  const def = spec.default === undefined ? ENDPOINT_DEFAULTS.flowControl : check(spec.default, 'flowControl.default');
+  const out = channels.map(() => def as FlowMode);
+  for (const [k, v] of Object.entries(spec)) {
+    if (k === 'default') continue;
+    const i = /^\d+$/.test(k) ? Number(k) : byKey.get(k);
+    if (i === undefined || i >= channels.length)
+      throw new MulticastConfigError(
+        `flowControl names channel ${JSON.stringify(k)}, which is not in the channel list (${channels.map((c) => c.key).join(', ')})`,
+      );
+    out[i] = check(v, `flowControl[${JSON.stringify(k)}]`);
+  }
+  return out;
+}
+
 /** Sources followed per channel at most. */
 const MAX_SOURCES_PER_CHANNEL = 4096;
 
 class Joined {
   streams = new Map<number, RecvStream>();
-  constructor(
-    readonly socket: dgram.Socket,
-    readonly ready: Promise<void>,
-  ) {}
+  /** Bytes this receiver advertises for the channel (before sharing among its flow-controlled sources). */
+  windowBytes = 256 * 1024;
+  /** Set right after construction: the bind callback may run inside bind() (the lookup is synchronous) and needs `this`. */
+  ready: Promise<void> = Promise.resolve();
+  constructor(readonly socket: dgram.Socket) {}
 }
 
 /** dns.lookup answers even an IP literal on the next tick; every address here is a literal. */
@@ -183,7 +295,17 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     lostDatagrams: 0,
     lostMessages: 0,
     badDatagrams: 0,
+    statusSent: 0,
+    slowDrops: 0,
   };
+  private readonly flowModes: FlowMode[];
+  /** Repair budgets per NAKing receiver address ('address:port'), bounded. */
+  private readonly repairBudgets = new Map<string, RepairBudget>();
+  private statusTimer: Timer | null = null;
+  private statusTicks = 0;
+  private sendGranted = 0;
+  private recvGranted = 0;
+  private readonly flushWaiters: { marks: number[]; resolve: () => void }[] = [];
   private sendErrors = 0;
   private sourcesGone = 0;
   readonly testDrop: EndpointOptions['testDrop'];
@@ -233,6 +355,11 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       if (this.byKey.has(c.key)) throw new MulticastConfigError(`channel ${c.key} is listed twice`);
       this.byKey.set(c.key, i);
     });
+    if (o.slowReceiverMs < 1 || o.receiverTimeoutMs < 1 || o.statusIntervalMs < 1)
+      throw new MulticastConfigError('slowReceiverMs, receiverTimeoutMs and statusIntervalMs must be at least 1');
+    if (o.maxHeldBytes < o.datagramBytes)
+      throw new MulticastConfigError(`maxHeldBytes (${o.maxHeldBytes}) must hold at least one datagram (${o.datagramBytes} bytes)`);
+    this.flowModes = resolveFlow(o.flowControl, channels, this.byKey);
     this.ro = o;
     this.testDrop = o.testDrop;
     this.session = (randomBytes(4).readUInt32LE(0) || 1) >>> 0;
@@ -254,6 +381,16 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     s.setMulticastInterface(this.o.iface);
     s.setMulticastTTL(this.o.ttl);
     s.setMulticastLoopback(true);
+    try {
+      s.setSendBufferSize(this.o.sendBufferBytes);
+    } catch {
+      /* the kernel keeps its default */
+    }
+    try {
+      this.sendGranted = s.getSendBufferSize();
+    } catch {
+      this.sendGranted = 0;
+    }
     s.on('message', this.onUnicast);
     const a = s.address();
     this.uniAddress = a.address;
@@ -261,6 +398,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     this.uni = s;
     const every = Math.max(10, Math.min(1000, this.o.sourceTimeoutMs / 4));
     this.liveness = this.clock.interval(this.checkLiveness, every).unref();
+    this.statusTimer = this.clock.interval(this.onStatusTimer, this.o.statusIntervalMs).unref();
   }
 
   /** The unicast address this source sends from (and takes NAKs on). */
@@ -275,9 +413,17 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     let s = this.senders[ch];
     if (s == null) {
       const o = this.o;
+      const mode = this.flowModes[ch]!;
+      // With flow control the ring also holds what waits for the window (maxHeldBytes), and
+      // at least the largest message in fragments: a publish is refused only while something
+      // waits, so any one message must fit when nothing does.
+      const biggest = Math.ceil(o.maxMessageBytes / (o.datagramBytes - FRAG_HEADER)) + 1;
+      const maxHeld = mode === 'none' ? 0 : Math.max(biggest, Math.floor(o.maxHeldBytes / o.datagramBytes));
       // A power of two, so slot = seq % slots stays contiguous when seq wraps at 2^32.
-      const want = Math.max(16, Math.floor(o.retransmitBufferBytes / o.datagramBytes));
+      const want = Math.max(16, Math.floor(o.retransmitBufferBytes / o.datagramBytes) + (maxHeld > 0 ? maxHeld + 2 : 0));
       const slots = 2 ** Math.ceil(Math.log2(want));
+      // slots - 1 >= window + held + the open datagram (source.ts).
+      const maxWindow = Math.max(1, slots - 2 - maxHeld);
       s = new ChannelSender(
         ch,
         this.channels[ch]!,
@@ -289,6 +435,18 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
           heartbeatMaxMs: o.heartbeatMaxMs,
           repairHoldoffMs: o.repairHoldoffMs,
           repairBytesPerSec: o.repairBytesPerSec,
+          maxHeld,
+          flow:
+            mode === 'none'
+              ? null
+              : {
+                  mode,
+                  maxWindow,
+                  budget: o.datagramBytes,
+                  slowReceiverMs: o.slowReceiverMs,
+                  receiverTimeoutMs: o.receiverTimeoutMs,
+                  maxReceivers: 1024,
+                },
         },
         this.clock,
       );
@@ -331,7 +489,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     this.flush();
   };
 
-  /** Sends every open datagram now. */
+  /** Sends every open datagram now (those the window holds leave when it opens). */
   flush(): void {
     const d = this.dirty;
     for (let i = 0; i < d.length; i++) {
@@ -342,6 +500,59 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     d.length = 0;
   }
 
+  /** Bytes of datagrams held for the window on every channel. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const s of this.senders) if (s != null) n += s.heldBytes;
+    return n;
+  }
+
+  /**
+   * Resolves once every datagram closed so far has been handed to the kernel: at once
+   * without flow control or with the windows open, else when STATUS opens them (or a slow
+   * receiver is dropped from them). close() sends what is held, so it resolves then too.
+   */
+  whenSent(): Promise<void> {
+    this.flush();
+    if (this.senders.every((s) => s == null || s.held === 0)) return Promise.resolve();
+    const marks = this.senders.map((s) => (s == null ? 0 : s.nextSeq));
+    return new Promise((resolve) => this.flushWaiters.push({ marks, resolve }));
+  }
+
+  /** @internal SenderHost: held datagrams left; wake the flush() waiters they were holding. */
+  released(): void {
+    const w = this.flushWaiters;
+    if (w.length === 0) return;
+    for (let i = 0; i < w.length; i++) {
+      const f = w[i]!;
+      let done = true;
+      for (let ch = 0; ch < this.senders.length && done; ch++) {
+        const s = this.senders[ch];
+        if (s != null && f.marks[ch] !== 0 && seqDiff(s.sentTo, f.marks[ch]!) < 0) done = false;
+      }
+      if (done) {
+        w.splice(i--, 1);
+        f.resolve();
+      }
+    }
+  }
+
+  /** @internal SenderHost: tell a receiver it was dropped from the window of channel s. */
+  tellSlow(s: ChannelSender, r: FlowReceiver): void {
+    const b = Buffer.allocUnsafe(SLOW_SIZE);
+    writeHeader(b, 0, DType.SLOW, this.session, r.pos, r.id, 0, 0);
+    writeIpv4(b, HEADER, s.addr.group);
+    b.writeUInt16LE(s.addr.port, HEADER + 4);
+    b.writeUInt16LE(0, HEADER + 6);
+    b.writeUInt32LE(r.drops >>> 0, HEADER + 8);
+    this.uni?.send(b, 0, SLOW_SIZE, r.port, r.address);
+  }
+
+  /** @internal SenderHost */
+  receiverDropped(s: ChannelSender, r: FlowReceiver): void {
+    this.handler.onReceiverSlow?.(`${r.address}:${r.port}/${r.id.toString(16).padStart(8, '0')}`, s.index);
+  }
+
   // --- receiving -------------------------------------------------------------------------------
 
   /** Joins a channel's group; resolves once datagrams are being received. */
@@ -350,6 +561,7 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     if (existing != null) return existing.ready;
     const addr = this.channels[ch]!;
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true, lookup: literalLookup as never });
+    const j = new Joined(sock);
     const ready = new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
       sock.bind({ port: addr.port, address: addr.group, exclusive: true }, () => {
@@ -365,10 +577,17 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
         } catch {
           /* the kernel keeps its default */
         }
+        try {
+          const got = sock.getRecvBufferSize();
+          this.recvGranted = got;
+          j.windowBytes = Math.max(this.o.datagramBytes, Math.floor(got / 3));
+        } catch {
+          /* the default window stands */
+        }
         resolve();
       });
     });
-    const j = new Joined(sock, ready);
+    j.ready = ready;
     sock.on('error', () => this.sendErrors++);
     sock.on('message', (msg, rinfo) => {
       // One batch window per datagram: whatever its messages make handlers write
@@ -391,7 +610,10 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     const j = this.joined[ch];
     if (j == null) return;
     this.joined[ch] = null;
-    for (const st of j.streams.values()) st.close('left the channel');
+    for (const st of j.streams.values()) {
+      if (st.flow) this.sendStatus(st, true);
+      st.close('left the channel');
+    }
     try {
       j.socket.close();
     } catch {
@@ -448,14 +670,89 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     }
   };
 
-  private readonly onUnicast = (d: Buffer): void => {
-    if (datagramType(d) !== DType.NAK || d.readUInt32LE(4) !== this.session) return;
-    const key = `${readIpv4(d, HEADER)}:${d.readUInt16LE(HEADER + 4)}`;
-    const ch = this.byKey.get(key);
+  /** NAKs and STATUS for this source's channels, SLOW for this receiver's streams. */
+  private readonly onUnicast = (d: Buffer, rinfo: dgram.RemoteInfo): void => {
+    const type = datagramType(d);
+    if (type !== DType.NAK && type !== DType.STATUS && type !== DType.SLOW) return;
+    const ch = this.byKey.get(`${readIpv4(d, HEADER)}:${d.readUInt16LE(HEADER + 4)}`);
     if (ch === undefined) return;
+    if (type === DType.SLOW) {
+      // To this receiver (aux = our id), from source `session`.
+      if (d.readUInt32LE(12) !== this.session) return;
+      const st = this.joined[ch]?.streams.get(d.readUInt32LE(4));
+      st?.onSlow(d.readUInt32LE(HEADER + 8), d.readUInt32LE(8));
+      return;
+    }
+    if (d.readUInt32LE(4) !== this.session) return;
     const s = this.senders[ch];
     if (s == null) return;
-    s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), this.clock.now());
+    if (type === DType.NAK) {
+      const now = this.clock.now();
+      const who = this.repairBudget(rinfo);
+      s.onNak(d.readUInt32LE(8), d.readUInt32LE(12), now, who);
+      // Further ranges of a coalesced NAK (wire.ts), as many as the datagram really holds.
+      const more = Math.min(d.readUInt16LE(HEADER + 6), Math.floor((d.length - NAK_SIZE) / 8), 63);
+      for (let i = 0; i < more; i++) s.onNak(d.readUInt32LE(NAK_SIZE + i * 8), d.readUInt32LE(NAK_SIZE + i * 8 + 4), now, who, false);
+      return;
+    }
+    if (s.flow === null) return;
+    s.stats.statusIn++;
+    s.flow.onStatus(d.readUInt32LE(12), rinfo.address, rinfo.port, d.readUInt32LE(8), d.readUInt32LE(HEADER + 8), (d[16]! & F_LEAVE) !== 0);
+  };
+
+  /** The repair budget of a NAKing receiver address (kept for 4,096 addresses at most). */
+  private repairBudget(rinfo: dgram.RemoteInfo): RepairBudget | null {
+    const rate = this.o.receiverRepairBytesPerSec;
+    if (rate <= 0) return null;
+    const key = `${rinfo.address}:${rinfo.port}`;
+    let b = this.repairBudgets.get(key);
+    if (b === undefined) {
+      if (this.repairBudgets.size >= 4096) this.repairBudgets.clear();
+      b = new RepairBudget(rate);
+      this.repairBudgets.set(key, b);
+    }
+    return b;
+  }
+
+  /** @internal StreamHost: this receiver's position on `st`, to its source. */
+  sendStatus(st: RecvStream, leave: boolean): void {
+    const u = this.uni;
+    if (u === null) return;
+    const j = this.joined[st.channel];
+    let sharing = 0;
+    if (j != null) for (const x of j.streams.values()) if (x.flow) sharing++;
+    const window = Math.floor((j?.windowBytes ?? 256 * 1024) / Math.max(1, sharing));
+    const b = Buffer.allocUnsafe(STATUS_SIZE);
+    writeHeader(b, 0, DType.STATUS, st.session, st.next, this.session, leave ? F_LEAVE : 0, 0);
+    writeIpv4(b, HEADER, st.addr.group);
+    b.writeUInt16LE(st.addr.port, HEADER + 4);
+    b[HEADER + 6] = STATUS_VERSION;
+    b[HEADER + 7] = 0;
+    b.writeUInt32LE(window >>> 0, HEADER + 8);
+    st.reported = st.next;
+    st.reportedAt = this.clock.now();
+    // The next progress report after a quarter of the window advertised (in datagrams of
+    // this endpoint's size), at most 256: the source never waits for the periodic one.
+    st.statusEvery = Math.max(1, Math.min(256, Math.floor(window / this.o.datagramBytes / 4)));
+    this.counters.statusSent++;
+    u.send(b, 0, STATUS_SIZE, st.port, st.address);
+  }
+
+  /** @internal StreamHost */
+  slow(st: RecvStream, position: number): void {
+    this.counters.slowDrops++;
+    this.handler.onSlow?.(st, position);
+  }
+
+  /** Every statusIntervalMs: a STATUS per flow-controlled stream that moved, and every 10th tick from all of them. */
+  private readonly onStatusTimer = (): void => {
+    const all = ++this.statusTicks % 10 === 0;
+    for (const j of this.joined) {
+      if (j == null) continue;
+      for (const st of j.streams.values()) {
+        if (st.flow && !st.gone && (all || st.next !== st.reported)) this.sendStatus(st, false);
+      }
+    }
   };
 
   private gone(j: Joined, st: RecvStream, reason: 'bye' | 'timeout'): void {
@@ -516,10 +813,21 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       retransmits: t.retransmits,
       repairsSuppressed: t.repairsSuppressed,
       repairsThrottled: t.repairsThrottled,
+      repairsThrottledReceiver: t.repairsThrottledReceiver,
       unavailable: t.unavailable,
       testDropped: t.testDropped,
       sendErrors: this.sendErrors,
       sourcesGone: this.sourcesGone,
+      windowFull: t.windowFull,
+      heldDatagrams: this.senders.reduce((n, s) => n + (s?.held ?? 0), 0),
+      heldBytes: this.heldBytes,
+      receivers: this.senders.reduce((n, s) => n + (s?.flow?.snapshot().receivers ?? 0), 0),
+      slowReceivers: t.slowReceivers,
+      receiverTimeouts: this.senders.reduce((n, s) => n + (s?.flow?.stats.receiverTimeouts ?? 0), 0),
+      receiverLeaves: this.senders.reduce((n, s) => n + (s?.flow?.stats.receiverLeaves ?? 0), 0),
+      statusIn: t.statusIn,
+      sendBufferBytesGranted: this.sendGranted,
+      recvBufferBytesGranted: this.recvGranted,
     };
   }
 
@@ -533,7 +841,9 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
     this.flush();
     if (lingerMs > 0 && this.senders.some((s) => s != null)) await new Promise<void>((r) => this.clock.timeout(r, lingerMs));
     for (const s of this.senders) s?.close();
+    this.released();
     this.clock.clear(this.liveness);
+    this.clock.clear(this.statusTimer);
     for (let ch = 0; ch < this.joined.length; ch++) this.leave(ch);
     const u = this.uni;
     this.uni = null;

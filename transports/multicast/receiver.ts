@@ -17,6 +17,12 @@
  *    on after it.
  *  - Duplicates (seq already delivered or held) are dropped and counted.
  *
+ * Flow control: a source that sets FLOW in its datagrams wants STATUS reports. The
+ * stream sends one (through its host) as soon as it hears such a source, then whenever
+ * it has delivered `statusEvery` datagrams since the last one (a check per datagram,
+ * not per message), and the endpoint sends one per stream every statusIntervalMs. A
+ * SLOW from the source (this receiver was dropped from its window) is told once per drop.
+ *
  * A stream starts at the first datagram or heartbeat it hears: a late joiner gets
  * what is sent from then on, not the history (a fragment tail heard first is skipped).
  *
@@ -24,7 +30,7 @@
  */
 import type { Clock, Timer } from '../../runtime/clock.js';
 import { FRAME_PREFIX, Op, checkFrame } from '../protocol/index.js';
-import { DType, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
+import { DType, F_FLOW, F_FRAGMENT, FRAG_HEADER, HEADER, NAK_SIZE, seqAdd, seqDiff, writeHeader, writeIpv4 } from './wire.js';
 import type { ChannelAddr } from './source.js';
 
 export interface ReceiverOptions {
@@ -47,6 +53,10 @@ export interface StreamHost {
   /** A gap was closed by repairs, `ms` after it was first seen. */
   repaired(stream: RecvStream, ms: number): void;
   sendNak(buf: Buffer, address: string, port: number): void;
+  /** Sends this stream's STATUS (its consumed position `next`) to the source; LEAVE when leaving. */
+  sendStatus(stream: RecvStream, leave: boolean): void;
+  /** The source dropped this receiver from its window (a new drop, told once). */
+  slow(stream: RecvStream, position: number): void;
   readonly counters: ReceiveCounters;
 }
 
@@ -59,6 +69,9 @@ export interface ReceiveCounters {
   lostDatagrams: number;
   lostMessages: number;
   badDatagrams: number;
+  /** STATUS messages sent; times a source dropped this receiver as slow. */
+  statusSent: number;
+  slowDrops: number;
 }
 
 const MAX_NAK_RANGES = 32;
@@ -89,6 +102,14 @@ export class RecvStream {
   /** The source's announced maximum heartbeat interval. */
   announcedMs = 0;
   gone = false;
+  /** The source is flow-controlled (FLOW seen): it gets STATUS reports. */
+  flow = false;
+  /** Position last reported in a STATUS, and when; datagrams delivered before the next report (the host sets it). */
+  reported = 0;
+  reportedAt = 0;
+  statusEvery = 1;
+  /** Drops the source told of so far (SLOW carries the count). */
+  slowTold = 0;
 
   constructor(
     private readonly host: StreamHost,
@@ -113,6 +134,7 @@ export class RecvStream {
       this.highest = seq;
       this.expectMsg = d.readUInt32LE(12);
     }
+    if (!this.flow && (d[16]! & F_FLOW) !== 0) this.startFlow();
     const diff = seqDiff(seq, this.next);
     if (diff < 0) {
       this.host.counters.duplicates++;
@@ -153,8 +175,10 @@ export class RecvStream {
       this.next = seqAdd(last, 1);
       this.highest = last;
       this.expectMsg = nextMsg;
+      if ((d[16]! & F_FLOW) !== 0) this.startFlow();
       return;
     }
+    if (!this.flow && (d[16]! & F_FLOW) !== 0) this.startFlow();
     if (seqDiff(last, this.highest) >= 0) {
       this.highest = last;
       this.tailMsg = nextMsg;
@@ -171,6 +195,19 @@ export class RecvStream {
     if (!this.started) return;
     const end = seqAdd(first, count);
     if (seqDiff(first, this.next) <= 0 && seqDiff(end, this.next) > 0) this.loseMissingBefore(end, "no longer in the source's retransmission buffer");
+  }
+
+  /** The first FLOW datagram: report at once, so the source paces to this receiver from now on. */
+  private startFlow(): void {
+    this.flow = true;
+    this.host.sendStatus(this, false);
+  }
+
+  /** SLOW from the source: this receiver was dropped from its window (`drops` times so far). */
+  onSlow(drops: number, position: number): void {
+    if (seqDiff(drops, this.slowTold) <= 0) return; // told already
+    this.slowTold = drops;
+    this.host.slow(this, position);
   }
 
   /** The source is gone (BYE or silence): whatever is missing will never come. */
@@ -199,6 +236,7 @@ export class RecvStream {
   }
 
   private afterProgress(): void {
+    if (this.flow && seqDiff(this.next, this.reported) >= this.statusEvery) this.host.sendStatus(this, false);
     if (seqDiff(this.highest, this.next) >= 0) {
       this.scheduleNak();
     } else {
@@ -322,6 +360,7 @@ export class RecvStream {
     this.host.lost(this, datagrams, messages, reason);
     if (this.gone) return;
     if (this.pending.size > 0) this.drain();
+    if (this.flow) this.host.sendStatus(this, false);
     if (seqDiff(this.highest, this.next) >= 0) {
       this.openGap();
       this.scheduleNak();
@@ -403,34 +442,40 @@ export class RecvStream {
     this.nakTimer = this.host.clock.timeout(this.onNakTimer, wait).unref();
   };
 
-  /** One NAK per missing range between next and highest (bounded). */
+  /**
+   * One NAK datagram for every missing range between next and highest (at most
+   * MAX_NAK_RANGES): the first range in the header, as every source reads it, the others
+   * after the body (a source that predates them repairs the first and is asked again).
+   */
   private sendNaks(): void {
+    const b = Buffer.allocUnsafe(NAK_SIZE + (MAX_NAK_RANGES - 1) * 8); // one per round, not per message
     let ranges = 0;
     let from = -1;
     let count = 0;
     const end = seqAdd(this.highest, 1);
     let s = this.next;
+    const add = (): void => {
+      if (ranges === 0) writeHeader(b, 0, DType.NAK, this.session, from, count, 0, 0);
+      else {
+        b.writeUInt32LE(from >>> 0, NAK_SIZE + (ranges - 1) * 8);
+        b.writeUInt32LE(count, NAK_SIZE + (ranges - 1) * 8 + 4);
+      }
+      ranges++;
+      from = -1;
+      count = 0;
+    };
     for (let walked = 0; seqDiff(end, s) > 0 && walked < MAX_WALK && ranges < MAX_NAK_RANGES; walked++, s = seqAdd(s, 1)) {
       if (!this.pending.has(s)) {
         if (from === -1) from = s;
         count++;
-      } else if (from !== -1) {
-        this.nak(from, count);
-        ranges++;
-        from = -1;
-        count = 0;
-      }
+      } else if (from !== -1) add();
     }
-    if (from !== -1 && ranges < MAX_NAK_RANGES) this.nak(from, count);
-  }
-
-  private nak(first: number, count: number): void {
-    const b = Buffer.allocUnsafe(NAK_SIZE);
-    writeHeader(b, 0, DType.NAK, this.session, first, count, 0, 0);
+    if (from !== -1 && ranges < MAX_NAK_RANGES) add();
+    if (ranges === 0) return;
     writeIpv4(b, HEADER, this.addr.group);
     b.writeUInt16LE(this.addr.port, HEADER + 4);
-    b.writeUInt16LE(0, HEADER + 6);
+    b.writeUInt16LE(ranges - 1, HEADER + 6);
     this.host.counters.naksSent++;
-    this.host.sendNak(b, this.address, this.port);
+    this.host.sendNak(b.subarray(0, NAK_SIZE + (ranges - 1) * 8), this.address, this.port);
   }
 }

@@ -15,13 +15,28 @@
  * A frame larger than one datagram is encoded into a scratch buffer and cut into
  * FRAGMENT datagrams of consecutive seqs, each carrying (total length, offset).
  *
+ * Flow control (flow.ts), when the channel has it: datagrams are numbered and kept as
+ * always, but transmitted only while the window of the receivers allows; the others wait
+ * in the ring, in order, between `sentTo` and `nextSeq` (held), and leave when a STATUS
+ * opens the window. The ring is sized so that what is held, the open datagram and a
+ * full window never overwrite a datagram a live receiver (min) may still ask for:
+ *
+ *   slots - 1  >=  maxWindow + maxHeld + 1 (open)
+ *
+ *   seq:  ... | consumed by the slowest | sent, in the window | held | open |
+ *                                       ^pos                  ^sentTo      ^nextSeq
+ *
+ * A publish that would need more than maxHeld held datagrams is refused before anything
+ * is written (room()): the caller is told, nothing is dropped.
+ *
  * Time: heartbeats and repair hold-offs read the Clock the sender is given (the
  * endpoint's), so a test drives them with a FakeClock.
  *
  * Threading: the endpoint's thread only.
  */
 import { realClock, type Clock, type Timer } from '../../runtime/clock.js';
-import { DType, F_BYE, F_FRAGMENT, F_RETRANSMIT, FRAG_HEADER, HEADER, HEARTBEAT_SIZE, UNAVAILABLE_SIZE, seqAdd, seqDiff, writeHeader } from './wire.js';
+import { FlowWindow, type FlowHost, type FlowOptions, type FlowReceiver } from './flow.js';
+import { DType, F_BYE, F_FLOW, F_FRAGMENT, F_RETRANSMIT, FRAG_HEADER, HEADER, HEARTBEAT_SIZE, UNAVAILABLE_SIZE, seqAdd, seqDiff, writeHeader } from './wire.js';
 
 export interface ChannelAddr {
   group: string;
@@ -39,6 +54,33 @@ export interface SenderHost {
   committed(s: ChannelSender): void;
   /** Test hook: true drops this datagram instead of sending it (it is still kept for repair). */
   readonly testDrop: ((seq: number, channel: number, retransmit: boolean) => boolean) | null;
+  /** Held datagrams left (flush() waiters look at sentTo). */
+  released?(s: ChannelSender): void;
+  /** Flow control dropped a receiver as slow: tell it (SLOW) and count it. */
+  tellSlow?(s: ChannelSender, r: FlowReceiver): void;
+  receiverDropped?(s: ChannelSender, r: FlowReceiver): void;
+}
+
+/**
+ * A token bucket of repair bytes: per channel (SenderOptions.repairBytesPerSec) and per
+ * receiver (the endpoint keeps one per NAKing address), one second's worth as burst.
+ */
+export class RepairBudget {
+  tokens: number;
+  at = 0;
+  constructor(readonly rate: number) {
+    this.tokens = rate;
+  }
+
+  /** Tops up to `now`; false (and nothing taken) when `bytes` are not there. */
+  take(bytes: number, now: number): boolean {
+    if (this.rate <= 0) return true;
+    this.tokens = Math.min(this.rate, this.tokens + ((now - this.at) / 1000) * this.rate);
+    this.at = now;
+    if (this.tokens < bytes) return false;
+    this.tokens -= bytes;
+    return true;
+  }
 }
 
 export interface SenderOptions {
@@ -57,6 +99,10 @@ export interface SenderOptions {
    * budget are not resent now; the receiver asks again (and in the end reports the loss).
    */
   repairBytesPerSec: number;
+  /** Flow control of this channel (null or absent: none, datagrams leave at once). */
+  flow?: FlowOptions | null;
+  /** Datagrams that may wait for the window at most (with flow control). */
+  maxHeld?: number;
 }
 
 export interface SenderStats {
@@ -71,6 +117,16 @@ export interface SenderStats {
   repairsSuppressed: number;
   /** NAKed datagrams not resent because the repair budget (repairBytesPerSec) was spent. */
   repairsThrottled: number;
+  /** NAKed datagrams not resent because the NAKing receiver's own repair budget was spent. */
+  repairsThrottledReceiver: number;
+  /** Times a datagram had to wait because the window was full (one per closing of the window). */
+  windowFull: number;
+  /** Receivers dropped from the window as slow; receivers forgotten after silence; receivers that left. */
+  slowReceivers: number;
+  receiverTimeouts: number;
+  receiverLeaves: number;
+  /** STATUS messages taken. */
+  statusIn: number;
   /** NAKed datagrams no longer in the ring (answered with UNAVAILABLE). */
   unavailable: number;
   /** Datagrams the test hook dropped. */
@@ -89,15 +145,31 @@ export function emptySenderStats(): SenderStats {
     retransmits: 0,
     repairsSuppressed: 0,
     repairsThrottled: 0,
+    repairsThrottledReceiver: 0,
+    windowFull: 0,
+    slowReceivers: 0,
+    receiverTimeouts: 0,
+    receiverLeaves: 0,
+    statusIn: 0,
     unavailable: 0,
     testDropped: 0,
   };
 }
 
-export class ChannelSender {
+export class ChannelSender implements FlowHost {
   readonly stats: SenderStats = emptySenderStats();
   /** Seq of the open (or next) datagram; datagrams are numbered from 1. */
   nextSeq = 1;
+  /** Seq of the next datagram to transmit: [sentTo, nextSeq) are held for the window. */
+  sentTo = 1;
+  /** Closed datagrams held for the window, and their bytes. */
+  held = 0;
+  heldBytes = 0;
+  /** Flow control, or null. */
+  readonly flow: FlowWindow | null;
+  private readonly maxHeld: number;
+  /** FLOW when the channel is flow-controlled: in every DATA and HEARTBEAT flags byte. */
+  private readonly fflag: number;
   /** Sequence of the next message. */
   nextMsgSeq = 1;
   /** True while the endpoint has this sender on its list of datagrams to flush. */
@@ -120,9 +192,7 @@ export class ChannelSender {
   private hbDelay: number;
   private hbTimer: Timer | null = null;
   private closed = false;
-  /** Repair token bucket: bytes available, and when it was last topped up. */
-  private repairTokens: number;
-  private repairAt = 0;
+  private readonly repairBudget: RepairBudget;
   /** Whether the hello heartbeats went out (before the first datagram). */
   private announced = false;
 
@@ -140,7 +210,73 @@ export class ChannelSender {
     this.lens = new Int32Array(o.slots);
     this.repairedAt = new Float64Array(o.slots);
     this.hbDelay = o.heartbeatMinMs;
-    this.repairTokens = o.repairBytesPerSec;
+    this.repairBudget = new RepairBudget(o.repairBytesPerSec);
+    this.flow = o.flow == null ? null : new FlowWindow(o.flow, this, clock);
+    this.fflag = this.flow === null ? 0 : F_FLOW;
+    this.maxHeld = o.maxHeld ?? 0;
+  }
+
+  /** FlowHost: where transmission stands. */
+  get tail(): number {
+    return this.sentTo;
+  }
+
+  /**
+   * Whether a frame of n bytes can be taken now without more than maxHeld datagrams
+   * waiting for the window. Only asked while datagrams are held (held > 0).
+   */
+  room(n: number): boolean {
+    const open = this.used > 0 ? 1 : 0;
+    let need: number;
+    if (n > this.budget - HEADER) need = Math.ceil(n / (this.budget - FRAG_HEADER)) + open;
+    else need = this.used === 0 || this.used + n > this.budget ? 1 : 0;
+    return this.held + open + need <= this.maxHeld;
+  }
+
+  /** The window allows datagram seq to leave. */
+  private mayLeave(seq: number): boolean {
+    const f = this.flow;
+    return f === null || !f.bounded || seqDiff(seq, f.limit) < 0;
+  }
+
+  /** Transmits what the window now allows (FlowHost). */
+  release(): void {
+    if (this.held === 0) return;
+    while (this.held > 0 && (this.closed || this.mayLeave(this.sentTo))) {
+      const seq = this.sentTo;
+      const slot = seq % this.slots;
+      const len = this.lens[slot]!;
+      this.held--;
+      this.heldBytes -= len;
+      this.sentTo = seqAdd(seq, 1);
+      this.put(slot * this.budget, len, seq, false);
+    }
+    if (this.held > 0) this.flow?.blocked();
+    this.host.released?.(this);
+  }
+
+  /** FlowHost */
+  tellSlow(r: FlowReceiver): void {
+    this.host.tellSlow?.(this, r);
+  }
+
+  /** FlowHost */
+  dropped(r: FlowReceiver): void {
+    this.stats.slowReceivers++;
+    this.host.receiverDropped?.(this, r);
+  }
+
+  /** A closed datagram at seq (slot offset off, len bytes) leaves now, or waits for the window. */
+  private out(off: number, len: number, seq: number): void {
+    if (this.held === 0 && this.mayLeave(seq)) {
+      this.sentTo = seqAdd(seq, 1);
+      this.put(off, len, seq, false);
+      return;
+    }
+    if (this.held === 0) this.stats.windowFull++;
+    this.held++;
+    this.heldBytes += len;
+    if (this.held === 1) this.flow?.blocked();
   }
 
   /** Largest frame that fits in one datagram. */
@@ -205,14 +341,14 @@ export class ChannelSender {
     if (this.used === 0) return;
     const slot = this.nextSeq % this.slots;
     const seq = this.nextSeq;
-    writeHeader(this.ring, this.base, DType.DATA, this.host.session, seq, this.firstMsgSeq, 0, this.frames);
+    writeHeader(this.ring, this.base, DType.DATA, this.host.session, seq, this.firstMsgSeq, this.fflag, this.frames);
     this.seqs[slot] = seq;
     this.lens[slot] = this.used;
     this.repairedAt[slot] = 0;
     const len = this.used;
     this.used = 0;
     this.nextSeq = seqAdd(seq, 1);
-    this.put(this.base, len, seq, false);
+    this.out(this.base, len, seq);
   }
 
   private fragment(src: Buffer, total: number): void {
@@ -225,7 +361,7 @@ export class ChannelSender {
       const seq = this.nextSeq;
       const slot = seq % this.slots;
       const base = slot * this.budget;
-      writeHeader(this.ring, base, DType.DATA, this.host.session, seq, msgSeq, F_FRAGMENT, 1);
+      writeHeader(this.ring, base, DType.DATA, this.host.session, seq, msgSeq, F_FRAGMENT | this.fflag, 1);
       this.ring.writeUInt32LE(total, base + HEADER);
       this.ring.writeUInt32LE(at, base + HEADER + 4);
       src.copy(this.ring, base + FRAG_HEADER, at, at + n);
@@ -234,7 +370,7 @@ export class ChannelSender {
       this.repairedAt[slot] = 0;
       this.nextSeq = seqAdd(seq, 1);
       this.stats.fragments++;
-      this.put(base, FRAG_HEADER + n, seq, false);
+      this.out(base, FRAG_HEADER + n, seq);
     }
   }
 
@@ -268,27 +404,27 @@ export class ChannelSender {
     return sent < this.slots ? 1 : seqAdd(this.nextSeq, -(this.slots - 1));
   }
 
+  /** Sent and still in the ring (a held datagram was never sent: it is not repaired, it leaves in turn). */
   private retained(seq: number): boolean {
+    if (seqDiff(this.sentTo, seq) < 1) return false;
     const d = seqDiff(this.nextSeq, seq);
     if (d < 1 || d > this.slots - 1) return false;
     const slot = seq % this.slots;
     return this.seqs[slot] === seq && this.lens[slot]! > 0;
   }
 
-  /** A receiver asks for `count` datagrams from `first`: resend what the ring holds, on the group. */
-  onNak(first: number, count: number, now: number): void {
-    this.stats.naksReceived++;
+  /**
+   * A receiver asks for `count` datagrams from `first`: resend what the ring holds, on
+   * the group, within the channel's repair budget and the NAKing receiver's (`who`).
+   */
+  onNak(first: number, count: number, now: number, who: RepairBudget | null = null, newDatagram = true): void {
+    if (newDatagram) this.stats.naksReceived++;
     const n = Math.min(count, this.slots);
-    const rate = this.o.repairBytesPerSec;
-    if (rate > 0) {
-      this.repairTokens = Math.min(rate, this.repairTokens + ((now - this.repairAt) / 1000) * rate);
-      this.repairAt = now;
-    }
     let unavailFrom = -1;
     let unavailCount = 0;
     for (let i = 0; i < n; i++) {
       const seq = seqAdd(first, i);
-      if (seqDiff(seq, this.nextSeq) >= 0) break; // never sent
+      if (seqDiff(seq, this.sentTo) >= 0) break; // never sent
       if (!this.retained(seq)) {
         if (unavailFrom === -1) unavailFrom = seq;
         unavailCount++;
@@ -299,12 +435,14 @@ export class ChannelSender {
         this.stats.repairsSuppressed++;
         continue;
       }
-      if (rate > 0) {
-        if (this.repairTokens < this.lens[slot]!) {
-          this.stats.repairsThrottled += 1;
-          continue;
-        }
-        this.repairTokens -= this.lens[slot]!;
+      const len = this.lens[slot]!;
+      if (who !== null && !who.take(len, now)) {
+        this.stats.repairsThrottledReceiver++;
+        continue;
+      }
+      if (!this.repairBudget.take(len, now)) {
+        this.stats.repairsThrottled++;
+        continue;
       }
       this.repairedAt[slot] = now;
       const base = slot * this.budget;
@@ -350,21 +488,35 @@ export class ChannelSender {
     this.arm(this.hbDelay);
   };
 
-  /** HEARTBEAT: the last seq sent, the next message seq, the oldest retained, the next interval. */
-  heartbeat(flags: number, last = seqAdd(this.nextSeq, -1), nextMsg = this.nextMsgSeq): void {
+  /**
+   * HEARTBEAT: the last seq sent, the message seq after it, the oldest retained, the next
+   * interval. Held datagrams are not announced (receivers would NAK what was never sent).
+   */
+  heartbeat(flags: number, last = seqAdd(this.sentTo, -1), nextMsg = this.nextMsgAfterSent()): void {
     const b = Buffer.allocUnsafe(HEARTBEAT_SIZE);
-    writeHeader(b, 0, DType.HEARTBEAT, this.host.session, last, nextMsg, flags, 0);
+    writeHeader(b, 0, DType.HEARTBEAT, this.host.session, last, nextMsg, flags | this.fflag, 0);
     b.writeUInt32LE(this.oldestRetained, HEADER);
     b.writeUInt32LE(flags & F_BYE ? 0 : Math.ceil(this.hbDelay), HEADER + 4);
     this.stats.heartbeats++;
     this.host.transmit(b, 0, HEARTBEAT_SIZE, this.addr);
   }
 
-  /** Stops heartbeats and says goodbye, so receivers learn at once that this source is gone. */
+  /** The message seq of the first datagram held (or the next message when none is). */
+  private nextMsgAfterSent(): number {
+    if (this.held === 0) return this.used > 0 ? this.firstMsgSeq : this.nextMsgSeq;
+    return this.ring.readUInt32LE((this.sentTo % this.slots) * this.budget + 12);
+  }
+
+  /**
+   * Stops heartbeats and says goodbye, so receivers learn at once that this source is
+   * gone. What is still held leaves first, window or not: the source is going away.
+   */
   close(): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.release();
+    this.flow?.close();
     this.clock.clear(this.hbTimer);
     this.hbTimer = null;
     this.heartbeat(F_BYE);
