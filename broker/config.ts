@@ -217,7 +217,23 @@ export class ConfigError extends HopbusError {
   }
 }
 
-type Kind = 'string' | 'strings' | 'int' | 'port' | 'policy' | 'rate' | 'rates' | 'multicast' | 'bool' | 'journal' | 'auth' | 'cache' | 'leafnodes' | 'cluster' | 'tls' | 'monitoring';
+type Kind =
+  | 'string'
+  | 'strings'
+  | 'int'
+  | 'port'
+  | 'policy'
+  | 'rate'
+  | 'rates'
+  | 'multicast'
+  | 'bool'
+  | 'journal'
+  | 'auth'
+  | 'cache'
+  | 'leafnodes'
+  | 'cluster'
+  | 'tls'
+  | 'monitoring';
 const KINDS: Record<keyof BrokerOptions, Kind> = {
   host: 'string',
   port: 'port',

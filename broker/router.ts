@@ -337,7 +337,16 @@ export class Router {
   }
 
   /** One member of queue group `g` gets the message, round robin; false when no member could take it. */
-  private toGroup(route: Route, g: number, buf: Buffer, off: number, len: number, subject: string, from: Publisher | null, cached: CacheEntry | null = null): boolean {
+  private toGroup(
+    route: Route,
+    g: number,
+    buf: Buffer,
+    off: number,
+    len: number,
+    subject: string,
+    from: Publisher | null,
+    cached: CacheEntry | null = null,
+  ): boolean {
     const members = route.groups[g]!;
     // Round robin, skipping members whose session is closing.
     const cursor = route.cursor[g]!;
