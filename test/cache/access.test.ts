@@ -97,9 +97,11 @@ describe('the command line', () => {
     expect((await run(['last', '--help'])).stdout).toContain('Usage: hopbus last SUBJECT');
 
     const sub = start(['sub', 'md.*', '--snapshot', '--server', b.url]);
+    // stdout and stderr are separate pipes: each is awaited on its own, since
+    // the order in which the two reach this process is not the order written.
     await waitFor(sub, /^snapshot complete: 2 cached values$/m, 'stderr');
-    expect(sub.out.stdout).toMatch(/^\[\d\] md\.EURUSD \(cached\): 1\.0712$/m);
-    expect(sub.out.stdout).toMatch(/^\[\d\] md\.USDJPY \(cached\): \{"bid":151\.2\}$/m);
+    await waitFor(sub, /^\[\d\] md\.EURUSD \(cached\): 1\.0712$/m);
+    await waitFor(sub, /^\[\d\] md\.USDJPY \(cached\): \{"bid":151\.2\}$/m);
     bus.publish('md.EURUSD', '1.0713');
     await waitFor(sub, /^\[3\] md\.EURUSD: 1\.0713$/m);
     const js = start(['sub', 'md.EURUSD', '--snapshot', '--json', '--count', '1', '--server', b.url]);
