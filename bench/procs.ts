@@ -110,9 +110,12 @@ export interface NodeOptions {
 /**
  * Starts `node <script> ...args` (a path under dist/) and waits for a line matching
  * `ready` on its stdout or stderr (`hopbus broker` prints its start-up lines on stderr).
+ * The node flags in HOPBUS_BENCH_NODE_FLAGS, if any, go before the script.
  */
 export function startNode(script: string, args: string[], ready: RegExp, timeoutMs = 10_000, opts: NodeOptions = {}): Promise<Proc> {
-  const argv = [process.execPath, path.join(distRoot, script), ...args];
+  // HOPBUS_BENCH_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the children.
+  const flags = (process.env.HOPBUS_BENCH_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const argv = [process.execPath, ...flags, path.join(distRoot, script), ...args];
   const cmd = opts.wrap && opts.wrap.length > 0 ? [...opts.wrap, ...argv] : argv;
   return startProcess(cmd[0]!, cmd.slice(1), ready, { timeoutMs, watch: 'both', ...(opts.stdin ? { stdin: true } : {}) });
 }

@@ -30,6 +30,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectBroker, type Bus } from '../client/index.js';
+import type hdr from 'hdr-histogram-js';
 import { histogram, medianOf, median, percentiles, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
 
@@ -80,7 +81,9 @@ async function dump(p: Proc): Promise<Dump> {
 /**
  * Publishes at `rate` msg/s for `seconds` (after a warm-up) from this process; the
  * healthy subscriber measures. `mark` runs once, `mark.at` seconds into the measured
- * part, without pausing the stream. (bench/lvc.ts measures with it too.)
+ * part, without pausing the stream. (bench/lvc.ts measures with it too.) While
+ * `window.active` is true, each measured latency is also recorded in `window.h` (the
+ * samples taken while something else happens, e.g. a late join's image).
  */
 export async function pacedRun(
   pub: Bus,
@@ -88,6 +91,7 @@ export async function pacedRun(
   rate: number,
   seconds: number,
   mark?: { at: number; fn: () => void },
+  window?: { active: boolean; h: hdr.Histogram },
 ): Promise<{ latency: Percentiles; sent: number; received: number }> {
   const h = histogram();
   let received = 0;
@@ -95,7 +99,11 @@ export async function pacedRun(
   const s = sub.subscribe(SUBJECT, (msg) => {
     const t = msg.data;
     const sentAt = Buffer.from(t.buffer, t.byteOffset, t.byteLength).readDoubleLE(0);
-    if (recording) h.recordValue(Math.max(1, Math.round((performance.now() - sentAt) * 1e6)));
+    if (recording) {
+      const ns = Math.max(1, Math.round((performance.now() - sentAt) * 1e6));
+      h.recordValue(ns);
+      if (window?.active) window.h.recordValue(ns);
+    }
     received++;
   });
   await sub.flush();

@@ -101,18 +101,13 @@ export class LastValueCache {
     return s === null ? undefined : s.get(subject, this.clock.now());
   }
 
-  /** Cached subjects matching `pattern` now: the image of a snapshot subscription. */
+  /** Cached subjects matching `pattern` now (what an image of it would hold if it were sent at once). */
   image(pattern: string): string[] {
     const out: string[] = [];
     const now = this.clock.now();
-    const literal = !pattern.includes('*') && !pattern.includes('>');
     for (const s of this.stores) {
       s.expire(now);
-      if (literal) {
-        if (s.get(pattern, now) !== undefined && this.storeFor(pattern) === s) out.push(pattern);
-        continue;
-      }
-      for (const subject of s.subjects()) if (SubjectTree.matches(pattern, subject)) out.push(subject);
+      for (const subject of s.subjects()) if (SubjectTree.matches(pattern, subject) && this.storeFor(subject) === s) out.push(subject);
     }
     return out;
   }

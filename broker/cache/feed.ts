@@ -7,29 +7,34 @@
  *  1. When the SUB arrives, the subscription is added to the router: every message routed
  *     from then on reaches the connection.
  *  2. IMAGE BEGIN is written into the link only when nothing is held for the connection
- *     (its Outbound queue is empty), and the image (the cached subjects the subscription
- *     matches) is listed in the same synchronous step. So every message the link carries
- *     after BEGIN was routed after the listing, and every one before it is reflected in
- *     the cache as listed (the router updates the cache before it fans a message out). The
- *     client hands the subscription no broadcast message (sid 0) before BEGIN: whatever it
- *     would have missed is in a cached value it is sent next, even for a subject first
- *     published between the SUB and BEGIN (a second image on the same connection waits
- *     for the first to end).
- *  3. Each subject's value is read from the cache when it is written (the newest), and a
- *     live message delivered for a subject whose value has not been written yet takes
- *     the subject off the image: the subscription gets it live instead, and never its
- *     older cached value after it.
+ *     (its Outbound queue is empty), and the image is fixed in the same synchronous step:
+ *     for each store, its slot count and its version (broker/cache/store.ts). Nothing is
+ *     listed or copied, so BEGIN costs the same for 10 cached subjects as for 100,000.
+ *     Every message the link carries after BEGIN was routed after that point, and every
+ *     one before it is reflected in the cache as it was then (the router updates the
+ *     cache before it fans a message out). The client hands the subscription no
+ *     broadcast message (sid 0) before BEGIN: whatever it would have missed is in a
+ *     cached value it is sent next, even for a subject first published between the SUB
+ *     and BEGIN (a second image on the same connection waits for the first to end).
+ *  3. The image walks those slots, a turn at a time. An entry born after BEGIN (a subject
+ *     first cached later, or an evicted entry handed to a new subject) is skipped: its
+ *     messages reach the subscription live. A removed entry has left its slot. Each
+ *     value is read when it is written (the newest), and a live message delivered for a
+ *     subject whose value has not been written yet takes the subject off the image: the
+ *     subscription gets it live instead, and never its older cached value after it.
  * So per subject a subscription sees its cached value (`msg.snapshot`, sequence n) and
  * then live messages n+1, n+2, ..., or, for a subject updated while the image was on its
- * way, live messages from that update on. IMAGE END carries the count of cached values sent.
+ * way, live messages from that update on. IMAGE BEGIN carries the slots the image walks
+ * (an upper bound of its values), IMAGE END the count of cached values sent.
  *
- * Pacing: at most `highWater` bytes of image per turn of the event loop, and only while
- * the link holds at most `highWater` bytes and nothing is held; then the feed waits for
- * the link to drain (Session.onDrain) and goes on in a later turn (setImmediate: a yield
- * to I/O, so that other connections' reads and writes come between two chunks even when
- * a loopback socket drains at once). A large image so never makes its connection a slow
- * consumer, never holds up other connections for long, and never sits in memory as
- * frames: only the list of its subjects does. A delivery rate limit (deliverRate)
+ * Pacing: at most IMAGE_TURN_BYTES (64 KiB, or `highWater` if lower) of image per turn of
+ * the event loop, and only while the link holds at most `highWater` bytes and nothing is
+ * held; then the feed waits for the link to drain (Session.onDrain) and goes on in a
+ * later turn (setImmediate: a yield to I/O, so that other connections' reads and writes
+ * come between two chunks even when a loopback socket drains at once). A large image so
+ * never makes its connection a slow consumer, never holds up other connections for more
+ * than a fraction of a millisecond, and never sits in memory as frames, nor as a list:
+ * a cursor into the slots and the set of subjects taken live meanwhile. A delivery rate limit (deliverRate)
  * applies to image frames too.
  *
  * Threading: the broker's thread. Must not import sessions or the broker.
@@ -40,6 +45,8 @@ import type { Link } from '../../transports/link.js';
 import type { Outbound } from '../policy.js';
 import type { Subscription } from '../subscription.js';
 import type { LastValueCache } from './cache.js';
+import type { CacheStore } from './store.js';
+import { SubjectTree } from '../../topics/index.js';
 
 /** What a feed needs of its session. */
 export interface FeedOwner {
@@ -53,16 +60,33 @@ export interface FeedOwner {
 class ImageJob {
   /** Written BEGIN: from here on, live messages take subjects off the image. */
   begun = false;
-  /** The image's subjects, listed when BEGIN is written (step 2). */
-  subjects: string[] = [];
-  /** Next index into `subjects`. */
+  /** The stores the image walks: all for a wildcard pattern, the one that may keep a literal subject. */
+  stores: readonly CacheStore[] = [];
+  /** Per store, at BEGIN: its slot count and its version (step 2). */
+  readonly slots: number[] = [];
+  readonly versions: number[] = [];
+  /** Where the walk is: store index, and slot within it. */
+  store = 0;
   next = 0;
   /** Cached values written so far. */
   sent = 0;
-  /** Subjects of the image not yet written nor superseded by a live message. */
-  remaining = new Set<string>();
-  constructor(readonly sub: Subscription) {}
+  /** Subjects delivered live since BEGIN: their cached value is not written (step 3). */
+  readonly live = new Set<string>();
+  /** The pattern has a wildcard (else the image is the one subject's value, if cached). */
+  readonly wild: boolean;
+  constructor(readonly sub: Subscription) {
+    this.wild = sub.pattern.includes('*') || sub.pattern.includes('>');
+  }
+
+  get done(): boolean {
+    return this.store >= this.stores.length;
+  }
 }
+
+/** What a subject skipped (not matched, taken live, gone) counts against a turn's byte budget. */
+const SKIP_COST = 16;
+/** Image bytes written per turn of the event loop at most (or the high-water mark, if lower): small enough that other connections wait little between two chunks. */
+export const IMAGE_TURN_BYTES = 64 * 1024;
 
 export class ImageFeed {
   private readonly jobs: ImageJob[] = [];
@@ -101,7 +125,7 @@ export class ImageFeed {
     const jobs = this.jobs;
     for (let i = 0; i < jobs.length; i++) {
       const j = jobs[i]!;
-      if (j.begun && subs.includes(j.sub)) j.remaining.delete(subject);
+      if (j.begun && !j.done && subs.includes(j.sub)) j.live.add(subject);
     }
   }
 
@@ -122,20 +146,25 @@ export class ImageFeed {
   pump(): void {
     const { link, out } = this.owner;
     const limiter = out.limiter;
-    let budget = this.highWater;
+    let budget = Math.min(this.highWater, IMAGE_TURN_BYTES);
     while (this.jobs.length > 0) {
       if (!this.owner.open || link.closed || out.hold.length > 0 || this.timer !== null || this.immediate !== null) return;
       const j = this.jobs[0]!;
       if (!j.begun) {
-        // Step 2: the listing and BEGIN in one synchronous step, nothing held.
-        j.subjects = this.cache.image(j.sub.pattern);
-        j.remaining = new Set(j.subjects);
-        this.control(ImageKind.BEGIN, j.sub.sid, j.subjects.length);
+        // Step 2: BEGIN, and the image fixed in the same synchronous step, nothing held:
+        // the slots each store has now and its version. Nothing is listed or copied.
+        this.begin(j);
+        this.control(
+          ImageKind.BEGIN,
+          j.sub.sid,
+          j.slots.reduce((a, n) => a + n, 0),
+        );
         j.begun = true;
       }
-      const subjects = j.subjects;
+      const pattern = j.sub.pattern;
+      const wild = j.wild;
       const now = this.cache.now();
-      while (j.next < subjects.length) {
+      while (!j.done) {
         const pending = link.pendingBytes;
         if (pending > this.peakPending) this.peakPending = pending;
         if (pending > this.highWater) {
@@ -148,23 +177,30 @@ export class ImageFeed {
           this.immediate = setImmediate(this.resume);
           return;
         }
-        const subject = subjects[j.next]!;
-        if (!j.remaining.has(subject)) {
-          j.next++;
+        if (j.next >= j.slots[j.store]!) {
+          j.store++;
+          j.next = 0;
           continue;
         }
-        const e = this.cache.get(subject);
-        if (e === undefined) {
-          // Evicted, expired or deleted since the image was listed.
-          j.remaining.delete(subject);
+        const store = j.stores[j.store]!;
+        const e = wild ? store.slotAt(j.next) : store.get(pattern, now);
+        // Free, or a subject cached after BEGIN (its messages reach the subscription live).
+        if (e === null || e === undefined || e.born > j.versions[j.store]!) {
           j.next++;
+          budget -= SKIP_COST;
+          continue;
+        }
+        const subject = e.subject;
+        const ttl = store.ttlMs;
+        if ((ttl > 0 && now - e.updatedAt >= ttl) || (wild && !SubjectTree.matches(pattern, subject)) || j.live.has(subject)) {
+          j.next++;
+          budget -= SKIP_COST;
           continue;
         }
         if (limiter !== null && !limiter.admit(e.len, now)) {
           this.wait(Math.max(1, limiter.nextAdmitMs(e.len, now)));
           return;
         }
-        j.remaining.delete(subject);
         j.next++;
         const n = e.len;
         const buf = link.reserve(n);
@@ -181,8 +217,23 @@ export class ImageFeed {
         st.bytesOut += n;
       }
       this.control(ImageKind.END, j.sub.sid, j.sent);
+      j.live.clear();
       this.jobs.shift();
       this.cache.imagesPending--;
+    }
+  }
+
+  /** Fixes what the image of `j` walks: the slots of each store it may find subjects in, as they are now. */
+  private begin(j: ImageJob): void {
+    if (j.wild) j.stores = this.cache.stores;
+    else {
+      const s = this.cache.storeFor(j.sub.pattern);
+      j.stores = s === null ? [] : [s];
+    }
+    for (const s of j.stores) {
+      // A literal subject's image is at most its one value: one step of the walk.
+      j.slots.push(j.wild ? s.slotCount : 1);
+      j.versions.push(s.version);
     }
   }
 

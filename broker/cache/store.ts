@@ -58,6 +58,10 @@ export class CacheEntry {
   seq = 0;
   /** Clock time (ms) of the last update: the publish time as the broker saw it. */
   updatedAt = 0;
+  /** The store's version when the entry took its subject (broker/cache/feed.ts walks an image by it). */
+  born = 0;
+  /** Its place in the store's slots, for as long as it is held (-1 once removed). */
+  slot = -1;
   prev: CacheEntry | null = null;
   next: CacheEntry | null = null;
   constructor(subject: string, capacity: number) {
@@ -90,6 +94,16 @@ export class CacheStore {
   readonly maxBytes: number;
   readonly ttlMs: number;
   private readonly map = new Map<string, CacheEntry>();
+  /**
+   * Every entry held, each in a slot it keeps for as long as it is held (a removed
+   * entry's slot is reused). With `version`, counted up by every put, this lets an image
+   * start without listing anything: it walks the slots there were when it began, and
+   * skips an entry born after that (broker/cache/feed.ts).
+   */
+  private readonly slots: (CacheEntry | null)[] = [];
+  private readonly free: number[] = [];
+  /** Puts so far. */
+  version = 0;
   private head: CacheEntry | null = null;
   private tail: CacheEntry | null = null;
   /** Bytes held: the sum of the entries' cost. */
@@ -117,6 +131,7 @@ export class CacheStore {
    */
   put(subject: string, v: MsgView, brokerNs: number, now: number): CacheEntry {
     this.stats.updates++;
+    this.version++;
     if (this.ttlMs > 0 && this.head !== null && now - this.head.updatedAt >= this.ttlMs) this.expire(now);
     const total = v.len + SEQ_BLOCK;
     let e = this.map.get(subject);
@@ -138,11 +153,15 @@ export class CacheStore {
       this.unlink(e);
       this.map.delete(e.subject);
       this.stats.evictions++;
+      e.born = this.version;
       e.subject = subject;
       this.map.set(subject, e);
       this.refit(e, total);
     } else if (e === undefined) {
       e = new CacheEntry(subject, total);
+      e.born = this.version;
+      e.slot = this.free.length > 0 ? this.free.pop()! : this.slots.length;
+      this.slots[e.slot] = e;
       this.map.set(subject, e);
       this.bytes += e.cost;
     } else {
@@ -179,12 +198,25 @@ export class CacheStore {
     }
   }
 
+  /** Slots in use or free: an image walks slots [0, slotCount) as they were when it began (broker/cache/feed.ts). */
+  get slotCount(): number {
+    return this.slots.length;
+  }
+
+  /** The entry in slot i, or null (free). */
+  slotAt(i: number): CacheEntry | null {
+    return this.slots[i] ?? null;
+  }
+
   /** Subjects held, least recently updated first. */
   *subjects(): IterableIterator<string> {
     for (let e = this.head; e !== null; e = e.next) yield e.subject;
   }
 
   clear(): void {
+    for (let e = this.head; e !== null; e = e.next) e.slot = -1;
+    this.slots.length = 0;
+    this.free.length = 0;
     this.map.clear();
     this.head = this.tail = null;
     this.bytes = 0;
@@ -208,6 +240,9 @@ export class CacheStore {
   }
 
   private remove(e: CacheEntry): void {
+    this.slots[e.slot] = null;
+    this.free.push(e.slot);
+    e.slot = -1;
     this.unlink(e);
     this.map.delete(e.subject);
     this.bytes -= e.cost;

@@ -150,6 +150,32 @@ describe('CacheStore', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('slots: an entry keeps its slot while held, a removed entry frees it for the next new subject; born says at which version an entry took its subject', () => {
+    const s = new CacheStore({ pattern: 'md.>', maxSubjects: 2, maxBytes: 1 << 20, ttlMs: 100 });
+    const slots = () => Array.from({ length: s.slotCount }, (_, i) => s.slotAt(i)?.subject ?? null);
+    const a = put(s, 'md.A', 'a');
+    expect([a.slot, a.born, s.version]).toEqual([0, 1, 1]);
+    put(s, 'md.A', 'a2');
+    // An update keeps the entry's slot and birth.
+    expect([a.slot, a.born, s.version]).toEqual([0, 1, 2]);
+    put(s, 'md.B', 'b');
+    // Full: A's entry is handed to C, in the same slot, born again.
+    expect(put(s, 'md.C', 'c')).toBe(a);
+    expect([a.slot, a.born]).toEqual([0, 4]);
+    expect(slots()).toEqual(['md.C', 'md.B']);
+    // A tombstone frees B's slot; the next new subject takes it.
+    put(s, 'md.B', '', 0, { 'Hopbus-Delete': '1' });
+    expect(slots()).toEqual(['md.C', null]);
+    const d = put(s, 'md.D', 'd');
+    expect([d.slot, d.born]).toEqual([1, 6]);
+    // Expiry frees slots too, and so does clear().
+    s.expire(100);
+    expect(slots()).toEqual([null, null]);
+    put(s, 'md.E', 'e', 100);
+    s.clear();
+    expect(s.slotCount).toBe(0);
+  });
+
   it('a subject is kept by the first pattern it matches', () => {
     const cache = new LastValueCache(
       [
