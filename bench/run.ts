@@ -20,6 +20,7 @@ import { median, medianOf, type Percentiles } from './stats.js';
 import { distRoot, startNode, type Proc } from './procs.js';
 import { benchMulticast } from './multicast.js';
 import { benchShm } from './shm.js';
+import { benchInproc } from './inproc.js';
 import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
@@ -50,9 +51,9 @@ if (!Number.isInteger(RUNS) || RUNS < 1) {
   process.exit(2);
 }
 const QUICK = args.quick === true;
-const CASES = new Set((args.only ?? 'topics,hop,pingpong,throughput,multicast,monitoring,shm').split(','));
+const CASES = new Set((args.only ?? 'topics,hop,inproc,pingpong,throughput,multicast,monitoring,shm').split(','));
 for (const c of CASES) {
-  if (!['topics', 'hop', 'pingpong', 'throughput', 'multicast', 'monitoring', 'shm'].includes(c)) {
+  if (!['topics', 'hop', 'inproc', 'pingpong', 'throughput', 'multicast', 'monitoring', 'shm'].includes(c)) {
     console.error(`bench: unknown case "${c}" in --only`);
     process.exit(2);
   }
@@ -198,6 +199,16 @@ async function main(): Promise<void> {
   // The latency service and the WebSocket transport: their own broker processes (bench/monitoring.ts).
   if (CASES.has('monitoring')) results.monitoring = await benchMonitoring({ runs: RUNS, quick: QUICK, log });
 
+  if (CASES.has('inproc')) {
+    // All on this thread: see bench/inproc.ts.
+    const runs = await benchInproc({ runs: RUNS, samples: HOP_SAMPLES, warmup: WARMUP });
+    results.inproc = table('One hop in process, publisher, broker and subscriber on this thread (µs)', runs, HOP_SAMPLES, 'floor-1-handoff');
+    const m = (k: string) => medianOf(runs.get(k)!);
+    const hop = m('hopbus-inproc');
+    const two = m('floor-2-handoffs');
+    log(`\nhopbus-inproc / floor-2-handoffs: p50 ${(hop.p50 / two.p50).toFixed(2)}x, p99 ${(hop.p99 / two.p99).toFixed(2)}x`);
+  }
+
   if (CASES.has('shm')) {
     // Worker threads and the broker thread of this process: see bench/shm.ts.
     log('');
@@ -219,12 +230,12 @@ async function main(): Promise<void> {
 }
 
 /** Prints one latency table with the ratio of each system to the floor, and returns it. */
-function table(title: string, runs: Map<string, Percentiles[]>, samples: number): Record<string, unknown> {
+function table(title: string, runs: Map<string, Percentiles[]>, samples: number, floorName = 'node-tcp-relay'): Record<string, unknown> {
   log(`\n## ${title}\n`);
   log(`${samples.toLocaleString('en-US')} samples per run after warm-up; median of ${RUNS} runs; spread of p50 and p99 over the runs.\n`);
   log('| system | p50 | p90 | p99 | p99.9 | max | p50 spread | p99 spread | p50 / floor | p99 / floor |');
   log('|---|---:|---:|---:|---:|---:|---|---|---:|---:|');
-  const floor = medianOf(runs.get('node-tcp-relay')!);
+  const floor = medianOf(runs.get(floorName)!);
   const out: Record<string, unknown> = {};
   for (const [name, rs] of runs) {
     const m = medianOf(rs);

@@ -47,6 +47,7 @@ export function runBatched<A>(fn: (arg: A) => void, arg: A): void {
 }
 
 function flushDirty(): void {
+  if (dirty.length === 0) return;
   // A flush may write to other links (a drain handler), so the list can grow while we walk it.
   for (let i = 0; i < dirty.length; i++) {
     const link = dirty[i]!;

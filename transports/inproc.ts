@@ -1,7 +1,9 @@
 import { BufferedLink } from './buffered.js';
+import { runBatched } from './batch.js';
 import { registerDialer } from './dial.js';
 import type { AcceptFn } from './link.js';
 import { ConnectionError } from '../runtime/errors.js';
+import { microtask } from '../runtime/microtask.js';
 
 /**
  * inproc: a client on the broker's own thread, joined to it by a pair of in-memory
@@ -26,8 +28,11 @@ import { ConnectionError } from '../runtime/errors.js';
 // --- delivery scheduling ----------------------------------------------------------------
 // A microtask per batch, but never more than MAX_BURST in a row without the event loop
 // getting a turn: two inproc clients that answer each other forever would otherwise
-// starve every timer and socket of the thread.
+// starve every timer and socket of the thread. The count is reset in a later turn
+// (setImmediate), asked for only once RESET_AT hand-offs have added up, so a hop at a
+// time (one hand-off per turn) does not pay an Immediate each.
 const MAX_BURST = 1024;
+const RESET_AT = 64;
 let burst = 0;
 let resetQueued = false;
 const resetBurst = (): void => {
@@ -36,12 +41,11 @@ const resetBurst = (): void => {
 };
 function enqueue(task: () => void): void {
   if (burst < MAX_BURST) {
-    burst++;
-    if (!resetQueued) {
+    if (++burst >= RESET_AT && !resetQueued) {
       resetQueued = true;
       setImmediate(resetBurst);
     }
-    queueMicrotask(task);
+    microtask(task);
   } else {
     setImmediate(task);
   }
@@ -85,18 +89,37 @@ export class InprocLink extends BufferedLink {
   /** Hands what was committed to the peer as one chunk. */
   flush(): void {
     if (this.used > this.from && !this.closed) {
-      const chunk = this.fill.subarray(this.from, this.used);
+      const from = this.from;
       this.from = this.used;
-      this.peer.take(chunk);
+      this.peer.take(this.fill, from, this.used);
       if (this.pendingBytes === 0) this.handler?.onDrain?.();
     }
   }
 
-  private take(chunk: Buffer): void {
+  /** The peer's bytes buf[from, to): read in place when nothing holds reading up, else held as a chunk (a view: never rewritten). */
+  private take(buf: Buffer, from: number, to: number): void {
     if (this.closed) return;
-    this.receive(chunk);
+    if (this.handler !== null && !this.paused && !this.failed && this.held.length === 0) {
+      this.rangeFrom = from;
+      this.rangeTo = to;
+      runBatched(this.readRange, buf);
+    } else {
+      this.receive(buf.subarray(from, to));
+    }
     this.settle();
   }
+
+  private rangeFrom = 0;
+  private rangeTo = 0;
+  /** readChunk for a range of the peer's buffer (one closure per link). */
+  private readonly readRange = (buf: Buffer): void => {
+    if (this.closed || this.failed || this.handler === null) return;
+    try {
+      this.reader.push(buf, this.handler, this.rangeFrom, this.rangeTo);
+    } catch (err) {
+      this.readFailed(err);
+    }
+  };
 
   private readonly drainTask = (): void => {
     this.readHeld();

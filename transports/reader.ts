@@ -66,11 +66,13 @@ export class FrameReader {
     this.failed = true;
   }
 
-  /** Hands out every whole frame; returns the bytes of `chunk` consumed (all of them unless halt() was called). */
-  push(chunk: Buffer, sink: FrameSink): number {
+  /**
+   * Hands out every whole frame of chunk[start, end); returns the offset read up to (end
+   * unless halt() was called). A range spares a caller that owns the bytes a subarray.
+   */
+  push(chunk: Buffer, sink: FrameSink, start = 0, end = chunk.length): number {
     if (this.failed) throw new ProtocolError('PROTOCOL', 'frame reader used after a protocol error');
-    let pos = 0;
-    const end = chunk.length;
+    let pos = start;
     this.halted = false;
     try {
       // Finish a frame left over from earlier chunks.

@@ -205,6 +205,24 @@ describe('FrameReader: splitting', () => {
     expect(r.buffered).toBe(0);
   });
 
+  it('a range of a buffer reads like that subarray: frames in place at their offsets, a partial frame at the end carried over', () => {
+    const frames = [pub('a.b', 'one'), pub('c.d', 'two'), pub('e.f', 'three')];
+    const all = Buffer.concat([Buffer.from('junk'), ...frames, Buffer.from('tail')]);
+    const r = new FrameReader(MAX);
+    const seen: { buf: Buffer; off: number; len: number }[] = [];
+    const sink: FrameSink = { onFrame: (buf, off, len) => seen.push({ buf, off, len }) };
+    // The first two frames and 5 bytes of the third.
+    const end = 4 + frames[0]!.length + frames[1]!.length + 5;
+    expect(r.push(all, sink, 4, end)).toBe(end);
+    expect(seen.map((x) => [x.buf === all, x.off, x.len])).toEqual([
+      [true, 4, frames[0]!.length],
+      [true, 4 + frames[0]!.length, frames[1]!.length],
+    ]);
+    expect(r.buffered).toBe(5);
+    r.push(frames[2]!.subarray(5), sink);
+    expect(Buffer.from(seen[2]!.buf.subarray(seen[2]!.off, seen[2]!.off + seen[2]!.len))).toEqual(frames[2]);
+  });
+
   it('any chunking of any frame sequence yields the same frames in the same order', () => {
     fc.assert(
       fc.property(fc.array(frameArb, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(), { maxLength: 40 }), (frames, rawCuts) => {

@@ -25,6 +25,7 @@ import type { Pollable, Poller } from './poller.js';
 import { RingReader, RingWriter } from './ring.js';
 import { Signal } from './wait.js';
 import { ConnectionError } from '../../runtime/errors.js';
+import { microtask } from '../../runtime/microtask.js';
 
 /** Most bytes taken out of the ring per poll: bounds the copy and the time one link holds the loop. */
 const MAX_CHUNK = 256 * 1024;
@@ -206,7 +207,7 @@ export class ShmLink extends BufferedLink implements Pollable {
     if (!this.publishQueued) {
       this.publishQueued = true;
       if (batching()) deferFlush(this);
-      else queueMicrotask(this.flushTask);
+      else microtask(this.flushTask);
     }
   }
 
