@@ -11,7 +11,7 @@
  * It starts a 2-node nats-server cluster (routes and leafnode ports) on loopback on free
  * ports with config files in a temp directory, and stops everything it started.
  *
- *   node dist/bench/leaf.js [--count N] [--quick]
+ *   node dist/bench/leaf.js [--runs N] [--count N] [--quick]
  *
  * Run it alone on the machine: other load shows up in every figure.
  */
@@ -24,7 +24,8 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import { startBroker, type StartedBroker } from '../broker/index.js';
 import { connectBroker, type Bus } from '../client/index.js';
 import { startProcess, stopAll } from './procs.js';
-import { histogram, percentiles, type Percentiles } from './stats.js';
+import { fileURLToPath } from 'node:url';
+import { histogram, median, medianOf, percentiles, type Percentiles } from './stats.js';
 
 interface Row {
   case: string;
@@ -150,11 +151,30 @@ async function natsPair(a: Node, b: Node, count: number): Promise<Row> {
   return { case: 'cross-nats', latency, msgsPerSec };
 }
 
+const HELP = `Usage: node dist/bench/leaf.js [options]   (npm run bench:leaf -- [options])
+
+Options:
+  --runs N     runs of every case, interleaved; medians reported with min..max (default 3)
+  --count N    messages per throughput case (default 100000)
+  --quick      a smoke check: 1 run of 200 messages (not figures)
+  -h, --help   show this help
+
+Run it alone on the machine: other load shows up in every figure.`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { count: { type: 'string' }, quick: { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    options: { count: { type: 'string' }, runs: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
   const count = values.quick ? 200 : Number(values.count ?? 100_000);
+  const runs = values.quick ? 1 : Number(values.runs ?? 3);
   if (!Number.isInteger(count) || count < 1) throw new Error('--count must be a positive integer');
-  const loadBefore = os.loadavg()[0]!.toFixed(2);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer');
+  const loadBefore = os.loadavg();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-bench-leaf-'));
   const brokers: StartedBroker[] = [];
   try {
@@ -164,20 +184,50 @@ async function main(): Promise<void> {
     const b2 = await startBroker({ ...opts, leafnodes: { remotes: [{ urls: [`nats://127.0.0.1:${b!.leaf}`], maxPending: 64 * 1024 * 1024 }] } });
     const alone = await startBroker(opts);
     brokers.push(b1, b2, alone);
-    const rows: Row[] = [];
-    rows.push(await hopbusPair(b1, b2, 'cross-hopbus', count));
-    rows.push(await natsPair(a!, b!, count));
-    rows.push(await hopbusPair(b1, b1, 'local-leafed', count));
-    rows.push(await hopbusPair(alone, alone, 'local-alone', count));
+    const cases: [string, () => Promise<Row>][] = [
+      ['cross-hopbus', () => hopbusPair(b1, b2, 'cross-hopbus', count)],
+      ['cross-nats', () => natsPair(a!, b!, count)],
+      ['local-leafed', () => hopbusPair(b1, b1, 'local-leafed', count)],
+      ['local-alone', () => hopbusPair(alone, alone, 'local-alone', count)],
+    ];
+    const rows = new Map<string, Row[]>(cases.map(([n]) => [n, []]));
+    for (let r = 0; r < runs; r++) for (const [n, run] of cases) rows.get(n)!.push(await run());
     const dropped = b1.broker.metrics().leafnodes[0]!.dropped;
-    console.log(`bench:leaf, ${count} messages a case${values.quick ? ' (--quick: a smoke check, not figures)' : ''}`);
-    console.log('| case | p50 µs | p99 µs | p99.9 µs | msgs/s |');
-    console.log('|---|---|---|---|---|');
-    for (const r of rows) console.log(`| ${r.case} | ${r.latency.p50} | ${r.latency.p99} | ${r.latency.p999} | ${r.msgsPerSec} |`);
-    const leafed = rows[2]!.latency.p50;
-    const lone = rows[3]!.latency.p50;
-    console.log(`local hop with the uplink connected / without: ${(leafed / lone).toFixed(3)}x at p50; uplink drops: ${dropped}`);
-    console.log(`load average ${loadBefore} before, ${os.loadavg()[0]!.toFixed(2)} after`);
+    const med = (n: string) => medianOf(rows.get(n)!.map((x) => x.latency));
+    const rate = (n: string) => rows.get(n)!.map((x) => x.msgsPerSec);
+    const lines: string[] = [
+      `# bench:leaf, ${new Date().toISOString()}`,
+      '',
+      `${os.cpus().length} x ${os.cpus()[0]?.model}, Node ${process.version}; ${runs} run(s) of every case, interleaved; ${count.toLocaleString('en-US')} messages per throughput case${values.quick ? ' (--quick: a smoke check, not figures)' : ''}.`,
+      `Latency: request/reply round trips one at a time, µs; medians of the runs, min..max of p50 and p99. Load average before: ${loadBefore.map((x) => x.toFixed(2)).join(' ')}.`,
+      '',
+      '| case | p50 µs | p99 µs | p99.9 µs | p50 spread | p99 spread | msgs/s (median) | msgs/s spread |',
+      '|---|---:|---:|---:|---|---|---:|---|',
+    ];
+    for (const [n] of cases) {
+      const m = med(n);
+      const t = rate(n);
+      lines.push(
+        `| ${n} | ${m.p50} | ${m.p99} | ${m.p999} | ${m.spread.p50![0]}..${m.spread.p50![1]} | ${m.spread.p99![0]}..${m.spread.p99![1]} | ${median(t).toLocaleString('en-US')} | ${Math.min(...t).toLocaleString('en-US')}..${Math.max(...t).toLocaleString('en-US')} |`,
+      );
+    }
+    const ratio = (x: string, y: string, k: 'p50' | 'p99') => (med(x)[k] / med(y)[k]).toFixed(3);
+    lines.push(
+      '',
+      `local hop with the uplink connected / without: ${ratio('local-leafed', 'local-alone', 'p50')}x at p50, ${ratio('local-leafed', 'local-alone', 'p99')}x at p99; throughput ${(median(rate('local-leafed')) / median(rate('local-alone'))).toFixed(3)}x`,
+      `cross-hopbus / cross-nats: ${ratio('cross-hopbus', 'cross-nats', 'p50')}x at p50, ${ratio('cross-hopbus', 'cross-nats', 'p99')}x at p99; throughput ${(median(rate('cross-hopbus')) / median(rate('cross-nats'))).toFixed(3)}x`,
+      `uplink drops: ${dropped}; load average after: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
+    console.log(lines.join('\n'));
+    if (!values.quick) {
+      const out = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+      fs.mkdirSync(out, { recursive: true });
+      fs.writeFileSync(path.join(out, 'leaf.md'), lines.join('\n') + '\n');
+      fs.writeFileSync(path.join(out, 'leaf.json'), JSON.stringify(Object.fromEntries(rows), null, 2) + '\n');
+    }
   } finally {
     await Promise.all(brokers.map((x) => x.close()));
     await stopAll();
