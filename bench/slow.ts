@@ -92,7 +92,7 @@ export async function pacedRun(
   seconds: number,
   mark?: { at: number; fn: () => void },
   window?: { active: boolean; h: hdr.Histogram },
-): Promise<{ latency: Percentiles; sent: number; received: number }> {
+): Promise<{ latency: Percentiles; sent: number; received: number; refused: number }> {
   const h = histogram();
   let received = 0;
   let recording = false;
@@ -113,6 +113,10 @@ export async function pacedRun(
   const markAt = mark ? warm + Math.round(rate * mark.at) : Infinity;
   const t0 = performance.now();
   let sent = 0;
+  // Published, and refused by the client's own bound (PendingLimitError: the broker stopped
+  // reading this publisher for so long that maxPendingBytes filled up, as `block` does).
+  let published = 0;
+  let refused = 0;
   // No per-message timers: a 1 ms tick publishes what is due by now, so traffic comes
   // in small bursts (40 messages per tick at 40k msg/s) and this process leaves the
   // CPU to the broker between ticks. The first WARMUP_SECONDS are not recorded.
@@ -122,17 +126,23 @@ export async function pacedRun(
       if (sent === warm) recording = true;
       if (sent === markAt) mark!.fn();
       payload.writeDoubleLE(performance.now(), 0);
-      pub.publish(SUBJECT, payload);
+      try {
+        pub.publish(SUBJECT, payload);
+        published++;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'PENDING_LIMIT') throw err;
+        refused++;
+      }
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   // The healthy subscriber's barrier: a round trip through the broker after the last publish.
   await pub.flush();
   const end = Date.now() + 10_000;
-  while (received < sent && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  while (received < published && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
   s.unsubscribe();
   await sub.flush();
-  return { latency: percentiles(h), sent: sent - warm, received: received - warm };
+  return { latency: percentiles(h), sent: published - warm, received: received - warm, refused };
 }
 
 export interface SlowOptions {
@@ -187,7 +197,14 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
       for (let r = 0; r < runs; r++) {
         const modes = ['baseline', ...policies.map((p) => `frozen:${p}`)];
         if (freeze === freezes[0]) modes.push('flood');
-        for (const mode of modes) (results[mode] ??= []).push(await runCase(cfg, mode, rate, freeze, seconds));
+        for (const mode of modes) {
+          const res = await runCase(cfg, mode, rate, freeze, seconds);
+          (results[mode] ??= []).push(res);
+          // Progress on stderr, so a long run shows where it is.
+          console.error(
+            `${rate} msg/s, freeze ${freeze} s, run ${r + 1}/${runs}, ${mode}: p99 ${res.latency.p99} µs, lost ${res.sent - res.received}${res.frozen ? `, ${describeFrozen(res.frozen)}` : ''}`,
+          );
+        }
       }
       byRate[String(freeze)] = results;
       const base = row('baseline', rate, freeze, results.baseline!, null);
@@ -210,6 +227,7 @@ function describeFrozen(f: Record<string, unknown>): string {
   if (f.conflated) parts.push(`${String(f.conflated)} conflated`);
   if (f.pendingPeak !== undefined) parts.push(`pending peak ${(Number(f.pendingPeak) / 2 ** 20).toFixed(1)} MiB`);
   if (f.publisherPausedMs) parts.push(`publisher paused ${Math.round(Number(f.publisherPausedMs))} ms`);
+  if (f.refused) parts.push(`${String(f.refused)} publishes refused by the publisher's own full queue`);
   return parts.join(', ');
 }
 
@@ -267,6 +285,7 @@ async function runCase(cfg: object, mode: string, rate: number, freeze: number, 
             heldMsgs: fc?.heldMsgs,
             holdBlocks: fc?.holdBlocks,
             publisherPausedMs: after.metrics.counters.pausedMs,
+            refused: res.refused,
           }
         : mode === 'flood'
           ? { floodMsgsIn: flood?.msgsIn, pausedMs: after.metrics.counters.pausedMs }

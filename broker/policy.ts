@@ -133,6 +133,12 @@ export class Outbound {
   /** Publishers paused because this consumer (block policy) is behind. */
   private blocked: Set<OutboundPublisher> | null = null;
   private pumpTimer: Timer | null = null;
+  /** A pump due in a later turn of the event loop (drained()). */
+  private pumpSoon: ReturnType<typeof setImmediate> | null = null;
+  private readonly pumpTask = (): void => {
+    this.pumpSoon = null;
+    this.pump();
+  };
 
   constructor(
     private readonly owner: OutboundOwner,
@@ -357,6 +363,18 @@ export class Outbound {
     }
   }
 
+  /**
+   * The link has drained (the session's onDrain). Held messages move on in a later turn
+   * of the event loop, not from here: a write the kernel takes at once reports its end in
+   * a nextTick, so pumping from the drain would drain the whole hold ring (tens of MiB,
+   * a consumer catching up after a stall) in one stretch, with no other connection read
+   * or written meanwhile. With nothing held, the pump (loss reports, paused publishers) runs now.
+   */
+  drained(): void {
+    if (this.hold.length === 0) this.pump();
+    else if (this.pumpSoon === null) this.pumpSoon = setImmediate(this.pumpTask);
+  }
+
   private schedulePump(): void {
     if (this.pumpTimer !== null || this.limiter === null) return;
     const next = this.hold.length > 0 ? this.hold.lengthOf(this.hold.first) : 1;
@@ -371,6 +389,8 @@ export class Outbound {
   close(): void {
     this.clock.clear(this.pumpTimer);
     this.pumpTimer = null;
+    if (this.pumpSoon !== null) clearImmediate(this.pumpSoon);
+    this.pumpSoon = null;
     this.hold.clear();
     this.lossy.clear();
     if (this.blocked !== null) for (const p of this.blocked) p.unblock(this);

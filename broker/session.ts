@@ -374,7 +374,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   /** The link has written everything out: move held messages along, then images. */
   onDrain(): void {
     if (this.state !== State.OPEN) return;
-    this.out.pump();
+    this.out.drained();
     if (this.feed !== null && this.feed.active) this.feed.drained();
     if (this.catchups !== null) for (const c of this.catchups) c.drained();
   }

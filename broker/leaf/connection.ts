@@ -475,7 +475,7 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
   }
 
   onDrain(): void {
-    if (this.state !== State.CLOSED) this.out.pump();
+    if (this.state !== State.CLOSED) this.out.drained();
   }
 
   /** @internal OutboundOwner: the hub is behind past the bound with the `disconnect` policy. */

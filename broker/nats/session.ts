@@ -486,7 +486,7 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
   }
 
   onDrain(): void {
-    if (this.state === State.OPEN) this.out.pump();
+    if (this.state === State.OPEN) this.out.drained();
   }
 
   /** @internal OutboundOwner */
