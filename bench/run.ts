@@ -4,7 +4,8 @@
  * hopbus-tls is the same over TLS (a second broker process with certificates made by
  * openssl for the run), beside plain TCP in the same tables. hopbus-perm connects as a
  * user whose publish and subscribe rules total 1,000 allow/deny patterns, hopbus-user
- * as a user without rules on the same broker process (its reference, same run).
+ * as a user without rules on the same broker process (its reference, same run: the same
+ * per-message check, over empty lists); hopbus-tcp, an open broker, checks nothing.
  * Each case runs several times, interleaved across systems so that noise on the
  * shared machine lands on all of them alike; the median of the runs is reported
  * with its spread. Writes bench/results/latest.json and latest.md.
@@ -173,7 +174,9 @@ async function main(): Promise<void> {
       }
       const perm = medianOf(runs.get('hopbus-perm')!);
       const user = medianOf(runs.get('hopbus-user')!);
+      const tcp = medianOf(runs.get('hopbus-tcp')!);
       log(`hopbus-perm (1,000 rules) / hopbus-user (no rules): p50 ${(perm.p50 / user.p50).toFixed(2)}x, p99 ${(perm.p99 / user.p99).toFixed(2)}x`);
+      log(`hopbus-perm (1,000 rules) / hopbus-tcp (open broker): p50 ${(perm.p50 / tcp.p50).toFixed(2)}x, p99 ${(perm.p99 / tcp.p99).toFixed(2)}x`);
     }
 
     if (CASES.has('pingpong')) {
@@ -228,6 +231,7 @@ async function main(): Promise<void> {
           log(`hopbus-tls / hopbus-tcp, ${size} B: ${(tls.median / (out[`hopbus-tcp/${size}`] as { median: number }).median).toFixed(2)}x`);
         const m = (name: string) => (out[`${name}/${size}`] as { median: number }).median;
         log(`hopbus-perm (1,000 rules) / hopbus-user (no rules), ${size} B: ${(m('hopbus-perm') / m('hopbus-user')).toFixed(2)}x`);
+        log(`hopbus-perm (1,000 rules) / hopbus-tcp (open broker), ${size} B: ${(m('hopbus-perm') / m('hopbus-tcp')).toFixed(2)}x`);
       }
     }
   } finally {
