@@ -2,7 +2,10 @@
  * npm run bench: the topics microbenchmarks, then the end-to-end cases against a
  * broker process and the raw-Node floor (a TCP relay process) in the same run.
  * hopbus-tls is the same over TLS (a second broker process with certificates made by
- * openssl for the run), beside plain TCP in the same tables.
+ * openssl for the run), beside plain TCP in the same tables. hopbus-perm connects as a
+ * user whose publish and subscribe rules total 1,000 allow/deny patterns, hopbus-user
+ * as a user without rules on the same broker process (its reference, same run: the same
+ * per-message check, over empty lists); hopbus-tcp, an open broker, checks nothing.
  * Each case runs several times, interleaved across systems so that noise on the
  * shared machine lands on all of them alike; the median of the runs is reported
  * with its spread. Writes bench/results/latest.json and latest.md.
@@ -10,6 +13,7 @@
  *   node dist/bench/run.js [--runs N] [--quick] [--only topics,hop,pingpong,throughput,monitoring]
  */
 import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +26,7 @@ import { benchMulticast } from './multicast.js';
 import { benchShm } from './shm.js';
 import { benchInproc } from './inproc.js';
 import { makeCerts, opensslProblem, type CertFiles } from './certs.js';
+import { hashPassword, type PermissionsConfig } from '../broker/auth/index.js';
 
 const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [options])
 
@@ -117,11 +122,38 @@ async function main(): Promise<void> {
     tlsUrl = /tls:\/\/\S+/.exec(tlsBroker.ready)![0];
   }
   const tlsCa = certs === null ? '' : certs.read(certs.ca);
+  // The permission cases: one broker process with two users, one with 1,000 rules, one with none.
+  const permDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hopbus-bench-perm-'));
+  let permUrl = '';
+  let userUrl = '';
+  try {
+    const pass = randomBytes(12).toString('hex');
+    const hash = hashPassword(pass);
+    const rules = thousandRules();
+    const users = [
+      { user: 'bench-perm', password: hash, permissions: rules },
+      { user: 'bench-user', password: hash },
+    ];
+    fs.writeFileSync(path.join(permDir, 'broker.json'), JSON.stringify({ users }));
+    const permBroker = await startNode(
+      'bin/hopbus.js',
+      ['broker', '--port', '0', '--no-nats', '--log-level', 'warn', '--config', path.join(permDir, 'broker.json')],
+      /ready:/,
+    );
+    procs.push(permBroker);
+    const at = /tcp:\/\/(\S+)/.exec(permBroker.ready)![1]!;
+    permUrl = `tcp://bench-perm:${pass}@${at}`;
+    userUrl = `tcp://bench-user:${pass}@${at}`;
+  } finally {
+    fs.rmSync(permDir, { recursive: true, force: true });
+  }
   try {
     const open = async (): Promise<Target[]> => [
       await new RelayTarget(relayPort).open(),
       await new HopbusTarget('hopbus-tcp', tcpUrl).open(),
       ...(tlsUrl !== null ? [await new HopbusTarget('hopbus-tls', tlsUrl, { tls: { ca: tlsCa } }).open()] : []),
+      await new HopbusTarget('hopbus-perm', permUrl).open(),
+      await new HopbusTarget('hopbus-user', userUrl).open(),
       await new HopbusTarget('hopbus-unix', unixUrl).open(),
     ];
 
@@ -141,12 +173,22 @@ async function main(): Promise<void> {
         const b = medianOf(runs.get('hopbus-tcp')!);
         log(`\nhopbus-tls / hopbus-tcp: p50 ${(a.p50 / b.p50).toFixed(2)}x, p99 ${(a.p99 / b.p99).toFixed(2)}x`);
       }
+      const perm = medianOf(runs.get('hopbus-perm')!);
+      const user = medianOf(runs.get('hopbus-user')!);
+      const tcp = medianOf(runs.get('hopbus-tcp')!);
+      log(`hopbus-perm (1,000 rules) / hopbus-user (no rules): p50 ${(perm.p50 / user.p50).toFixed(2)}x, p99 ${(perm.p99 / user.p99).toFixed(2)}x`);
+      log(`hopbus-perm (1,000 rules) / hopbus-tcp (open broker): p50 ${(perm.p50 / tcp.p50).toFixed(2)}x, p99 ${(perm.p99 / tcp.p99).toFixed(2)}x`);
     }
 
     if (CASES.has('pingpong')) {
       const runs = new Map<string, Percentiles[]>();
       for (let r = 0; r < RUNS; r++) {
         for (const t of await open()) {
+          // The echo process (bench/echo.ts) is given an address only, not the run's CA.
+          if (t.name === 'hopbus-tls') {
+            await t.close();
+            continue;
+          }
           const p = await t.pingpong(HOP_SAMPLES / 2, WARMUP);
           runs.set(t.name, [...(runs.get(t.name) ?? []), p]);
           await t.close();
@@ -188,6 +230,9 @@ async function main(): Promise<void> {
         const tls = out[`hopbus-tls/${size}`] as { median: number } | undefined;
         if (tls !== undefined)
           log(`hopbus-tls / hopbus-tcp, ${size} B: ${(tls.median / (out[`hopbus-tcp/${size}`] as { median: number }).median).toFixed(2)}x`);
+        const m = (name: string) => (out[`${name}/${size}`] as { median: number }).median;
+        log(`hopbus-perm (1,000 rules) / hopbus-user (no rules), ${size} B: ${(m('hopbus-perm') / m('hopbus-user')).toFixed(2)}x`);
+        log(`hopbus-perm (1,000 rules) / hopbus-tcp (open broker), ${size} B: ${(m('hopbus-perm') / m('hopbus-tcp')).toFixed(2)}x`);
       }
     }
   } finally {
@@ -227,6 +272,39 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(dir, 'latest.json'), JSON.stringify(results, null, 2) + '\n');
   fs.writeFileSync(path.join(dir, 'latest.md'), md.join('\n') + '\n');
   console.log(`\nwrote ${path.relative(process.cwd(), path.join(dir, 'latest.json'))} and latest.md`);
+}
+
+/**
+ * Publish and subscribe rules totalling 1,000 allow/deny patterns, as a desk's config
+ * might hold them: literals and wildcards over many instruments and desks, deny entries
+ * among them, and the subjects this benchmark uses (bench.hop, bench.tp, bench.ping,
+ * bench.pong) allowed in the middle of the lists, not first.
+ */
+function thousandRules(): PermissionsConfig {
+  const allow = (side: 'pub' | 'sub'): string[] => {
+    const out: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      if (i === 200) out.push(side === 'pub' ? 'bench.*' : 'bench.hop');
+      else if (side === 'sub' && i === 230) out.push('bench.tp');
+      else if (side === 'sub' && i === 260) out.push('bench.ping');
+      else if (side === 'sub' && i === 290) out.push('bench.pong');
+      else if (i % 4 === 0) out.push(`md.${i}.>`);
+      else if (i % 4 === 1) out.push(`orders.${i}.*`);
+      else if (i % 4 === 2) out.push(`px.sym${i}.last`);
+      else out.push(`desk${i}.*.fills.>`);
+    }
+    return out;
+  };
+  const deny = (): string[] => {
+    const out: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      if (i % 3 === 0) out.push(`md.${i * 4}.internal.>`);
+      else if (i % 3 === 1) out.push(`orders.${i * 4 + 1}.cancel`);
+      else out.push(`bench.secret${i}.>`);
+    }
+    return out;
+  };
+  return { publish: { allow: allow('pub'), deny: deny() }, subscribe: { allow: allow('sub'), deny: deny() } };
 }
 
 /** Prints one latency table with the ratio of each system to the floor, and returns it. */

@@ -79,7 +79,7 @@ export class Access {
 
   /** Why this connection may not subscribe to `pattern` (queue group `queue`), or null. Counted when refused. */
   subscribeRefusal(pattern: string, queue: string): string | null {
-    if (this.perms === null || this.perms.maySubscribe(pattern)) return null;
+    if (this.perms === null || this.perms.maySubscribe(pattern, queue)) return null;
     this.counters.permissionViolations++;
     return subscribeViolation(pattern, queue);
   }

@@ -1,9 +1,12 @@
 /**
  * broker/auth/config.ts: validation of the broker options `users`, `tokens` and
  * `anonymous` (authenticator.ts says what they mean). Like broker/config.ts, an unknown
- * key or a value of the wrong kind is refused with a sentence that names it.
+ * key or a value of the wrong kind is refused with a sentence that names it. A subscribe
+ * entry may name a queue group after a space ("orders.> workers", permissions.ts).
  */
 import { isValidPattern } from '../../topics/index.js';
+import { queueNameProblem } from '../../topics/queue.js';
+import { splitSubjectQueue } from './permissions.js';
 import { parseUserNkey } from './nkey.js';
 import { isHashed, parseHash } from './password.js';
 
@@ -34,22 +37,38 @@ function secretProblem(v: unknown, where: string): string | null {
   return null;
 }
 
-function patternsProblem(v: unknown, where: string): string | null {
+function patternsProblem(v: unknown, where: string, queues: boolean): string | null {
   if (!Array.isArray(v)) return `${where} must be an array of subject patterns`;
   for (let i = 0; i < v.length; i++) {
-    if (typeof v[i] !== 'string' || !isValidPattern(v[i] as string)) return `${where}[${i}] must be a valid subject pattern, got ${JSON.stringify(v[i])}`;
+    const e: unknown = v[i];
+    const at = `${where}[${i}]`;
+    if (typeof e !== 'string') return `${at} must be a subject pattern (a string), got ${JSON.stringify(e)}`;
+    if (!queues) {
+      if (/\s/.test(e.trim()) && isValidPattern(e.trim().split(/\s+/)[0]!))
+        return `${at} ${JSON.stringify(e)} names a queue group: only subscribe rules take one ("orders.> workers")`;
+      if (!isValidPattern(e)) return `${at} must be a valid subject pattern, got ${JSON.stringify(e)}`;
+      continue;
+    }
+    const sq = splitSubjectQueue(e);
+    if (typeof sq === 'string') return `${at} ${JSON.stringify(e)} ${sq}`;
+    const [subject, queue] = sq;
+    if (!isValidPattern(subject)) return `${at} must be a valid subject pattern, or one and a queue group ("orders.> workers"), got ${JSON.stringify(e)}`;
+    if (queue !== null && queue !== '*' && queue !== '>') {
+      const q = queueNameProblem(queue);
+      if (q !== null) return `${at} ${JSON.stringify(e)}: ${q} (a queue group name, or * or > for any group)`;
+    }
   }
   return null;
 }
 
-function rulesProblem(v: unknown, where: string): string | null {
-  if (Array.isArray(v)) return patternsProblem(v, where);
+function rulesProblem(v: unknown, where: string, queues: boolean): string | null {
+  if (Array.isArray(v)) return patternsProblem(v, where, queues);
   if (!isObject(v)) return `${where} must be { allow?: [...], deny?: [...] } or an array of allowed patterns`;
   const bad = unknownKey(v, RULE_KEYS, where);
   if (bad) return bad;
   for (const k of ['allow', 'deny'])
     if (v[k] !== undefined) {
-      const p = patternsProblem(v[k], `${where}.${k}`);
+      const p = patternsProblem(v[k], `${where}.${k}`, queues);
       if (p) return p;
     }
   return null;
@@ -65,7 +84,7 @@ function permissionsProblem(v: unknown, where: string): string | null {
   if (bad) return bad;
   for (const k of ['publish', 'subscribe'])
     if (v[k] !== undefined) {
-      const p = rulesProblem(v[k], `${where}.${k}`);
+      const p = rulesProblem(v[k], `${where}.${k}`, k === 'subscribe');
       if (p) return p;
     }
   const r = v.allow_responses;

@@ -5,7 +5,7 @@
  *   password.ts       the $scrypt$ format, plain-text secrets, constant-time checks
  *   nkey.ts           Ed25519 user nkeys and the nonce they sign
  *   backoff.ts        the per-address back-off against password guessing
- *   permissions.ts    allow/deny per subject, $SYS reserved, allow_responses
+ *   permissions.ts    allow/deny per subject and queue group, $SYS reserved, allow_responses
  *   access.ts         one connection's rights, asked by the router (PUB) and sessions (SUB)
  *   subjects.ts       pattern matching, covering and overlap, for the permission checks
  *   config.ts         validation of the `users`, `tokens` and `anonymous` options

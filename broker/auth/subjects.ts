@@ -7,18 +7,27 @@
  *  - overlaps(p, q): some subject matches both.
  *
  * Pure functions over validated patterns; not on the per-message path (decisions are
- * cached by the callers, permissions.ts).
+ * cached by the callers, permissions.ts). The *Tokens forms take patterns already split
+ * on '.', so that a rule list is split once, not at every check.
  */
 
 /** s (a literal subject) is matched by pattern p. */
 export function matches(p: string, s: string): boolean {
-  return covers(p, s);
+  return coversTokens(p.split('.'), s.split('.'));
 }
 
 /** Every subject that p matches is matched by q (for literal p: q matches p). */
 export function covers(q: string, p: string): boolean {
-  const qt = q.split('.');
-  const pt = p.split('.');
+  return coversTokens(q.split('.'), p.split('.'));
+}
+
+/** Some subject is matched by both p and q. */
+export function overlaps(p: string, q: string): boolean {
+  return overlapsTokens(p.split('.'), q.split('.'));
+}
+
+/** covers() over patterns already split into tokens (the permission rules split theirs once). */
+export function coversTokens(qt: readonly string[], pt: readonly string[]): boolean {
   for (let i = 0; i < qt.length; i++) {
     const a = qt[i]!;
     // '>' takes what is left of p, which must be at least one token.
@@ -34,10 +43,8 @@ export function covers(q: string, p: string): boolean {
   return pt.length === qt.length;
 }
 
-/** Some subject is matched by both p and q. */
-export function overlaps(p: string, q: string): boolean {
-  const pt = p.split('.');
-  const qt = q.split('.');
+/** overlaps() over patterns already split into tokens. */
+export function overlapsTokens(pt: readonly string[], qt: readonly string[]): boolean {
   for (let i = 0; ; i++) {
     if (i === pt.length || i === qt.length) return pt.length === qt.length;
     const a = pt[i]!;

@@ -10,6 +10,12 @@
  * p: refused if some subject matches both p and a deny pattern; the subjects under `$SYS.`
  * that p matches must all be matched by one `$SYS.` allow pattern; the others by one
  * allow pattern (any, where there is no allow list).
+ *
+ * With queue groups (subscribe entries "pattern queue", the queue q1 or `*` for any): a
+ * deny entry counts when it has no queue or names the SUB's group; of the allow entries
+ * that match all of a part, one that names the SUB's group grants it, else a plain one
+ * does unless another names some other group (nats-server's rule); entries with a queue
+ * are left out for a SUB without one.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -104,12 +110,69 @@ describe('Permissions against the reference decision', () => {
   });
 });
 
+/** A subscribe entry with its queue part: [pattern, null | 'q1' | '*']. */
+const entry = fc.tuple(pattern, fc.constantFrom<string | null>(null, null, 'q1', '*'));
+const queueRules = fc.record({ allow: fc.array(entry, { maxLength: 4 }), deny: fc.array(entry, { maxLength: 3 }) }, { requiredKeys: ['deny'] });
+type Entry = [string, string | null];
+
+const groupOk = (rule: string | null, queue: string) => rule === null || (queue !== '' && (rule === queue || rule === '*'));
+
+function refGranted(entries: Entry[], part: string[], queue: string): boolean {
+  let plain = false;
+  let queued = false;
+  for (const [a, aq] of entries) {
+    if (aq !== null && queue === '') continue;
+    if (!part.every((s) => refMatch(a, s))) continue;
+    if (aq === null) plain = true;
+    else if (groupOk(aq, queue)) return true;
+    else queued = true;
+  }
+  return plain && !queued;
+}
+
+function refSubscribeQueue(r: { allow?: Entry[]; deny: Entry[] }, p: string, queue: string): boolean {
+  const seen = UNIVERSE.filter((s) => refMatch(p, s));
+  if (r.deny.some(([d, dq]) => groupOk(dq, queue) && seen.some((s) => refMatch(d, s)))) return false;
+  const sys = seen.filter((s) => s.startsWith('$SYS.'));
+  const plain = seen.filter((s) => !s.startsWith('$SYS.'));
+  const grants = (r.allow ?? []).filter(([a]) => a.startsWith('$SYS.'));
+  if (sys.length > 0 && !refGranted(grants, sys, queue)) return false;
+  if (plain.length > 0 && r.allow !== undefined && !refGranted(r.allow, plain, queue)) return false;
+  return true;
+}
+
+describe('queue-group rules against the reference decision', () => {
+  it('subscribe with and without a group: random rules with queue entries', () => {
+    const text = (e: Entry) => (e[1] === null ? e[0] : `${e[0]} ${e[1]}`);
+    fc.assert(
+      fc.property(queueRules, fc.array(fc.tuple(pattern, fc.constantFrom('', 'q1', 'q2')), { minLength: 1, maxLength: 8 }), (r, subs) => {
+        const cfg = { deny: r.deny.map(text), ...(r.allow !== undefined ? { allow: r.allow.map(text) } : {}) };
+        const perms = new Permissions({ subscribe: cfg });
+        for (const [p, q] of subs)
+          expect(perms.maySubscribe(p, q), `${JSON.stringify(cfg)} subscribe ${p} in ${JSON.stringify(q)}`).toBe(refSubscribeQueue(r, p, q));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe('the publish decision cache', () => {
+  it('with 1,000 rules, a subject is decided from them once and then found in the cache', () => {
+    const allow = Array.from({ length: 600 }, (_, i) => (i === 300 ? 'bench.*' : i % 2 === 0 ? `md.${i}.>` : `px.s${i}.last`));
+    const deny = Array.from({ length: 400 }, (_, i) => `md.${i * 2}.internal.>`);
+    const perms = new Permissions({ publish: { allow, deny } });
+    for (let i = 0; i < 10_000; i++) perms.mayPublish('bench.tp');
+    expect(perms.mayPublish('md.4.internal.x')).toBe(false);
+    expect(perms.mayPublish('bench.tp')).toBe(true);
+    expect(perms.computed).toBe(2);
+  });
+
   it('holds one entry per subject asked, and is bounded', () => {
     const perms = new Permissions({ publish: { allow: ['a.>'], deny: ['a.b'] } });
     expect(perms.mayPublish('a.c')).toBe(true);
     expect(perms.mayPublish('a.c')).toBe(true);
     expect(perms.cached).toBe(1);
+    expect(perms.computed).toBe(1);
     for (let i = 0; i < DECISION_CACHE_SIZE + 10; i++) perms.mayPublish(`a.n${i}`);
     expect(perms.cached).toBeLessThanOrEqual(DECISION_CACHE_SIZE);
     expect(perms.mayPublish('a.b')).toBe(false);
