@@ -33,7 +33,7 @@ const HELP = `Usage: node dist/bench/run.js [options]   (npm run bench -- [optio
 Options:
   --runs N      runs per case, median reported (default 5)
   --quick       fewer samples, for a smoke check (not for figures)
-  --only LIST   comma-separated subset of: topics,hop,pingpong,throughput,multicast,monitoring,shm
+  --only LIST   comma-separated subset of: topics,hop,inproc,pingpong,throughput,multicast,monitoring,shm
   -h, --help    show this help`;
 
 let args;
