@@ -47,6 +47,9 @@ import type { Limiter } from './ratelimit.js';
  */
 export const POLICY_RANK = [9, 1, 2, 3, 4, 0];
 
+/** The least a drain moves of held messages before it leaves a turn to others (Outbound.drained()). */
+const STRETCH_MIN_BYTES = 4 * 1024 * 1024;
+
 /**
  * The loss counters of one subscription (broker/route.ts Subscription), which Outbound
  * adds to and reports in LOSS frames. Narrow so that this file does not import route.ts.
@@ -135,8 +138,13 @@ export class Outbound {
   private pumpTimer: Timer | null = null;
   /** A pump due in a later turn of the event loop (drained()). */
   private pumpSoon: ReturnType<typeof setImmediate> | null = null;
+  /** Held bytes moved from drains since the last pump in a later turn (drained()). */
+  private stretch = 0;
+  /** How many held bytes drains may move before one turn is left to the other connections. */
+  private readonly stretchBytes: number;
   private readonly pumpTask = (): void => {
     this.pumpSoon = null;
+    this.stretch = 0;
     this.pump();
   };
 
@@ -151,6 +159,7 @@ export class Outbound {
     private readonly clock: Clock = realClock,
   ) {
     this.hold = new HoldRing(slabBytesFor(maxBytes));
+    this.stretchBytes = Math.max(4 * highWater, STRETCH_MIN_BYTES);
   }
 
   /** Bytes queued towards the peer: in the link and held here (frames only; the bounds also count the ring's bookkeeping). */
@@ -364,15 +373,24 @@ export class Outbound {
   }
 
   /**
-   * The link has drained (the session's onDrain). Held messages move on in a later turn
-   * of the event loop, not from here: a write the kernel takes at once reports its end in
-   * a nextTick, so pumping from the drain would drain the whole hold ring (tens of MiB,
-   * a consumer catching up after a stall) in one stretch, with no other connection read
-   * or written meanwhile. With nothing held, the pump (loss reports, paused publishers) runs now.
+   * The link has drained (the session's onDrain): held messages move on at once, up to
+   * `stretchBytes` (4 x highWaterBytes, at least 4 MiB); past that the next pump waits
+   * for a later turn of the event loop. A write the kernel takes at once reports its end
+   * in a nextTick, so pumping from every drain would move the whole hold ring (tens of
+   * MiB, a consumer catching up after a stall) in one stretch with no other connection
+   * read or written meanwhile; pumping only in later turns would move one high-water
+   * mark a turn, less than one publisher's socket brings in a turn (libuv reads up to
+   * 32 x 64 KiB), and a consumer that keeps up would fall behind for good.
    */
   drained(): void {
-    if (this.hold.length === 0) this.pump();
-    else if (this.pumpSoon === null) this.pumpSoon = setImmediate(this.pumpTask);
+    const hold = this.hold;
+    if (hold.length === 0) this.pump();
+    else if (this.pumpSoon !== null) return;
+    else if (this.stretch < this.stretchBytes) {
+      const before = hold.bytes;
+      this.pump();
+      if (hold.bytes < before) this.stretch += before - hold.bytes;
+    } else this.pumpSoon = setImmediate(this.pumpTask);
   }
 
   private schedulePump(): void {
