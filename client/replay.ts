@@ -86,24 +86,8 @@ export async function replay(journalDir: string, connection: Connection, options
   let prevMs = 0;
   // Recorded time since the first message, gaps that step back counted as none.
   let virtualMs = 0;
-  const read = journal.read({
-    ...(options.from ? { from: options.from } : {}),
-    ...(options.to ? { to: options.to } : {}),
-    ...(options.subjects ? { subjects: options.subjects } : {}),
-  });
-  for await (const r of read) {
-    const tMs = r.timeMs();
-    if (summary.messages === 0) {
-      start = clock.now();
-      summary.firstSeq = r.seq;
-    } else {
-      if (tMs > prevMs) virtualMs += tMs - prevMs;
-      if (speed !== 'max') {
-        const wait = start + virtualMs / speed - clock.now();
-        if (wait >= 1) await new Promise<void>((resolve) => clock.timeout(resolve, wait));
-      }
-    }
-    prevMs = tMs;
+  /** Publishes one record; a promise when the connection has more than flushBytes queued (wait for it). */
+  const publishOne = (r: RecordView): Promise<void> | undefined => {
     let subject = r.subject();
     if (as !== undefined) {
       let p = prefixed.get(subject);
@@ -117,8 +101,29 @@ export async function replay(journalDir: string, connection: Connection, options
     summary.payloadBytes += r.payloadLen;
     summary.lastSeq = r.seq;
     options.onMessage?.(r);
-    if (connection.pendingBytes > flushBytes) await connection.flush();
-  }
+    return connection.pendingBytes > flushBytes ? connection.flush() : undefined;
+  };
+  const range = {
+    ...(options.from ? { from: options.from } : {}),
+    ...(options.to ? { to: options.to } : {}),
+    ...(options.subjects ? { subjects: options.subjects } : {}),
+  };
+  // One callback per record, awaited only when it returns a promise (a pacing wait, a
+  // flush under back-pressure): no promise per message at full speed.
+  await journal.each(range, (r) => {
+    const tMs = r.timeMs();
+    let wait = 0;
+    if (summary.messages === 0) {
+      start = clock.now();
+      summary.firstSeq = r.seq;
+    } else {
+      if (tMs > prevMs) virtualMs += tMs - prevMs;
+      if (speed !== 'max') wait = start + virtualMs / speed - clock.now();
+    }
+    prevMs = tMs;
+    if (wait >= 1) return new Promise<void>((resolve) => clock.timeout(resolve, wait)).then(() => publishOne(r));
+    return publishOne(r);
+  });
   if (summary.messages > 0) await connection.flush();
   summary.seconds = summary.messages > 0 ? (clock.now() - start) / 1000 : 0;
   summary.msgsPerSec = summary.seconds > 0 ? summary.messages / summary.seconds : 0;

@@ -301,6 +301,33 @@ export class Journal {
     return n;
   }
 
+  /**
+   * The records in range, in seq order, each given to `fn` in one reused view, reading
+   * the files asynchronously. `fn` returning a promise is awaited before the next record
+   * (a paced or flow-controlled consumer: replay), returning false stops the loop; any
+   * other return goes straight on to the next record, with no promise or microtask per
+   * record as an async iterator takes. Resolves with the number of records given to fn.
+   */
+  async each(opts: ReadOptions, fn: (r: RecordView) => boolean | void | Promise<unknown>): Promise<number> {
+    const loop = new ReadLoop(this.segments(), opts, this.chunkBytes, this.subjects, this.onEvent);
+    let n = 0;
+    try {
+      for (;;) {
+        const s = loop.next();
+        if (s === Step.RECORD) {
+          n++;
+          const ret = fn(loop.view);
+          if (ret === false) break;
+          if (ret !== undefined && ret !== true) await ret;
+        } else if (s === Step.MORE) await loop.cursor!.fill();
+        else break;
+      }
+    } finally {
+      loop.close();
+    }
+    return n;
+  }
+
   /** The seq of the newest whole record, or 0 for an empty journal (reads the newest segment from its last index entry). */
   lastSeq(): number {
     const segs = this.segments();

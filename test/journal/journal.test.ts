@@ -37,7 +37,7 @@ async function appendN(w: { append: (s: ReturnType<typeof message>, t: number) =
 }
 
 describe('a journal written and read back', () => {
-  it('returns every record whole and in order, with its subject, reply, headers, payload and time, through both read loops', async () => {
+  it('returns every record whole and in order, with its subject, reply, headers, payload and time, through every read loop (forEach, read, each)', async () => {
     const dir = tmpDir();
     const { w, events } = await openWriter(dir, { ...anchors, fsync: 'none' });
     await appendN(w, 1, 3000);
@@ -54,6 +54,30 @@ describe('a journal written and read back', () => {
     const viaIterator: Seen[] = [];
     for await (const r of j.read()) viaIterator.push(seen(r));
     expect(viaIterator).toEqual(viaCallback);
+    // each(): the same records; a promise returned is awaited before the next record, false stops.
+    const viaEach: Seen[] = [];
+    expect(await j.each({}, (r) => void viaEach.push(seen(r)))).toBe(3000);
+    expect(viaEach).toEqual(viaCallback);
+    const awaited: number[] = [];
+    let inFlight = false;
+    const n = await j.each({ from: { seq: 2990 } }, (r) => {
+      expect(inFlight).toBe(false);
+      awaited.push(r.seq);
+      if (r.seq === 2995) return false;
+      if (r.seq % 2 === 0) return undefined;
+      inFlight = true;
+      const seq = r.seq;
+      return new Promise<void>((resolve) =>
+        setImmediate(() => {
+          // The view still holds this record while its promise is pending.
+          expect(r.seq).toBe(seq);
+          inFlight = false;
+          resolve();
+        }),
+      );
+    });
+    expect(n).toBe(6);
+    expect(awaited).toEqual([2990, 2991, 2992, 2993, 2994, 2995]);
     expect(viaCallback.map((s) => s.seq)).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
     expect(viaCallback[4]).toEqual({ seq: 5, subject: 'md.S1', payload: 'm5'.padEnd(16, '.'), reply: '_INBOX.5', headers: 5, timeMs: 1_000_005 });
     expect(viaCallback[6]).toEqual({ seq: 7, subject: 'md.S3', payload: 'm7'.padEnd(16, '.'), reply: '', headers: 0, timeMs: 1_000_007 });
