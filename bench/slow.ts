@@ -11,10 +11,14 @@
  *     under each policy (with the default write deadline of 10 s, a 2 s freeze is under
  *     it and 30 s beyond);
  *   - once per rate, a greedy publisher process flooding another subject as fast as it
- *     can, held to a publish rate limit with action "slow".
+ *     can, held to a publish rate limit with action "slow";
+ *   - a reference off the bus: a process (bench/spin.ts) busy on one core for the thaw's
+ *     second, what a thawed consumer catching up also is: on a 2-core machine, what a
+ *     busy neighbour alone costs the healthy subscriber.
  * Reported per case: the healthy subscriber's latency percentiles (median of the runs)
  * and the spread of its p99, its p99 over the same-run baseline's p99 (target: 1.5x
- * at most), the baseline's own spread, the healthy subscriber's losses, and the broker's
+ * at most), the baseline's own spread, the p99 of the samples after the freeze's end
+ * (the thaw) over the baseline's samples of the same window, the healthy subscriber's losses, and the broker's
  * peak RSS growth (VmHWM) against the memory bound of one connection's outbound side
  * (outboundMemoryBound: maxPending and its documented granularity), with what the
  * policy did to the frozen consumer (cut off, drops, conflations, its pending peak).
@@ -48,6 +52,8 @@ interface Dump {
 
 interface CaseResult {
   latency: Percentiles;
+  /** The same, for the samples after the freeze's end only (the thaw: a frozen consumer catching up). */
+  thaw: Percentiles;
   sent: number;
   received: number;
   /** Peak RSS of the broker over the case minus its RSS before, MiB. */
@@ -171,11 +177,15 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
   };
   const table: string[] = [];
   table.push(
-    '| case | msg/s | freeze s | p50 µs | p99 µs | p99.9 µs | max µs | p99 spread | p99 / baseline | baseline p99 spread | healthy lost | broker RSS growth MiB | bound MiB | frozen consumer |',
+    "| case | msg/s | freeze s | p50 µs | p99 µs | p99.9 µs | max µs | p99 spread | p99 / baseline | baseline p99 spread | thaw p99 µs | thaw p99 / baseline's | healthy lost | broker RSS growth MiB | bound MiB | frozen consumer |",
   );
-  table.push('|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---|');
+  table.push('|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---|');
+  let baseThaw = 0;
   const row = (name: string, rate: number, freeze: number | string, rs: CaseResult[], base: ReturnType<typeof medianOf> | null) => {
     const m = medianOf(rs.map((r) => r.latency));
+    const thaw = median(rs.map((r) => r.thaw.p99));
+    if (base === null) baseThaw = thaw;
+    const thawRatio = base === null || freeze === '-' ? '' : (thaw / baseThaw).toFixed(2);
     const lost = rs.reduce((a, r) => a + (r.sent - r.received), 0);
     const rss = median(rs.map((r) => r.rssGrowthMB));
     const bound = rs[0]!.boundMB;
@@ -184,7 +194,7 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
     const f = rs[rs.length - 1]!.frozen;
     const what = f === undefined ? '' : describeFrozen(f);
     table.push(
-      `| ${name} | ${rate.toLocaleString('en-US')} | ${freeze} | ${m.p50} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p99![0]}..${m.spread.p99![1]} | ${ratio.toFixed(2)}${verdict} | ${base ? `${base.spread.p99![0]}..${base.spread.p99![1]}` : ''} | ${lost} | ${rss.toFixed(1)}${rss <= bound ? '' : ' ✗'} | ${bound.toFixed(1)} | ${what} |`,
+      `| ${name} | ${rate.toLocaleString('en-US')} | ${freeze} | ${m.p50} | ${m.p99} | ${m.p999} | ${m.max} | ${m.spread.p99![0]}..${m.spread.p99![1]} | ${ratio.toFixed(2)}${verdict} | ${base ? `${base.spread.p99![0]}..${base.spread.p99![1]}` : ''} | ${freeze === '-' ? '' : thaw} | ${thawRatio} | ${lost} | ${rss.toFixed(1)}${rss <= bound ? '' : ' ✗'} | ${bound.toFixed(1)} | ${what} |`,
     );
     return m;
   };
@@ -195,7 +205,7 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
       const seconds = freeze + THAW_SECONDS;
       const results: Record<string, CaseResult[]> = {};
       for (let r = 0; r < runs; r++) {
-        const modes = ['baseline', ...policies.map((p) => `frozen:${p}`)];
+        const modes = ['baseline', 'neighbour', ...policies.map((p) => `frozen:${p}`)];
         if (freeze === freezes[0]) modes.push('flood');
         for (const mode of modes) {
           const res = await runCase(cfg, mode, rate, freeze, seconds);
@@ -208,6 +218,7 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
       }
       byRate[String(freeze)] = results;
       const base = row('baseline', rate, freeze, results.baseline!, null);
+      row('reference: a neighbour process busy on one core for the thaw', rate, freeze, results.neighbour!, base);
       for (const p of policies) row(`frozen subscriber, ${p}`, rate, freeze, results[`frozen:${p}`]!, base);
       if (results.flood) row('greedy publisher (rate-limited, slow)', rate, '-', results.flood, base);
     }
@@ -247,21 +258,26 @@ async function runCase(cfg: object, mode: string, rate: number, freeze: number, 
     } else if (mode === 'flood') {
       extra.push(await startNode('bench/flood.js', [url, 'flood.x'], /^READY/));
     }
+    const neighbour = mode === 'neighbour' ? await startNode('bench/spin.js', [String(THAW_SECONDS * 1000)], /^READY/) : null;
+    if (neighbour !== null) extra.push(neighbour);
+    // The thaw window: every case records the samples after `freeze` seconds apart as well.
+    const thawWindow = { active: false, h: histogram() };
     const before = await dump(broker);
     // At the end of the freeze: what the broker holds then, and the thaw.
     let atThaw: Promise<Dump> | null = null;
-    const mark = frozen
-      ? {
-          at: freeze,
-          fn: () => {
-            atThaw = dump(broker).then((d) => {
-              frozen.child.kill('SIGCONT');
-              return d;
-            });
-          },
-        }
-      : undefined;
-    const res = await pacedRun(pub, sub, rate, seconds, mark);
+    const mark = {
+      at: freeze,
+      fn: () => {
+        thawWindow.active = true;
+        if (neighbour !== null) neighbour.child.kill('SIGUSR2');
+        if (frozen === null) return;
+        atThaw = dump(broker).then((d) => {
+          frozen.child.kill('SIGCONT');
+          return d;
+        });
+      },
+    };
+    const res = await pacedRun(pub, sub, rate, seconds, mark, thawWindow);
     const after = await dump(broker);
     const thaw = atThaw === null ? after : await (atThaw as Promise<Dump>);
     const fc = thaw.metrics.connections.find((c) => c.name === 'frozen');
@@ -271,6 +287,7 @@ async function runCase(cfg: object, mode: string, rate: number, freeze: number, 
     await sub.close();
     return {
       ...res,
+      thaw: percentiles(thawWindow.h),
       rssGrowthMB: (after.hwm - before.rss) / 2 ** 20,
       boundMB: after.bound / 2 ** 20,
       frozen: mode.startsWith('frozen:')
