@@ -4,15 +4,18 @@
  * how the code keeps them.
  *
  *   append() ──encode──> current batch ──seal──> queue ──pump──> write(segment) ──> index ──> fsync (policy)
- *            (one copy)  (one Buffer)            (bounded)       (one write per batch)
+ *            (one copy)  (one Buffer)            (bounded)       (one writev for the batches queued)
  *
  * - append() copies the message's bytes into the current batch buffer (record.ts), gives
  *   it the next sequence and returns at once. Nothing else happens per message: no
  *   syscall, no promise, no timer.
  * - Smart batching, no timer: when the pump is idle the batch is sealed and written on the
  *   next turn of the event loop (setImmediate); while a write is in flight, records
- *   gather behind it and leave together in the next write. Under load writes grow to
- *   `batchBytes`; when idle a record reaches the file within one loop turn.
+ *   gather behind it and leave together in the next write. Under load batches grow to
+ *   `batchBytes`, and the batches queued behind a write in flight leave in one writev:
+ *   the pump gets one turn of the event loop per write, and a caller that appends more
+ *   than a batch per turn (a broker routing a burst) must not outrun one batch per turn.
+ *   When idle a record reaches the file within one loop turn.
  * - The bound: every batch buffer (current, queued, being written) counts against
  *   `maxPendingBytes`. When a record cannot have room under it, the record is dropped:
  *   append() returns false, `stats.dropped` counts it, and a `loss` event tells the run of
@@ -60,6 +63,9 @@ import {
 
 export type FsyncPolicy = 'none' | 'interval' | 'always';
 
+/** At most this many batches in one writev (IOV_MAX is 1024 on Linux). */
+const MAX_RUN = 64;
+
 /** The file in a journal directory that names the process writing it. */
 export const LOCK_FILE = 'writer.lock';
 
@@ -98,6 +104,8 @@ export const JOURNAL_DEFAULTS = {
 export interface JournalFs {
   open(p: string, flags: string): Promise<number>;
   write(fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number>;
+  /** Several buffers at once from `pos`; without it, batches are written one by one. Returns the bytes written. */
+  writev?(fd: number, bufs: Buffer[], pos: number): Promise<number>;
   fsync(fd: number): Promise<void>;
   ftruncate(fd: number, len: number): Promise<void>;
   close(fd: number): Promise<void>;
@@ -112,6 +120,7 @@ function cb<T>(fn: (done: (err: NodeJS.ErrnoException | null, v?: T) => void) =>
 export const nodeJournalFs: JournalFs = {
   open: (p, flags) => cb<number>((d) => fs.open(p, flags, 0o644, d)),
   write: (fd, buf, off, len, pos) => cb<number>((d) => fs.write(fd, buf, off, len, pos, d)),
+  writev: (fd, bufs, pos) => cb<number>((d) => fs.writev(fd, bufs, pos, d)),
   fsync: (fd) => cb<void>((d) => fs.fsync(fd, d)),
   ftruncate: (fd, len) => cb<void>((d) => fs.ftruncate(fd, len, d)),
   close: (fd) => cb<void>((d) => fs.close(fd, d)),
@@ -280,6 +289,9 @@ export class JournalWriter {
   private bytesSinceIdx = 0;
   private cur: Batch | null = null;
   private readonly queue: Batch[] = [];
+  /** The batches of one write, and their buffers for writev (reused). */
+  private readonly run: Batch[] = [];
+  private readonly iov: Buffer[] = [];
   private readonly pool: Buffer[] = [];
   private pendingBytes = 0;
   // Drops: the current run.
@@ -678,14 +690,19 @@ export class JournalWriter {
         continue;
       }
       if (this.queue.length === 0) this.seal();
-      const b = this.queue.shift();
-      if (b === undefined) break;
+      if (this.queue.length === 0) break;
+      // The batches queued, up to the next that starts a segment, in one write.
+      const run = this.run;
+      run.length = 0;
+      run.push(this.queue.shift()!);
+      if (this.fs.writev !== undefined) while (this.queue.length > 0 && !this.queue[0]!.newSegment && run.length < MAX_RUN) run.push(this.queue.shift()!);
       try {
-        await this.writeBatch(b);
+        await this.writeBatches(run);
       } finally {
-        this.releaseBatch(b);
+        for (const b of run) this.releaseBatch(b);
       }
-      this.doneSeq = b.lastSeq;
+      this.doneSeq = run[run.length - 1]!.lastSeq;
+      run.length = 0;
       if (this.fsyncPolicy === 'none') this.resolveWaiters();
     }
   }
@@ -706,23 +723,51 @@ export class JournalWriter {
     while (done < len) done += await this.fs.write(fd, buf, done, len - done, pos + done);
   }
 
-  private async writeBatch(b: Batch): Promise<void> {
+  /** The batches' bytes end to end from `pos`: one writev, the rest (a short write) one by one. */
+  private async writeAllv(fd: number, run: readonly Batch[], pos: number): Promise<void> {
+    const bufs = this.iov;
+    bufs.length = 0;
+    let total = 0;
+    for (const b of run) {
+      bufs.push(b.len === b.buf.length ? b.buf : b.buf.subarray(0, b.len));
+      total += b.len;
+    }
+    let done = await this.fs.writev!(fd, bufs, pos);
+    bufs.length = 0;
+    // A short write: the rest batch by batch, from where it stopped.
+    for (let i = 0, start = 0; i < run.length && done < total; start += run[i]!.len, i++) {
+      const b = run[i]!;
+      const end = start + b.len;
+      if (done >= end) continue;
+      const from = done - start;
+      await this.writeAll(fd, b.buf.subarray(from, b.len), b.len - from, pos + done);
+      done = end;
+    }
+  }
+
+  /** Writes a run of batches (only the first may start a segment) and their index entries. */
+  private async writeBatches(run: readonly Batch[]): Promise<void> {
+    const first = run[0]!;
+    const last = run[run.length - 1]!;
     let seg = this.seg;
-    if (b.newSegment || seg === null || seg.broken) {
+    if (first.newSegment || seg === null || seg.broken) {
       if (seg !== null) await this.closeSegment(seg);
-      this.seg = seg = await this.openSegment(b.firstSeq);
+      this.seg = seg = await this.openSegment(first.firstSeq);
       if (seg === null) {
-        this.lose(b);
+        for (const b of run) this.lose(b);
         return;
       }
       void this.enforceRetention();
     }
     const at = seg.end;
+    let len = 0;
+    for (const b of run) len += b.len;
     try {
-      await this.writeAll(seg.fd, b.buf, b.len, at);
+      if (run.length === 1) await this.writeAll(seg.fd, first.buf, first.len, at);
+      else await this.writeAllv(seg.fd, run, at);
     } catch (err) {
-      this.report('write', seg.path, at, err, b.firstSeq, b.lastSeq);
-      this.lose(b);
+      this.report('write', seg.path, at, err, first.firstSeq, last.lastSeq);
+      for (const b of run) this.lose(b);
       try {
         await this.fs.ftruncate(seg.fd, at);
       } catch (err2) {
@@ -731,15 +776,23 @@ export class JournalWriter {
       }
       return;
     }
-    seg.end += b.len;
+    seg.end += len;
     this.st.writes++;
-    this.st.written += b.records;
-    this.st.writtenBytes += b.len;
-    this.st.writtenSeq = b.lastSeq;
-    const n = b.idxSeq.length;
+    let n = 0;
+    for (const b of run) {
+      this.st.written += b.records;
+      n += b.idxSeq.length;
+    }
+    this.st.writtenBytes += len;
+    this.st.writtenSeq = last.lastSeq;
     if (n > 0 && seg.idxFd >= 0) {
       if (this.idxScratch.length < n * INDEX_ENTRY) this.idxScratch = Buffer.alloc(n * INDEX_ENTRY * 2);
-      for (let i = 0; i < n; i++) encodeIndexEntry(this.idxScratch, i * INDEX_ENTRY, b.idxSeq[i]!, b.idxTime[i]!, at + b.idxRel[i]!);
+      let k = 0;
+      let base = at;
+      for (const b of run) {
+        for (let i = 0; i < b.idxSeq.length; i++, k++) encodeIndexEntry(this.idxScratch, k * INDEX_ENTRY, b.idxSeq[i]!, b.idxTime[i]!, base + b.idxRel[i]!);
+        base += b.len;
+      }
       try {
         await this.writeAll(seg.idxFd, this.idxScratch, n * INDEX_ENTRY, seg.idxEnd);
         seg.idxEnd += n * INDEX_ENTRY;
@@ -751,10 +804,10 @@ export class JournalWriter {
         await this.fs.close(fd).catch(() => undefined);
       }
     }
-    b.idxSeq.length = b.idxTime.length = b.idxRel.length = 0;
+    for (const b of run) b.idxSeq.length = b.idxTime.length = b.idxRel.length = 0;
     if (this.fsyncPolicy === 'always') {
       await this.syncOpen();
-      this.st.syncedSeq = b.lastSeq;
+      this.st.syncedSeq = last.lastSeq;
       this.resolveWaiters();
     }
   }

@@ -28,6 +28,16 @@ function instrumented() {
       calls.writes++;
       return nodeJournalFs.write(fd, buf, off, len, pos);
     },
+    async writev(fd, bufs, pos) {
+      if (hold !== null) await hold;
+      if (failWrites !== null) {
+        const err = new Error(`${failWrites}: no space left on device, write`) as NodeJS.ErrnoException;
+        err.code = failWrites;
+        throw err;
+      }
+      calls.writes++;
+      return nodeJournalFs.writev!(fd, bufs, pos);
+    },
     async fsync(fd) {
       calls.fsync++;
       return nodeJournalFs.fsync(fd);
@@ -148,6 +158,71 @@ describe('the bound between the caller and the disk', () => {
     // The records that were taken are all there; the gap is exactly the dropped ones.
     expect(seqs[seqs.length - 1]).toBe(2001);
     expect(2001 - seqs.length).toBe(refused);
+  });
+});
+
+describe('batches queued behind a write in flight', () => {
+  it('leave together in one writev, whole and in order, index entries included', async () => {
+    const dir = tmpDir();
+    const io = instrumented();
+    const { w } = await openWriter(dir, { fsync: 'none', batchBytes: 4096, maxPendingBytes: 64 * 4096, indexEveryRecords: 16, fs: io.fsx });
+    w.append(message(1, 64), 1);
+    await until(() => w.stats().writtenSeq === 1, 'the first record written');
+    const release = io.holdWrites();
+    // One write in flight (held), then about 30 batches queued behind it.
+    for (let i = 2; i <= 1200; i++) expect(w.append(message(i, 64), i)).toBe(true);
+    const writesBefore = w.stats().writes;
+    release();
+    await w.flush();
+    const st = w.stats();
+    // The held write and the queued batches: two or three writes, not thirty.
+    expect(st.writes - writesBefore).toBeLessThanOrEqual(3);
+    expect(st).toMatchObject({ written: 1200, dropped: 0, writtenSeq: 1200 });
+    await w.close();
+    expect(readSeqs(dir)).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+    // The index still finds records in the middle of the coalesced write.
+    const from: number[] = [];
+    openJournal(dir).forEach({ from: { seq: 777 } }, (r) => {
+      from.push(r.seq);
+      return from.length < 3;
+    });
+    expect(from).toEqual([777, 778, 779]);
+  });
+
+  it('a short writev goes on from where it stopped', async () => {
+    const dir = tmpDir();
+    let short = 0;
+    // A writev that takes only part of what it is given (a full pipe, a signal): the writer must write the rest.
+    const fsx: JournalFs = {
+      ...nodeJournalFs,
+      async writev(fd, bufs, pos) {
+        const total = bufs.reduce((a, b) => a + b.length, 0);
+        const take = Math.max(1, Math.floor(total / 3) + 5);
+        const joined = Buffer.concat(bufs).subarray(0, take);
+        short++;
+        return nodeJournalFs.write(fd, joined, 0, joined.length, pos);
+      },
+    };
+    let release!: () => void;
+    let hold: Promise<void> | null = null;
+    const heldFs: JournalFs = {
+      ...fsx,
+      async write(fd, buf, off, len, pos) {
+        if (hold !== null) await hold;
+        return nodeJournalFs.write(fd, buf, off, len, pos);
+      },
+    };
+    const { w } = await openWriter(dir, { fsync: 'none', batchBytes: 4096, maxPendingBytes: 64 * 4096, fs: heldFs });
+    hold = new Promise<void>((r) => (release = r));
+    for (let i = 1; i <= 600; i++) expect(w.append(message(i, 64), i)).toBe(true);
+    await until(() => w.stats().pendingBytes > 4 * 4096, 'batches queued behind the held write');
+    hold = null;
+    release();
+    await w.flush();
+    expect(short).toBeGreaterThan(0);
+    expect(w.stats()).toMatchObject({ written: 600, dropped: 0 });
+    await w.close();
+    expect(readSeqs(dir)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
   });
 });
 
