@@ -8,24 +8,18 @@
  * closed as a slow consumer (disconnect). No durations are asserted: every wait is for
  * an event (a flush round trip, a count, a report from the child).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Bus } from '../../client/index.js';
 import { outboundMemoryBound } from '../../broker/policy.js';
-import { eventually, sessionOf, until, useWorld } from '../kit/index.js';
+import { eventually, sessionOf, until, useChildProcesses, useWorld } from '../kit/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, '..', 'fixtures', 'subscriber.mjs');
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGCONT');
-    c.kill('SIGKILL');
-  }
-});
+const track = useChildProcesses();
 
 interface Report {
   received: number;
@@ -38,7 +32,7 @@ interface Report {
 
 async function frozenSubscriber(url: string, policy: string) {
   const child = spawn(process.execPath, [fixture, url, 'md.>', policy], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+  track(child);
   const lines: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {

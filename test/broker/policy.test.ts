@@ -5,9 +5,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Bus, LossEvent, ServerError } from '../../client/index.js';
-import { eventually, sessionOf, until, useWorld } from '../kit/index.js';
+import { eventually, sessionOf, until, useChildProcesses, useWorld } from '../kit/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.join(here, '..', 'fixtures', 'subscriber.mjs');
@@ -27,17 +27,11 @@ interface Frozen {
   }>;
 }
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) {
-    c.kill('SIGCONT');
-    c.kill('SIGKILL');
-  }
-});
+const track = useChildProcesses();
 
 async function frozenSubscriber(url: string, pattern: string, policy: string): Promise<Frozen> {
   const child = spawn(process.execPath, [fixture, url, pattern, policy], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+  track(child);
   const lines: string[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {

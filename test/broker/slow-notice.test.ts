@@ -6,10 +6,9 @@
  * lost. The subscriber is a real child process, frozen with SIGSTOP or slow by itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, afterEach } from 'vitest';
-import { until, useWorld } from '../kit/index.js';
+import { describe, expect, it } from 'vitest';
+import { until, useChildProcesses, useWorld } from '../kit/index.js';
 import type { Bus } from '../../client/index.js';
 
 const w = useWorld();
@@ -20,19 +19,11 @@ interface Sub {
   events: Record<string, unknown>[];
 }
 
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const gone = once(c, 'exit');
-    c.kill('SIGKILL');
-    await gone;
-  }
-});
+const track = useChildProcesses();
 
 async function subscriber(url: string, pattern: string, spinMs: number): Promise<Sub> {
   const child = spawn(process.execPath, [fixture, url, pattern, String(spinMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
+  track(child);
   const events: Record<string, unknown>[] = [];
   let buf = '';
   child.stdout!.on('data', (d: Buffer) => {

@@ -4,38 +4,23 @@
  * byte bound (64 MiB by default) the arriving messages are dropped, counted and reported,
  * and the process's memory (RSS from /proc) stays bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import { until, useWorld } from '../kit/index.js';
+import { describe, expect, it } from 'vitest';
+import { jsonLines, until, useChildProcesses, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 const fixture = fileURLToPath(new URL('./fixtures/hoarder.mjs', import.meta.url));
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const gone = once(c, 'exit');
-    c.kill('SIGKILL');
-    await gone;
-  }
-});
+const track = useChildProcesses();
 
 function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
 async function hoarder(url: string, args: string[]) {
-  const child = spawn(process.execPath, [fixture, url, 'big', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  const events: Record<string, unknown>[] = [];
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) events.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-  });
+  const child = track(spawn(process.execPath, [fixture, url, 'big', ...args], { stdio: ['ignore', 'pipe', 'inherit'] }));
+  const events = jsonLines(child.stdout!);
   await until(() => events.some((e) => e.event === 'ready'), 'the consumer to be ready');
   /** Asks for its counters (SIGUSR2) until `done` holds; returns the last report. */
   const stats = async (done: (s: { received: number; dropped: number; pendingBytes: number }) => boolean) => {

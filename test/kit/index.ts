@@ -6,6 +6,7 @@
  * - guards.ts: suites that need multicast, nftables or Chromium skip loudly, or fail under HOPBUS_REQUIRE.
  * - probes.ts: can this machine do loopback multicast, network namespaces, nftables, Chromium.
  * - dist.ts: the built files that workers and child processes run, never stale (setup.ts checks).
+ * - children.ts: useChildProcesses() (fixture processes ended after each test), jsonLines().
  */
 export * from './wait.js';
 export * from './wire.js';
@@ -13,3 +14,4 @@ export * from './world.js';
 export * from './guards.js';
 export * from './probes.js';
 export * from './dist.js';
+export * from './children.js';

@@ -5,26 +5,16 @@
  * nothing is lost however long the consumer stalls. The consumer is a real process,
  * frozen with SIGSTOP until the broker shows the replay paused on it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { replay } from '../../client/index.js';
 import { JournalWriter, recordSource } from '../../journal/index.js';
-import { until, useWorld } from '../kit/index.js';
+import { jsonLines, until, useChildProcesses, useWorld } from '../kit/index.js';
 
 const w = useWorld();
 const fixture = fileURLToPath(new URL('../broker/fixtures/slow-subscriber.mjs', import.meta.url));
-const children: ChildProcess[] = [];
-afterEach(async () => {
-  for (const c of children.splice(0)) {
-    if (c.exitCode !== null || c.signalCode !== null) continue;
-    const gone = once(c, 'exit');
-    c.kill('SIGCONT');
-    c.kill('SIGKILL');
-    await gone;
-  }
-});
+const track = useChildProcesses();
 
 describe('replay into a consumer that falls behind', () => {
   it('a consumer frozen mid-replay with the block policy: the replay waits while it is frozen, and every message arrives once it thaws', async () => {
@@ -40,14 +30,8 @@ describe('replay into a consumer that falls behind', () => {
 
     // 100,000 x ~230 B is about 23 MB: many times the consumer's 1 MiB bound and the sockets' buffers.
     const b = await w.broker({ maxPending: 1024 * 1024, writeDeadlineMs: 0 });
-    const child = spawn(process.execPath, [fixture, b.url, 'md.>', '0', 'block'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    children.push(child);
-    const events: Record<string, unknown>[] = [];
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) events.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
-    });
+    const child = track(spawn(process.execPath, [fixture, b.url, 'md.>', '0', 'block'], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    const events = jsonLines(child.stdout!);
     await until(() => events.some((e) => e.event === 'ready'), 'the consumer to be ready');
     child.kill('SIGSTOP');
 
