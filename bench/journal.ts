@@ -15,10 +15,12 @@
  *                 its checksum verified, subject and payload lengths read;
  *      tcp        replay(dir, bus) into a broker process, counted by a TCP subscriber,
  *                 beside hopbus's own 1 -> 1 throughput at 16 B through the same broker.
- * Cases interleave across runs; medians with min..max spreads.
+ * Cases interleave across runs, the order alternating, and the page cache is written back
+ * (sync) before each: medians with min..max spreads.
  *
  *   node dist/bench/journal.js [--runs N] [--count N] [--only record,replay] [--quick]
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -111,14 +113,26 @@ async function benchRecord(): Promise<void> {
   const rec = await startBroker(['--config', cfg]);
   let published = 0;
   try {
-    const targets = (): HopbusTarget[] => [new HopbusTarget('hopbus-tcp', plain.url), new HopbusTarget('hopbus-journal', rec.url)];
+    // Alternating which goes first, and the page cache written back (sync) before each case:
+    // a journal case leaves hundreds of MiB of dirty pages whose writeback would land on the next.
+    const targets = (r: number): HopbusTarget[] => {
+      const ts = [new HopbusTarget('hopbus-tcp', plain.url), new HopbusTarget('hopbus-journal', rec.url)];
+      return r % 2 === 0 ? ts : ts.reverse();
+    };
     const hops = new Map<string, Percentiles[]>();
     const tps = new Map<string, ThroughputResult[]>();
     for (let r = 0; r < RUNS; r++) {
-      for (const t of targets()) {
+      // The hops of both first, then the floods: a flood's writeback must not land on a hop.
+      for (const t of targets(r)) {
+        execFileSync('sync');
         await t.open();
         hops.set(t.name, [...(hops.get(t.name) ?? []), await t.hop(HOP_SAMPLES, WARMUP)]);
         if (t.name === 'hopbus-journal') published += HOP_SAMPLES + WARMUP;
+        await t.close();
+      }
+      for (const t of targets(r)) {
+        execFileSync('sync');
+        await t.open();
         for (const size of [16, 256]) {
           const res = await t.throughput(TP_COUNT, size);
           tps.set(`${t.name}/${size}`, [...(tps.get(`${t.name}/${size}`) ?? []), res]);
