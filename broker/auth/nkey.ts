@@ -5,8 +5,10 @@
  *   [ prefix: 1 byte ][ Ed25519 public key: 32 bytes ][ CRC-16/XMODEM of the 33: 2 bytes, little-endian ]
  *
  * and a user's prefix byte is 20 << 3 (so the text starts with 'U'). A client proves it
- * holds the seed by signing the nonce the server sent in INFO (its ASCII bytes) and
- * sending the signature in CONNECT `sig`, base64 (URL-safe or not, padded or not).
+ * holds the seed by signing the nonce the server sent (its ASCII bytes): on the NATS
+ * listener the nonce is in INFO and the signature in CONNECT `sig`, base64 (URL-safe or
+ * not, padded or not); on the hopbus protocol the nonce is in a CHALLENGE frame and the
+ * signature in the PROOF that answers it (broker/session.ts).
  * Verification is node:crypto's Ed25519; nothing else is needed from the nkeys library.
  * The text format is transports/nkeys.ts's, shared with the client.
  */
