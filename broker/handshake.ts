@@ -7,20 +7,23 @@
  *   2. the options: a msgpack map of known keys, typed  (readConnect)
  *   3. the client's publish rate, lowered to the broker's
  *   4. authentication: the Hello's credentials against the broker's users and tokens
- *      (broker/auth/admit.ts), refused with AUTH                            (authRefusal)
- *   5. direct delivery granted or not                   (directRefusal)
- *   6. INFO back                                        (encodeInfo)
+ *      (broker/auth/admit.ts), refused with AUTH                            (authRefusal);
+ *      a CONNECT with `nkey` where nkeys are configured is first sent a CHALLENGE (a
+ *      fresh nonce), and its PROOF (the signature) is what is checked     (readProof)
+ *   5. the user's limits, the publish rate lowered once more (broker/sessionkit.ts)
+ *   6. direct delivery granted or not                   (directRefusal)
+ *   7. INFO back                                        (encodeInfo)
  *
  * The session (broker/session.ts) runs the steps and applies the result; the handshake
- * timeout is broker/liveness.ts's.
+ * timeout is broker/liveness.ts's, and covers the CHALLENGE and its answer too.
  *
  * Must not import sessions, the router or the broker: pure functions over bytes and options.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { ErrCode, Op, OP_NAMES, PROTOCOL_VERSION, encodeHandshake } from '../transports/protocol/index.js';
+import { ErrCode, Op, OP_NAMES, PROOF_SIZE, PROTOCOL_VERSION, encodeHandshake } from '../transports/protocol/index.js';
 import { VERSION } from '../transports/protocol/version.js';
 import type { ResolvedOptions } from './config.js';
-import { rateLimitProblem, type RateLimit } from './ratelimit.js';
+import { rateLimitProblem, stricterLimit, type RateLimit } from './ratelimit.js';
 import type { Credentials } from './auth/index.js';
 
 /**
@@ -44,10 +47,12 @@ const CONNECT_KEYS: Record<string, 'string' | 'boolean' | 'object'> = {
   publishRate: 'object',
   // shm clients: deliver to other shm clients directly (broker/direct.ts).
   direct: 'boolean',
-  // Credentials (broker/auth/): a user and password, or a token.
+  // Credentials (broker/auth/): a user and password, a token, or an nkey (public key;
+  // the broker answers with a CHALLENGE whose nonce the client signs in a PROOF).
   user: 'string',
   pass: 'string',
   token: 'string',
+  nkey: 'string',
   // A reconnecting client: the connection it had before ({ serverId, clientId } of its INFO).
   resume: 'object',
 };
@@ -105,6 +110,7 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     user?: string;
     pass?: string;
     token?: string;
+    nkey?: string;
   };
   if (o.publishRate !== undefined) {
     const bad = rateLimitProblem(o.publishRate, 'publishRate');
@@ -118,11 +124,24 @@ export function readConnect(buf: Buffer, off: number, len: number, config: Pick<
     name: (o.name ?? '').slice(0, 256),
     lang: (o.lang ?? '').slice(0, 64),
     verbose: o.verbose === true,
-    publishRate: o.publishRate !== undefined ? lowerLimit(config.publishRate, o.publishRate) : undefined,
+    publishRate: o.publishRate !== undefined ? (config.publishRate ? stricterLimit(config.publishRate, o.publishRate) : o.publishRate) : undefined,
     direct: o.direct === true,
     resume: r === undefined ? null : { serverId: r.serverId as string, clientId: r.clientId as number },
-    ...(o.user !== undefined || o.pass !== undefined || o.token !== undefined ? { creds: { user: o.user, pass: o.pass, token: o.token } } : {}),
+    ...(o.user !== undefined || o.pass !== undefined || o.token !== undefined || o.nkey !== undefined
+      ? { creds: { user: o.user, pass: o.pass, token: o.token, nkey: o.nkey } }
+      : {}),
   };
+}
+
+/**
+ * Step 4's answer to a CHALLENGE: the frame must be a PROOF (the reader has checked its
+ * size); its signature, base64, as `sig` of the credentials. Anything else is refused.
+ */
+export function readProof(buf: Buffer, off: number): string | Refusal {
+  const op = buf[off + 4]!;
+  if (op !== Op.PROOF)
+    return { code: ErrCode.PROTOCOL, text: `expected PROOF in answer to the nkey CHALLENGE, got ${OP_NAMES[op] ?? `op 0x${op.toString(16)}`}` };
+  return buf.toString('base64', off + 8, off + PROOF_SIZE);
 }
 
 /** Step 4's refusal: an AUTH error that says why (never which secret was wrong). */
@@ -130,12 +149,12 @@ export function authRefusal(why: string): Refusal {
   return { code: ErrCode.AUTH, text: `authorization violation: ${why}` };
 }
 
-export function isRefusal(r: Hello | Refusal): r is Refusal {
-  return (r as Refusal).code !== undefined;
+export function isRefusal(r: Hello | Refusal | string): r is Refusal {
+  return typeof r === 'object' && (r as Refusal).code !== undefined;
 }
 
 /**
- * Step 5: why a client that asked for direct delivery does not get it, or null.
+ * Step 6: why a client that asked for direct delivery does not get it, or null.
  * `planeRefusal` is the direct plane's own verdict (transport, broker config).
  */
 export function directRefusal(hello: Hello, planeRefusal: () => string | null): string | null {
@@ -145,9 +164,9 @@ export function directRefusal(hello: Hello, planeRefusal: () => string | null): 
 }
 
 /**
- * Step 6: what INFO tells a client about this broker; `previous`, for a client that
+ * Step 7: what INFO tells a client about this broker; `previous`, for a client that
  * resumed, is why its previous connection was closed (broker/liveness.ts SlowNotice);
- * `limits`, a user's lower maxPayload and maxSubscriptions (broker/auth/).
+ * `limits`, this connection's where its user's are lower than the broker's (broker/auth/).
  */
 export function serverInfo(
   o: Omit<ResolvedOptions, 'auth' | 'tls' | 'monitoring'>,
@@ -155,7 +174,7 @@ export function serverInfo(
   clientId: number,
   direct = false,
   previous?: object,
-  limits?: { maxPayload: number; maxSubscriptions: number },
+  limits?: { maxPayload?: number; maxSubscriptions?: number; maxPending?: number },
 ): Record<string, unknown> {
   return {
     serverId,
@@ -167,7 +186,7 @@ export function serverInfo(
     maxPayload: limits?.maxPayload ?? o.maxPayload,
     maxHeaders: o.maxHeaders,
     maxSubscriptions: limits?.maxSubscriptions ?? o.maxSubscriptions,
-    maxPending: o.maxPending,
+    maxPending: limits?.maxPending ?? o.maxPending,
     pingIntervalMs: o.pingIntervalMs,
     // How often clients report their latency histograms on $SYS.report.<clientId>; 0 = do not.
     reportIntervalMs: o.latency ? o.monitorIntervalMs : 0,
@@ -188,17 +207,4 @@ function isHopbusUrl(u: string): boolean {
 
 export function encodeInfo(info: Record<string, unknown>): Buffer {
   return encodeHandshake(Op.INFO, packr.pack(info));
-}
-
-/** The stricter of the broker's limit and the client's request, field by field. */
-function lowerLimit(config: RateLimit | undefined, asked: RateLimit): RateLimit {
-  if (config === undefined) return asked;
-  const min = (a: number | undefined, b: number | undefined) => (!a ? b : !b ? a : Math.min(a, b));
-  return {
-    msgsPerSec: min(config.msgsPerSec, asked.msgsPerSec),
-    bytesPerSec: min(config.bytesPerSec, asked.bytesPerSec),
-    burstMsgs: min(config.burstMsgs, asked.burstMsgs),
-    burstBytes: min(config.burstBytes, asked.burstBytes),
-    action: config.action ?? asked.action,
-  };
 }

@@ -40,6 +40,8 @@ export interface Live {
   rttMs: number;
   sendBare(op: Op.PING | Op.PONG): void;
   fatal(code: number, text: string): void;
+  /** What its handshake still waits for, named in the timeout's ERR (default "CONNECT"). */
+  readonly awaiting?: string;
   hasPolicy(p: Policy): boolean;
   slowConsumer(reason: string): void;
 }
@@ -93,7 +95,7 @@ export class Liveness {
   expectConnect(s: Live): Timer | null {
     const ms = this.o.handshakeTimeoutMs;
     if (ms <= 0) return null;
-    return this.clock.timeout(() => s.fatal(ErrCode.PROTOCOL, `no CONNECT within ${ms} ms of connecting`), ms).unref();
+    return this.clock.timeout(() => s.fatal(ErrCode.PROTOCOL, `no ${s.awaiting ?? 'CONNECT'} within ${ms} ms of connecting`), ms).unref();
   }
 
   connected(t: Timer | null): void {

@@ -128,8 +128,12 @@ export interface OutboundPublisher {
  * where the slow-consumer policies act. See the top of this file.
  */
 export class Outbound {
-  /** The held messages (their count is `hold.length`, their frame bytes `hold.bytes`). */
-  readonly hold: HoldRing<readonly LossCounters[]>;
+  /** The held messages (their count is `hold.length`, their frame bytes `hold.bytes`). Replaced only by lower(), before anything is held. */
+  hold: HoldRing<readonly LossCounters[]>;
+  /** Bytes in the link before messages are held; at most maxBytes. Set by the constructor, lowered once by lower(). */
+  highWater: number;
+  /** The slow-consumer bound in bytes (link + held). Set by the constructor, lowered once by lower(). */
+  maxBytes: number;
   readonly stats: OutboundStats = { droppedOldest: 0, droppedNewest: 0, conflated: 0, pendingPeak: 0, heldPeak: 0, memoryPeak: 0 };
   /** Subscriptions with losses not reported to the client yet. */
   private readonly lossy = new Set<LossCounters>();
@@ -141,7 +145,7 @@ export class Outbound {
   /** Held bytes moved from drains since the last pump in a later turn (drained()). */
   private stretch = 0;
   /** How many held bytes drains may move before one turn is left to the other connections. */
-  private readonly stretchBytes: number;
+  private stretchBytes: number;
   private readonly pumpTask = (): void => {
     this.pumpSoon = null;
     this.stretch = 0;
@@ -150,16 +154,32 @@ export class Outbound {
 
   constructor(
     private readonly owner: OutboundOwner,
-    readonly highWater: number,
-    readonly maxBytes: number,
+    highWater: number,
+    maxBytes: number,
     readonly maxMsgs: number,
     /** Delivery rate limit of this connection (holds what is over it), or null. */
     readonly limiter: Limiter | null,
     /** Time for the delivery-rate limit and its pump timer. */
     private readonly clock: Clock = realClock,
   ) {
+    this.highWater = highWater;
+    this.maxBytes = maxBytes;
     this.hold = new HoldRing(slabBytesFor(maxBytes));
     this.stretchBytes = Math.max(4 * highWater, STRETCH_MIN_BYTES);
+  }
+
+  /**
+   * A lower bound for this connection (its user's `limits.maxPending`, broker/auth/): the
+   * lower of it and the broker's, with the high-water mark following it down to half of
+   * it as the broker's own default does, so that it stays under the bound. Called once,
+   * when the connection is admitted, before anything is queued for it.
+   */
+  lower(maxBytes: number): void {
+    if (!(maxBytes < this.maxBytes)) return;
+    this.maxBytes = maxBytes;
+    this.highWater = Math.min(this.highWater, Math.max(1, Math.floor(maxBytes / 2)));
+    this.stretchBytes = Math.max(4 * this.highWater, STRETCH_MIN_BYTES);
+    if (this.hold.length === 0 && this.hold.blocksTaken === 0) this.hold = new HoldRing(slabBytesFor(maxBytes));
   }
 
   /** Bytes queued towards the peer: in the link and held here (frames only; the bounds also count the ring's bookkeeping). */

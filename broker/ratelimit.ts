@@ -61,6 +61,27 @@ export class Limiter {
   }
 }
 
+/**
+ * The stricter of two limits, field by field (0 or absent = unlimited); a burst left
+ * out counts as its rate's default (one second's worth), so a strict rate does not take
+ * the other's larger burst. `action` is `first`'s, else `second`'s.
+ */
+export function stricterLimit(first: RateLimit, second: RateLimit): RateLimit {
+  const min = (a: number | undefined, b: number | undefined) => (!a ? b : !b ? a : Math.min(a, b));
+  const burst = (l: RateLimit, k: 'burstMsgs' | 'burstBytes', rate: 'msgsPerSec' | 'bytesPerSec') => l[k] ?? l[rate];
+  const out: RateLimit = {};
+  const put = (k: keyof Omit<RateLimit, 'action'>, v: number | undefined) => {
+    if (v) out[k] = v;
+  };
+  put('msgsPerSec', min(first.msgsPerSec, second.msgsPerSec));
+  put('bytesPerSec', min(first.bytesPerSec, second.bytesPerSec));
+  put('burstMsgs', min(burst(first, 'burstMsgs', 'msgsPerSec'), burst(second, 'burstMsgs', 'msgsPerSec')));
+  put('burstBytes', min(burst(first, 'burstBytes', 'bytesPerSec'), burst(second, 'burstBytes', 'bytesPerSec')));
+  const action = first.action ?? second.action;
+  if (action !== undefined) out.action = action;
+  return out;
+}
+
 export function describeLimit(l: RateLimit): string {
   const parts: string[] = [];
   if (l.msgsPerSec) parts.push(`${l.msgsPerSec} msg/s`);

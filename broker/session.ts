@@ -23,6 +23,7 @@ import {
   SUB_SNAPSHOT,
   TS_BLOCK,
   type ProtocolError,
+  encodeChallenge,
   encodeErr,
   maxFrameFor,
   writeBare,
@@ -33,14 +34,13 @@ import type { Timer } from '../runtime/clock.js';
 import { queueNameProblem } from '../topics/queue.js';
 import type { Member } from './direct.js';
 import type { FlowStats, PublisherGate } from './gate.js';
-import { MAX_CONNECT_FRAME, authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, serverInfo } from './handshake.js';
+import { MAX_CONNECT_FRAME, authRefusal, directRefusal, encodeInfo, isRefusal, readConnect, readProof, serverInfo, type Hello } from './handshake.js';
 import { admit } from './auth/admit.js';
-import type { Access, Identity } from './auth/index.js';
+import { newNonce, type Access, type Credentials, type Identity } from './auth/index.js';
 import type { SessionHost } from './host.js';
 import type { Router } from './router.js';
 import type { Outbound, OutboundOwner, OutboundPublisher } from './policy.js';
-import { Limiter } from './ratelimit.js';
-import { sessionGate, sessionMetrics, sessionOutbound } from './sessionkit.js';
+import { applyUserLimits, sessionGate, sessionMetrics, sessionOutbound } from './sessionkit.js';
 import type { ClientLatency } from './report.js';
 import { Subscription, type Publisher, type Subscriber } from './subscription.js';
 import { ImageFeed } from './cache/feed.js';
@@ -60,6 +60,8 @@ const PROTOCOL_CODES = new Set<number>([
 
 const enum State {
   HANDSHAKE,
+  /** A CHALLENGE was sent for the nkey of its CONNECT: the next frame must be the PROOF. */
+  CHALLENGE,
   OPEN,
   CLOSED,
 }
@@ -115,6 +117,13 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   feed: ImageFeed | null = null;
   /** Replay-then-live subscriptions still catching up (broker/replaylive.ts), or null. */
   catchups: CatchUp[] | null = null;
+  /** While its CHALLENGE is out: the CONNECT and the nonce the PROOF must sign. */
+  private challenged: { hello: Hello; nonce: string } | null = null;
+
+  /** What the handshake timeout waits for, in its ERR (broker/liveness.ts). */
+  get awaiting(): string {
+    return this.state === State.CHALLENGE ? 'PROOF in answer to the nkey CHALLENGE' : 'CONNECT';
+  }
 
   /** Inbound flow counters (paused time, throttles, refusals): the gate's. */
   get flow(): FlowStats {
@@ -147,6 +156,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
   onFrame(buf: Buffer, off: number, len: number): void {
     if (this.state !== State.OPEN) {
       if (this.state === State.HANDSHAKE) this.onHandshake(buf, off, len);
+      else if (this.state === State.CHALLENGE) this.onProof(buf, off);
       return;
     }
     const op = buf[off + 4]!;
@@ -194,7 +204,33 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       this.fatal(hello.code, hello.text);
       return;
     }
-    const admitted = admit(host, hello.creds ?? {}, this.link, this.id, null, 'hopbus');
+    if (hello.creds?.nkey !== undefined && host.options.auth.wantsNonce) {
+      // The nonce is this connection's alone, so a signature seen elsewhere is no use here.
+      this.challenged = { hello, nonce: newNonce() };
+      this.state = State.CHALLENGE;
+      const f = encodeChallenge(Buffer.from(this.challenged.nonce, 'latin1'));
+      this.link.send(f, 0, f.length);
+      return;
+    }
+    this.admitHello(hello, hello.creds ?? {}, null);
+  }
+
+  /** The answer to the CHALLENGE: a PROOF, checked like any credentials; any other frame is refused. */
+  private onProof(buf: Buffer, off: number): void {
+    const { hello, nonce } = this.challenged!;
+    this.challenged = null;
+    const sig = readProof(buf, off);
+    if (isRefusal(sig)) {
+      this.fatal(sig.code, sig.text);
+      return;
+    }
+    this.admitHello(hello, { ...hello.creds, sig }, nonce);
+  }
+
+  /** Steps 4 to 7 of broker/handshake.ts: authenticated, limited, told. */
+  private admitHello(hello: Hello, creds: Credentials, nonce: string | null): void {
+    const host = this.host;
+    const admitted = admit(host, creds, this.link, this.id, nonce, 'hopbus');
     if (typeof admitted === 'string') {
       const r = authRefusal(admitted);
       this.fatal(r.code, r.text);
@@ -202,7 +238,7 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     }
     this.identity = admitted.identity;
     this.access = admitted.access;
-    if (hello.publishRate !== undefined) this.gate.own = new Limiter(hello.publishRate, host.clock.now());
+    applyUserLimits(this.out, this.gate, host, admitted.identity.limits, hello.publishRate);
     this.name = hello.name;
     this.lang = hello.lang;
     this.verbose = hello.verbose;
@@ -212,12 +248,17 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
     this.link.setMaxFrame?.(maxFrameFor(host.options));
     let direct = false;
     if (hello.direct) {
-      const why = this.access !== null ? 'the connection has permissions or limits to check' : directRefusal(hello, () => host.direct.refusal(this));
+      const why =
+        this.access !== null || admitted.identity.sessionLimited
+          ? 'the connection has permissions or limits to check'
+          : directRefusal(hello, () => host.direct.refusal(this));
       if (why === null) direct = true;
       else host.log.info({ cid: this.id, client: this.name, reason: why }, 'direct delivery not granted');
     }
     const previous = hello.resume !== null && hello.resume.serverId === host.serverId ? host.liveness.takeSlow(hello.resume.clientId) : undefined;
-    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous, this.access ?? undefined));
+    const a = this.access;
+    const limits = { maxPending: this.out.maxBytes, ...(a !== null ? { maxPayload: a.maxPayload, maxSubscriptions: a.maxSubscriptions } : {}) };
+    const frame = encodeInfo(serverInfo(host.options, host.serverId, this.id, direct, previous, limits));
     this.link.send(frame, 0, frame.length);
     // After INFO: joining sends the client everybody's interest.
     if (direct) this.direct = host.direct.join(this);
@@ -275,19 +316,18 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
       // In the same synchronous step as router.subscribe above: see broker/cache/feed.ts.
       this.seqFrames = true;
       const host = this.host;
-      (this.feed ??= new ImageFeed(this, host.cache, host.options.highWaterBytes, host.clock)).add(sub);
+      (this.feed ??= new ImageFeed(this, host.cache, this.out.highWater, host.clock)).add(sub);
     } else if (from !== 0) {
       // Live interest first (above), then the journal up to it: broker/replaylive.ts.
       this.seqFrames = true;
       const start = readU64(buf, off + 16 + p + q);
-      const o = this.host.options;
       const c = new CatchUp(
         this,
         sub,
         recorder!,
         from === SUB_FROM_SEQ ? { seq: start } : { timeMs: start / 1000 },
-        o.highWaterBytes,
-        o.maxPending,
+        this.out.highWater,
+        this.out.maxBytes,
         this.host.log,
       );
       (this.catchups ??= []).push(c);
@@ -439,7 +479,8 @@ export class Session implements LinkHandler, OutboundOwner, OutboundPublisher, S
 
   /** The peer sent bytes that are not a frame: tell it why, then close. */
   onProtocolError(err: ProtocolError): void {
-    this.fatal(ErrCode[err.code], this.state === State.HANDSHAKE ? `before CONNECT: ${err.message}` : err.message);
+    const at = this.state === State.HANDSHAKE ? 'before CONNECT: ' : this.state === State.CHALLENGE ? 'in answer to the nkey CHALLENGE: ' : '';
+    this.fatal(ErrCode[err.code], at + err.message);
   }
 
   /** Sends ERR, then closes the connection after flushing it; the broker serves on. */

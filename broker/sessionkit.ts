@@ -1,7 +1,8 @@
 /**
  * broker/sessionkit.ts: what every session codec (the hopbus one, broker/session.ts; the
  * NATS one, broker/nats/session.ts) builds and reports the same way: its outbound queue
- * and publisher gate from the broker's options, and its /connz figures.
+ * and publisher gate from the broker's options, its user's limits once it is admitted,
+ * and its /connz figures.
  *
  * Threading: the broker's thread.
  */
@@ -10,7 +11,8 @@ import type { FlowStats, GateOwner } from './gate.js';
 import { PublisherGate } from './gate.js';
 import type { SessionHost } from './host.js';
 import { Outbound, type OutboundOwner } from './policy.js';
-import { Limiter } from './ratelimit.js';
+import { Limiter, stricterLimit, type RateLimit } from './ratelimit.js';
+import type { UserLimits } from './auth/index.js';
 
 /** A session's outbound queue, bounded and rate-limited as the broker's options say. */
 export function sessionOutbound(owner: OutboundOwner, host: SessionHost): Outbound {
@@ -29,6 +31,22 @@ export function sessionGate(owner: GateOwner, host: SessionHost): PublisherGate 
   const gate = new PublisherGate(owner, host.counters, host.clock);
   if (host.options.publishRate) gate.own = new Limiter(host.options.publishRate, host.clock.now());
   return gate;
+}
+
+/**
+ * A connection is admitted as a user (broker/auth/): its outbound bound and publish rate
+ * become the lower of the user's `limits` and the broker's, and `asked`, a rate the
+ * client asked for (already lowered to the broker's), lowers the rate once more. The
+ * only place a session's own publish rate is set after sessionGate(), so that no later
+ * step puts back a higher one.
+ */
+export function applyUserLimits(out: Outbound, gate: PublisherGate, host: SessionHost, limits: Readonly<UserLimits>, asked?: RateLimit): void {
+  if (limits.maxPending !== undefined) out.lower(limits.maxPending);
+  if (limits.publishRate === undefined && asked === undefined) return;
+  const broker = host.options.publishRate;
+  let rate: RateLimit | undefined = limits.publishRate === undefined ? broker : broker ? stricterLimit(limits.publishRate, broker) : limits.publishRate;
+  if (asked !== undefined) rate = rate ? stricterLimit(rate, asked) : asked;
+  gate.own = new Limiter(rate!, host.clock.now());
 }
 
 /** What a session's /connz entry is made of, whatever its codec. */

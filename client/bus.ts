@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { HopbusError } from '../runtime/errors.js';
 import { validatePattern, validateSubject } from '../topics/index.js';
 import { queueNameProblem } from '../topics/queue.js';
-import { FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, Op, OP_NAMES, maxFrameFor } from '../transports/protocol/index.js';
+import { FLAG_FATAL, FLAG_REQUEST, POLICY_NAMES, Op, OP_NAMES, SIGNATURE_BYTES, encodeProof, maxFrameFor } from '../transports/protocol/index.js';
 import { monoNs, realClock, type Clock, type Timer } from '../runtime/clock.js';
 import { LatencyMeter } from './latency.js';
 import { newCounters, statsFn, type BusStats, type StatsFn } from './stats.js';
@@ -482,6 +482,9 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       case Op.INFO:
         this.onInfo(conn, buf, off, len);
         return;
+      case Op.CHALLENGE:
+        this.onChallenge(conn, buf, off, len);
+        return;
       case Op.DIRECT:
         if (this.direct !== null && this.conn === conn) this.direct.onControl(buf, off, len);
         else conn.link.destroy(new ConnectionError('protocol error: the server sent DIRECT on a connection without direct delivery'));
@@ -553,6 +556,45 @@ export class Bus extends EventEmitter<ConnectionEvents> implements Connection, S
       if (sub) this.forget(sub, err);
     }
     this.reportError(err);
+  }
+
+  /** The broker asks for the nkey's signature of a nonce: answered with PROOF, the handshake still waiting for INFO. */
+  private onChallenge(conn: Conn, buf: Buffer, off: number, len: number): void {
+    const hs = this.handshake;
+    if (hs === null || this.conn !== conn) {
+      conn.link.destroy(new ConnectionError('protocol error: unexpected CHALLENGE after the handshake'));
+      return;
+    }
+    const sign = this.options.sign;
+    if (sign === null) {
+      hs.reject(new ConnectionError('protocol error: the broker sent an nkey CHALLENGE, but this connection gave no nkey'));
+      return;
+    }
+    // A copy: the read buffer is reused, and `sign` may take its time.
+    const nonce = Uint8Array.from(buf.subarray(off + 8, off + len));
+    const failed = (err: unknown) => {
+      if (this.handshake === hs) hs.reject(new ConnectionError(`the connect option "sign" failed: ${(err as Error)?.message ?? String(err)}`, { cause: err }));
+    };
+    let answer: Uint8Array | Promise<Uint8Array>;
+    try {
+      answer = sign(nonce);
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    void Promise.resolve(answer).then((sig) => {
+      if (this.handshake !== hs || this.conn !== conn || conn.link.closed) return;
+      if (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES) {
+        failed(
+          new TypeError(
+            `it must return the ${SIGNATURE_BYTES}-byte Ed25519 signature of the nonce, got ${sig instanceof Uint8Array ? `${sig.length} bytes` : typeof sig}`,
+          ),
+        );
+        return;
+      }
+      const f = encodeProof(sig);
+      conn.link.send(f, 0, f.length);
+    }, failed);
   }
 
   private onInfo(conn: Conn, buf: Buffer, off: number, len: number): void {

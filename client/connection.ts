@@ -134,6 +134,8 @@ export function helloFrame(options: ResolvedConnectOptions, link: Link, resume: 
       ...(resume !== null ? { resume: { serverId: resume.serverId, clientId: resume.clientId } } : {}),
       ...(user ? { user, pass } : {}),
       ...(options.token ? { token: options.token } : {}),
+      // The broker answers with a CHALLENGE: bus.ts signs its nonce (options.sign).
+      ...(options.nkey ? { nkey: options.nkey } : {}),
     }),
   );
 }

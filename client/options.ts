@@ -1,6 +1,7 @@
 import { OptionsError } from './errors.js';
 import { isWaitStrategy, type WaitKind, type WaitStrategy } from '../transports/shm/wait.js';
 import { CLIENT_TLS_KEYS, type ClientTlsOptions } from '../transports/tls-options.js';
+import { parseUserSeed, signBytes, userNkeyBytes, userSeedBytes, type UserSeed } from '../transports/nkeys.js';
 
 export interface ConnectOptions {
   /** Client name, shown in the broker's logs and monitoring. */
@@ -11,6 +12,19 @@ export interface ConnectOptions {
   pass?: string;
   /** Token to authenticate with, where the broker is configured with `tokens`. */
   token?: string;
+  /**
+   * A NATS user nkey seed ('SU...') to authenticate with, where the broker has `{ nkey }`
+   * users: the client derives the public key and signs the broker's CHALLENGE with
+   * node:crypto's Ed25519. Not in a browser: there, give `nkey` and `sign`.
+   */
+  seed?: string;
+  /** The public user nkey ('U...') to authenticate as, with `sign` (instead of `seed`). */
+  nkey?: string;
+  /**
+   * Signs the broker's nonce for `nkey`: returns (or resolves to) the 64-byte Ed25519
+   * signature of exactly the bytes given. Called once per connection, reconnections too.
+   */
+  sign?: ((nonce: Uint8Array) => Uint8Array | Promise<Uint8Array>) | null;
   /**
    * TLS settings for tls:// and wss:// addresses (docs/SECURITY.md): `ca` (PEM) that signed
    * the broker's certificate, `cert` and `key` (PEM) for a broker that verifies clients,
@@ -87,6 +101,9 @@ export const CLIENT_DEFAULTS: ResolvedConnectOptions = {
   user: '',
   pass: '',
   token: '',
+  seed: '',
+  nkey: '',
+  sign: null,
   tls: null,
   reconnect: true,
   waitOnFirstConnect: false,
@@ -132,6 +149,12 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
       out[k] = v ?? null;
       continue;
     }
+    if (k === 'sign') {
+      if (v !== undefined && v !== null && typeof v !== 'function')
+        throw new OptionsError('connect option "sign" must be a function (nonce: Uint8Array) => Uint8Array | Promise<Uint8Array>');
+      out[k] = v ?? null;
+      continue;
+    }
     if (k === 'wait') {
       if (v !== undefined && v !== 'spin' && v !== 'hybrid' && v !== 'park' && !isWaitStrategy(v)) {
         throw new OptionsError(`connect option "wait" must be 'spin', 'hybrid', 'park' or a WaitStrategy object, got ${JSON.stringify(v)}`);
@@ -147,5 +170,47 @@ export function resolveConnectOptions(opts: ConnectOptions = {}): ResolvedConnec
     }
     out[k] = v;
   }
-  return out as ResolvedConnectOptions;
+  const r = out as ResolvedConnectOptions;
+  nkeyOptions(r);
+  return r;
+}
+
+/**
+ * The nkey options, checked together: `seed` alone, or `nkey` with `sign`, and not beside
+ * a user or a token. A seed becomes the public key and a `sign` of its own. A seed is
+ * never echoed in an error.
+ */
+function nkeyOptions(r: ResolvedConnectOptions): void {
+  if (r.seed === '' && r.nkey === '' && r.sign === null) return;
+  if (r.seed !== '' && (r.nkey !== '' || r.sign !== null))
+    throw new OptionsError('connect options "seed" and "nkey"/"sign" are two ways to give the same key: give "seed", or "nkey" with "sign"');
+  if (r.user !== '' || r.token !== '')
+    throw new OptionsError(`connect option "${r.seed !== '' ? 'seed' : 'nkey'}" cannot go with "${r.user !== '' ? 'user' : 'token'}": authenticate one way`);
+  if (r.seed === '') {
+    if (r.nkey === '') throw new OptionsError('connect option "sign" needs "nkey", the public user nkey (U...) it signs for');
+    if (r.sign === null)
+      throw new OptionsError('connect option "nkey" needs "sign", a function that signs the broker\'s nonce (or give "seed" instead of both)');
+    if (userNkeyBytes(r.nkey) === null) {
+      if (userSeedBytes(r.nkey) !== null) throw new OptionsError('connect option "nkey" holds a seed (SU...): pass it as "seed", and keep it secret');
+      throw new OptionsError(`connect option "nkey" must be a public user nkey (56 characters starting with U), got ${JSON.stringify(r.nkey.slice(0, 60))}`);
+    }
+    return;
+  }
+  if (userSeedBytes(r.seed) === null) {
+    throw new OptionsError(
+      userNkeyBytes(r.seed) !== null
+        ? 'connect option "seed" holds a public nkey (U...): give the seed (SU...), or "nkey" with "sign"'
+        : 'connect option "seed" must be a user nkey seed (58 characters starting with SU, as in a NATS seed or creds file)',
+    );
+  }
+  let seed: UserSeed;
+  try {
+    seed = parseUserSeed(r.seed)!;
+  } catch (err) {
+    throw new OptionsError(
+      `connect option "seed" needs node:crypto's Ed25519, which is not available here (${(err as Error).message}): give "nkey" and "sign" instead`,
+    );
+  }
+  r.nkey = seed.publicKey;
+  r.sign = (nonce) => signBytes(seed, nonce);
 }

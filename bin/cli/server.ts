@@ -7,7 +7,8 @@
  * `$XDG_CONFIG_HOME/hopbus/contexts.json` (default `~/.config/hopbus/contexts.json`),
  * as `nats context` keeps its own: `hopbus context add NAME --server URL`, `select`,
  * `ls`, `rm`. Credentials come from --user/--password/--token or HOPBUS_USER,
- * HOPBUS_PASSWORD, HOPBUS_TOKEN (or the URL's user part); contexts do not store them.
+ * HOPBUS_PASSWORD, HOPBUS_TOKEN (or the URL's user part), or an nkey seed from
+ * --nkey SEEDFILE or --creds FILE (HOPBUS_NKEY, HOPBUS_CREDS); contexts do not store them.
  * TLS: a tls:// or wss:// server, with --tls-ca FILE for a broker whose certificate the
  * system does not trust, and --tls-cert/--tls-key FILE for one that verifies clients.
  */
@@ -16,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { connect, type Connection, type ConnectOptions } from '../../client/index.js';
 import { parseUrl } from '../../transports/url.js';
+import { userSeedBytes } from '../../transports/nkeys.js';
 import { UsageError, str, type Flag, type Values } from './args.js';
 
 export const DEFAULT_SERVER = 'tcp://127.0.0.1:7400';
@@ -29,14 +31,42 @@ export const SERVER_FLAGS: Flag[] = [
   { name: 'tls-ca', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CA', help: "CA certificate (PEM) that signed the broker's, for tls:// and wss://" },
   { name: 'tls-cert', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_CERT', help: 'client certificate (PEM), for a broker that verifies clients' },
   { name: 'tls-key', kind: 'string', arg: 'FILE', env: 'HOPBUS_TLS_KEY', help: 'private key (PEM) of --tls-cert' },
+  { name: 'nkey', kind: 'string', arg: 'SEEDFILE', env: 'HOPBUS_NKEY', help: 'file holding a user nkey seed (SU...) to log in as that nkey' },
   {
     name: 'creds',
     kind: 'string',
     arg: 'FILE',
     env: 'HOPBUS_CREDS',
-    help: 'NATS credentials or nkey seed file: NATS clients only; hopbus connections take --user/--password or --token',
+    help: 'NATS credentials file: its nkey seed logs in as that nkey (its JWT is not used: hopbus has no JWT accounts)',
   },
 ];
+
+/** A user nkey seed as it appears in a seed file or a NATS .creds file. */
+const SEED_TEXT = /\bSU[A-Z2-7]{56}\b/;
+
+/**
+ * The user nkey seed in `file` (a seed file, or a NATS .creds file whose seed block holds
+ * it), for --nkey and --creds. Never shows the seed; a file with only a JWT is refused,
+ * since hopbus brokers know nkeys, not JWT accounts.
+ */
+export function readSeed(flag: 'nkey' | 'creds', file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const m = SEED_TEXT.exec(text);
+  if (m === null) {
+    if (/-----BEGIN NATS USER JWT-----|\beyJ[\w-]+\.[\w-]+\.[\w-]+/.test(text))
+      throw new UsageError(
+        `--${flag}: ${file} holds a NATS user JWT but no nkey seed: hopbus has no JWT accounts, it logs users in by their nkey (a creds file with a "USER NKEY SEED" block, or a seed file)`,
+      );
+    throw new UsageError(`--${flag}: ${file} holds no user nkey seed (a line "SU..." of 58 characters, as \`nsc\` or \`nk -gen user\` write it)`);
+  }
+  if (userSeedBytes(m[0]) === null) throw new UsageError(`--${flag}: the nkey seed in ${file} is damaged (its checksum does not match)`);
+  return m[0];
+}
 
 function readPem(flag: string, file: string): string {
   try {
@@ -112,10 +142,13 @@ export function resolveServer(values: Values, env: NodeJS.ProcessEnv = process.e
   const pass = str(values, 'password');
   const token = str(values, 'token');
   if (pass !== undefined && user === undefined) throw new UsageError('--password needs --user (or HOPBUS_USER)');
-  if (str(values, 'creds') !== undefined)
-    throw new UsageError(
-      '--creds: the hopbus protocol has no nkey authentication (a NATS credentials or seed file is for NATS clients on the NATS port); authenticate with --user/--password or --token, or a TLS client certificate (--tls-cert, --tls-key)',
-    );
+  const nkeyFile = str(values, 'nkey');
+  const credsFile = str(values, 'creds');
+  if (nkeyFile !== undefined && credsFile !== undefined) throw new UsageError('--nkey and --creds both name a seed: give one of them');
+  const seedFlag = nkeyFile !== undefined ? 'nkey' : credsFile !== undefined ? 'creds' : null;
+  if (seedFlag !== null && (user !== undefined || token !== undefined))
+    throw new UsageError(`--${seedFlag} logs in as an nkey: it does not go with --${user !== undefined ? 'user' : 'token'} (or its variable)`);
+  const seed = seedFlag !== null ? readSeed(seedFlag, (nkeyFile ?? credsFile)!) : undefined;
   const ca = str(values, 'tls-ca');
   const cert = str(values, 'tls-cert');
   const key = str(values, 'tls-key');
@@ -132,6 +165,7 @@ export function resolveServer(values: Values, env: NodeJS.ProcessEnv = process.e
     ...(user !== undefined ? { user } : {}),
     ...(pass !== undefined ? { pass } : {}),
     ...(token !== undefined ? { token } : {}),
+    ...(seed !== undefined ? { seed } : {}),
     ...(tls !== undefined ? { tls } : {}),
   };
   return server;

@@ -5,7 +5,8 @@
  *
  *  - `users: [{ user, password }]`: the password plain or an scrypt hash (password.ts);
  *  - `users: [{ nkey }]`: an Ed25519 user nkey that must sign the connection's nonce
- *    (nkey.ts; the NATS listener sends the nonce in INFO);
+ *    (nkey.ts; the NATS listener sends the nonce in INFO, the hopbus protocol in a
+ *    CHALLENGE frame after a CONNECT that names the nkey);
  *  - `tokens: ["secret" | { token, name }]`: a bearer token, plain or hashed;
  *  - `users: [{ user, certificate: { subject, san } }]`: a TLS client certificate (the
  *    broker option `tls.verify`) whose subject has every attribute of `subject`
@@ -23,6 +24,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { PeerCertificate } from '../../transports/link.js';
+import type { RateLimit } from '../ratelimit.js';
 import { AuthBackoff, addressOf } from './backoff.js';
 import { parseUserNkey, verifyNonce } from './nkey.js';
 import { Secret } from './password.js';
@@ -35,6 +37,13 @@ export interface UserLimits {
   maxSubscriptions?: number;
   /** Largest payload one of its connections may publish (the lower of this and the broker's maxPayload). */
   maxPayload?: number;
+  /**
+   * Publish rate of each of its connections, the shape of the broker option `publishRate`
+   * (the stricter of this and the broker's, field by field; a client's own request lowers it further).
+   */
+  publishRate?: RateLimit;
+  /** Bytes queued towards one of its connections before it is a slow consumer (the lower of this and the broker's maxPending). */
+  maxPending?: number;
 }
 
 /** Which TLS client certificates are this user's: every attribute of `subject` ("CN=alice,O=Desk") and, if given, the subjectAltName entry `san`. */
@@ -91,9 +100,14 @@ export class Identity {
     readonly limits: Readonly<UserLimits>,
   ) {}
 
-  /** No permissions and no limits: nothing to check per message. */
+  /** No permissions and no limits checked per message (publishRate and maxPending are the session's, not Access's). */
   get unrestricted(): boolean {
     return this.permissions === null && this.limits.maxPayload === undefined && this.limits.maxSubscriptions === undefined;
+  }
+
+  /** Limits the session applies itself (its publish rate, its outbound bound): a connection with them takes no direct delivery, which would bypass both. */
+  get sessionLimited(): boolean {
+    return this.limits.publishRate !== undefined || this.limits.maxPending !== undefined;
   }
 }
 

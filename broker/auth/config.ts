@@ -9,6 +9,7 @@ import { queueNameProblem } from '../../topics/queue.js';
 import { splitSubjectQueue } from './permissions.js';
 import { parseUserNkey } from './nkey.js';
 import { isHashed, parseHash } from './password.js';
+import { rateLimitProblem } from '../ratelimit.js';
 
 const USER_KEYS = new Set(['user', 'password', 'nkey', 'certificate', 'permissions', 'limits']);
 const CERT_KEYS = new Set(['subject', 'san']);
@@ -16,7 +17,7 @@ const TOKEN_KEYS = new Set(['token', 'name', 'permissions', 'limits']);
 const ANON_KEYS = new Set(['permissions', 'limits']);
 const PERM_KEYS = new Set(['publish', 'subscribe', 'allow_responses']);
 const RULE_KEYS = new Set(['allow', 'deny']);
-const LIMIT_KEYS = new Set(['maxConnections', 'maxSubscriptions', 'maxPayload']);
+const LIMIT_KEYS = new Set(['maxConnections', 'maxSubscriptions', 'maxPayload', 'publishRate', 'maxPending']);
 const RESPONSE_KEYS = new Set(['max', 'expiresMs']);
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -100,10 +101,19 @@ function permissionsProblem(v: unknown, where: string): string | null {
 }
 
 function limitsProblem(v: unknown, where: string): string | null {
-  if (!isObject(v)) return `${where} must be an object { maxConnections, maxSubscriptions, maxPayload }`;
+  if (!isObject(v)) return `${where} must be an object { maxConnections, maxSubscriptions, maxPayload, publishRate, maxPending }`;
   const bad = unknownKey(v, LIMIT_KEYS, where);
   if (bad) return bad;
-  for (const [k, x] of Object.entries(v)) if (x !== undefined && !positiveInt(x)) return `${where}.${k} must be a positive integer`;
+  for (const [k, x] of Object.entries(v)) {
+    if (x === undefined) continue;
+    // The shape of the broker option of the same name (broker/ratelimit.ts).
+    if (k === 'publishRate') {
+      const r = rateLimitProblem(x, `${where}.publishRate`);
+      if (r) return r;
+      continue;
+    }
+    if (!positiveInt(x)) return `${where}.${k} must be a positive integer${k === 'maxPending' ? ' (bytes)' : ''}`;
+  }
   return null;
 }
 

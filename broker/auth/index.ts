@@ -11,7 +11,8 @@
  *   config.ts         validation of the `users`, `tokens` and `anonymous` options
  *   monitoring.ts     who may read the HTTP monitoring endpoints (option `monitoring`)
  *
- * Part of the broker layer: imports topics/, transports/protocol and broker/counters.ts;
+ * Part of the broker layer: imports topics/, transports/ (protocol, nkeys.ts), and
+ * broker/counters.ts and broker/ratelimit.ts (a user's publishRate);
  * never sessions, the router or the broker, which call into it.
  */
 export { Access, publishViolation, subscribeViolation } from './access.js';

@@ -40,7 +40,7 @@ import { queueNameProblem } from '../../topics/queue.js';
 import type { FlowStats, PublisherGate } from '../gate.js';
 import type { SessionHost } from '../host.js';
 import type { LossCounters, Outbound, OutboundOwner, OutboundPublisher } from '../policy.js';
-import { sessionGate, sessionMetrics, sessionOutbound } from '../sessionkit.js';
+import { applyUserLimits, sessionGate, sessionMetrics, sessionOutbound } from '../sessionkit.js';
 import type { ClientLatency } from '../report.js';
 import type { Router } from '../router.js';
 import { Subscription, type Publisher, type Subscriber } from '../subscription.js';
@@ -357,6 +357,8 @@ export class NatsSession implements LinkHandler, NatsHandler, OutboundOwner, Out
       if (typeof admitted === 'string') return this.fatalText(ERR_AUTH_VIOLATION, `authentication failed: ${admitted}`);
       this.identity = admitted.identity;
       this.access = admitted.access;
+      // INFO went out before CONNECT, so a user's lower limits are not told: they apply all the same.
+      applyUserLimits(this.out, this.gate, this.host, admitted.identity.limits);
     }
     this.parser.headers = headers;
     this.host.liveness.connected(this.handshakeTimer);

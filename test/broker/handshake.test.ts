@@ -51,7 +51,8 @@ describe('readConnect', () => {
 
   it("a publish rate the client asks for can only lower the broker's, field by field", () => {
     const h = read(connect({ publishRate: { msgsPerSec: 500, bytesPerSec: 10_000_000 } }), { msgsPerSec: 1000, bytesPerSec: 1000, action: 'refuse' }) as Hello;
-    expect(h.publishRate).toEqual({ msgsPerSec: 500, bytesPerSec: 1000, burstMsgs: undefined, burstBytes: undefined, action: 'refuse' });
+    // A burst left out is one second of its own rate: the stricter one's, not the other's larger burst.
+    expect(h.publishRate).toEqual({ msgsPerSec: 500, bytesPerSec: 1000, burstMsgs: 500, burstBytes: 1000, action: 'refuse' });
   });
 });
 

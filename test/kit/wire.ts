@@ -16,6 +16,8 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 export const OP = {
   CONNECT: 0x01,
   INFO: 0x02,
+  CHALLENGE: 0x03,
+  PROOF: 0x04,
   PUB: 0x10,
   MSG: 0x11,
   SUB: 0x20,
@@ -54,6 +56,17 @@ export interface Frame {
   /** ERR: text; MSG: payload as UTF-8 (only when keepPayloads). */
   text: string;
   info?: Record<string, unknown>;
+  /** CHALLENGE: the nonce bytes. */
+  nonce?: Buffer;
+}
+
+/** PROOF: the 64-byte signature of a CHALLENGE's nonce (any bytes, for hostile peers; the frame is 8 + their length). */
+export function proofFrame(sig: Uint8Array): Buffer {
+  const f = Buffer.alloc(8 + sig.length);
+  f.writeUInt32LE(f.length, 0);
+  f[4] = OP.PROOF;
+  f.set(sig, 8);
+  return f;
 }
 
 /** CONNECT with `opts` packed as the broker reads them (any value, for hostile peers), or `opts` as the body bytes themselves. */
@@ -234,6 +247,8 @@ export class RawClient {
       f.sid = buf.readUInt32LE(off + 8);
     } else if (op === OP.INFO) {
       f.info = unpackr.unpack(buf.subarray(off + 8, off + len)) as Record<string, unknown>;
+    } else if (op === OP.CHALLENGE) {
+      f.nonce = Buffer.from(buf.subarray(off + 8, off + len));
     } else if (op === OP.PING && this.answerPings) {
       this.send(bareFrame(OP.PONG));
     }

@@ -2,7 +2,7 @@
  * TLS on the command line: `hopbus broker --tls-cert --tls-key --tls-ca --tls-verify`
  * serves tls://, and the client commands dial it with --tls-ca (and --tls-cert/--tls-key
  * where the broker verifies clients); --monitor-token guards the monitoring endpoints;
- * --creds says it is for NATS clients. Real broker processes, certificates from openssl.
+ * --creds names a file it cannot read. Real broker processes, certificates from openssl.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,11 +57,11 @@ describeTls('TLS flags', () => {
     expect((await run(['ping', '-q', '-s', b.url, '--tls-ca', certs.ca])).code).toBe(1);
   });
 
-  it('refuses TLS flags that cannot work, and --creds on hopbus connections, as usage errors', async () => {
+  it('refuses TLS flags that cannot work, and a --creds file that is not there, as usage errors', async () => {
     expectUsageError(await run(['ping', '-s', 'tcp://127.0.0.1:1', '--tls-ca', certs.ca]), /are for tls:\/\/ and wss:\/\/ servers/);
     expectUsageError(await run(['ping', '-s', 'tls://127.0.0.1:1', '--tls-cert', certs.serverCert]), /--tls-cert and --tls-key go together/);
     expectUsageError(await run(['ping', '-s', 'tls://127.0.0.1:1', '--tls-ca', '/nonexistent.pem']), /--tls-ca: cannot read \/nonexistent.pem: ENOENT/);
-    expectUsageError(await run(['ping', '-s', 'tcp://127.0.0.1:1', '--creds', '/x.creds']), /--creds: the hopbus protocol has no nkey authentication/);
+    expectUsageError(await run(['ping', '-s', 'tcp://127.0.0.1:1', '--creds', '/x.creds']), /--creds: cannot read \/x.creds: ENOENT/);
     expectUsageError(await run(['broker', '--port', '0', '--no-nats', '--tls-cert', certs.serverCert]), /TLS needs both --tls-cert FILE and --tls-key FILE/);
   });
 

@@ -455,7 +455,9 @@ describe('hostile peers against a real broker; a healthy stream flows throughout
 
   it('(h) an unknown CONNECT option, a mistyped one, a non-map or invalid msgpack: fatal ERR PROTOCOL, then close', async () => {
     const unknown = expectRefused(await attack(connectFrame({ name: 'x', tokn: 'secret' }), 'wait'), ErrCode.PROTOCOL);
-    expect(unknown.text).toBe('unknown CONNECT option "tokn"; known: name, lang, version, verbose, timestamps, publishRate, direct, user, pass, token, resume');
+    expect(unknown.text).toBe(
+      'unknown CONNECT option "tokn"; known: name, lang, version, verbose, timestamps, publishRate, direct, user, pass, token, nkey, resume',
+    );
     const typed = expectRefused(await attack(connectFrame({ verbose: 'yes' }), 'wait'), ErrCode.PROTOCOL);
     expect(typed.text).toBe('CONNECT option "verbose" must be a boolean');
     const list = expectRefused(await attack(connectFrame(['name', 'x']), 'wait'), ErrCode.PROTOCOL);

@@ -20,8 +20,12 @@ import {
   ProtocolError,
   TS_BLOCK,
   UNSUB_SIZE,
+  CHALLENGE_MAX_NONCE,
+  PROOF_SIZE,
   checkFrame,
+  encodeChallenge,
   encodeErr,
+  encodeProof,
   encodeHandshake,
   isKnownOp,
   maxFrameFor,
@@ -127,6 +131,8 @@ describe('frame constants', () => {
     const ops: Record<string, number> = {
       CONNECT: 0x01,
       INFO: 0x02,
+      CHALLENGE: 0x03,
+      PROOF: 0x04,
       PUB: 0x10,
       MSG: 0x11,
       SUB: 0x20,
@@ -346,6 +352,22 @@ describe('SUB, UNSUB, PING, PONG, OK, ERR, CONNECT, INFO round trips', () => {
     // An empty body is a valid (8-byte) frame.
     expect(encodeHandshake(Op.CONNECT, new Uint8Array(0))).toEqual(Buffer.from([8, 0, 0, 0, 1, 0, 1, 0]));
   });
+
+  it('CHALLENGE carries its nonce, PROOF exactly 64 signature bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: CHALLENGE_MAX_NONCE }), fc.uint8Array({ minLength: 64, maxLength: 64 }), (nonce, sig) => {
+        const c = readOne(encodeChallenge(nonce));
+        expect(checkFrame(c, 0, c.length)).toBeNull();
+        expect([c.readUInt32LE(0), c[4], c[5], c.readUInt16LE(6)]).toEqual([8 + nonce.length, Op.CHALLENGE, 0, 0]);
+        expect(new Uint8Array(c.subarray(8))).toEqual(nonce);
+        const p = readOne(encodeProof(sig));
+        expect(checkFrame(p, 0, p.length)).toBeNull();
+        expect([p.length, p[4], p[5], p.readUInt16LE(6)]).toEqual([PROOF_SIZE, Op.PROOF, 0, 0]);
+        expect(new Uint8Array(p.subarray(8))).toEqual(sig);
+      }),
+    );
+    expect(() => encodeProof(new Uint8Array(63))).toThrow(/an Ed25519 signature is 64 bytes, got 63/);
+  });
 });
 
 describe('checkFrame refusals', () => {
@@ -416,6 +438,15 @@ describe('checkFrame refusals', () => {
     expect(check(frame(13, Op.OK))).toBe('OK frame must be 12 bytes, got 13');
   });
 
+  it('CHALLENGE with no nonce or one over 64 bytes; PROOF of another size than 72', () => {
+    expect(check(frame(8, Op.CHALLENGE))).toBe('CHALLENGE nonce must be 1 to 64 bytes, got 0');
+    expect(check(frame(9, Op.CHALLENGE))).toBeNull();
+    expect(check(frame(72, Op.CHALLENGE))).toBeNull();
+    expect(check(frame(73, Op.CHALLENGE))).toBe('CHALLENGE nonce must be 1 to 64 bytes, got 65');
+    expect(check(frame(71, Op.PROOF))).toBe('PROOF frame must be 72 bytes, got 71');
+    expect(check(frame(72, Op.PROOF))).toBeNull();
+  });
+
   it('ERR shorter than 12 bytes; CONNECT and INFO shorter than 8', () => {
     expect(check(frame(11, Op.ERR))).toBe('ERR frame of 11 bytes is shorter than its 12-byte header');
     expect(check(frame(12, Op.ERR))).toBeNull();
@@ -460,6 +491,11 @@ describe('docs/PROTOCOL.md', () => {
     expect(doc).toContain(`| \`FLAG_REQUEST\` | \`0x0${FLAG_REQUEST}\` |`);
     expect(doc).toContain(`| \`FLAG_NO_RESPONDERS\` | \`0x0${FLAG_NO_RESPONDERS}\` |`);
     expect(doc).toContain(`\`FLAG_FATAL\` \`0x0${FLAG_FATAL}\``);
+  });
+
+  it("its CHALLENGE and PROOF sizes are the code's", () => {
+    expect(doc).toContain(`| \`0x03\` | CHALLENGE | broker → client | 8 + nonce (1 to ${CHALLENGE_MAX_NONCE}) |`);
+    expect(doc).toContain(`| \`0x04\` | PROOF | client → broker | ${PROOF_SIZE} |`);
   });
 
   it('its default max frame is maxFrameFor() of the default limits', () => {

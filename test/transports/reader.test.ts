@@ -325,7 +325,7 @@ describe('FrameReader: limits and refusals', () => {
     expect(protocolError(() => r.push(prefix.subarray(1), new Collect())).code).toBe('PROTOCOL');
   });
 
-  it.each(['00', '03', '12', '22', '32', '44', '99', 'ff'])('unknown op 0x%s is UNKNOWN_OP once its frame is complete', (hex) => {
+  it.each(['00', '05', '12', '22', '32', '44', '99', 'ff'])('unknown op 0x%s is UNKNOWN_OP once its frame is complete', (hex) => {
     const op = parseInt(hex, 16);
     const f = raw(10, op);
     const r = new FrameReader(MAX);

@@ -33,6 +33,10 @@
  * The other frames (offsets from the start of the frame, after the 6-byte prefix):
  *
  *   CONNECT, INFO   6 u16 protocol version | 8 msgpack map (rest of frame)
+ *   CHALLENGE       6 u16 reserved | 8 nonce (rest of frame, 1..CHALLENGE_MAX_NONCE bytes)
+ *                   (broker -> client, only in answer to a CONNECT with `nkey`: the bytes to sign)
+ *   PROOF           6 u16 reserved | 8 Ed25519 signature of the nonce (64 bytes)              72 bytes
+ *                   (client -> broker, only in answer to CHALLENGE, before INFO)
  *   SUB             5 flags (SUB_SNAPSHOT, SUB_FROM_SEQ, SUB_FROM_TIME) | 6 u8 policy (Policy)
  *                   | 7 u8 reserved | 8 u32 sid | 12 u16 pattern length P | 14 u16 queue length Q
  *                   | 16 pattern (P bytes) | queue (Q bytes) | [FROM_SEQ or FROM_TIME] u64 start
@@ -72,10 +76,19 @@ export const DIRECT_HEADER = 20;
 /** Size of the sequence block present in a MSG when FLAG_SEQ is set. */
 export const SEQ_BLOCK = 8;
 export const IMAGE_SIZE = 16;
+/** Fixed part of a CHALLENGE frame, before the nonce. */
+export const CHALLENGE_HEADER = 8;
+/** The longest nonce a CHALLENGE carries (the broker sends 22 bytes). */
+export const CHALLENGE_MAX_NONCE = 64;
+/** An Ed25519 signature. */
+export const SIGNATURE_BYTES = 64;
+export const PROOF_SIZE = 8 + SIGNATURE_BYTES;
 
 export const enum Op {
   CONNECT = 0x01,
   INFO = 0x02,
+  CHALLENGE = 0x03,
+  PROOF = 0x04,
   PUB = 0x10,
   MSG = 0x11,
   SUB = 0x20,
@@ -92,6 +105,8 @@ export const enum Op {
 export const OP_NAMES: Record<number, string> = {
   0x01: 'CONNECT',
   0x02: 'INFO',
+  0x03: 'CHALLENGE',
+  0x04: 'PROOF',
   0x10: 'PUB',
   0x11: 'MSG',
   0x20: 'SUB',

@@ -4,6 +4,8 @@
  * PUB/MSG frame. Both run once per message: no allocation, byte loads.
  */
 import {
+  CHALLENGE_HEADER,
+  CHALLENGE_MAX_NONCE,
   DIRECT_HEADER,
   FLAG_REPLAY,
   FLAG_SEQ,
@@ -18,6 +20,7 @@ import {
   Op,
   PayloadKind,
   Policy,
+  PROOF_SIZE,
   SEQ_BLOCK,
   SUB_FROM_SEQ,
   SUB_FROM_TIME,
@@ -74,6 +77,12 @@ export function checkFrame(buf: Buffer, off: number, len: number): string | null
     }
     case Op.ERR:
       return len >= 12 ? null : `ERR frame of ${len} bytes is shorter than its 12-byte header`;
+    case Op.CHALLENGE: {
+      const n = len - CHALLENGE_HEADER;
+      return n >= 1 && n <= CHALLENGE_MAX_NONCE ? null : `CHALLENGE nonce must be 1 to ${CHALLENGE_MAX_NONCE} bytes, got ${n}`;
+    }
+    case Op.PROOF:
+      return len === PROOF_SIZE ? null : `PROOF frame must be ${PROOF_SIZE} bytes, got ${len}`;
     case Op.CONNECT:
     case Op.INFO:
       return len >= 8 ? null : `${OP_NAMES[op]} frame of ${len} bytes is shorter than its 8-byte header`;

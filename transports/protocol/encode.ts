@@ -5,6 +5,7 @@
  * allocate (ERR, CONNECT/INFO) are off the message path.
  */
 import {
+  CHALLENGE_HEADER,
   DIRECT_HEADER,
   type DirectKind,
   IMAGE_SIZE,
@@ -15,7 +16,9 @@ import {
   MSG_HEADER,
   OK_SIZE,
   Op,
+  PROOF_SIZE,
   PROTOCOL_VERSION,
+  SIGNATURE_BYTES,
   SUB_FROM_SEQ,
   SUB_FROM_TIME,
   TS_BLOCK,
@@ -190,5 +193,29 @@ export function encodeHandshake(op: Op.CONNECT | Op.INFO, body: Uint8Array): Buf
   buf[5] = 0;
   buf.writeUInt16LE(PROTOCOL_VERSION, 6);
   buf.set(body, 8);
+  return buf;
+}
+
+/** CHALLENGE: the nonce an nkey client must sign (once per connection, so allocated). */
+export function encodeChallenge(nonce: Uint8Array): Buffer {
+  const total = CHALLENGE_HEADER + nonce.length;
+  const buf = Buffer.allocUnsafe(total);
+  buf.writeUInt32LE(total, 0);
+  buf[4] = Op.CHALLENGE;
+  buf[5] = 0;
+  buf.writeUInt16LE(0, 6);
+  buf.set(nonce, CHALLENGE_HEADER);
+  return buf;
+}
+
+/** PROOF: the client's Ed25519 signature of a CHALLENGE's nonce; throws unless it is 64 bytes. */
+export function encodeProof(signature: Uint8Array): Buffer {
+  if (signature.length !== SIGNATURE_BYTES) throw new RangeError(`an Ed25519 signature is ${SIGNATURE_BYTES} bytes, got ${signature.length}`);
+  const buf = Buffer.allocUnsafe(PROOF_SIZE);
+  buf.writeUInt32LE(PROOF_SIZE, 0);
+  buf[4] = Op.PROOF;
+  buf[5] = 0;
+  buf.writeUInt16LE(0, 6);
+  buf.set(signature, 8);
   return buf;
 }
