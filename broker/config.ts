@@ -13,6 +13,7 @@ import { JOURNAL_OPTION_KEYS, type JournalOptions } from './recorder.js';
 import { cacheOptionsProblem, type CacheOptions } from './cache/cache.js';
 import { Authenticator, authOptionProblem, type AnonymousConfig, type TokenConfig, type UserConfig } from './auth/index.js';
 import { leafnodesOptionsProblem, type LeafnodesOptions } from './leaf/config.js';
+import { resolveLeafnodes, type ResolvedLeafnodes } from './leaf/secrets.js';
 import { MONITOR_PERMISSIONS, MonitorGuard, monitoringOptionProblem, type MonitoringConfig } from './auth/monitoring.js';
 import { TlsSettings, tlsOptionProblem, type TlsConfig } from './tls.js';
 
@@ -97,7 +98,7 @@ export interface BrokerOptions {
   tokens?: Array<string | TokenConfig>;
   /** What a connection that presents no credentials may do: true, false, or `{ permissions, limits }` (docs/SECURITY.md). */
   anonymous?: AnonymousConfig;
-  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, nkey, export, import, policy, maxPending, name }], ... }; null = off. */
+  /** Be a leafnode of NATS clusters (docs/LEAFNODE.md): { remotes: [{ urls, user, pass, token, nkey, credentials, tls, export, import, policy, maxPending, name }], ... }; null = off. */
   leafnodes?: LeafnodesOptions | null;
   /** The other brokers clients may fail over to (docs/LEAFNODE.md#failover): { peers: ['tcp://host:7400', 'nats://host:4222', ...] }, told to clients in INFO. */
   cluster?: ClusterOptions | null;
@@ -136,7 +137,8 @@ export type ResolvedOptions = Required<
     | 'monitoring'
   >
 > & {
-  leafnodes?: LeafnodesOptions | null;
+  /** `leafnodes`, with the files its remotes' `tls` and `credentials` name read (broker/leaf/secrets.ts). */
+  leafnodes?: ResolvedLeafnodes | null;
   cluster?: ClusterOptions | null;
   /** `tls`, with its files read (broker/tls.ts); null when off. */
   tls: TlsSettings | null;
@@ -367,6 +369,12 @@ export function resolveOptions(opts: BrokerOptions = {}): ResolvedOptions {
     if (kind === 'leafnodes' && value !== null) {
       const bad = leafnodesOptionsProblem(value);
       if (bad) throw new ConfigError(`broker option ${bad}`);
+      try {
+        out[key] = resolveLeafnodes(value as LeafnodesOptions);
+      } catch (err) {
+        throw new ConfigError(`broker option ${(err as Error).message}`);
+      }
+      continue;
     }
     if (kind === 'cluster' && value !== null) {
       const bad = clusterOptionsProblem(value);

@@ -70,8 +70,22 @@ export function tlsOptionProblem(value: unknown): string | null {
   return null;
 }
 
-function isPem(s: string): boolean {
+/** PEM text given inline (anything that begins with "-----BEGIN"), not a file path. */
+export function isPem(s: string): boolean {
   return s.trimStart().startsWith('-----BEGIN');
+}
+
+/**
+ * A certificate, key or CA option: PEM text as it is, or the file it names, read now;
+ * a file that cannot be read is an Error naming the option (`what`, e.g. "tls.cert").
+ */
+export function readPem(what: string, v: string): Buffer {
+  if (isPem(v)) return Buffer.from(v, 'utf8');
+  try {
+    return fs.readFileSync(v);
+  } catch (err) {
+    throw new Error(`"${what}": cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
 }
 
 /** The `tls` option, loaded: what every listener needs, and what logs may show. */
@@ -87,14 +101,7 @@ export class TlsSettings {
   readonly files: { cert: string | null; key: string | null; ca: string | null };
 
   constructor(c: TlsConfig) {
-    const read = (what: 'cert' | 'key' | 'ca', v: string): Buffer => {
-      if (isPem(v)) return Buffer.from(v, 'utf8');
-      try {
-        return fs.readFileSync(v);
-      } catch (err) {
-        throw new Error(`"tls.${what}": cannot read ${v}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-      }
-    };
+    const read = (what: 'cert' | 'key' | 'ca', v: string): Buffer => readPem(`tls.${what}`, v);
     this.cert = read('cert', c.cert);
     this.key = read('key', c.key);
     this.ca = c.ca === undefined ? null : read('ca', c.ca);

@@ -29,7 +29,7 @@ export class StreamLink extends BufferedLink {
   private sendingLen = 0;
 
   constructor(
-    private socket: net.Socket,
+    protected socket: net.Socket,
     transport: TransportName,
     remote: string,
     maxFrame: number,

@@ -242,13 +242,67 @@ export function tlsReason(err: Error): string {
 /** The broker's alerts about this client's certificate: missing, not trusted, refused. */
 const CLIENT_CERT_ALERT = /certificate required|alert number 116|bad certificate|alert number 42|unknown ca|alert number 48/i;
 
-function handshakeError(ep: Endpoint, err: NodeJS.ErrnoException): ConnectionError {
+/**
+ * Whose fix a failed client handshake is: 'trust' (the server's certificate is not signed
+ * by a CA the client trusts), 'name' (it is not for the address dialled), 'client-cert'
+ * (the server wants a client certificate it trusts), or null (something else).
+ */
+export function tlsTrouble(err: NodeJS.ErrnoException): 'trust' | 'name' | 'client-cert' | null {
   const code = err.code ?? '';
-  let hint = '';
-  if (TRUST_CODES.has(code)) hint = ": the broker's certificate is not signed by a trusted CA (give its CA in the tls.ca option, or --tls-ca FILE)";
-  else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') hint = ": the broker's certificate is not for this address (tls.servername names the one it carries)";
-  else if (CLIENT_CERT_ALERT.test(err.message)) hint = ': the broker wants a client certificate it trusts (tls.cert and tls.key, or --tls-cert and --tls-key)';
-  return new ConnectionError(`TLS handshake with ${ep.url} failed: ${tlsReason(err)}${hint}`, { cause: err });
+  if (TRUST_CODES.has(code)) return 'trust';
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'name';
+  if (CLIENT_CERT_ALERT.test(err.message)) return 'client-cert';
+  return null;
+}
+
+const CLIENT_HINTS = {
+  trust: ": the broker's certificate is not signed by a trusted CA (give its CA in the tls.ca option, or --tls-ca FILE)",
+  name: ": the broker's certificate is not for this address (tls.servername names the one it carries)",
+  'client-cert': ': the broker wants a client certificate it trusts (tls.cert and tls.key, or --tls-cert and --tls-key)',
+};
+
+function handshakeError(ep: Endpoint, err: NodeJS.ErrnoException): ConnectionError {
+  const trouble = tlsTrouble(err);
+  return new ConnectionError(`TLS handshake with ${ep.url} failed: ${tlsReason(err)}${trouble === null ? '' : CLIENT_HINTS[trouble]}`, { cause: err });
+}
+
+/**
+ * The client's side of a TLS handshake over `raw`, a connected socket (fresh, or one a
+ * protocol upgrades in place after a plain-text greeting): `then` gets the TLS socket
+ * once the handshake is done and the server's certificate checked (against `o.ca`, or
+ * the system's CAs, and the name `o.host` or `o.servername`). On failure `failed` gets
+ * node:tls's error as it is (tlsReason and tlsTrouble read it), or a timeout, before the
+ * connection closes (so the owner can say why first); then both sockets are destroyed.
+ */
+export function clientHandshake(
+  raw: net.Socket,
+  o: tls.ConnectionOptions,
+  timeoutMs: number,
+  then: (s: tls.TLSSocket) => void,
+  failed: (err: Error) => void,
+): void {
+  // From here on the TLS socket reports the connection's errors; the raw one's would be unhandled.
+  raw.on('error', () => {});
+  const socket = tls.connect({ ...o, socket: raw });
+  let settled = false;
+  const fail = (err: Error) => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    failed(err);
+    socket.destroy();
+    raw.destroy();
+  };
+  const timer = setTimeout(() => fail(new ConnectionError(`the TLS handshake did not finish within ${timeoutMs} ms`)), timeoutMs);
+  socket.once('error', fail);
+  socket.once('close', () => fail(new ConnectionError('the connection closed during the TLS handshake')));
+  socket.once('secureConnect', () => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    socket.removeListener('error', fail);
+    then(socket);
+  });
 }
 
 /** Dials tls://host:port: resolves once the handshake is done and the broker's certificate checked. */

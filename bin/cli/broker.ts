@@ -80,7 +80,7 @@ its environment variable [in brackets], else the --config file, else the default
       kind: 'list',
       arg: 'URL[,URL]',
       env: 'HOPBUS_LEAF',
-      help: "be a leafnode of the NATS cluster at URL, a hub's leafnode port (nats://[user:pass@]host:7422); URLs joined by commas are one remote (docs/LEAFNODE.md)",
+      help: "be a leafnode of the NATS cluster at URL, a hub's leafnode port (nats://[user:pass@]host:7422, or tls://host:7422 for TLS checked against the system's CAs); URLs joined by commas are one remote; tls files and .creds credentials go in --config (docs/LEAFNODE.md)",
     },
     {
       name: 'tls-cert',

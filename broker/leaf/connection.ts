@@ -2,7 +2,8 @@
  * broker/leaf/connection.ts: one TCP connection from this broker to a hub's leafnode
  * port, speaking the leafnode protocol as a solicited (spoke) leaf of nats-server does:
  *
- *   hub -> INFO {..., "nonce", "headers", "leafnode_urls"}     (parser.ts reads the hub)
+ *   hub -> INFO {..., "nonce", "headers", "leafnode_urls", "tls_required"}  (parser.ts reads the hub)
+ *   (TLS: the leaf starts the handshake on the same socket; all that follows is encrypted)
  *   leaf -> CONNECT {"version", "server_id", "name", "headers", credentials}  (no "lang":
  *           that is how the hub tells a leaf from a client that dialled the wrong port)
  *   leaf -> LS+ for all local interest, and LS+ $LDS.<id> (loop detection), then PING
@@ -26,7 +27,9 @@
  */
 import { FLAG_NO_RESPONDERS, MsgView, Op, PayloadKind, type Policy, msgSize as hopbusMsgSize, writeMsgHeader } from '../../transports/protocol/index.js';
 import { SubjectCache, copyBytes } from '../../transports/intern.js';
+import type tls from 'node:tls';
 import type { Link, LinkHandler } from '../../transports/link.js';
+import { tlsReason, tlsTrouble } from '../../transports/tls.js';
 import type { Timer } from '../../runtime/clock.js';
 import { isValidSubject } from '../../topics/index.js';
 import { VERSION } from '../../transports/protocol/version.js';
@@ -41,6 +44,7 @@ import { PING_LINE, PONG_LINE, errLine, utf8Length, writeString, writeUint } fro
 import { formatNatsHeaders, hopbusToNatsHeaders, natsToHopbusHeaders, parseNatsHeaders } from '../nats/headers.js';
 import { LeafParser, type LeafHandler } from './parser.js';
 import type { Bounds } from './bounds.js';
+import type { LeafTls } from './secrets.js';
 
 /** The header that carries a hopbus payload kind across NATS. */
 export const KIND_HEADER = 'Hopbus-Kind';
@@ -69,6 +73,8 @@ export interface ConnectionOwner {
   readonly maxPending: number;
   /** This broker's loop-detection subject, the same on every uplink. */
   readonly lds: string;
+  /** TLS to the hub (the remote's `tls`, or a `tls://` URL), or null for plain TCP. */
+  readonly tls: LeafTls | null;
   /** CONNECT's credential fields for the hub's nonce (user/pass/auth_token, or nkey+sig, jwt+sig). */
   credentials(nonce: string): Record<string, string>;
   /** The local interest to announce: key ('subject' or 'subject queue') -> count. */
@@ -99,8 +105,14 @@ export interface UplinkStats {
   connects: number;
 }
 
+/** A link that can move onto TLS after a plain-text greeting (broker/nats/listener.ts NatsLink). */
+interface SecurableLink extends Link {
+  secureClient(o: tls.ConnectionOptions, timeoutMs: number, then: () => void, failed: (err: Error) => void): void;
+}
+
 const enum State {
   INFO, // waiting for the hub's INFO
+  TLS, // INFO read, the TLS handshake running
   CONNECTING, // CONNECT sent, waiting for the PONG of the first PING
   OPEN,
   CLOSED,
@@ -207,10 +219,40 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
     this.infoTimer = null;
     this.hub = info;
     this.headers = info.headers === true;
+    const secured = this.link.transport === 'tls'; // handshake first (uplink.ts)
+    const hubTls = info.tls_required === true;
+    const tlsOwn = this.owner.tls;
+    if (!secured && hubTls && tlsOwn === null)
+      return this.fatal(
+        0,
+        `${this.url} requires TLS (its INFO says tls_required): give the remote a "tls" option (its "ca", if the hub's CA is not the system's) or a tls:// URL`,
+      );
+    if (!secured && !hubTls && tlsOwn !== null)
+      return this.fatal(
+        0,
+        `the remote wants TLS, but ${this.url} does not offer it (its INFO has no tls_required): a leafnode port without TLS, or the wrong port?`,
+      );
+    if (secured || tlsOwn === null) return this.connect(info);
+    const link = this.link as Partial<SecurableLink>;
+    if (typeof link.secureClient !== 'function') return this.fatal(0, `${this.url} requires TLS, which this link cannot carry`);
+    this.state = State.TLS;
+    const host = new URL(this.url).hostname.replace(/^\[|\]$/g, '');
+    link.secureClient(
+      tlsOwn.connectOptions(host),
+      this.owner.host.options.handshakeTimeoutMs,
+      () => {
+        if (this.state === State.TLS) this.connect(info);
+      },
+      (err) => this.fatal(0, tlsFailure(this.url, err), false),
+    );
+  }
+
+  /** CONNECT, the local interest and the first PING, once INFO is read (and TLS is up where wanted). */
+  private connect(info: Record<string, unknown>): void {
     const o = this.owner.host.options;
     const connect: Record<string, unknown> = {
       version: VERSION,
-      tls_required: false,
+      tls_required: this.link.transport === 'tls',
       server_id: this.owner.host.serverId,
       // Unique per broker and remote: a hub replaces a leaf connection whose name it already has.
       name: `${o.name}-${this.owner.host.serverId}-${this.owner.name}`,
@@ -509,7 +551,7 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
   fatal(_code: number, text: string, tell = true): void {
     if (this.state === State.CLOSED) return;
     this.closeReason = text;
-    if (tell && !this.link.closed && this.state !== State.INFO) {
+    if (tell && !this.link.closed && (this.state === State.CONNECTING || this.state === State.OPEN)) {
       const l = errLine(text.slice(0, 200).replace(/'/g, '"'));
       this.link.send(l, 0, l.length);
     }
@@ -532,7 +574,8 @@ export class LeafConnection implements LinkHandler, LeafHandler, OutboundOwner, 
 
   onClose(err: Error | null): void {
     if (this.state !== State.CLOSED) {
-      this.closeReason = err ? err.message : 'closed by the hub';
+      // A TLS 1.3 hub refuses a client certificate after the handshake: the alert comes as the link's error.
+      this.closeReason = err === null ? 'closed by the hub' : this.link.transport === 'tls' && isTlsError(err) ? tlsFailure(this.url, err) : err.message;
       this.teardown();
     }
     this.owner.closed(this, this.closeReason, this.loopSaid);
@@ -595,4 +638,23 @@ function withKind(block: Buffer, kind: number): Buffer {
 function equalBytes(buf: Buffer, off: number, b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (buf[off + i] !== b[i]) return false;
   return true;
+}
+
+/** A node:tls or OpenSSL error (not a refused or timed-out connect). */
+export function isTlsError(err: NodeJS.ErrnoException): boolean {
+  return tlsTrouble(err) !== null || /^ERR_TLS_|^ERR_SSL_/.test(err.code ?? '') || /SSL routines|alert/i.test(err.message);
+}
+
+/** Why a TLS handshake with a hub failed: OpenSSL's reason, and what to change where the fix is the remote's. */
+export function tlsFailure(url: string, err: NodeJS.ErrnoException): string {
+  const trouble = tlsTrouble(err);
+  const hint =
+    trouble === 'trust'
+      ? ": the hub's certificate is not signed by the remote's tls.ca (or, without one, a CA of the system)"
+      : trouble === 'name'
+        ? ": the hub's certificate is not for this address (the remote's tls.servername names the one it carries)"
+        : trouble === 'client-cert'
+          ? ": the hub wants a client certificate it trusts (the remote's tls.cert and tls.key)"
+          : '';
+  return `TLS handshake with ${url} failed: ${tlsReason(err)}${hint}`;
 }

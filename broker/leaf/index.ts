@@ -4,6 +4,7 @@
  * what remote interest asks for crosses.
  *
  *   config.ts      the `leafnodes` option, validated
+ *   secrets.ts     what a remote's `tls` and `credentials` name, read once at start
  *   bounds.ts      `import`/`export` patterns: what may cross, and `$` subjects kept home
  *   parser.ts      the hub's side of the leafnode protocol (INFO, LS+/LS-, LMSG/HMSG, ...)
  *   connection.ts  one connection to a hub: handshake, interest both ways, messages both ways
@@ -19,9 +20,10 @@ import type { InterestListener } from '../router.js';
 import type { Subscription } from '../subscription.js';
 import { LDS_PREFIX, type LeafConnection } from './connection.js';
 import type { LeafnodesOptions } from './config.js';
+import type { ResolvedLeafnodes } from './secrets.js';
 import { Uplink, type Dialer, type UplinkGroup } from './uplink.js';
 
-export { leafnodesOptionsProblem, type LeafnodesOptions, type LeafRemoteOptions } from './config.js';
+export { leafnodesOptionsProblem, type LeafnodesOptions, type LeafRemoteOptions, type LeafTlsOptions } from './config.js';
 export type { Uplink } from './uplink.js';
 
 /** The broker's uplinks (see the top of this file). */
@@ -36,13 +38,15 @@ export class Leafnodes implements InterestListener, UplinkGroup {
 
   constructor(
     private readonly host: SessionHost,
-    o: LeafnodesOptions,
+    /** Resolved (broker/config.ts): the remotes' files are read already; else they are read here. */
+    o: LeafnodesOptions | ResolvedLeafnodes,
     dial?: Dialer,
   ) {
     this.reconnectDelayMs = o.reconnectDelayMs ?? 100;
     this.maxReconnectDelayMs = Math.max(this.reconnectDelayMs, o.maxReconnectDelayMs ?? 5000);
     this.loopDelayMs = o.loopDelayMs ?? 30_000;
-    this.uplinks = o.remotes.map((r, i) => new Uplink(i, r, host, this, dial));
+    const secrets = 'secrets' in o ? o.secrets : undefined;
+    this.uplinks = o.remotes.map((r, i) => new Uplink(i, r, host, this, dial, secrets?.[i]));
     // The journal's subjects are standing interest: what the cluster publishes on them is
     // recorded here whether or not a local client subscribes (it fills a failover's gap).
     for (const pattern of host.options.journal?.subjects ?? []) for (const u of this.uplinks) u.interestChanged({ pattern, queue: '' }, 1);

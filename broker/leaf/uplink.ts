@@ -16,9 +16,16 @@
  * its count as weight, sent again whenever it changes), LS- when its count falls to 0.
  * All of it is announced again on each new connection.
  *
+ * TLS (the remote's `tls`, or `tls://` URLs): as nats-server's leafnodes, the hub's INFO
+ * comes in plain text saying `tls_required`, then the connection upgrades the same socket
+ * (connection.ts); with `handshakeFirst` the dialer runs the handshake before anything is
+ * read. Either way the hub's certificate is checked, and a failed handshake is a failed
+ * attempt like a refused connect, its OpenSSL reason in `lastError`.
+ *
  * Threading: the broker's thread.
  */
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { Timer } from '../../runtime/clock.js';
 import type { Link } from '../../transports/link.js';
 import { Policy } from '../../transports/protocol/index.js';
@@ -27,12 +34,17 @@ import type { SessionHost } from '../host.js';
 import type { Subscription } from '../subscription.js';
 import { NatsLink } from '../nats/listener.js';
 import { Bounds } from './bounds.js';
-import { LeafConnection, type ConnectionOwner, type UplinkStats } from './connection.js';
+import { LeafConnection, isTlsError, tlsFailure, type ConnectionOwner, type UplinkStats } from './connection.js';
 import type { LeafRemoteOptions } from './config.js';
 import { parseUserSeed, signNonce, type UserSeed } from './nkey.js';
+import { loadRemoteSecrets, type Credentials, type LeafTls, type RemoteSecrets } from './secrets.js';
+import { clientHandshake } from '../../transports/tls.js';
 
-/** Opens a TCP connection to host:port within timeoutMs; tests pass their own. */
-export type Dialer = (host: string, port: number, timeoutMs: number, remote: string) => Promise<Link>;
+/**
+ * Opens a TCP connection to host:port within timeoutMs, and with `tls` (handshake first)
+ * runs the TLS handshake on it before anything is read; tests pass their own.
+ */
+export type Dialer = (host: string, port: number, timeoutMs: number, remote: string, tls: tls.ConnectionOptions | null) => Promise<Link>;
 
 export const DEFAULT_MAX_PENDING = 8 * 1024 * 1024;
 
@@ -74,6 +86,9 @@ export class Uplink implements ConnectionOwner {
   private attempt = 0;
   /** The remote's `nkey` seed, parsed once. */
   private readonly seed: UserSeed | null;
+  private readonly creds: Credentials | null;
+  /** TLS to every URL of this remote, or null (ConnectionOwner). */
+  readonly tls: LeafTls | null;
 
   constructor(
     readonly index: number,
@@ -81,6 +96,7 @@ export class Uplink implements ConnectionOwner {
     readonly host: SessionHost,
     private readonly group: UplinkGroup,
     private readonly dial: Dialer = dialTcp,
+    secrets: RemoteSecrets = loadRemoteSecrets(o, `leafnodes.remotes[${index}]`),
   ) {
     this.name = o.name ?? `leaf${index}`;
     this.imports = new Bounds(o.import);
@@ -89,6 +105,8 @@ export class Uplink implements ConnectionOwner {
     this.maxPending = o.maxPending ?? DEFAULT_MAX_PENDING;
     this.urls = [...o.urls];
     this.seed = o.nkey !== undefined ? parseUserSeed(o.nkey) : null;
+    this.creds = secrets.credentials;
+    this.tls = secrets.tls;
   }
 
   get lds(): string {
@@ -104,9 +122,13 @@ export class Uplink implements ConnectionOwner {
     this.dialNext();
   }
 
-  /** CONNECT's credentials: user/pass (a URL's userinfo first), a token, an nkey's signature of the hub's nonce. */
+  /** CONNECT's credentials: user/pass (a URL's userinfo first), a token, an nkey's or a .creds file's signature of the hub's nonce (and its JWT). */
   credentials(nonce: string): Record<string, string> {
     const out: Record<string, string> = {};
+    if (this.creds !== null) {
+      out.jwt = this.creds.jwt;
+      out.sig = signNonce(this.creds.seed, nonce);
+    }
     if (this.seed !== null) {
       out.nkey = this.seed.publicKey;
       out.sig = signNonce(this.seed, nonce);
@@ -144,7 +166,9 @@ export class Uplink implements ConnectionOwner {
     const { hostname, port } = new URL(url);
     const attempt = ++this.attempt;
     this.state = 'dialing';
-    this.dial(hostname.replace(/^\[|\]$/g, ''), Number(port), this.host.options.handshakeTimeoutMs, url).then(
+    const host = hostname.replace(/^\[|\]$/g, '');
+    const first = this.tls !== null && this.tls.handshakeFirst ? this.tls.connectOptions(host) : null;
+    this.dial(host, Number(port), this.host.options.handshakeTimeoutMs, url, first).then(
       (link) => {
         if (attempt !== this.attempt || this.state === 'closed') return link.destroy();
         this.state = 'handshake';
@@ -154,7 +178,7 @@ export class Uplink implements ConnectionOwner {
       },
       (err: Error) => {
         if (attempt !== this.attempt || this.state === 'closed') return;
-        this.failed(`cannot connect to ${url}: ${err.message}`);
+        this.failed(first !== null && isTlsError(err) ? tlsFailure(url, err) : `cannot connect to ${url}: ${err.message}`);
       },
     );
   }
@@ -266,10 +290,11 @@ function hostPort(url: string): string | null {
   }
 }
 
-/** The real dialer: a TCP socket, wrapped as a NatsLink (chunks to the handler, smart batching of writes). */
-export function dialTcp(host: string, port: number, timeoutMs: number, remote: string): Promise<Link> {
+/** The real dialer: a TCP socket (TLS from the first byte with `secure`), wrapped as a NatsLink (chunks to the handler, smart batching of writes). */
+export function dialTcp(host: string, port: number, timeoutMs: number, remote: string, secure: tls.ConnectionOptions | null): Promise<Link> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port, noDelay: true });
+    const started = Date.now();
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`timed out after ${timeoutMs} ms`));
@@ -281,7 +306,8 @@ export function dialTcp(host: string, port: number, timeoutMs: number, remote: s
     socket.once('connect', () => {
       clearTimeout(timer);
       socket.removeAllListeners('error');
-      resolve(new NatsLink(socket, 'tcp', remote, 0));
+      if (secure === null) return resolve(new NatsLink(socket, 'tcp', remote, 0));
+      clientHandshake(socket, secure, Math.max(1, timeoutMs - (Date.now() - started)), (s) => resolve(new NatsLink(s, 'tls', remote, 0)), reject);
     });
   });
 }

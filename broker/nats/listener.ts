@@ -16,8 +16,9 @@
  * port gets nats-server's -ERR 'Secure Connection - TLS Required'.
  */
 import net from 'node:net';
+import type tls from 'node:tls';
 import { StreamLink } from '../../transports/stream.js';
-import { TlsGate, peerCertificate, type TlsServerSettings } from '../../transports/tls.js';
+import { TlsGate, clientHandshake, peerCertificate, type TlsServerSettings } from '../../transports/tls.js';
 import type { AcceptFn, Listener, TransportName } from '../../transports/link.js';
 
 /** A StreamLink over a NATS client's socket: chunks, not frames, go to the handler. */
@@ -65,6 +66,35 @@ export class NatsLink extends StreamLink {
         plain.resume();
       },
       (err) => this.destroy(err),
+    );
+  }
+
+  /**
+   * The dialling side (a leafnode uplink, after the hub's INFO): runs the client's TLS
+   * handshake over this link's socket and moves onto the TLS socket; writes are held
+   * meanwhile. `failed` is told before the link closes (transports/tls.ts clientHandshake).
+   */
+  secureClient(o: tls.ConnectionOptions, timeoutMs: number, then: () => void, failed: (err: Error) => void): void {
+    if (this.closed || this.closing) return;
+    this.flush();
+    this.upgrading = true;
+    clientHandshake(
+      this.socket,
+      o,
+      timeoutMs,
+      (secure) => {
+        this.upgrading = false;
+        if (this.closed) {
+          secure.destroy();
+          return;
+        }
+        this.moveTo(secure, 'tls');
+        then();
+      },
+      (err) => {
+        this.upgrading = false;
+        failed(err);
+      },
     );
   }
 

@@ -56,6 +56,8 @@ export interface HubOptions {
   leafAuth?: { user: string; password: string };
   /** Config text added to every node's file (e.g. a top-level `authorization { ... }`, which leaf connections meet too when the leafnode port has none). */
   extra?: string;
+  /** Config text added inside every node's `leafnodes { ... }` block (e.g. its `tls { ... }`). */
+  leafExtra?: string;
 }
 
 export interface Hub {
@@ -85,7 +87,7 @@ export async function startHub(o: HubOptions = {}): Promise<Hub> {
         `listen: 127.0.0.1:${p.client}`,
         `http: 127.0.0.1:${p.http}`,
         `cluster {\n  name: hub\n  listen: 127.0.0.1:${p.route}\n  routes: [${routes.join(', ')}]\n}`,
-        `leafnodes {\n  listen: 127.0.0.1:${p.leaf}${auth}\n}`,
+        `leafnodes {\n  listen: 127.0.0.1:${p.leaf}${auth}${o.leafExtra ? `\n  ${o.leafExtra}` : ''}\n}`,
         o.extra ?? '',
         '',
       ].join('\n');

@@ -144,16 +144,24 @@ describe('nkey seeds', () => {
 
 describe('the leafnodes option', () => {
   const bad = (leafnodes: unknown) => () => resolveOptions({ leafnodes } as never);
-  it('refuses unknown keys, bad URLs, bad patterns, and what is not supported yet, naming each', () => {
+  it('refuses unknown keys, bad URLs, bad patterns, bad tls and credentials options, and what is not supported yet, naming each', () => {
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], colour: 'red' }] })).toThrow(/unknown key "colour"/);
     expect(bad({ remotes: [], extra: 1 })).toThrow(/unknown key "extra"/);
     expect(bad({ remotes: [] })).toThrow(/non-empty array/);
     expect(bad({ remotes: [{ urls: ['h:7422'] }] })).toThrow(ConfigError);
     expect(bad({ remotes: [{ urls: ['nats://h'] }] })).toThrow(/needs a host and a port/);
-    expect(bad({ remotes: [{ urls: ['tls://h:7422'] }] })).toThrow(/not supported yet/);
-    expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: {} }] })).toThrow(/TLS to a leafnode hub is not supported yet/);
+    expect(bad({ remotes: [{ urls: ['ws://h:7422'] }] })).toThrow(/not supported yet/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: { verify: true } }] })).toThrow(/tls" has an unknown key "verify"/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: { cert: '/c.pem' } }] })).toThrow(/"cert" and "key" go together/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: { handshakeFirst: 'yes' } }] })).toThrow(/handshakeFirst" must be true or false/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], tls: { ca: '/nonexistent/ca.pem' } }] })).toThrow(
+      /"leafnodes\.remotes\[0\]\.tls\.ca": cannot read \/nonexistent\/ca\.pem: ENOENT/,
+    );
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], nkey: 'UABC' }] })).toThrow(/user nkey seed/);
-    expect(bad({ remotes: [{ urls: ['nats://h:7422'], credentials: '/x.creds' }] })).toThrow(/not supported yet/);
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], credentials: '/x.creds' }] })).toThrow(
+      /"leafnodes\.remotes\[0\]\.credentials": cannot read \/x\.creds: ENOENT/,
+    );
+    expect(bad({ remotes: [{ urls: ['nats://h:7422'], credentials: 7 }] })).toThrow(/path of a NATS \.creds file/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], export: ['md.>.x'] }] })).toThrow(/valid subject patterns/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], user: 'u' }] })).toThrow(/go together/);
     expect(bad({ remotes: [{ urls: ['nats://h:7422'], policy: 'block' }] })).toThrow(/drop-oldest, drop-newest, disconnect/);
