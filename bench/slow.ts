@@ -183,7 +183,7 @@ export async function benchSlow(opts: SlowOptions = {}): Promise<Record<string, 
   let baseThaw = 0;
   const row = (name: string, rate: number, freeze: number | string, rs: CaseResult[], base: ReturnType<typeof medianOf> | null) => {
     const m = medianOf(rs.map((r) => r.latency));
-    const thaw = median(rs.map((r) => r.thaw.p99));
+    const thaw = Math.round(median(rs.map((r) => r.thaw.p99)) * 100) / 100;
     if (base === null) baseThaw = thaw;
     const thawRatio = base === null || freeze === '-' ? '' : (thaw / baseThaw).toFixed(2);
     const lost = rs.reduce((a, r) => a + (r.sent - r.received), 0);
