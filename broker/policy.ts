@@ -48,7 +48,7 @@ import type { Limiter } from './ratelimit.js';
 export const POLICY_RANK = [9, 1, 2, 3, 4, 0];
 
 /** The least a drain moves of held messages before it leaves a turn to others (Outbound.drained()). */
-const STRETCH_MIN_BYTES = 4 * 1024 * 1024;
+const STRETCH_MIN_BYTES = 256 * 1024;
 
 /**
  * The loss counters of one subscription (broker/route.ts Subscription), which Outbound
@@ -145,9 +145,16 @@ export class Outbound {
   /** Held bytes moved from drains since the last pump in a later turn (drained()). */
   private stretch = 0;
   /** How many held bytes drains may move before one turn is left to the other connections. */
-  private stretchBytes: number;
+  private stretchBytes = STRETCH_MIN_BYTES;
+  /** Ring bytes held since the last pump in a later turn: what arrives while the consumer is behind. */
+  private heldSince = 0;
   private readonly pumpTask = (): void => {
     this.pumpSoon = null;
+    // The next stretch moves at least twice what came in during this one, so a consumer
+    // that reads as fast as its publishers send keeps up, and a backlog is caught up at
+    // that pace rather than in one burst the other connections wait behind.
+    this.stretchBytes = Math.max(STRETCH_MIN_BYTES, 2 * this.heldSince);
+    this.heldSince = 0;
     this.stretch = 0;
     this.pump();
   };
@@ -165,7 +172,6 @@ export class Outbound {
     this.highWater = highWater;
     this.maxBytes = maxBytes;
     this.hold = new HoldRing(slabBytesFor(maxBytes));
-    this.stretchBytes = Math.max(4 * highWater, STRETCH_MIN_BYTES);
   }
 
   /**
@@ -178,7 +184,6 @@ export class Outbound {
     if (!(maxBytes < this.maxBytes)) return;
     this.maxBytes = maxBytes;
     this.highWater = Math.min(this.highWater, Math.max(1, Math.floor(maxBytes / 2)));
-    this.stretchBytes = Math.max(4 * this.highWater, STRETCH_MIN_BYTES);
     if (this.hold.length === 0 && this.hold.blocksTaken === 0) this.hold = new HoldRing(slabBytesFor(maxBytes));
   }
 
@@ -284,6 +289,7 @@ export class Outbound {
       return 0;
     }
     hold.push(buf, off, len, sid, policy, subs, policy === Policy.CONFLATE ? subject : null);
+    this.heldSince += need;
     if (hold.length > this.stats.heldPeak) this.stats.heldPeak = hold.length;
     this.notePeak();
     if (this.limiter !== null) this.schedulePump();
@@ -394,13 +400,13 @@ export class Outbound {
 
   /**
    * The link has drained (the session's onDrain): held messages move on at once, up to
-   * `stretchBytes` (4 x highWaterBytes, at least 4 MiB); past that the next pump waits
-   * for a later turn of the event loop. A write the kernel takes at once reports its end
-   * in a nextTick, so pumping from every drain would move the whole hold ring (tens of
-   * MiB, a consumer catching up after a stall) in one stretch with no other connection
-   * read or written meanwhile; pumping only in later turns would move one high-water
-   * mark a turn, less than one publisher's socket brings in a turn (libuv reads up to
-   * 32 x 64 KiB), and a consumer that keeps up would fall behind for good.
+   * `stretchBytes`; past that the next pump waits for a later turn of the event loop. A
+   * write the kernel takes at once reports its end in a nextTick, so pumping from every
+   * drain would move the whole hold ring (tens of MiB, a consumer catching up after a
+   * stall) in one stretch with no other connection read or written meanwhile. A fixed
+   * small stretch would move less than one publisher's socket can bring in a turn (libuv
+   * reads up to 32 x 64 KiB), and a consumer that keeps up would fall behind for good.
+   * So a stretch is twice what was held during the last one, and at least 256 KiB.
    */
   drained(): void {
     const hold = this.hold;
