@@ -67,7 +67,8 @@ export function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
-function withCrc(raw: Buffer): Buffer {
+/** `raw` followed by its CRC-16, little-endian: the bytes an nkey's text encodes. */
+export function withCrc(raw: Buffer): Buffer {
   const c = Buffer.alloc(2);
   c.writeUInt16LE(crc16(raw));
   return Buffer.concat([raw, c]);

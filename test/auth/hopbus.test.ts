@@ -7,15 +7,14 @@
  * FakeClock.
  */
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { hashPassword } from '../../broker/auth/index.js';
 import { FREE_FAILURES } from '../../broker/auth/backoff.js';
 import { startBroker, type BrokerOptions } from '../../broker/index.js';
-import { ConnectionError, connectBroker, ServerError } from '../../client/index.js';
+import { connectBroker } from '../../client/index.js';
 import { FakeClock } from '../../runtime/clock.js';
 import { RawClient, connectFrame, portOf, until, useWorld } from '../kit/index.js';
+import { capture, refusal } from './helpers.js';
 import { getJson, getText, wsUrl } from '../monitoring/http.js';
 
 const ERR = 0x41;
@@ -30,31 +29,6 @@ const USERS: BrokerOptions = {
 };
 
 const world = useWorld();
-
-/** A pino logger whose lines land in `lines`. */
-function capture(): { lines: Array<Record<string, unknown>>; logger: Logger } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, logger: pino({ level: 'info' }, sink) as unknown as Logger };
-}
-
-/** connect() rejects with a ConnectionError whose cause is the broker's answer: a ServerError AUTH. */
-async function refusal(p: Promise<unknown>): Promise<ServerError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectionError);
-  const cause = (err as ConnectionError).cause;
-  expect(cause).toBeInstanceOf(ServerError);
-  expect((cause as ServerError).code).toBe('AUTH');
-  return cause as ServerError;
-}
 
 describe('users and tokens on the hopbus listeners', () => {
   it('admits the right password (hashed or plain) and refuses a wrong one with AUTH, closed', async () => {

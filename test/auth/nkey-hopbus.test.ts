@@ -9,18 +9,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { nkeys } from '@nats-io/transport-node';
 import fc from 'fast-check';
-import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FREE_FAILURES } from '../../broker/auth/backoff.js';
 import { startBroker, type BrokerOptions } from '../../broker/index.js';
-import { ConnectionError, connectBroker, OptionsError, ServerError } from '../../client/index.js';
+import { ConnectionError, connectBroker, OptionsError } from '../../client/index.js';
 import { resolveConnectOptions } from '../../client/options.js';
 import { FakeClock } from '../../runtime/clock.js';
 import { encodeUserSeed, parseUserSeed, signBytes } from '../../transports/nkeys.js';
 import { ERR, FLAG_FATAL, OP, RawClient, bareFrame, connectFrame, portOf, proofFrame, until, useWorld } from '../kit/index.js';
+import { capture, refusal } from './helpers.js';
 import { wsUrl } from '../monitoring/http.js';
 
 const AUTH = 13;
@@ -35,30 +34,6 @@ const STRANGER_SEED = encodeUserSeed(randomBytes(32));
 const NKEYS: BrokerOptions = { users: [{ nkey: ALICE }, { nkey: BOB }, { user: 'carol', password: 'secret' }] };
 
 const world = useWorld();
-
-function capture(): { lines: Array<Record<string, unknown>>; logger: Logger } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim() !== '') lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { lines, logger: pino({ level: 'info' }, sink) as unknown as Logger };
-}
-
-/** connect() rejects with a ConnectionError whose cause is the broker's AUTH. */
-async function refusal(p: Promise<unknown>): Promise<ServerError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConnectionError);
-  const cause = (err as ConnectionError).cause;
-  expect(cause).toBeInstanceOf(ServerError);
-  expect((cause as ServerError).code).toBe('AUTH');
-  return cause as ServerError;
-}
 
 /** A raw connection that sent CONNECT { nkey } and holds the CHALLENGE's nonce. */
 async function challenged(target: Parameters<typeof RawClient.dial>[0], nkey = ALICE): Promise<{ raw: RawClient; nonce: Buffer }> {

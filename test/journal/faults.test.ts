@@ -16,26 +16,24 @@ function instrumented() {
   const calls = { fsync: 0, writes: 0 };
   let failWrites: string | null = null;
   let hold: Promise<void> | null = null;
+  /** What every write and writev goes through: held while held, failing while failing, counted. */
+  const beforeWrite = async (): Promise<void> => {
+    if (hold !== null) await hold;
+    if (failWrites !== null) {
+      const err = new Error(`${failWrites}: no space left on device, write`) as NodeJS.ErrnoException;
+      err.code = failWrites;
+      throw err;
+    }
+    calls.writes++;
+  };
   const fsx: JournalFs = {
     ...nodeJournalFs,
     async write(fd, buf, off, len, pos) {
-      if (hold !== null) await hold;
-      if (failWrites !== null) {
-        const err = new Error(`${failWrites}: no space left on device, write`) as NodeJS.ErrnoException;
-        err.code = failWrites;
-        throw err;
-      }
-      calls.writes++;
+      await beforeWrite();
       return nodeJournalFs.write(fd, buf, off, len, pos);
     },
     async writev(fd, bufs, pos) {
-      if (hold !== null) await hold;
-      if (failWrites !== null) {
-        const err = new Error(`${failWrites}: no space left on device, write`) as NodeJS.ErrnoException;
-        err.code = failWrites;
-        throw err;
-      }
-      calls.writes++;
+      await beforeWrite();
       return nodeJournalFs.writev!(fd, bufs, pos);
     },
     async fsync(fd) {

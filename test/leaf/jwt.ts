@@ -10,34 +10,11 @@
  * a seed of [18 << 3 | prefix >> 5][(prefix & 31) << 3][32-byte Ed25519 seed][CRC-16 LE].
  */
 import { createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { crc16 } from '../../transports/nkeys.js';
+import { base32Encode as base32, withCrc } from '../../transports/nkeys.js';
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
 const PREFIX = { operator: 14 << 3, account: 0, user: 20 << 3 } as const;
 const SEED = 18 << 3;
-
-function base32(bytes: Uint8Array): string {
-  let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = ((acc << 8) | b) & 0xffff;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(acc >>> bits) & 31];
-    }
-  }
-  if (bits > 0) out += ALPHABET[(acc << (5 - bits)) & 31];
-  return out;
-}
-
-function withCrc(raw: Buffer): Buffer {
-  const c = Buffer.alloc(2);
-  c.writeUInt16LE(crc16(raw));
-  return Buffer.concat([raw, c]);
-}
 
 export interface Nkey {
   readonly kind: keyof typeof PREFIX;
