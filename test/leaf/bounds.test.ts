@@ -5,43 +5,22 @@
  * authorization is met with the remote's user/pass (or refused, and retried with back-off).
  * "Nothing more arrives" is checked after a request round trip over the same path.
  */
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { afterEach, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { connectBroker, type Bus } from '../../client/index.js';
 import { describeNeeding, until } from '../kit/index.js';
 import { randomBytes } from 'node:crypto';
 import { encodeUserSeed, parseUserSeed } from '../../broker/leaf/nkey.js';
-import { natsServerProblem, startHub, type Hub, type HubOptions } from './hub.js';
+import { natsServerProblem } from './hub.js';
+import { useLeafRig } from './rig.js';
 
 const describe = describeNeeding('nats-server', natsServerProblem());
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
-});
-
-async function hub(o: HubOptions = {}): Promise<Hub> {
-  const h = await startHub({ nodes: 3, ...o });
-  cleanup.push(() => h.stop());
-  await h.formed();
-  return h;
-}
-
-async function broker(o: Parameters<typeof startBroker>[0]): Promise<StartedBroker> {
-  const b = await startBroker({ port: 0, logLevel: 'silent', ...o });
-  cleanup.push(() => b.close());
-  return b;
-}
+const { cleanup, hub, broker, nats } = useLeafRig();
 
 async function bus(b: StartedBroker): Promise<Bus> {
   const c = await connectBroker(b.url, { reconnect: false });
-  cleanup.push(() => c.close());
-  return c;
-}
-
-async function nats(port: number): Promise<NatsConnection> {
-  const c = await natsConnect({ servers: `127.0.0.1:${port}`, reconnect: false });
   cleanup.push(() => c.close());
   return c;
 }

@@ -9,41 +9,19 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { afterEach, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { expect, it } from 'vitest';
 import { connectBroker, type Bus, type GapEvent, type Msg } from '../../client/index.js';
 import { describeNeeding, dist, until } from '../kit/index.js';
-import { freePort, natsServerProblem, startHub, type Hub } from './hub.js';
+import { freePort, natsServerProblem } from './hub.js';
+import { useLeafRig } from './rig.js';
 
 const describe = describeNeeding('nats-server', natsServerProblem());
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
-});
-
-async function hub3(): Promise<Hub> {
-  const h = await startHub({ nodes: 3 });
-  cleanup.push(() => h.stop());
-  await h.formed();
-  return h;
-}
-
-async function broker(o: Parameters<typeof startBroker>[0]): Promise<StartedBroker> {
-  const b = await startBroker({ port: 0, logLevel: 'error', ...o });
-  cleanup.push(() => b.close());
-  return b;
-}
+const { cleanup, hub: hub3, broker, nats } = useLeafRig();
 
 async function bus(url: string, o: Parameters<typeof connectBroker>[1] = {}): Promise<Bus> {
   const c = await connectBroker(url, o);
-  cleanup.push(() => c.close());
-  return c;
-}
-
-async function nats(port: number): Promise<NatsConnection> {
-  const c = await natsConnect({ servers: `127.0.0.1:${port}`, reconnect: false });
   cleanup.push(() => c.close());
   return c;
 }

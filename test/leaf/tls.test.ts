@@ -9,36 +9,21 @@
  */
 import fs from 'node:fs';
 import tls from 'node:tls';
-import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startBroker, type StartedBroker } from '../../broker/index.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { StartedBroker } from '../../broker/index.js';
 import { connectBroker, type Bus } from '../../client/index.js';
 import { describeNeeding, until } from '../kit/index.js';
 import { makeCerts, opensslProblem, type CertFiles } from '../tls/certs.js';
 import { natsServerProblem, startHub, type Hub } from './hub.js';
+import { useLeafRig } from './rig.js';
 
 const problem = natsServerProblem() ?? opensslProblem();
 const describe = describeNeeding(natsServerProblem() === null ? 'openssl' : 'nats-server', problem);
 
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const f of cleanup.splice(0).reverse()) await f().catch(() => undefined);
-});
-
-async function broker(o: Parameters<typeof startBroker>[0]): Promise<StartedBroker> {
-  const b = await startBroker({ port: 0, logLevel: 'silent', ...o });
-  cleanup.push(() => b.close());
-  return b;
-}
+const { cleanup, broker, nats } = useLeafRig();
 
 async function bus(b: StartedBroker): Promise<Bus> {
   const c = await connectBroker(b.url, { reconnect: false });
-  cleanup.push(() => c.close());
-  return c;
-}
-
-async function nats(port: number): Promise<NatsConnection> {
-  const c = await natsConnect({ servers: `127.0.0.1:${port}`, reconnect: false });
   cleanup.push(() => c.close());
   return c;
 }
