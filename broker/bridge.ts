@@ -81,6 +81,7 @@ export function bridgeOptionsProblem(v: unknown): string | null {
   for (const k of TUNABLE) {
     const x = o[k];
     if (k === 'flowControl') continue; // a mode or a per-channel map: the endpoint checks it
+    if (k === 'datagramBytes' && x === 'auto') continue;
     if (x !== undefined && !(typeof x === 'number' && Number.isFinite(x) && x >= 0)) return `multicast.${k} must be a non-negative number`;
   }
   if (o.lingerMs !== undefined && !(typeof o.lingerMs === 'number' && o.lingerMs >= 0)) return 'multicast.lingerMs must be a non-negative number';

@@ -2,11 +2,20 @@ import { expect, it } from 'vitest';
 import { connect, MaxPayloadError, OptionsError, TimeoutError, type Msg, type MulticastLossEvent, type MulticastSourceEvent } from '../../client/index.js';
 import { SubjectError } from '../../topics/index.js';
 import { FakeClock } from '../../runtime/clock.js';
-import { MulticastEndpoint, type EndpointHandler, type SourceEvent } from '../../transports/multicast/endpoint.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import { AUTO_DATAGRAM_MAX, MulticastEndpoint, autoDatagramBytes, type EndpointHandler, type SourceEvent } from '../../transports/multicast/endpoint.js';
 import { put } from '../transports/multicast-sender.js';
 import { channelOf, describeMulticast, until, urlOf, useBuses } from './helpers.js';
 
 const FILE = 1;
+
+/** The name of the interface that has 127.0.0.1 ('lo' on Linux). */
+function loopbackName(): string {
+  const hit = Object.entries(os.networkInterfaces()).find(([, addrs]) => addrs?.some((x) => x.address === '127.0.0.1'));
+  if (hit === undefined) throw new Error('no interface has 127.0.0.1');
+  return hit[0];
+}
 const w = useBuses();
 const url = urlOf(FILE, 0);
 const more = [channelOf(FILE, 1).key, channelOf(FILE, 2).key, channelOf(FILE, 3).key];
@@ -71,9 +80,24 @@ describeMulticast('multicast over loopback', () => {
     for (let i = 0; i < 1000; i++) a.publish('pack.many', 'y'.repeat(10));
     await Promise.resolve(); // the last partial datagram leaves at the end of the run
     const used = a.stats.datagramsOut - b0;
-    // 1000 frames of 39 bytes: the first alone, the rest ~35 to a 1,400-byte datagram.
-    expect(used).toBeGreaterThan(25);
-    expect(used).toBeLessThan(40);
+    // 1000 frames of 39 bytes: the first alone, the rest packed into full datagrams (20 bytes of header each).
+    const packed = 1 + Math.ceil((999 * 39) / (a.stats.datagramBytes - 20));
+    expect(used).toBeGreaterThanOrEqual(packed);
+    expect(used).toBeLessThanOrEqual(packed + 1);
+  });
+
+  it("datagramBytes 'auto' (the default) is 100 bytes under the interface's MTU, at most 16 KiB; a number is taken as given", async () => {
+    const mtu = Number(fs.readFileSync(`/sys/class/net/${loopbackName()}/mtu`, 'utf8'));
+    const a = await w.open(url);
+    expect(a.stats.datagramBytes).toBe(Math.min(AUTO_DATAGRAM_MAX, mtu - 100));
+    expect(autoDatagramBytes('127.0.0.1')).toBe(a.stats.datagramBytes);
+    const b = await w.open(url, { datagramBytes: 1400 });
+    expect(b.stats.datagramBytes).toBe(1400);
+    // Never more than the buffers the other options bound.
+    const c = await w.open(url, { datagramBytes: 'auto', maxHeldBytes: 3000 });
+    expect(c.stats.datagramBytes).toBe(Math.min(3000, a.stats.datagramBytes));
+    // An address no interface has: the MTU is unknown, 1,400 (under Ethernet's 1,500).
+    expect(autoDatagramBytes('192.0.2.77')).toBe(1400);
   });
 
   it('subjects map onto channels: a subscription joins only the groups it needs and receives only its subjects', async () => {
@@ -129,12 +153,13 @@ describeMulticast('multicast over loopback', () => {
     for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
     a.publish('big.one', big);
     a.publish('big.small', 'after');
-    a.publish('big.two', big.subarray(0, 1400)); // just over one datagram
+    const dg = a.stats.datagramBytes;
+    a.publish('big.two', big.subarray(0, dg)); // just over one datagram
     await until(() => got.length === 3, 'reassembled messages');
     expect(got[0]!.equals(big)).toBe(true);
     expect(got[1]!.toString()).toBe('after');
-    expect(got[2]!.equals(big.subarray(0, 1400))).toBe(true);
-    expect(a.stats.fragmentsOut).toBeGreaterThan(200);
+    expect(got[2]!.equals(big.subarray(0, dg))).toBe(true);
+    expect(a.stats.fragmentsOut).toBeGreaterThan(300_000 / dg);
     const out = a.stats.datagramsOut;
     expect(() => a.publish('big.three', Buffer.alloc(300_001))).toThrow(MaxPayloadError);
     expect(a.stats.datagramsOut).toBe(out);

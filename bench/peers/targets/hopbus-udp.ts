@@ -47,7 +47,7 @@ class HopbusUdpClient implements BusClient {
 
 export const hopbusUdp: Target = {
   ...hopbusTarget('udp', [
-    'group 239.255.77.1:47311 on 127.0.0.1, default channel map, datagrams packed up to 1,400 bytes when busy',
+    "group 239.255.77.1:47311 on 127.0.0.1, default channel map, datagrams packed when busy up to datagramBytes 'auto' (16 KiB on loopback)",
     `flow control 'min' (the default), maxHeldBytes ${MAX_HELD_BYTES / 1024 / 1024} MiB`,
   ]),
   connect: async (ep, name) => new HopbusUdpClient(await connectMulticast(String(ep.url), { name, maxHeldBytes: MAX_HELD_BYTES })),
