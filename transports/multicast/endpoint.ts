@@ -383,8 +383,8 @@ export class MulticastEndpoint implements SenderHost, StreamHost, Flushable {
       throw new MulticastConfigError(`datagramBytes must be 'auto' or an integer from 128 to 65507, got ${JSON.stringify(dg)}`);
     }
     // 'auto' never makes the other options invalid: a datagram fits the buffers they bound.
-    const auto = (): number => Math.max(128, Math.min(autoDatagramBytes(given.iface), given.retransmitBufferBytes, given.maxHeldBytes));
-    this.o = { ...given, datagramBytes: dg === 'auto' ? auto() : dg };
+    const datagramBytes = dg === 'auto' ? Math.max(128, Math.min(autoDatagramBytes(given.iface), given.retransmitBufferBytes, given.maxHeldBytes)) : dg;
+    this.o = { ...given, datagramBytes };
     const o = this.o;
     for (const [k, v] of Object.entries(o)) {
       const def = (ENDPOINT_DEFAULTS as unknown as Record<string, unknown>)[k];
